@@ -1,0 +1,157 @@
+# rlimitd: plain Makefile. `make run` starts the daemon, `make test` runs every test.
+#
+#   make deps      install the Debian packages everything needs (apt-get; root)
+#   make           build the daemon, the C client library, rlimitctl, rlimit-bench
+#   make run       run the daemon in the foreground on conf/rlimitd.json
+#   make test      every test: unit (Check), end-to-end (real daemon, redis, nginx,
+#                  uvicorn), Python, sanitizers, valgrind, a short fuzz run
+#   make bench     benchmarks against the peers, ratios printed
+#   make asan      build in build-asan/ with SANITIZER=address,undefined and run the tests
+#   make fuzz      run each libFuzzer target for FUZZ_SECONDS
+#   make install   PREFIX=/usr/local DESTDIR=
+#
+# Variables: SANITIZER=address,undefined  BUILD=build  VALGRIND="valgrind ..." (prefix
+# for the daemon in end-to-end tests)  PYTHON=/usr/bin/python3
+
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+BUILD ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+FUZZ_SECONDS ?= 60
+SANITIZER ?=
+
+PKGS := libevent jansson hiredis
+DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev check \
+	redis-server nginx-light python3 python3-fastapi python3-httpx python3-uvicorn \
+	python3-pytest python3-limits python3-redis clang libclang-rt-14-dev valgrind wrk \
+	nodejs npm systemd procps iproute2 psmisc
+
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iproto -Idaemon -Iclients/c
+ifneq ($(SANITIZER),)
+CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+PROTO_SRC := proto/rlproto.c
+DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+CLIENT_SRC := clients/c/rlimit.c
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+E2E_SRC := $(wildcard tests/e2e/e2e_*.c)
+TEST_SUPPORT := $(wildcard tests/support/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+DAEMON_LIB := $(BUILD)/libdaemon.a
+CLIENT_LIB := $(BUILD)/librlimit.a
+BINS := $(BUILD)/rlimitd $(BUILD)/rlimitctl $(BUILD)/rlimit-bench
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+E2E_BINS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(E2E_SRC))
+
+.PHONY: all deps run test unit e2e pytest check-asan valgrind fuzz fuzz-short bench asan \
+	install clean format
+
+all: $(BINS) $(CLIENT_LIB)
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(DAEMON_LIB): $(call obj,$(DAEMON_SRC) $(PROTO_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(CLIENT_LIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/rlimitd: $(call obj,daemon/main.c) $(DAEMON_LIB)
+	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
+
+$(BUILD)/rlimitctl: $(call obj,clients/c/rlimitctl.c) $(CLIENT_LIB)
+	$(CC) $(LDFLAGS) $^ -o $@
+
+$(BUILD)/rlimit-bench: $(call obj,clients/c/rlimit-bench.c) $(CLIENT_LIB)
+	$(CC) $(LDFLAGS) $^ -lm -o $@
+
+$(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(DAEMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -lm -o $@
+
+$(BUILD)/tests/e2e_%: $(call obj,tests/e2e/e2e_%.c $(TEST_SUPPORT)) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -lm -o $@
+
+run: deps all
+	$(BUILD)/rlimitd -f -c conf/rlimitd.json
+
+# Every test. Each step starts what it needs and cleans up after itself.
+test: deps all
+	$(MAKE) --no-print-directory unit e2e pytest
+	$(MAKE) --no-print-directory check-asan
+	$(MAKE) --no-print-directory valgrind
+	$(MAKE) --no-print-directory fuzz-short
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_DEFAULT_TIMEOUT=60 $$t; done
+
+e2e: all $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(wildcard tests/e2e/e2e_*.c))
+	@set -e; for t in $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(wildcard tests/e2e/e2e_*.c)); do \
+		echo "== $$t"; RLIMITD_BIN=$(BUILD)/rlimitd RLIMITCTL_BIN=$(BUILD)/rlimitctl \
+		RLIMITD_WRAPPER="$(VALGRIND)" CK_DEFAULT_TIMEOUT=120 $$t; done
+	@set -e; for t in $(sort $(wildcard tests/e2e/test_*.sh)); do \
+		echo "== $$t"; BUILD=$(BUILD) RLIMITD_WRAPPER="$(VALGRIND)" PYTHON=$(PYTHON) bash $$t; done
+
+pytest: all
+	@if [ -d clients/python/tests ]; then \
+		RLIMITD_BIN=$(abspath $(BUILD)/rlimitd) PYTHONPATH=clients/python \
+		$(PYTHON) -m pytest -q -p no:cacheprovider clients/python/tests; fi
+
+check-asan:
+	$(MAKE) --no-print-directory BUILD=build-asan SANITIZER=address,undefined CFLAGS="-O1 -g" unit e2e
+
+valgrind: all
+	$(MAKE) --no-print-directory e2e \
+		VALGRIND="valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99"
+
+asan: check-asan
+
+fuzz-short:
+	@if [ -f tests/fuzz/run.sh ]; then FUZZ_SECONDS=10 bash tests/fuzz/run.sh; fi
+
+fuzz:
+	@if [ -f tests/fuzz/run.sh ]; then FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh; fi
+
+bench: deps all
+	bash tests/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 clients/c/rlimit.h proto/rlproto.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(CLIENT_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -d $(DESTDIR)/etc/rlimitd $(DESTDIR)/lib/systemd/system
+	install -m 644 conf/rlimitd.json $(DESTDIR)/etc/rlimitd/rlimitd.json
+	install -m 644 rlimitd.service $(DESTDIR)/lib/systemd/system/rlimitd.service
+
+format:
+	clang-format -i daemon/*.[ch] proto/*.[ch] clients/c/*.[ch] tests/*/*.[ch]
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
