@@ -93,7 +93,7 @@ int rl_header_read(const uint8_t *buf, size_t len, uint32_t max_frame, rl_header
         *status = RL_ST_MALFORMED;
         return RL_ERR;
     }
-    if ((uint64_t)hdr->length + 4 > max_frame) {
+    if (hdr->length > max_frame) {
         *status = RL_ST_FRAME_TOO_LARGE;
         return RL_ERR;
     }
@@ -189,10 +189,19 @@ static uint8_t *put_item(uint8_t *p, const rl_item *it) {
     p = put_u32(p, (uint32_t)it->cost);
     p = put_u8(p, it->policy_len);
     p = put_u16(p, it->key_len);
-    memcpy(p, it->policy, it->policy_len);
+    if (it->policy_len) /* empty strings may be NULL, which memcpy must not see */
+        memcpy(p, it->policy, it->policy_len);
     p += it->policy_len;
-    memcpy(p, it->key, it->key_len);
+    if (it->key_len)
+        memcpy(p, it->key, it->key_len);
     return p + it->key_len;
+}
+
+/* A cost fits the wire: a signed 32-bit value for ADJUST, unsigned 32-bit otherwise. */
+static int cost_fits(int64_t cost, body_kind kind) {
+    if (kind == BODY_SIGNED_ITEM)
+        return cost >= INT32_MIN && cost <= INT32_MAX;
+    return cost >= 0 && cost <= UINT32_MAX;
 }
 
 static size_t request_size(const rl_request *req) {
@@ -208,11 +217,16 @@ static size_t request_size(const rl_request *req) {
 
 size_t rl_request_encode(const rl_request *req, uint8_t *out, size_t cap) {
     body_kind kind = body_of(req->opcode);
-    size_t n = request_size(req);
-    if (n > cap || n > UINT32_MAX || req->item_count > RL_MAX_ITEMS)
+    if (req->item_count > RL_MAX_ITEMS) /* before request_size reads the items */
         return 0;
     if ((kind == BODY_ITEM || kind == BODY_SIGNED_ITEM) && req->item_count != 1)
         return 0;
+    size_t n = request_size(req);
+    if (n > cap || n > UINT32_MAX)
+        return 0;
+    for (size_t i = 0; kind != BODY_NONE && kind != BODY_UNKNOWN && i < req->item_count; i++)
+        if (!cost_fits(req->items[i].cost, kind))
+            return 0;
     uint8_t *p = put_header(out, (uint32_t)n, req->opcode, req->id);
     if (kind == BODY_MULTI) {
         p = put_u8(p, req->item_count);

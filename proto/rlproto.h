@@ -132,7 +132,8 @@ int rl_header_read(const uint8_t *buf, size_t len, uint32_t max_frame, rl_header
 int rl_request_decode(const uint8_t *buf, size_t len, rl_request *req, rl_status *status);
 
 // Encodes req into out (cap bytes). Returns the frame's size, or 0 if it does not fit
-// or an item is invalid for the wire (policy over 255 bytes, too many items).
+// or is invalid for the wire (too many items, no item where the opcode needs one, a
+// cost outside 0..2^32-1, or outside -2^31..2^31-1 for ADJUST). Empty strings may be NULL.
 size_t rl_request_encode(const rl_request *req, uint8_t *out, size_t cap);
 
 // Returns the encoded size of resp (a function of its opcode, item_count, text_len).
