@@ -1,0 +1,38 @@
+"""rlimit: clients of the rlimitd rate-limit daemon, and FastAPI middleware.
+
+    from rlimit import Client
+    decision = Client("unix:/run/rlimitd/rlimitd.sock").check("api", "user-1")
+    if not decision.allowed: ...  # retry after decision.retry_after seconds
+
+AsyncClient is the asyncio twin; rlimit.fastapi holds the middleware (and is the
+only module that imports FastAPI/Starlette).
+"""
+
+from . import errors
+from .aio import AsyncClient
+from .client import Client
+from .decision import Decision
+from .errors import (
+    ConnectError,
+    ConnectionLost,
+    ProtocolError,
+    RateLimitError,
+    StatusError,
+    Timeout,
+    UnknownPolicy,
+)
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ConnectError",
+    "ConnectionLost",
+    "Decision",
+    "ProtocolError",
+    "RateLimitError",
+    "StatusError",
+    "Timeout",
+    "UnknownPolicy",
+    "errors",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,239 @@
+"""AsyncClient: an asyncio client of rlimitd that pipelines calls on one connection.
+
+    call -> frame -> write buffer --(one write per loop turn)--> daemon
+    daemon --> data_received -> FrameSplitter -> decode -> pending[request_id] -> call
+
+Concurrent calls share one connection: each registers a future under its request
+id, answers are matched by id (they may come out of order). When the connection
+dies, the calls in flight fail with ConnectionLost and the next call reconnects.
+A call that times out forgets its id, and its late answer is dropped. A client
+belongs to one event loop at a time; used from another loop it reconnects there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .address import parse_address
+from .calls import CheckItem, Key, item_frame, multi_frame, next_id
+from .decision import Decision, to_decision, to_json, to_multi
+from .errors import ConnectError, ConnectionLost, ProtocolError, RateLimitError, Timeout
+from .protocol import (
+    CLOSING_STATUSES,
+    FrameSplitter,
+    Opcode,
+    Response,
+    decode_response,
+    encode_empty_request,
+)
+
+_Pending = dict[int, tuple["asyncio.Future[Response]", int]]
+
+
+class _Connection(asyncio.Protocol):
+    """One connection: writes batched per loop turn, answers routed by request id."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, address: str) -> None:
+        self.loop = loop  # the loop the transport belongs to
+        self.address = address  # for messages
+        self.transport: asyncio.Transport | None = None  # set once connected
+        self.pending: _Pending = {}  # request id -> (future, opcode)
+        self.closed = False  # no more calls may use it
+        self._splitter = FrameSplitter()  # frames out of the byte stream
+        self._outgoing: list[bytes] = []  # frames to write at the end of this loop turn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self, frame: bytes) -> None:
+        """Queues frame; all frames queued in one loop turn go out in one write."""
+        if not self._outgoing:
+            self.loop.call_soon(self._flush)
+        self._outgoing.append(frame)
+
+    def _flush(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        if self.transport is not None and not self.closed:
+            self.transport.write(b"".join(frames))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self._splitter.feed(data)
+        except ProtocolError as exc:
+            self.fail(exc)
+            return
+        for frame in frames:
+            self._deliver(frame)
+
+    def _deliver(self, frame: bytes) -> None:
+        try:
+            response = decode_response(frame)
+        except ProtocolError as exc:
+            self.fail(exc)
+            return
+        entry = self.pending.pop(response.id, None)
+        if entry is None:
+            return  # the call timed out or was cancelled
+        future, opcode = entry
+        if response.opcode != opcode:
+            error = ProtocolError(f"answer to opcode {opcode} carries opcode {response.opcode}")
+            if not future.done():
+                future.set_exception(error)
+            self.fail(error)
+            return
+        if not future.done():
+            future.set_result(response)
+        if response.result.status in CLOSING_STATUSES:
+            self.closed = True  # the daemon closes it after this answer
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(ConnectionLost(f"connection to {self.address} lost" + (f": {exc}" if exc else "")))
+
+    def fail(self, exc: RateLimitError) -> None:
+        """Closes the connection and fails every call in flight with exc."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+        pending, self.pending = self.pending, {}
+        for future, _opcode in pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+
+class AsyncClient:
+    """An asyncio rlimitd client for "unix:PATH" or "tcp:HOST:PORT"."""
+
+    def __init__(self, address: str, timeout: float = 1.0) -> None:
+        self.address = parse_address(address)  # where the daemon listens
+        self.timeout = timeout  # seconds per call (connecting included)
+        self._conn: _Connection | None = None  # the current connection
+        self._connecting: asyncio.Task[_Connection] | None = None  # a connect in progress
+        self._request_id = 0  # the last request id used
+
+    async def check(self, policy: str, key: Key, cost: int = 1) -> Decision:
+        """Decides whether cost units of key may pass policy, consuming them if so."""
+        return to_decision((await self._item(Opcode.CHECK, policy, key, cost)).result)
+
+    async def peek(self, policy: str, key: Key, cost: int = 1) -> Decision:
+        """Answers what check would, consuming nothing."""
+        return to_decision((await self._item(Opcode.PEEK, policy, key, cost)).result)
+
+    async def adjust(self, policy: str, key: Key, delta: int) -> Decision:
+        """Adds delta (non-zero, may be negative) units to the key's usage; returns the state."""
+        return to_decision((await self._item(Opcode.ADJUST, policy, key, delta)).result)
+
+    async def reset(self, policy: str, key: Key) -> Decision:
+        """Forgets the key's usage under policy (admin listeners only)."""
+        return to_decision((await self._item(Opcode.RESET, policy, key, 0)).result)
+
+    async def check_many(self, items: Sequence[CheckItem]) -> tuple[Decision, list[Decision]]:
+        """Checks 1..16 (policy, key, cost) items all-or-nothing: (overall, per item)."""
+        response = await self._call(Opcode.MULTI_CHECK, lambda rid: multi_frame(rid, items))
+        return to_multi(response, len(items))
+
+    async def ping(self) -> float:
+        """Returns the round trip of a PING in seconds."""
+        start = time.monotonic()
+        response = await self._call(Opcode.PING, lambda rid: encode_empty_request(rid, Opcode.PING))
+        to_decision(response.result)
+        return time.monotonic() - start
+
+    async def policies(self) -> Any:
+        """Returns the daemon's policies (parsed JSON)."""
+        return to_json(await self._call(Opcode.POLICIES, lambda rid: encode_empty_request(rid, Opcode.POLICIES)))
+
+    async def stats(self) -> Any:
+        """Returns the daemon's statistics (parsed JSON)."""
+        return to_json(await self._call(Opcode.STATS, lambda rid: encode_empty_request(rid, Opcode.STATS)))
+
+    async def top(self, policy: str = "", count: int = 10) -> Any:
+        """Returns the most denied keys of policy ("" for all) (parsed JSON)."""
+        return to_json(await self._item(Opcode.TOP, policy, b"", count))
+
+    async def aclose(self) -> None:
+        """Closes the connection; calls in flight fail with ConnectionLost."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            conn.fail(ConnectionLost("client closed"))
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _item(self, opcode: Opcode, policy: str, key: Key, cost: int) -> Response:
+        return await self._call(opcode, lambda rid: item_frame(rid, opcode, policy, key, cost))
+
+    async def _call(self, opcode: Opcode, build: Callable[[int], bytes]) -> Response:
+        request_id = self._new_id()
+        return await self._send(opcode, request_id, build(request_id))
+
+    def _new_id(self) -> int:
+        request_id = next_id(self._request_id)
+        conn = self._conn
+        while conn is not None and request_id in conn.pending:
+            request_id = next_id(request_id)
+        self._request_id = request_id
+        return request_id
+
+    async def _send(self, opcode: Opcode, request_id: int, frame: bytes) -> Response:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        conn = self._conn
+        if conn is None or conn.closed or conn.loop is not loop:
+            conn = await self._reconnect(loop, deadline)
+        future: asyncio.Future[Response] = loop.create_future()
+        conn.pending[request_id] = (future, opcode)
+        conn.send(frame)
+        timer = loop.call_at(deadline, _expire, future, self.timeout)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+            conn.pending.pop(request_id, None)
+
+    async def _reconnect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
+        task = self._connecting
+        if task is None or task.get_loop() is not loop:
+            old, self._conn = self._conn, None
+            if old is not None and not old.closed and old.loop is loop:
+                old.fail(ConnectionLost("replaced"))
+            task = loop.create_task(self._open(loop))
+            self._connecting = task
+            task.add_done_callback(self._connected)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), max(deadline - loop.time(), 0))
+        except asyncio.TimeoutError:
+            raise ConnectError(f"cannot connect to {self.address}: timed out") from None
+
+    def _connected(self, task: asyncio.Task[_Connection]) -> None:
+        if self._connecting is task:
+            self._connecting = None
+        if not task.cancelled() and task.exception() is None:
+            self._conn = task.result()
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        address = self.address
+        conn = _Connection(loop, str(address))
+        try:
+            if address.family == "unix":
+                await loop.create_unix_connection(lambda: conn, address.path)
+            else:
+                transport, _ = await loop.create_connection(lambda: conn, address.host, address.port)
+                sock = transport.get_extra_info("socket")
+                if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {address}: {exc}") from exc
+        return conn
+
+
+def _expire(future: asyncio.Future[Response], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(Timeout(f"no answer within {timeout}s"))

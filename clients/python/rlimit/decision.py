@@ -1,0 +1,85 @@
+"""Decision: what a check answers, and how responses become decisions or errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ProtocolError, status_error
+from .protocol import Flag, Response, Result, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The daemon's answer for one (policy, key, cost); times are in seconds."""
+
+    allowed: bool  # the request may pass (also true for RESET's OK)
+    limit: int  # admitted per window of the binding rate (bucket capacity for buckets)
+    remaining: int  # units still available after this decision
+    reset_after: float  # seconds until the key's usage is back to zero
+    retry_after: float  # when denied: seconds until the same request would pass; else 0
+    window: float  # the binding rate's window, in seconds
+    flags: int = 0  # protocol.Flag bits
+
+    @property
+    def shadow(self) -> bool:
+        """Shadow mode: the request would have been denied, and was allowed."""
+        return bool(self.flags & Flag.SHADOW)
+
+    @property
+    def fallback(self) -> bool:
+        """The store was down; the policy's on_store_error answered."""
+        return bool(self.flags & Flag.FALLBACK)
+
+    @property
+    def exempt(self) -> bool:
+        """The key is in the policy's exempt list: allowed, not counted."""
+        return bool(self.flags & Flag.EXEMPT)
+
+    @property
+    def blocked(self) -> bool:
+        """The key is in the policy's block list: always denied."""
+        return bool(self.flags & Flag.BLOCKED)
+
+    @property
+    def cached(self) -> bool:
+        """Denied from the daemon's over-limit cache."""
+        return bool(self.flags & Flag.CACHED)
+
+
+def to_decision(result: Result) -> Decision:
+    """Returns the Decision of an ALLOWED/OK or DENIED result; raises its StatusError otherwise."""
+    status = result.status
+    if status > Status.DENIED:
+        raise status_error(status)
+    return Decision(
+        status == Status.ALLOWED,
+        result.limit,
+        result.remaining,
+        result.reset_after_ms / 1000,
+        result.retry_after_ms / 1000,
+        result.window_ms / 1000,
+        result.flags,
+    )
+
+
+def to_multi(response: Response, count: int) -> tuple[Decision, list[Decision]]:
+    """Returns (overall, per item) of a MULTI_CHECK response to `count` items.
+
+    Raises the overall StatusError, or ProtocolError if the item count is wrong.
+    """
+    overall = to_decision(response.result)
+    if len(response.items) != count:
+        raise ProtocolError(f"MULTI_CHECK of {count} items answered with {len(response.items)}")
+    return overall, [to_decision(item) for item in response.items]
+
+
+def to_json(response: Response) -> Any:
+    """Returns the parsed JSON text of an admin response; raises its StatusError first."""
+    if response.result.status > Status.DENIED:
+        raise status_error(response.result.status, response.text or "")
+    try:
+        return json.loads(response.text or "null")
+    except ValueError as exc:
+        raise ProtocolError(f"admin text is not JSON: {exc}") from None
