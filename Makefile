@@ -27,7 +27,8 @@ DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansso
 	python3-pytest python3-limits python3-redis clang libclang-rt-14-dev valgrind wrk \
 	nodejs npm systemd procps iproute2 psmisc
 
-WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wno-format-truncation
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iproto -Idaemon -Iclients/c
 ifneq ($(SANITIZER),)
@@ -92,7 +93,7 @@ $(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(DAEMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -lm -o $@
 
-$(BUILD)/tests/e2e_%: $(call obj,tests/e2e/e2e_%.c $(TEST_SUPPORT)) $(CLIENT_LIB)
+$(BUILD)/tests/e2e_%: $(call obj,tests/e2e/e2e_%.c $(TEST_SUPPORT)) $(CLIENT_LIB) $(DAEMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -lm -o $@
 

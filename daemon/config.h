@@ -1,0 +1,151 @@
+/*
+ * config.h: the daemon's configuration, parsed from JSON (jansson) and validated.
+ *
+ * Every field is checked; an unknown field or a bad value is an error whose message
+ * names the field's path (e.g. `policies.api.period: "5x" is not a duration`).
+ * A parsed config is immutable; a reload builds a new one and swaps it in.
+ */
+#ifndef RL_CONFIG_H
+#define RL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "algo.h"
+
+#define RL_MAX_RATES 8      /* rates per policy */
+#define RL_MAX_LISTENERS 16 /* listen addresses */
+
+typedef enum rl_mode {
+    RL_MODE_ENFORCE, /* deny what is over the limit */
+    RL_MODE_SHADOW,  /* decide and count, log would-be denials, always allow */
+} rl_mode;
+
+typedef enum rl_on_error {
+    RL_ON_ERROR_LOCAL, /* decide with the embedded store while the store is down (default) */
+    RL_ON_ERROR_ALLOW, /* fail open */
+    RL_ON_ERROR_DENY,  /* fail closed */
+} rl_on_error;
+
+/* The rates one key is held to; a request passes only if every rate allows it. */
+typedef struct rl_limits {
+    rl_rate rates[RL_MAX_RATES]; /* the rates, in config order */
+    uint8_t rate_count;          /* 1..RL_MAX_RATES */
+} rl_limits;
+
+/* A key with limits of its own (e.g. a partner). */
+typedef struct rl_override {
+    char *key;        /* the key bytes (owned) */
+    size_t key_len;   /* bytes of key */
+    rl_limits limits; /* its limits */
+} rl_override;
+
+/* A set of keys (exempt or blocked), searched by exact match. */
+typedef struct rl_keyset {
+    char **keys;     /* sorted key strings (owned) */
+    size_t *lens;    /* their lengths */
+    size_t count;    /* number of keys */
+} rl_keyset;
+
+typedef struct rl_policy {
+    char *name;               /* policy name (owned, NUL-terminated) */
+    size_t name_len;          /* bytes of name */
+    rl_limits limits;         /* the default limits */
+    rl_mode mode;             /* enforce or shadow */
+    rl_on_error on_store_error; /* what to answer when the store fails */
+    rl_override *overrides;   /* keys with their own limits, sorted by key */
+    size_t override_count;    /* entries in overrides */
+    rl_keyset exempt;         /* always allowed, not counted */
+    rl_keyset block;          /* always denied */
+    uint64_t fingerprint;     /* hash of the limits: a reload keeps counters if unchanged */
+} rl_policy;
+
+typedef enum rl_listener_kind {
+    RL_LISTEN_UNIX, /* binary protocol on a Unix socket */
+    RL_LISTEN_TCP,  /* binary protocol on TCP */
+    RL_LISTEN_HTTP, /* the HTTP endpoint (evhttp) */
+} rl_listener_kind;
+
+typedef struct rl_listener_conf {
+    char *address;         /* as written: unix:PATH, tcp:HOST:PORT, http:HOST:PORT (owned) */
+    rl_listener_kind kind; /* which kind */
+    char *path;            /* unix: socket path (owned) */
+    char *host;            /* tcp/http: host (owned) */
+    uint16_t port;         /* tcp/http: port (0: any free port) */
+    int admin;             /* admin opcodes allowed here (default: unix yes, others no) */
+    int mode;              /* unix: socket file mode (default 0660) */
+} rl_listener_conf;
+
+typedef enum rl_store_type {
+    RL_STORE_MEMORY, /* the embedded hash table */
+    RL_STORE_REDIS,  /* shared counters in Redis */
+} rl_store_type;
+
+typedef struct rl_store_conf {
+    rl_store_type type;      /* memory or redis */
+    uint64_t max_keys;       /* embedded store (and local fallback): live keys at most */
+    char *url;               /* redis: as written (owned) */
+    char *host;              /* redis: host, or NULL for a Unix socket (owned) */
+    uint16_t port;           /* redis: TCP port */
+    char *unix_path;         /* redis: socket path (owned) */
+    int db;                  /* redis: database number */
+    char *username;          /* redis: ACL user, or NULL (owned) */
+    char *password;          /* redis: password, or NULL (owned) */
+    int connect_timeout_ms;  /* redis: connect timeout */
+    int command_timeout_ms;  /* redis: reply timeout; past it the fallback answers */
+    char *key_prefix;        /* redis: prefix of every key (default "rl:") (owned) */
+    int pool;                /* redis: connections */
+    int batch_max;           /* redis: items per script call at most */
+} rl_store_conf;
+
+typedef struct rl_denial_log_conf {
+    char *path;          /* file to append denials to, or NULL for none (owned) */
+    int syslog;          /* 1: send denials to syslog instead */
+    int lines_per_s;     /* at most this many lines per second; the rest are counted */
+} rl_denial_log_conf;
+
+typedef struct rl_config {
+    char *source;                                 /* the file it was read from (owned) */
+    rl_listener_conf listeners[RL_MAX_LISTENERS]; /* listen addresses */
+    size_t listener_count;                        /* entries in listeners */
+    rl_store_conf store;                          /* the store */
+    rl_policy *policies;                          /* policies, sorted by name */
+    size_t policy_count;                          /* entries in policies */
+    uint32_t max_frame;       /* limits.max_frame: bytes per frame at most */
+    uint32_t max_key;         /* limits.max_key: key bytes at most */
+    uint32_t max_connections; /* limits.max_connections */
+    uint32_t max_pending;     /* limits.max_pending: requests in flight per connection */
+    uint32_t max_output;      /* limits.max_output: unsent reply bytes per connection */
+    int idle_timeout_ms;      /* limits.idle_timeout: close idle connections after */
+    rl_denial_log_conf denial_log; /* denial_log */
+    int log_level;            /* log_level: 0 error, 1 warn, 2 info, 3 debug */
+} rl_config;
+
+// Parses and validates the JSON config at path. Returns the config (owned by the
+// caller; rl_config_free) or NULL with a message naming the file, and the field's path
+// where there is one, written to err (errlen bytes).
+rl_config *rl_config_load(const char *path, char *err, size_t errlen);
+
+// Like rl_config_load, from a NUL-terminated JSON string; source names it in messages.
+rl_config *rl_config_parse(const char *json, const char *source, char *err, size_t errlen);
+
+// Frees a config and everything it owns. NULL is fine.
+void rl_config_free(rl_config *config);
+
+// Returns the policy named name (len bytes), or NULL. O(log n).
+const rl_policy *rl_config_policy(const rl_config *config, const char *name, size_t len);
+
+// Returns the limits the key is held to under policy (its override, or the default).
+const rl_limits *rl_policy_limits(const rl_policy *policy, const char *key, size_t len);
+
+// Returns 1 if key is in the set, 0 otherwise.
+int rl_keyset_has(const rl_keyset *set, const char *key, size_t len);
+
+// Parses a duration ("500ms", "1s", "10m", "1h", "1d", or a JSON integer of ms handled
+// by the caller) into milliseconds. Returns 0, or -1 if text is not a duration.
+int rl_duration_parse(const char *text, int64_t *ms);
+
+// Returns the algorithm's config name ("token_bucket", ...).
+const char *rl_algorithm_name(rl_algorithm algorithm);
+
+#endif

@@ -1,0 +1,169 @@
+/*
+ * config_store.c: the "store" section of the config, with the Redis URL parser.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "config_internal.h"
+
+static int dup_range(rl_conf_ctx *ctx, const char *path, const char *from, const char *to,
+                     char **out) {
+    *out = rl_strndup(from, (size_t)(to - from));
+    return *out ? 0 : rl_conf_fail(ctx, path, "out of memory");
+}
+
+/* Splits "[user][:password]@" off the front of an authority. */
+static int parse_userinfo(rl_conf_ctx *ctx, const char *path, const char *from, const char *at,
+                          rl_store_conf *s) {
+    const char *colon = memchr(from, ':', (size_t)(at - from));
+    if (!colon)
+        return dup_range(ctx, path, from, at, &s->username);
+    if (colon > from && dup_range(ctx, path, from, colon, &s->username) != 0)
+        return -1;
+    return dup_range(ctx, path, colon + 1, at, &s->password);
+}
+
+static int parse_hostport(rl_conf_ctx *ctx, const char *path, const char *from, const char *to,
+                          rl_store_conf *s) {
+    const char *colon = NULL;
+    for (const char *p = to; p > from; p--)
+        if (p[-1] == ':') {
+            colon = p - 1;
+            break;
+        }
+    if (*from == '[') { /* [v6]:port */
+        const char *close = memchr(from, ']', (size_t)(to - from));
+        if (!close)
+            return rl_conf_fail(ctx, path, "unterminated [IPv6] host");
+        colon = close + 1 < to && close[1] == ':' ? close + 1 : NULL;
+        if (dup_range(ctx, path, from + 1, close, &s->host) != 0)
+            return -1;
+    } else if (dup_range(ctx, path, from, colon ? colon : to, &s->host) != 0) {
+        return -1;
+    }
+    if (!*s->host)
+        return rl_conf_fail(ctx, path, "the URL has no host");
+    s->port = 6379;
+    if (colon) {
+        char *end;
+        unsigned long port = strtoul(colon + 1, &end, 10);
+        if (colon + 1 == to || end != to || port == 0 || port > 65535)
+            return rl_conf_fail(ctx, path, "bad port in the URL");
+        s->port = (uint16_t)port;
+    }
+    return 0;
+}
+
+static int parse_db(rl_conf_ctx *ctx, const char *path, const char *slash, rl_store_conf *s) {
+    if (!slash || slash[1] == '\0')
+        return 0;
+    char *end;
+    long db = strtol(slash + 1, &end, 10);
+    if (*end != '\0' || db < 0 || db > 15)
+        return rl_conf_fail(ctx, path, "the database after / must be 0..15");
+    s->db = (int)db;
+    return 0;
+}
+
+// Parses redis://[[user]:password@]host[:port][/db] or unix:/path/redis.sock.
+static int parse_redis_url(rl_conf_ctx *ctx, const char *path, rl_store_conf *s) {
+    const char *url = s->url;
+    if (strncmp(url, "unix:", 5) == 0) {
+        const char *p = url + 5;
+        if (*p != '/')
+            return rl_conf_fail(ctx, path, "\"%s\": unix:/absolute/path expected", url);
+        return dup_range(ctx, path, p, p + strlen(p), &s->unix_path);
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return rl_conf_fail(ctx, path,
+                            "\"%s\" must be redis://[:password@]HOST[:PORT][/DB] or unix:PATH",
+                            url);
+    const char *auth = url + 8, *slash = strchr(auth, '/');
+    const char *end = slash ? slash : auth + strlen(auth);
+    const char *at = memchr(auth, '@', (size_t)(end - auth));
+    if (at && parse_userinfo(ctx, path, auth, at, s) != 0)
+        return -1;
+    if (parse_hostport(ctx, path, at ? at + 1 : auth, end, s) != 0)
+        return -1;
+    return parse_db(ctx, path, slash, s);
+}
+
+static int parse_type(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    const char *t = json_is_string(v) ? json_string_value(v) : "";
+    if (strcmp(t, "memory") == 0)
+        s->type = RL_STORE_MEMORY;
+    else if (strcmp(t, "redis") == 0)
+        s->type = RL_STORE_REDIS;
+    else
+        return rl_conf_fail(ctx, "store.type", "must be \"memory\" or \"redis\"");
+    return 0;
+}
+
+static int parse_numbers(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    struct {
+        const char *name;
+        uint64_t min, max;
+        int *out;
+    } spec[] = {{"connect_timeout_ms", 1, 600000, &s->connect_timeout_ms},
+                {"command_timeout_ms", 1, 600000, &s->command_timeout_ms},
+                {"pool", 1, 64, &s->pool},
+                {"batch_max", 1, 4096, &s->batch_max}};
+    for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++) {
+        json_t *f = json_object_get(v, spec[i].name);
+        char path[64];
+        uint64_t n;
+        snprintf(path, sizeof(path), "store.%s", spec[i].name);
+        if (f && rl_conf_uint(ctx, f, path, spec[i].min, spec[i].max, &n) != 0)
+            return -1;
+        if (f)
+            *spec[i].out = (int)n;
+    }
+    json_t *keys = json_object_get(v, "max_keys");
+    return keys ? rl_conf_uint(ctx, keys, "store.max_keys", 1, 1ull << 32, &s->max_keys) : 0;
+}
+
+static int parse_redis_strings(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    json_t *url = json_object_get(v, "url"), *user = json_object_get(v, "username");
+    json_t *pass = json_object_get(v, "password"), *prefix = json_object_get(v, "key_prefix");
+    if (!url)
+        return rl_conf_fail(ctx, "store.url", "is required for the redis store");
+    if (rl_conf_string(ctx, url, "store.url", &s->url) != 0 ||
+        parse_redis_url(ctx, "store.url", s) != 0)
+        return -1;
+    if (user && (rl_free(s->username), rl_conf_string(ctx, user, "store.username", &s->username)))
+        return -1;
+    if (pass && (rl_free(s->password), rl_conf_string(ctx, pass, "store.password", &s->password)))
+        return -1;
+    if (prefix &&
+        (rl_free(s->key_prefix), rl_conf_string(ctx, prefix, "store.key_prefix", &s->key_prefix)))
+        return -1;
+    if (prefix && strlen(s->key_prefix) > 64)
+        return rl_conf_fail(ctx, "store.key_prefix", "at most 64 bytes");
+    return 0;
+}
+
+int rl_conf_store(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    static const char *const memory_fields[] = {"type", "max_keys", NULL};
+    static const char *const redis_fields[] = {
+        "type",     "max_keys",   "url",  "username",  "password", "connect_timeout_ms",
+        "command_timeout_ms", "key_prefix", "pool", "batch_max", NULL};
+    s->connect_timeout_ms = 1000;
+    s->command_timeout_ms = 250;
+    s->pool = 2;
+    s->batch_max = 256;
+    s->key_prefix = rl_strndup("rl:", 3);
+    if (!s->key_prefix)
+        return rl_conf_fail(ctx, "store", "out of memory");
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return rl_conf_fail(ctx, "store", "must be an object");
+    if (parse_type(ctx, json_object_get(v, "type"), s) != 0)
+        return -1;
+    const char *const *fields = s->type == RL_STORE_REDIS ? redis_fields : memory_fields;
+    if (rl_conf_fields(ctx, v, "store", fields) != 0 || parse_numbers(ctx, v, s) != 0)
+        return -1;
+    return s->type == RL_STORE_REDIS ? parse_redis_strings(ctx, v, s) : 0;
+}

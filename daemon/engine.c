@@ -1,0 +1,541 @@
+/*
+ * engine.c: from a decoded request to a response.
+ *
+ *   request -> validate items (policy, key, cost) -> exempt / block lists
+ *           -> store batch (memory: answered at once; redis: answered later)
+ *           -> store error? on_store_error: allow | deny | local (embedded store)
+ *           -> shadow mode: would-be denials allowed, the rest still consumed
+ *           -> results (most restrictive rate), stats -> reply
+ *
+ * A request in flight is a `pending`, taken from a free list so that the decision
+ * path does not allocate. It holds a reference on the config it was decided under,
+ * so a reload never frees policies an answer still needs.
+ */
+#include "engine.h"
+#include "engine_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "log.h"
+#include "store_memory.h"
+#include "store_redis.h"
+
+#define SWEEP_INTERVAL_MS 50
+#define SWEEP_BUCKETS 4096
+#define FALLBACK_DENY_RETRY_US 1000000 /* retry hint of the `deny` fallback */
+
+static void pending_finish(pending *p);
+static void on_store_done(void *arg, const rl_store_answer *ans);
+
+/* ---- config references ---- */
+
+conf_ref *rl_conf_ref_new(rl_config *config) {
+    conf_ref *ref = rl_calloc(1, sizeof(*ref));
+    if (!ref)
+        return NULL;
+    ref->stats = rl_calloc(config->policy_count ? config->policy_count : 1, sizeof(policy_stats));
+    if (!ref->stats) {
+        rl_free(ref);
+        return NULL;
+    }
+    ref->config = config;
+    ref->refs = 1;
+    return ref;
+}
+
+void rl_conf_ref_put(conf_ref *ref) {
+    if (ref && --ref->refs == 0) {
+        rl_config_free(ref->config);
+        rl_free(ref->stats);
+        rl_free(ref);
+    }
+}
+
+policy_stats *rl_engine_policy_stats(conf_ref *ref, const rl_policy *policy) {
+    return &ref->stats[policy - ref->config->policies];
+}
+
+/* ---- pending requests ---- */
+
+static pending *pending_get(rl_engine *e, rl_engine_reply *reply, void *arg) {
+    pending *p = e->free_list;
+    if (p)
+        e->free_list = p->next_free;
+    else if (!(p = rl_malloc(sizeof(*p))))
+        return NULL;
+    p->engine = e;
+    p->conf = e->conf;
+    p->conf->refs++;
+    p->reply = reply;
+    p->arg = arg;
+    p->keys = NULL;
+    p->text = NULL;
+    p->done = 0;
+    p->pass = 0;
+    p->fallback = 0;
+    e->in_flight++;
+    return p;
+}
+
+static void pending_put(pending *p) {
+    rl_engine *e = p->engine;
+    rl_conf_ref_put(p->conf);
+    rl_free(p->keys);
+    rl_free(p->text);
+    e->in_flight--;
+    p->next_free = e->free_list;
+    e->free_list = p;
+}
+
+/* ---- results ---- */
+
+static uint32_t ms_ceil(int64_t us) {
+    if (us <= 0)
+        return 0;
+    uint64_t ms = ((uint64_t)us + 999) / 1000;
+    return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
+static uint32_t u32(uint64_t v) {
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+void rl_result_from_verdict(rl_result *r, const rl_verdict *v, rl_status status) {
+    r->status = (uint8_t)status;
+    r->limit = u32(v->limit);
+    r->remaining = u32(v->remaining);
+    r->reset_after_ms = ms_ceil(v->reset_after_us);
+    r->retry_after_ms = v->allowed ? 0 : ms_ceil(v->retry_after_us);
+    r->window_ms = ms_ceil(v->window_us);
+}
+
+// A verdict with the nominal figures of limits, for answers that never reach a store
+// (exempt, block, the allow/deny fallbacks).
+static void nominal_verdict(const rl_limits *limits, int allowed, int64_t cost, rl_verdict *v) {
+    memset(v, 0, sizeof(*v));
+    for (size_t r = 0; r < limits->rate_count; r++) {
+        const rl_rate *rate = &limits->rates[r];
+        rl_verdict one = {0};
+        one.allowed = allowed;
+        one.limit = rl_rate_capacity(rate);
+        one.remaining = allowed ? one.limit - (uint64_t)cost : 0;
+        one.window_us = rl_rate_window_us(rate);
+        one.retry_after_us = allowed ? 0 : FALLBACK_DENY_RETRY_US;
+        rl_verdict_merge(v, &one);
+    }
+}
+
+/* ---- validation ---- */
+
+static rl_status check_cost(rl_opcode op, const rl_item *it, const rl_limits *limits) {
+    if (op == RL_OP_RESET)
+        return it->cost == 0 ? RL_ST_OK : RL_ST_COST_INVALID;
+    if (it->cost == 0)
+        return RL_ST_COST_INVALID;
+    if (op == RL_OP_ADJUST)
+        return RL_ST_OK;
+    for (size_t r = 0; r < limits->rate_count; r++)
+        if ((uint64_t)it->cost > rl_rate_capacity(&limits->rates[r]))
+            return RL_ST_COST_TOO_LARGE;
+    return RL_ST_OK;
+}
+
+// Resolves and checks item i of the request into p. Returns its status.
+static rl_status resolve_item(pending *p, rl_opcode op, const rl_item *it, size_t i) {
+    const rl_config *c = p->conf->config;
+    slot *s = &p->slots[i];
+    s->policy = rl_config_policy(c, it->policy, it->policy_len);
+    s->cost = it->cost;
+    s->flags = 0;
+    if (!s->policy)
+        return RL_ST_UNKNOWN_POLICY;
+    if (it->key_len == 0)
+        return RL_ST_KEY_EMPTY;
+    if (it->key_len > c->max_key)
+        return RL_ST_KEY_TOO_LONG;
+    s->limits = rl_policy_limits(s->policy, it->key, it->key_len);
+    rl_status st = check_cost(op, it, s->limits);
+    if (st != RL_ST_OK)
+        return st;
+    if (op != RL_OP_RESET && rl_keyset_has(&s->policy->exempt, it->key, it->key_len))
+        s->flags = RL_FLAG_EXEMPT;
+    else if (op != RL_OP_RESET && rl_keyset_has(&s->policy->block, it->key, it->key_len))
+        s->flags = RL_FLAG_BLOCKED;
+    return RL_ST_OK;
+}
+
+// Validates every item; on the first error, answers the whole request with it.
+static int resolve_items(pending *p, const rl_request *req) {
+    rl_status first = RL_ST_OK;
+    p->item_count = req->item_count;
+    for (size_t i = 0; i < req->item_count; i++) {
+        rl_status st = resolve_item(p, req->opcode, &req->items[i], i);
+        p->slots[i].status = st;
+        if (st != RL_ST_OK && first == RL_ST_OK)
+            first = st;
+    }
+    if (first == RL_ST_OK)
+        return 0;
+    p->error = first;
+    pending_finish(p);
+    return -1;
+}
+
+/* ---- submitting ---- */
+
+static rl_store_op store_op(uint8_t opcode) {
+    switch (opcode) {
+    case RL_OP_PEEK: return RL_STORE_PEEK;
+    case RL_OP_ADJUST: return RL_STORE_ADJUST;
+    case RL_OP_RESET: return RL_STORE_RESET;
+    default: return RL_STORE_CHECK;
+    }
+}
+
+// Builds the store batch from the slots that need the store (not exempt, blocked, or
+// already decided in an earlier pass) and submits it to store. Returns 1 if the answer
+// is still to come, 0 if the request was answered (and p released) already.
+static int submit(pending *p, rl_store *store) {
+    rl_store_item batch[RL_MAX_ITEMS];
+    size_t n = 0;
+    for (size_t i = 0; i < p->item_count; i++) {
+        slot *s = &p->slots[i];
+        if (s->flags & (RL_FLAG_EXEMPT | RL_FLAG_BLOCKED | RL_FLAG_SHADOW))
+            continue;
+        s->batch_index = (uint8_t)n;
+        batch[n++] = (rl_store_item){s->limits, s->policy->name, s->policy->name_len,
+                                     s->key, s->key_len, s->cost};
+    }
+    if (n == 0) {
+        pending_finish(p);
+        return 0;
+    }
+    p->store = store;
+    p->done = 0;
+    if (store->ops->submit(store, store_op(p->opcode), batch, n, on_store_done, p) != RL_OK) {
+        p->error = RL_ST_INTERNAL;
+        pending_finish(p);
+        return 0;
+    }
+    return !p->done; /* p stays readable on the free list after an answer */
+}
+
+// The store did not answer at once: keep copies of the keys for a later pass.
+static int keep_keys(pending *p) {
+    size_t total = 0;
+    for (size_t i = 0; i < p->item_count; i++)
+        total += p->slots[i].key_len;
+    p->keys = rl_malloc(total ? total : 1);
+    if (!p->keys)
+        return -1;
+    char *at = p->keys;
+    for (size_t i = 0; i < p->item_count; i++) {
+        memcpy(at, p->slots[i].key, p->slots[i].key_len);
+        p->slots[i].key = at;
+        at += p->slots[i].key_len;
+    }
+    return 0;
+}
+
+static void start(pending *p, const rl_request *req) {
+    if (resolve_items(p, req) != 0)
+        return;
+    for (size_t i = 0; i < p->item_count; i++) {
+        p->slots[i].key = req->items[i].key;
+        p->slots[i].key_len = req->items[i].key_len;
+        if ((p->slots[i].flags & RL_FLAG_BLOCKED) && p->opcode != RL_OP_ADJUST) {
+            pending_finish(p); /* a blocked key denies the whole request */
+            return;
+        }
+    }
+    if (submit(p, p->engine->store) && keep_keys(p) != 0)
+        p->keys_lost = 1; /* a later pass cannot run; its answer is INTERNAL */
+}
+
+/* ---- store answers ---- */
+
+static int is_store_error(rl_status st) {
+    return st == RL_ST_STORE_UNAVAILABLE || st == RL_ST_INTERNAL;
+}
+
+// The strictest on_store_error among the request's policies: deny, then local, then allow.
+static rl_on_error fallback_mode(const pending *p) {
+    rl_on_error mode = RL_ON_ERROR_ALLOW;
+    for (size_t i = 0; i < p->item_count; i++) {
+        rl_on_error m = p->slots[i].policy->on_store_error;
+        if (m == RL_ON_ERROR_DENY || (m == RL_ON_ERROR_LOCAL && mode == RL_ON_ERROR_ALLOW))
+            mode = m;
+    }
+    return mode;
+}
+
+static void fall_back(pending *p, const rl_store_answer *ans) {
+    rl_engine *e = p->engine;
+    rl_on_error mode = fallback_mode(p);
+    p->fallback = 1;
+    for (size_t i = 0; i < p->item_count; i++)
+        rl_engine_policy_stats(p->conf, p->slots[i].policy)->store_errors++;
+    rl_engine_store_error(e, ans);
+    if (mode == RL_ON_ERROR_LOCAL && !p->keys_lost) {
+        (void)submit(p, e->local); /* the embedded store answers at once */
+        return;
+    }
+    for (size_t i = 0; i < p->item_count; i++)
+        nominal_verdict(p->slots[i].limits, mode != RL_ON_ERROR_DENY, p->slots[i].cost,
+                        &p->slots[i].verdict);
+    p->decided = 1;
+    pending_finish(p);
+}
+
+// After a denial: if every denying item is in shadow mode, mark those SHADOW and
+// decide the rest again, so that enforced items are still consumed. Returns 1 if a
+// second pass was started.
+static int shadow_pass(pending *p, const rl_store_answer *ans) {
+    int shadow = 0, enforced_denial = 0, others = 0;
+    for (size_t i = 0; i < p->item_count; i++) {
+        slot *s = &p->slots[i];
+        if (s->flags & (RL_FLAG_EXEMPT | RL_FLAG_SHADOW))
+            continue;
+        int denied = !ans->verdicts[s->batch_index].allowed;
+        if (denied && s->policy->mode == RL_MODE_SHADOW)
+            shadow = 1;
+        else if (denied)
+            enforced_denial = 1;
+        else
+            others = 1;
+    }
+    if (!shadow || enforced_denial || p->opcode != RL_OP_MULTI_CHECK || !others || p->keys_lost)
+        return 0;
+    for (size_t i = 0; i < p->item_count; i++) {
+        slot *s = &p->slots[i];
+        if (!(s->flags & RL_FLAG_EXEMPT) && !ans->verdicts[s->batch_index].allowed) {
+            s->flags |= RL_FLAG_SHADOW;
+            s->verdict = ans->verdicts[s->batch_index];
+        }
+    }
+    p->pass++;
+    (void)submit(p, p->store); /* keys were kept: a later answer is fine */
+    return 1;
+}
+
+static void on_store_done(void *arg, const rl_store_answer *ans) {
+    pending *p = arg;
+    rl_engine *e = p->engine;
+    p->done = 1;
+    if (e->store_down && p->store == e->store && !is_store_error(ans->status)) {
+        e->store_down = 0;
+        rl_log_info("store %s is back", e->store->ops->name);
+    }
+    if (is_store_error(ans->status) && p->store != p->engine->local) {
+        fall_back(p, ans);
+        return;
+    }
+    if (ans->status != RL_ST_ALLOWED && ans->status != RL_ST_DENIED) {
+        p->error = ans->status;
+        rl_engine_store_error(p->engine, ans);
+        pending_finish(p);
+        return;
+    }
+    if (ans->status == RL_ST_DENIED && p->pass == 0 && shadow_pass(p, ans))
+        return;
+    for (size_t i = 0; i < p->item_count; i++) {
+        slot *s = &p->slots[i];
+        if (!(s->flags & (RL_FLAG_EXEMPT | RL_FLAG_BLOCKED | RL_FLAG_SHADOW))) {
+            s->verdict = ans->verdicts[s->batch_index];
+            s->flags |= ans->flags;
+        }
+    }
+    p->decided = 1;
+    pending_finish(p);
+}
+
+/* ---- building the response ---- */
+
+// Fills slot i's result from its verdict, flags and mode; counts it.
+static void slot_result(pending *p, size_t i, rl_result *r) {
+    slot *s = &p->slots[i];
+    uint16_t flags = s->flags | (p->fallback ? RL_FLAG_FALLBACK : 0);
+    if (s->flags & (RL_FLAG_EXEMPT | RL_FLAG_BLOCKED))
+        nominal_verdict(s->limits, !(s->flags & RL_FLAG_BLOCKED), s->cost, &s->verdict);
+    if (s->flags & RL_FLAG_BLOCKED)
+        s->verdict.retry_after_us = rl_rate_window_us(&s->limits->rates[0]);
+    int allowed = s->verdict.allowed;
+    if (!allowed && s->policy->mode == RL_MODE_SHADOW && !(s->flags & RL_FLAG_BLOCKED)) {
+        flags |= RL_FLAG_SHADOW;
+        allowed = 1;
+    }
+    rl_result_from_verdict(r, &s->verdict, allowed ? RL_ST_ALLOWED : RL_ST_DENIED);
+    if (flags & RL_FLAG_SHADOW)
+        r->retry_after_ms = 0;
+    r->flags = flags;
+    rl_engine_count(p, s, r);
+}
+
+static void merge_results(rl_response *resp) {
+    rl_result *all = &resp->result;
+    *all = resp->items[0];
+    for (size_t i = 1; i < resp->item_count; i++) {
+        const rl_result *r = &resp->items[i];
+        int worse = r->status != all->status
+                        ? r->status == RL_ST_DENIED
+                        : (r->status == RL_ST_DENIED ? r->retry_after_ms > all->retry_after_ms
+                                                     : r->remaining < all->remaining);
+        uint16_t flags = all->flags | r->flags;
+        if (worse)
+            *all = *r;
+        all->flags = flags;
+    }
+}
+
+static void error_response(pending *p, rl_response *resp) {
+    memset(&resp->result, 0, sizeof(resp->result));
+    resp->result.status = (uint8_t)p->error;
+    for (size_t i = 0; i < resp->item_count; i++) {
+        memset(&resp->items[i], 0, sizeof(rl_result));
+        resp->items[i].status = (uint8_t)(p->slots[i].status != RL_ST_OK ? p->slots[i].status
+                                                                          : RL_ST_DENIED);
+    }
+    rl_engine_count_error(p);
+}
+
+static void pending_finish(pending *p) {
+    rl_response resp;
+    resp.id = p->id;
+    resp.opcode = p->opcode;
+    resp.item_count = p->opcode == RL_OP_MULTI_CHECK ? p->item_count : 0;
+    resp.text = p->text;
+    resp.text_len = p->text ? (uint32_t)strlen(p->text) : 0;
+    if (p->keys_lost && p->pass > 0 && !p->decided)
+        p->error = RL_ST_INTERNAL;
+    if (p->error != RL_ST_OK) {
+        error_response(p, &resp);
+    } else if (p->item_count > 0) {
+        rl_result tmp[RL_MAX_ITEMS];
+        rl_result *out = p->opcode == RL_OP_MULTI_CHECK ? resp.items : tmp;
+        for (size_t i = 0; i < p->item_count; i++)
+            slot_result(p, i, &out[i]);
+        if (p->opcode == RL_OP_MULTI_CHECK)
+            merge_results(&resp);
+        else
+            resp.result = out[0];
+        if (p->opcode == RL_OP_RESET)
+            resp.result.status = RL_ST_OK;
+    } else {
+        memset(&resp.result, 0, sizeof(resp.result));
+    }
+    p->reply(p->arg, &resp);
+    pending_put(p);
+}
+
+/* ---- entry points ---- */
+
+void rl_engine_handle(rl_engine *e, const rl_request *req, int admin, rl_engine_reply *reply,
+                      void *arg) {
+    pending *p = pending_get(e, reply, arg);
+    if (!p) {
+        rl_engine_refuse(e, req->opcode, req->id, RL_ST_INTERNAL, reply, arg);
+        return;
+    }
+    p->id = req->id;
+    p->opcode = req->opcode;
+    p->item_count = 0;
+    p->error = RL_ST_OK;
+    p->decided = 0;
+    p->keys_lost = 0;
+    p->admin = admin;
+    const rl_opcode_handler *h = rl_engine_handler(req->opcode);
+    if (!h) {
+        p->error = RL_ST_UNKNOWN_OPCODE;
+        pending_finish(p);
+    } else if (h->admin_only && !admin) {
+        p->error = RL_ST_NOT_PERMITTED;
+        pending_finish(p);
+    } else {
+        h->run(p, req);
+    }
+}
+
+void rl_engine_decide(pending *p, const rl_request *req) {
+    start(p, req);
+}
+
+void rl_engine_finish(pending *p) {
+    pending_finish(p);
+}
+
+void rl_engine_refuse(rl_engine *e, uint8_t opcode, uint32_t id, rl_status status,
+                      rl_engine_reply *reply, void *arg) {
+    rl_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.id = id;
+    resp.opcode = opcode;
+    resp.result.status = (uint8_t)status;
+    e->refused++;
+    reply(arg, &resp);
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg) {
+    rl_engine *e = arg;
+    (void)fd;
+    (void)what;
+    rl_store_memory_sweep(e->local, SWEEP_BUCKETS);
+}
+
+static rl_store *make_store(rl_engine *e, const rl_store_conf *conf, char *err, size_t errlen) {
+    if (conf->type == RL_STORE_MEMORY)
+        return e->local;
+    return rl_store_redis_new(e->base, conf, err, errlen);
+}
+
+rl_engine *rl_engine_new(struct event_base *base, rl_config *config, char *err, size_t errlen) {
+    rl_engine *e = rl_calloc(1, sizeof(*e));
+    if (!e || !(e->conf = rl_conf_ref_new(config))) {
+        snprintf(err, errlen, "out of memory");
+        rl_free(e);
+        return NULL;
+    }
+    e->base = base;
+    e->local = rl_store_memory_new(config->store.max_keys);
+    e->store = e->local ? make_store(e, &config->store, err, errlen) : NULL;
+    e->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, e);
+    struct timeval every = {0, SWEEP_INTERVAL_MS * 1000};
+    if (!e->store || !e->sweep || event_add(e->sweep, &every) != 0) {
+        if (!e->local)
+            snprintf(err, errlen, "out of memory");
+        e->conf->config = NULL; /* the caller keeps the config on failure */
+        rl_engine_free(e);
+        return NULL;
+    }
+    rl_engine_started(e);
+    return e;
+}
+
+const rl_config *rl_engine_config(const rl_engine *e) {
+    return e->conf->config;
+}
+
+void rl_engine_set_reloader(rl_engine *e, int (*reload)(void *, char *, size_t), void *arg) {
+    e->reload = reload;
+    e->reload_arg = arg;
+}
+
+void rl_engine_free(rl_engine *e) {
+    if (!e)
+        return;
+    if (e->store && e->store != e->local)
+        e->store->ops->free(e->store);
+    if (e->local)
+        e->local->ops->free(e->local);
+    if (e->sweep)
+        event_free(e->sweep);
+    while (e->free_list) {
+        pending *p = e->free_list;
+        e->free_list = p->next_free;
+        rl_free(p);
+    }
+    rl_engine_admin_free(e);
+    rl_conf_ref_put(e->conf);
+    rl_free(e);
+}

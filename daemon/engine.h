@@ -1,0 +1,62 @@
+/*
+ * engine.h: turns decoded requests into responses.
+ *
+ * The engine owns the config, the stores and the counters. For each request it
+ * looks up the policies, checks the items (key length, cost), applies exempt and
+ * block lists, submits the batch to the store, and turns the store's verdicts into
+ * a response: shadow mode, the on_store_error fallback, and the per-policy stats
+ * happen here. It knows nothing of sockets or frames.
+ */
+#ifndef RL_ENGINE_H
+#define RL_ENGINE_H
+
+#include <event2/event.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "rlproto.h"
+
+typedef struct rl_engine rl_engine;
+
+// Receives the response to one request, exactly once, possibly before
+// rl_engine_handle returns. resp and its text are valid only during the call.
+typedef void rl_engine_reply(void *arg, const rl_response *resp);
+
+// Creates an engine for config (which it takes over, freeing it when done) on base:
+// creates the store the config names (and the embedded fallback store), and the
+// timers that sweep expired keys. Returns NULL with the reason in err.
+rl_engine *rl_engine_new(struct event_base *base, rl_config *config, char *err, size_t errlen);
+
+// Handles one decoded request from a listener (admin: it may run admin opcodes).
+// Calls reply exactly once. The request's strings need only live during this call.
+void rl_engine_handle(rl_engine *engine, const rl_request *req, int admin,
+                      rl_engine_reply *reply, void *arg);
+
+// Answers a request the server refused before decoding it (status, e.g. BUSY or
+// FRAME_TOO_LARGE), counting it. Calls reply before returning.
+void rl_engine_refuse(rl_engine *engine, uint8_t opcode, uint32_t id, rl_status status,
+                      rl_engine_reply *reply, void *arg);
+
+// Swaps in a new config (taken over on success; left to the caller on failure).
+// Counters of policies whose limits are unchanged survive; the state of removed or
+// changed policies is forgotten. The store section must be unchanged. Returns RL_OK,
+// or RL_ERR with the reason in err.
+int rl_engine_reload(rl_engine *engine, rl_config *config, char *err, size_t errlen);
+
+// Returns the config in force (owned by the engine; valid until the next reload).
+const rl_config *rl_engine_config(const rl_engine *engine);
+
+// Sets the function RELOAD uses to re-read the config and apply it (the daemon's
+// reload, shared with SIGHUP): it returns RL_OK, or RL_ERR with the reason in err.
+void rl_engine_set_reloader(rl_engine *engine, int (*reload)(void *arg, char *err, size_t errlen),
+                            void *arg);
+
+// Returns RL_OK if config may replace the one in force (its store section is the
+// same), RL_ERR with the reason in err otherwise. Changes nothing.
+int rl_engine_reload_check(const rl_engine *engine, const rl_config *config, char *err,
+                           size_t errlen);
+
+// Stops the engine: the stores answer what is in flight, then everything is freed.
+void rl_engine_free(rl_engine *engine);
+
+#endif

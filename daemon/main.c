@@ -1,0 +1,162 @@
+/*
+ * main.c: rlimitd's entry point: flags, config, signals, the event loop.
+ *
+ *   rlimitd -c FILE [-f] [-v] [--check-config]
+ *
+ * SIGTERM/SIGINT: clean shutdown (listeners closed, socket files unlinked, answers
+ * in flight written). SIGHUP: reload the config (a bad one is logged and the old one
+ * kept).
+ */
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "notify.h"
+#include "server.h"
+
+#define SHUTDOWN_GRACE_MS 5000
+
+typedef struct daemon_state {
+    const char *config_path;  /* -c FILE */
+    struct event_base *base;  /* the loop */
+    rl_engine *engine;        /* decisions */
+    rl_server *server;        /* listeners and connections */
+} daemon_state;
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: rlimitd -c FILE [-f] [-v] [--check-config]\n"
+                 "  -c, --config FILE   the JSON config (see conf/rlimitd.json)\n"
+                 "  -f, --foreground    stay in the foreground (default: detach)\n"
+                 "  -v, --verbose       log at debug level\n"
+                 "      --check-config  validate the config, print the verdict, exit 0 or 1\n"
+                 "  -h, --help          this text\n");
+}
+
+// Re-reads the config file and applies it: listeners first (which can be undone),
+// then the policies. Shared by SIGHUP and the RELOAD opcode.
+static int reload(void *arg, char *err, size_t errlen) {
+    daemon_state *d = arg;
+    rl_config *c = rl_config_load(d->config_path, err, errlen);
+    rl_notify("RELOADING=1");
+    if (!c || rl_engine_reload_check(d->engine, c, err, errlen) != RL_OK ||
+        rl_server_apply(d->server, c, err, errlen) != RL_OK ||
+        rl_engine_reload(d->engine, c, err, errlen) != RL_OK) {
+        rl_log_error("reload refused, the old config stays: %s", err);
+        rl_config_free(c);
+        rl_notify("READY=1");
+        return RL_ERR;
+    }
+    rl_notify("READY=1");
+    return RL_OK;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+    daemon_state *d = arg;
+    char err[1024];
+    (void)what;
+    if (sig == SIGHUP) {
+        rl_log_info("SIGHUP: reloading %s", d->config_path);
+        reload(d, err, sizeof(err));
+        return;
+    }
+    rl_log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    rl_notify("STOPPING=1");
+    rl_server_shutdown(d->server, SHUTDOWN_GRACE_MS);
+}
+
+static int parse_flags(int argc, char **argv, daemon_state *d, int *check_only, int *foreground) {
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
+        {"verbose", no_argument, NULL, 'v'},      {"check-config", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:fvh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': d->config_path = optarg; break;
+        case 'f': *foreground = 1; break;
+        case 'v': rl_log_set_level(RL_LOG_DEBUG); break;
+        case 'C': *check_only = 1; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+    }
+    if (optind != argc || !d->config_path) {
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+static int run(daemon_state *d, rl_config *c) {
+    char err[1024];
+    struct event *sigs[3];
+    int signals[3] = {SIGTERM, SIGINT, SIGHUP};
+    d->engine = rl_engine_new(d->base, c, err, sizeof(err));
+    if (!d->engine) {
+        rl_log_error("%s", err);
+        rl_config_free(c);
+        return 1;
+    }
+    rl_engine_set_reloader(d->engine, reload, d);
+    d->server = rl_server_new(d->base, d->engine, c, err, sizeof(err));
+    if (!d->server) {
+        rl_log_error("%s", err);
+        rl_engine_free(d->engine);
+        return 1;
+    }
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(d->base, signals[i], on_signal, d);
+        event_add(sigs[i], NULL);
+    }
+    rl_log_info("ready: %zu policies, %s store", c->policy_count,
+                c->store.type == RL_STORE_REDIS ? "redis" : "memory");
+    rl_notify("READY=1");
+    event_base_dispatch(d->base);
+    for (int i = 0; i < 3; i++)
+        event_free(sigs[i]);
+    rl_engine_free(d->engine); /* answers what a store still owes, to live connections */
+    rl_server_free(d->server);
+    rl_log_info("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    daemon_state d = {0};
+    int check_only = 0, foreground = 0;
+    char err[1024];
+    if (parse_flags(argc, argv, &d, &check_only, &foreground) != 0)
+        return 2;
+    rl_config *c = rl_config_load(d.config_path, err, sizeof(err));
+    if (!c) {
+        fprintf(stderr, "rlimitd: %s\n", err);
+        return 1;
+    }
+    if (check_only) {
+        printf("%s: ok (%zu policies, %zu listeners)\n", d.config_path, c->policy_count,
+               c->listener_count);
+        rl_config_free(c);
+        return 0;
+    }
+    if (rl_log_enabled(RL_LOG_DEBUG) == 0)
+        rl_log_set_level(c->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    if (!foreground && daemon(1, 1) != 0) {
+        perror("rlimitd: daemon");
+        return 1;
+    }
+    d.base = event_base_new();
+    if (!d.base) {
+        rl_log_error("cannot create the event loop");
+        return 1;
+    }
+    int rc = run(&d, c);
+    event_base_free(d.base);
+    return rc;
+}

@@ -1,0 +1,605 @@
+/*
+ * server.c: connections of the binary protocol.
+ *
+ *   listener --accept--> conn --read--> input buffer --rl_header_read/rl_request_decode-->
+ *   rl_request --rl_engine_handle--> (engine, store, algorithms) --conn_reply--> rl_response
+ *   --rl_response_encode--> output buffer --write--> client
+ *
+ * One thread, one event loop. A connection reads as many whole frames as have
+ * arrived, hands each to the engine, and writes every answer produced meanwhile in
+ * one write(). Answers from an asynchronous store (Redis) arrive later through
+ * conn_reply and are written on the next loop iteration, batched the same way.
+ *
+ * Limits that protect the daemon: max_frame (checked from the header, before the
+ * frame is buffered), max_pending (answers owed per connection: BUSY past it),
+ * max_output (unsent answer bytes: a client that does not read is dropped),
+ * max_connections (past it a new connection gets one BUSY frame and is closed),
+ * idle_timeout (a silent connection with nothing owed is closed).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "listen.h"
+#include "log.h"
+#include "rlproto.h"
+
+#define INPUT_INITIAL 4096
+#define INPUT_MAX_CHUNK 65536
+#define ACCEPT_PAUSE_MS 100
+
+typedef enum conn_state {
+    CONN_READING, /* reading frames and answering them */
+    CONN_CLOSING, /* no more reading (peer EOF, fatal frame, shutdown): close once every
+                     answer owed is written */
+    CONN_DEAD,    /* socket closed; the struct waits for answers still owed by the engine */
+} conn_state;
+
+typedef struct listener {
+    struct listener *next;   /* next listener */
+    struct rl_server *server;/* owner */
+    char *address;           /* as configured (owned) */
+    char *unix_path;         /* socket file to unlink on close, or NULL (owned) */
+    int admin;               /* admin opcodes allowed */
+    int fd;                  /* listening socket */
+    struct event *accept_ev; /* readable: connections to accept */
+    struct event *pause_ev;  /* re-enables accepting after running out of descriptors */
+} listener;
+
+typedef struct conn {
+    struct conn *prev, *next; /* the server's list of connections */
+    struct rl_server *server; /* owner */
+    int fd;                   /* the socket, or -1 once closed */
+    int admin;                /* from an admin listener */
+    conn_state state;         /* see conn_state */
+    int processing;           /* inside the read handler: defer writes and frees */
+    uint32_t in_flight;       /* answers owed by the engine */
+    struct event *read_ev;    /* readable, or idle timeout */
+    struct event *write_ev;   /* writable again after a short write */
+    uint8_t *in;              /* input buffer */
+    size_t in_len, in_cap;    /* bytes in it, its size */
+    uint8_t *out;             /* output buffer */
+    size_t out_off, out_len, out_cap; /* first unsent byte, bytes in it, its size */
+} conn;
+
+struct rl_server {
+    struct event_base *base;  /* the loop */
+    rl_engine *engine;        /* where requests go */
+    listener *listeners;      /* open listeners */
+    conn *conns;              /* open connections */
+    size_t conn_count;        /* entries in conns */
+    uint32_t max_frame;       /* limits, from the config */
+    uint32_t max_pending;
+    uint32_t max_output;
+    uint32_t max_connections;
+    int idle_timeout_ms;
+    int shutting_down;        /* rl_server_shutdown was called */
+    struct event *grace_ev;   /* ends the shutdown's grace period */
+    time_t last_limit_warning;/* rate-limits the max_connections warning */
+};
+
+static void conn_close(conn *c);
+static void conn_flush(conn *c);
+
+/* ---- connection lifetime ---- */
+
+static void conn_free(conn *c) {
+    rl_server *s = c->server;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->conn_count--;
+    rl_free(c->in);
+    rl_free(c->out);
+    rl_free(c);
+    if (s->shutting_down && s->conn_count == 0)
+        event_base_loopexit(s->base, NULL);
+}
+
+// Frees c if nothing refers to it any more.
+static void conn_maybe_free(conn *c) {
+    if (c->state == CONN_DEAD && c->in_flight == 0 && !c->processing)
+        conn_free(c);
+}
+
+static void conn_close(conn *c) {
+    if (c->state == CONN_DEAD)
+        return;
+    event_free(c->read_ev);
+    event_free(c->write_ev);
+    close(c->fd);
+    c->fd = -1;
+    c->state = CONN_DEAD;
+    conn_maybe_free(c);
+}
+
+// Closes a closing connection once it owes nothing.
+static void conn_settle(conn *c) {
+    if (c->state == CONN_CLOSING && c->in_flight == 0 && c->out_len == c->out_off)
+        conn_close(c);
+    else
+        conn_maybe_free(c);
+}
+
+static void conn_stop_reading(conn *c) {
+    if (c->state != CONN_READING)
+        return;
+    event_del(c->read_ev);
+    c->state = CONN_CLOSING;
+}
+
+/* ---- output ---- */
+
+static int out_reserve(conn *c, size_t n) {
+    if (c->out_off > 0 && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + n <= c->out_cap)
+        return 0;
+    if (c->out_off > 0) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+        if (c->out_len + n <= c->out_cap)
+            return 0;
+    }
+    size_t cap = c->out_cap ? c->out_cap : 4096;
+    while (cap < c->out_len + n)
+        cap *= 2;
+    uint8_t *out = rl_realloc(c->out, cap);
+    if (!out)
+        return -1;
+    c->out = out;
+    c->out_cap = cap;
+    return 0;
+}
+
+// Receives the engine's answer for one of c's requests.
+static void conn_reply(void *arg, const rl_response *resp) {
+    conn *c = arg;
+    c->in_flight--;
+    if (c->state == CONN_DEAD) {
+        conn_maybe_free(c);
+        return;
+    }
+    size_t n = rl_response_size(resp);
+    if (c->out_len - c->out_off + n > c->server->max_output) {
+        rl_log_warn("dropping a connection that does not read its answers (%zu bytes unsent)",
+                    c->out_len - c->out_off);
+        conn_close(c);
+        return;
+    }
+    if (out_reserve(c, n) != 0) {
+        rl_log_warn("out of memory for an answer: dropping the connection");
+        conn_close(c);
+        return;
+    }
+    c->out_len += rl_response_encode(resp, c->out + c->out_len, c->out_cap - c->out_len);
+    if (!c->processing)
+        event_add(c->write_ev, NULL); /* written on the next loop iteration, batched */
+}
+
+static void conn_flush(conn *c) {
+    while (c->state != CONN_DEAD && c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(c->write_ev, NULL);
+            return;
+        } else {
+            conn_close(c);
+            return;
+        }
+    }
+    if (c->state == CONN_DEAD)
+        return;
+    c->out_off = c->out_len = 0;
+    event_del(c->write_ev);
+    if (c->out_cap > INPUT_MAX_CHUNK) { /* give back what a burst took */
+        rl_free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg) {
+    conn *c = arg;
+    (void)fd;
+    (void)what;
+    conn_flush(c);
+    if (c->state != CONN_DEAD)
+        conn_settle(c);
+}
+
+/* ---- input ---- */
+
+static void refuse(conn *c, uint8_t opcode, uint32_t id, rl_status status) {
+    c->in_flight++;
+    rl_engine_refuse(c->server->engine, opcode, id, status, conn_reply, c);
+}
+
+// Handles the whole frame of frame_len bytes at buf. Returns 0 to go on reading,
+// -1 if the connection must stop reading.
+static int handle_frame(conn *c, const uint8_t *buf, size_t frame_len) {
+    rl_request req;
+    rl_status status;
+    if (c->in_flight >= c->server->max_pending) {
+        rl_header hdr;
+        rl_header_read(buf, frame_len, UINT32_MAX, &hdr, &status);
+        refuse(c, hdr.opcode, hdr.id, RL_ST_BUSY);
+        return 0;
+    }
+    if (rl_request_decode(buf, frame_len, &req, &status) != RL_OK) {
+        refuse(c, req.opcode, req.id, status);
+        return rl_status_closes(status) ? -1 : 0;
+    }
+    c->in_flight++;
+    rl_engine_handle(c->server->engine, &req, c->admin, conn_reply, c);
+    return 0;
+}
+
+// Makes room for a frame of need bytes in the input buffer.
+static int in_reserve(conn *c, size_t need) {
+    if (need <= c->in_cap)
+        return 0;
+    uint8_t *in = rl_realloc(c->in, need);
+    if (!in)
+        return -1;
+    c->in = in;
+    c->in_cap = need;
+    return 0;
+}
+
+// Answers every whole frame in the input buffer; keeps a partial one.
+static void process_input(conn *c) {
+    size_t off = 0;
+    while (c->state == CONN_READING) {
+        rl_header hdr;
+        rl_status status;
+        int rc = rl_header_read(c->in + off, c->in_len - off, c->server->max_frame, &hdr, &status);
+        if (rc == RL_AGAIN)
+            break;
+        if (rc == RL_ERR) {
+            refuse(c, hdr.opcode, hdr.id, status);
+            conn_stop_reading(c);
+            break;
+        }
+        size_t frame_len = 4 + (size_t)hdr.length;
+        if (c->in_len - off < frame_len) {
+            if (in_reserve(c, frame_len) != 0)
+                conn_stop_reading(c);
+            break;
+        }
+        if (handle_frame(c, c->in + off, frame_len) != 0)
+            conn_stop_reading(c);
+        off += frame_len;
+    }
+    if (off > 0 && c->state != CONN_DEAD) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+}
+
+static int read_some(conn *c) {
+    if (c->in_len == c->in_cap &&
+        in_reserve(c, c->in_cap < INPUT_MAX_CHUNK ? c->in_cap * 2 : c->in_cap + INPUT_MAX_CHUNK))
+        return -1;
+    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    if (n > 0) {
+        c->in_len += (size_t)n;
+        return 1;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1; /* EOF or error: answer what was read, then close */
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg) {
+    conn *c = arg;
+    (void)fd;
+    if (what & EV_TIMEOUT) {
+        if (c->in_flight == 0 && c->out_len == c->out_off) {
+            rl_log_debug("closing an idle connection");
+            conn_close(c);
+        }
+        return;
+    }
+    c->processing = 1;
+    int rc = read_some(c);
+    if (rc > 0)
+        process_input(c);
+    if (rc < 0)
+        conn_stop_reading(c);
+    conn_flush(c);
+    c->processing = 0;
+    conn_settle(c);
+}
+
+/* ---- accepting ---- */
+
+static void refuse_connection(rl_server *s, int fd) {
+    uint8_t frame[RL_HEADER_LEN + RL_RESULT_LEN];
+    rl_response resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.result.status = RL_ST_BUSY;
+    size_t n = rl_response_encode(&resp, frame, sizeof(frame));
+    if (send(fd, frame, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        rl_log_debug("could not tell a refused connection why: %s", strerror(errno));
+    close(fd);
+    time_t now = time(NULL);
+    if (now != s->last_limit_warning)
+        rl_log_warn("max_connections (%u) reached: refusing new connections", s->max_connections);
+    s->last_limit_warning = now;
+}
+
+static void conn_new(listener *l, int fd) {
+    rl_server *s = l->server;
+    conn *c = rl_calloc(1, sizeof(*c));
+    struct timeval idle = {s->idle_timeout_ms / 1000, (s->idle_timeout_ms % 1000) * 1000};
+    if (c) {
+        c->in = rl_malloc(INPUT_INITIAL);
+        c->read_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+        c->write_ev = event_new(s->base, fd, EV_WRITE, on_writable, c);
+    }
+    if (!c || !c->in || !c->read_ev || !c->write_ev || event_add(c->read_ev, &idle) != 0) {
+        rl_log_warn("out of memory for a new connection: closing it");
+        if (c && c->read_ev)
+            event_free(c->read_ev);
+        if (c && c->write_ev)
+            event_free(c->write_ev);
+        close(fd);
+        if (c)
+            rl_free(c->in);
+        rl_free(c);
+        return;
+    }
+    c->server = s;
+    c->fd = fd;
+    c->admin = l->admin;
+    c->in_cap = INPUT_INITIAL;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->conn_count++;
+}
+
+static void on_pause_over(evutil_socket_t fd, short what, void *arg) {
+    listener *l = arg;
+    (void)fd;
+    (void)what;
+    event_add(l->accept_ev, NULL);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg) {
+    listener *l = arg;
+    rl_server *s = l->server;
+    (void)what;
+    for (int i = 0; i < 64; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                rl_log_warn("accept on %s: %s; pausing for %d ms", l->address, strerror(errno),
+                            ACCEPT_PAUSE_MS);
+                struct timeval pause = {0, ACCEPT_PAUSE_MS * 1000};
+                event_del(l->accept_ev);
+                event_add(l->pause_ev, &pause);
+            }
+            return;
+        }
+        if (s->conn_count >= s->max_connections)
+            refuse_connection(s, cfd);
+        else
+            conn_new(l, cfd);
+    }
+}
+
+/* ---- listeners ---- */
+
+static void listener_free(listener *l) {
+    if (l->accept_ev)
+        event_free(l->accept_ev);
+    if (l->pause_ev)
+        event_free(l->pause_ev);
+    if (l->fd >= 0)
+        close(l->fd);
+    if (l->unix_path)
+        unlink(l->unix_path);
+    rl_free(l->unix_path);
+    rl_free(l->address);
+    rl_free(l);
+}
+
+static listener *listener_open(rl_server *s, const rl_listener_conf *lc, char *err, size_t errlen) {
+    listener *l = rl_calloc(1, sizeof(*l));
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->server = s;
+    l->admin = lc->admin;
+    l->address = rl_strndup(lc->address, strlen(lc->address));
+    l->fd = rl_listen_open(lc, err, errlen);
+    if (l->fd >= 0 && lc->kind == RL_LISTEN_UNIX)
+        l->unix_path = rl_strndup(lc->path, strlen(lc->path));
+    if (l->fd >= 0) {
+        l->accept_ev = event_new(s->base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
+        l->pause_ev = evtimer_new(s->base, on_pause_over, l);
+    }
+    if (l->fd < 0 || !l->address || !l->accept_ev || !l->pause_ev ||
+        event_add(l->accept_ev, NULL) != 0) {
+        if (l->fd >= 0)
+            snprintf(err, errlen, "listen %s: out of memory", lc->address);
+        listener_free(l);
+        return NULL;
+    }
+    char bound[256];
+    if (rl_listen_address(l->fd, bound, sizeof(bound)) == 0)
+        rl_log_info("listening on %s%s", bound, l->admin ? " (admin)" : "");
+    return l;
+}
+
+static listener *find_listener(rl_server *s, const rl_listener_conf *lc) {
+    for (listener *l = s->listeners; l; l = l->next)
+        if (strcmp(l->address, lc->address) == 0 && l->admin == lc->admin)
+            return l;
+    return NULL;
+}
+
+static int listed(const rl_config *c, const listener *l) {
+    for (size_t i = 0; i < c->listener_count; i++)
+        if (strcmp(c->listeners[i].address, l->address) == 0 && c->listeners[i].admin == l->admin)
+            return 1;
+    return 0;
+}
+
+static void take_limits(rl_server *s, const rl_config *c) {
+    s->max_frame = c->max_frame;
+    s->max_pending = c->max_pending;
+    s->max_output = c->max_output;
+    s->max_connections = c->max_connections;
+    s->idle_timeout_ms = c->idle_timeout_ms;
+}
+
+// Opens the listeners of c that are not open yet, prepending them to *opened.
+static int open_missing(rl_server *s, const rl_config *c, listener **opened, char *err,
+                        size_t errlen) {
+    for (size_t i = 0; i < c->listener_count; i++) {
+        const rl_listener_conf *lc = &c->listeners[i];
+        if (lc->kind == RL_LISTEN_HTTP || find_listener(s, lc))
+            continue;
+        listener *l = listener_open(s, lc, err, errlen);
+        if (!l)
+            return RL_ERR;
+        l->next = *opened;
+        *opened = l;
+    }
+    return RL_OK;
+}
+
+int rl_server_apply(rl_server *s, const rl_config *c, char *err, size_t errlen) {
+    listener *opened = NULL;
+    if (open_missing(s, c, &opened, err, errlen) != RL_OK) {
+        while (opened) {
+            listener *next = opened->next;
+            listener_free(opened);
+            opened = next;
+        }
+        return RL_ERR;
+    }
+    for (listener **lp = &s->listeners; *lp;) {
+        listener *l = *lp;
+        if (listed(c, l)) {
+            lp = &l->next;
+            continue;
+        }
+        rl_log_info("no longer listening on %s", l->address);
+        *lp = l->next;
+        listener_free(l);
+    }
+    while (opened) {
+        listener *next = opened->next;
+        opened->next = s->listeners;
+        s->listeners = opened;
+        opened = next;
+    }
+    take_limits(s, c);
+    return RL_OK;
+}
+
+rl_server *rl_server_new(struct event_base *base, rl_engine *engine, const rl_config *c,
+                         char *err, size_t errlen) {
+    rl_server *s = rl_calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base = base;
+    s->engine = engine;
+    if (rl_server_apply(s, c, err, errlen) != RL_OK) {
+        rl_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* ---- shutdown ---- */
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
+    rl_server *s = arg;
+    (void)fd;
+    (void)what;
+    rl_log_warn("shutdown: %zu connections still owed answers after the grace period",
+                s->conn_count);
+    event_base_loopexit(s->base, NULL);
+}
+
+void rl_server_shutdown(rl_server *s, int grace_ms) {
+    if (s->shutting_down)
+        return;
+    s->shutting_down = 1;
+    while (s->listeners) {
+        listener *l = s->listeners;
+        s->listeners = l->next;
+        listener_free(l);
+    }
+    for (conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        conn_stop_reading(c);
+        conn_settle(c);
+    }
+    if (s->conn_count == 0) {
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    struct timeval grace = {grace_ms / 1000, (grace_ms % 1000) * 1000};
+    s->grace_ev = evtimer_new(s->base, on_grace_over, s);
+    if (!s->grace_ev || evtimer_add(s->grace_ev, &grace) != 0)
+        event_base_loopexit(s->base, NULL);
+}
+
+size_t rl_server_connections(const rl_server *s) {
+    return s->conn_count;
+}
+
+int rl_server_listener_address(const rl_server *s, size_t index, char *buf, size_t len) {
+    const listener *l = s->listeners;
+    for (size_t i = 0; l && i < index; i++)
+        l = l->next;
+    return l ? rl_listen_address(l->fd, buf, len) : -1;
+}
+
+void rl_server_free(rl_server *s) {
+    if (!s)
+        return;
+    while (s->listeners) {
+        listener *l = s->listeners;
+        s->listeners = l->next;
+        listener_free(l);
+    }
+    while (s->conns) {
+        conn *c = s->conns;
+        if (c->state != CONN_DEAD) {
+            event_free(c->read_ev);
+            event_free(c->write_ev);
+            close(c->fd);
+        }
+        s->shutting_down = 0;
+        conn_free(c);
+    }
+    if (s->grace_ev)
+        event_free(s->grace_ev);
+    rl_free(s);
+}

@@ -1,0 +1,452 @@
+/*
+ * store_memory.c: the embedded store, a chained hash table of key states.
+ *
+ * One entry per (policy, key) holds the state of each of the key's rates: a cell,
+ * or a sliding log. An entry whose every state has expired equals a key never seen:
+ * it is reset when touched and freed by the sweep. Decisions are synchronous; done()
+ * is called before submit returns.
+ */
+#include "store_memory.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+
+#define INITIAL_BUCKETS 1024u
+#define FULL_SWEEP_INTERVAL_US 100000 /* a full sweep when at max_keys, at most this often */
+
+/* The state of one rate of one key. */
+typedef union rate_state {
+    rl_cell cell; /* every algorithm but the sliding log */
+    rl_log log;   /* sliding_window_log */
+} rate_state;
+
+/* One (policy, key) and its rates' states; the name bytes follow the states. */
+typedef struct entry {
+    struct entry *next;   /* next in the bucket's chain */
+    uint64_t hash;        /* hash of ns and key */
+    int64_t expires_at;   /* after this the entry holds no information */
+    uint16_t key_len;     /* bytes of key */
+    uint8_t ns_len;       /* bytes of namespace */
+    uint8_t rate_count;   /* states that follow */
+    uint8_t log_mask;     /* bit r set: rates[r] is a sliding log */
+    rate_state rates[];   /* one per rate, then ns bytes, then key bytes */
+} entry;
+
+typedef struct memory_store {
+    rl_store base;          /* the interface */
+    entry **buckets;        /* chains */
+    size_t bucket_count;    /* a power of two */
+    size_t count;           /* entries held */
+    uint64_t max_keys;      /* entries at most */
+    size_t sweep_cursor;    /* next bucket the incremental sweep looks at */
+    int64_t last_full_sweep;/* when the store was last swept whole */
+    const int64_t *clock;   /* test clock, or NULL for the system's */
+    uint64_t evictions;     /* expired entries freed */
+    uint64_t full_refusals; /* new keys refused at max_keys */
+} memory_store;
+
+static int64_t now_us(const memory_store *m) {
+    if (m->clock)
+        return *m->clock;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t hash_name(const char *ns, size_t ns_len, const char *key, size_t key_len) {
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < ns_len; i++)
+        h = (h ^ (unsigned char)ns[i]) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+    for (size_t i = 0; i < key_len; i++)
+        h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static const char *entry_name(const entry *e) {
+    return (const char *)&e->rates[e->rate_count];
+}
+
+static int entry_is(const entry *e, uint64_t h, const rl_store_item *it) {
+    return e->hash == h && e->ns_len == it->ns_len && e->key_len == it->key_len &&
+           memcmp(entry_name(e), it->ns, it->ns_len) == 0 &&
+           memcmp(entry_name(e) + it->ns_len, it->key, it->key_len) == 0;
+}
+
+static int is_log(const rl_limits *limits, size_t r) {
+    return limits->rates[r].algorithm == RL_ALGO_SLIDING_LOG;
+}
+
+static uint8_t log_mask(const rl_limits *limits) {
+    uint8_t mask = 0;
+    for (size_t r = 0; r < limits->rate_count; r++)
+        mask |= (uint8_t)(is_log(limits, r) << r);
+    return mask;
+}
+
+static void entry_clear(entry *e) {
+    for (size_t r = 0; r < e->rate_count; r++) {
+        if (e->log_mask & (1u << r))
+            rl_log_free(&e->rates[r].log);
+        memset(&e->rates[r], 0, sizeof(rate_state));
+    }
+    e->expires_at = 0;
+}
+
+static void entry_free(entry *e) {
+    entry_clear(e);
+    rl_free(e);
+}
+
+static entry **find_slot(memory_store *m, uint64_t h, const rl_store_item *it) {
+    entry **slot = &m->buckets[h & (m->bucket_count - 1)];
+    while (*slot && !entry_is(*slot, h, it))
+        slot = &(*slot)->next;
+    return slot;
+}
+
+static void grow(memory_store *m) {
+    size_t n = m->bucket_count * 2;
+    entry **b = rl_calloc(n, sizeof(entry *));
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < m->bucket_count; i++) {
+        for (entry *e = m->buckets[i], *next; e; e = next) {
+            next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    rl_free(m->buckets);
+    m->buckets = b;
+    m->bucket_count = n;
+    m->sweep_cursor = 0;
+}
+
+static size_t sweep_bucket(memory_store *m, size_t i, int64_t now) {
+    size_t freed = 0;
+    for (entry **slot = &m->buckets[i]; *slot;) {
+        entry *e = *slot;
+        if (e->expires_at <= now) {
+            *slot = e->next;
+            entry_free(e);
+            freed++;
+        } else {
+            slot = &e->next;
+        }
+    }
+    m->count -= freed;
+    m->evictions += freed;
+    return freed;
+}
+
+size_t rl_store_memory_sweep(rl_store *store, size_t budget) {
+    memory_store *m = (memory_store *)store;
+    int64_t now = now_us(m);
+    size_t freed = 0;
+    for (size_t i = 0; i < budget && i < m->bucket_count; i++) {
+        freed += sweep_bucket(m, m->sweep_cursor, now);
+        m->sweep_cursor = (m->sweep_cursor + 1) & (m->bucket_count - 1);
+    }
+    return freed;
+}
+
+size_t rl_store_memory_count(const rl_store *store) {
+    return ((const memory_store *)store)->count;
+}
+
+// Makes room for one more key: frees expired entries if at max_keys. Returns 0 if
+// there is room.
+static int make_room(memory_store *m, int64_t now) {
+    if (m->count < m->max_keys)
+        return 0;
+    if (now - m->last_full_sweep >= FULL_SWEEP_INTERVAL_US) {
+        m->last_full_sweep = now;
+        for (size_t i = 0; i < m->bucket_count; i++)
+            sweep_bucket(m, i, now);
+    }
+    if (m->count < m->max_keys)
+        return 0;
+    m->full_refusals++;
+    return -1;
+}
+
+static rl_status insert(memory_store *m, uint64_t h, const rl_store_item *it, int64_t now,
+                        entry **out) {
+    if (make_room(m, now) != 0)
+        return RL_ST_STORE_FULL;
+    uint8_t rates = it->limits->rate_count;
+    entry *e = rl_calloc(1, sizeof(entry) + rates * sizeof(rate_state) + it->ns_len + it->key_len);
+    if (!e)
+        return RL_ST_INTERNAL;
+    e->hash = h;
+    e->ns_len = (uint8_t)it->ns_len;
+    e->key_len = (uint16_t)it->key_len;
+    e->rate_count = rates;
+    e->log_mask = log_mask(it->limits);
+    memcpy((char *)entry_name(e), it->ns, it->ns_len);
+    memcpy((char *)entry_name(e) + it->ns_len, it->key, it->key_len);
+    entry **head = &m->buckets[h & (m->bucket_count - 1)];
+    e->next = *head;
+    *head = e;
+    m->count++;
+    if (m->count > m->bucket_count)
+        grow(m);
+    *out = e;
+    return RL_ST_OK;
+}
+
+// Finds the item's entry; creates it if create is set. An entry whose rates no longer
+// match the item's limits is reset (the policy changed under it). *out is NULL when
+// the key has no state and create is 0.
+static rl_status lookup(memory_store *m, const rl_store_item *it, int64_t now, int create,
+                        entry **out) {
+    uint64_t h = hash_name(it->ns, it->ns_len, it->key, it->key_len);
+    entry **slot = find_slot(m, h, it);
+    entry *e = *slot;
+    *out = NULL;
+    if (e && (e->rate_count != it->limits->rate_count || e->log_mask != log_mask(it->limits))) {
+        *slot = e->next;
+        entry_free(e);
+        m->count--;
+        e = NULL;
+    }
+    if (e && e->expires_at <= now)
+        entry_clear(e);
+    if (e || !create) {
+        *out = e;
+        return RL_ST_OK;
+    }
+    return insert(m, h, it, now, out);
+}
+
+/* ---- deciding ---- */
+
+/* Per item: its entry, and the cost of the same entry's earlier items in the batch. */
+typedef struct item_plan {
+    entry *entry;      /* the key's state, or NULL (PEEK of an unknown key) */
+    int64_t prior;     /* units earlier items of the batch take from the same entry */
+    int last;          /* 1 if no later item of the batch has the same entry */
+    rl_cell next[RL_MAX_RATES]; /* cells after consuming prior + cost */
+} item_plan;
+
+static void decide_rate(const rl_rate *rate, rate_state *state, int64_t now, uint64_t cost,
+                        rl_cell *next, rl_verdict *v) {
+    static const rl_cell zero;
+    if (rate->algorithm == RL_ALGO_SLIDING_LOG) {
+        rl_log empty = {0};
+        rl_log_decide(rate, state ? &state->log : &empty, now, cost, v);
+    } else {
+        rl_cell_decide(rate, state ? &state->cell : &zero, now, cost, next, v);
+    }
+}
+
+static int decide_item(const rl_store_item *it, item_plan *plan, int64_t now, rl_verdict *out) {
+    memset(out, 0, sizeof(*out));
+    for (size_t r = 0; r < it->limits->rate_count; r++) {
+        rl_verdict v;
+        rate_state *state = plan->entry ? &plan->entry->rates[r] : NULL;
+        decide_rate(&it->limits->rates[r], state, now, (uint64_t)(plan->prior + it->cost),
+                    &plan->next[r], &v);
+        rl_verdict_merge(out, &v);
+    }
+    return out->allowed;
+}
+
+static int64_t entry_expiry(const entry *e, const rl_limits *limits) {
+    int64_t at = 0;
+    for (size_t r = 0; r < limits->rate_count; r++) {
+        const rl_rate *rate = &limits->rates[r];
+        int64_t x = is_log(limits, r) ? rl_log_expires_at(rate, &e->rates[r].log)
+                                      : rl_cell_expires_at(rate, &e->rates[r].cell);
+        at = x > at ? x : at;
+    }
+    return at;
+}
+
+// Consumes the item's cost. Returns -1 if a log could not grow (nothing consumed for
+// that rate's log; the batch answers INTERNAL).
+static int commit_item(const rl_store_item *it, item_plan *plan, int64_t now) {
+    entry *e = plan->entry;
+    for (size_t r = 0; r < it->limits->rate_count; r++) {
+        if (!is_log(it->limits, r)) {
+            if (plan->last)
+                e->rates[r].cell = plan->next[r];
+        } else if (rl_log_reserve(&e->rates[r].log) == 0) {
+            rl_log_commit(&e->rates[r].log, now, (uint64_t)it->cost);
+        } else {
+            return -1;
+        }
+    }
+    e->expires_at = entry_expiry(e, it->limits);
+    return 0;
+}
+
+static void plan_batch(const rl_store_item *items, size_t n, item_plan *plans) {
+    for (size_t i = 0; i < n; i++) {
+        plans[i].prior = 0;
+        plans[i].last = 1;
+        for (size_t j = 0; j < i; j++) {
+            if (plans[j].entry && plans[j].entry == plans[i].entry) {
+                plans[i].prior += items[j].cost;
+                plans[j].last = 0;
+            }
+        }
+    }
+}
+
+static rl_status decide_batch(memory_store *m, rl_store_op op, const rl_store_item *items,
+                              size_t n, int64_t now, rl_store_answer *ans) {
+    item_plan plans[RL_MAX_ITEMS];
+    for (size_t i = 0; i < n; i++) {
+        rl_status st = lookup(m, &items[i], now, op == RL_STORE_CHECK, &plans[i].entry);
+        if (st != RL_ST_OK)
+            return st;
+    }
+    plan_batch(items, n, plans);
+    int all = 1;
+    for (size_t i = 0; i < n; i++)
+        all &= decide_item(&items[i], &plans[i], now, &ans->verdicts[i]);
+    if (op != RL_STORE_CHECK || !all)
+        return all ? RL_ST_ALLOWED : RL_ST_DENIED;
+    for (size_t i = 0; i < n; i++)
+        if (commit_item(&items[i], &plans[i], now) != 0)
+            return RL_ST_INTERNAL;
+    return RL_ST_ALLOWED;
+}
+
+static rl_status adjust_item(memory_store *m, const rl_store_item *it, int64_t now,
+                             rl_verdict *out) {
+    entry *e;
+    rl_status st = lookup(m, it, now, it->cost > 0, &e);
+    if (st != RL_ST_OK)
+        return st;
+    memset(out, 0, sizeof(*out));
+    for (size_t r = 0; r < it->limits->rate_count; r++) {
+        const rl_rate *rate = &it->limits->rates[r];
+        rl_verdict v;
+        if (!e) {
+            rl_cell next;
+            decide_rate(rate, NULL, now, 1, &next, &v);
+        } else if (is_log(it->limits, r)) {
+            if (it->cost > 0 && rl_log_reserve(&e->rates[r].log) != 0)
+                return RL_ST_INTERNAL;
+            rl_log_adjust(rate, &e->rates[r].log, now, it->cost, &v);
+        } else {
+            rl_cell next;
+            rl_cell_adjust(rate, &e->rates[r].cell, now, it->cost, &next, &v);
+            e->rates[r].cell = next;
+        }
+        rl_verdict_merge(out, &v);
+    }
+    if (e)
+        e->expires_at = entry_expiry(e, it->limits);
+    return out->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
+}
+
+static rl_status reset_item(memory_store *m, const rl_store_item *it, int64_t now,
+                            rl_verdict *out) {
+    uint64_t h = hash_name(it->ns, it->ns_len, it->key, it->key_len);
+    entry **slot = find_slot(m, h, it);
+    if (*slot) {
+        entry *e = *slot;
+        *slot = e->next;
+        entry_free(e);
+        m->count--;
+    }
+    item_plan plan = {0};
+    rl_store_item one = *it;
+    one.cost = 1;
+    decide_item(&one, &plan, now, out);
+    return RL_ST_OK;
+}
+
+static int memory_submit(rl_store *store, rl_store_op op, const rl_store_item *items, size_t n,
+                         rl_store_done *done, void *arg) {
+    memory_store *m = (memory_store *)store;
+    rl_store_answer ans;
+    ans.now_us = now_us(m);
+    ans.count = n;
+    ans.flags = 0;
+    ans.errstr = NULL;
+    if (op == RL_STORE_ADJUST)
+        ans.status = adjust_item(m, &items[0], ans.now_us, &ans.verdicts[0]);
+    else if (op == RL_STORE_RESET)
+        ans.status = reset_item(m, &items[0], ans.now_us, &ans.verdicts[0]);
+    else
+        ans.status = decide_batch(m, op, items, n, ans.now_us, &ans);
+    if (ans.status == RL_ST_STORE_FULL)
+        ans.errstr = "the embedded store holds max_keys live keys";
+    done(arg, &ans);
+    return RL_OK;
+}
+
+static void memory_forget_ns(rl_store *store, const char *ns, size_t ns_len) {
+    memory_store *m = (memory_store *)store;
+    for (size_t i = 0; i < m->bucket_count; i++) {
+        for (entry **slot = &m->buckets[i]; *slot;) {
+            entry *e = *slot;
+            if (e->ns_len == ns_len && memcmp(entry_name(e), ns, ns_len) == 0) {
+                *slot = e->next;
+                entry_free(e);
+                m->count--;
+            } else {
+                slot = &e->next;
+            }
+        }
+    }
+}
+
+static int memory_stats_json(rl_store *store, char *buf, size_t len) {
+    memory_store *m = (memory_store *)store;
+    return snprintf(buf, len,
+                    "{\"type\":\"memory\",\"keys\":%zu,\"max_keys\":%llu,\"buckets\":%zu,"
+                    "\"evictions\":%llu,\"full_refusals\":%llu}",
+                    m->count, (unsigned long long)m->max_keys, m->bucket_count,
+                    (unsigned long long)m->evictions, (unsigned long long)m->full_refusals);
+}
+
+static void memory_free(rl_store *store) {
+    memory_store *m = (memory_store *)store;
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->bucket_count; i++) {
+        for (entry *e = m->buckets[i], *next; e; e = next) {
+            next = e->next;
+            entry_free(e);
+        }
+    }
+    rl_free(m->buckets);
+    rl_free(m);
+}
+
+static const rl_store_ops memory_ops = {
+    .name = "memory",
+    .submit = memory_submit,
+    .forget_ns = memory_forget_ns,
+    .stats_json = memory_stats_json,
+    .free = memory_free,
+};
+
+rl_store *rl_store_memory_new_clocked(uint64_t max_keys, const int64_t *clock) {
+    memory_store *m = rl_calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->base.ops = &memory_ops;
+    m->bucket_count = INITIAL_BUCKETS;
+    m->buckets = rl_calloc(m->bucket_count, sizeof(entry *));
+    m->max_keys = max_keys;
+    m->clock = clock;
+    if (!m->buckets) {
+        rl_free(m);
+        return NULL;
+    }
+    return &m->base;
+}
+
+rl_store *rl_store_memory_new(uint64_t max_keys) {
+    return rl_store_memory_new_clocked(max_keys, NULL);
+}
