@@ -28,7 +28,7 @@ ITEM_FIXED_LEN = 7  # cost + policy_len + key_len
 MAX_ITEMS = 16  # MULTI_CHECK items
 MAX_POLICY_LEN = 255  # policy names fit policy_len
 MAX_KEY_LEN = 65535  # the wire limit; the daemon's max_key is lower
-DEFAULT_MAX_FRAME = 16384  # the daemon's default max_frame (requests)
+DEFAULT_MAX_FRAME = 16384  # the daemon's default max_frame: the largest request `length`
 MAX_RESPONSE_FRAME = 1 << 24  # the largest response a client buffers (admin text)
 
 
@@ -336,8 +336,8 @@ def decode_request(frame: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Request:
     length, version, opcode, flags, request_id = read_header(frame)
     if length < HEADER_LEN - 4:
         raise _refuse(f"frame length {length}", Status.MALFORMED, request_id, opcode)
-    if length + 4 > max_frame:
-        raise _refuse(f"frame of {length + 4} bytes", Status.FRAME_TOO_LARGE, request_id, opcode)
+    if length > max_frame:
+        raise _refuse(f"frame length {length}", Status.FRAME_TOO_LARGE, request_id, opcode)
     if version != VERSION:
         raise _refuse(f"version {version}", Status.UNSUPPORTED_VERSION, request_id, opcode)
     if length + 4 != len(frame):

@@ -94,7 +94,7 @@ def test_malformed_responses_raise(frame: bytes) -> None:
         (b"\0\0\0\x16" + CHECK_API_USER1[4:-1], Status.MALFORMED),
         (bytes.fromhex("0000000a 01 06 0000 00000005 0000"), Status.TOO_MANY_ITEMS),
         (bytes.fromhex("0000000a 01 06 0000 00000005 1100"), Status.TOO_MANY_ITEMS),
-        (bytes.fromhex("00004000 01 02 0000 00000005"), Status.FRAME_TOO_LARGE),
+        (bytes.fromhex("00004001 01 02 0000 00000005"), Status.FRAME_TOO_LARGE),
     ],
 )
 def test_refused_requests_carry_their_status(frame: bytes, status: Status) -> None:

@@ -1,0 +1,245 @@
+"""Transport handling of Client and AsyncClient against the scripted fake daemon.
+
+Timeouts, malformed answers, closed sockets, out-of-order answers and restarts
+are hard to provoke in a real daemon; the fake does them on demand (see
+fakedaemon.py for the scripted keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from fakedaemon import FakeDaemon
+from rlimit import AsyncClient, Client
+from rlimit.errors import (
+    ConnectError,
+    ConnectionLost,
+    ProtocolError,
+    StatusError,
+    Timeout,
+    UnknownPolicy,
+)
+
+
+def address(fake: FakeDaemon) -> str:
+    return f"unix:{fake.path}"
+
+
+# Client (blocking)
+
+
+def test_client_decisions(fake: FakeDaemon) -> None:
+    with Client(address(fake)) as client:
+        decisions = [client.check("five", "k") for _ in range(8)]
+        assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
+        assert [d.remaining for d in decisions[:5]] == [4, 3, 2, 1, 0]
+        assert decisions[-1].retry_after == 60.0
+        assert decisions[0].window == 60.0
+        assert client.peek("five", "other", 2).remaining == 3
+        assert client.reset("five", "k").allowed
+        assert client.check("five", "k").allowed
+        assert isinstance(client.ping(), float)
+        assert client.policies() == fake.limits
+
+
+def test_client_status_error(fake: FakeDaemon) -> None:
+    with Client(address(fake)) as client:
+        with pytest.raises(UnknownPolicy) as caught:
+            client.check("nope", "k")
+        assert caught.value.status == "UNKNOWN_POLICY"
+        assert client.check("five", "k").allowed  # the connection stays usable
+
+
+def test_client_check_many(fake: FakeDaemon) -> None:
+    with Client(address(fake)) as client:
+        overall, items = client.check_many([("five", "a", 2), ("one", "a", 1)])
+        assert overall.allowed and [d.allowed for d in items] == [True, True]
+        overall, items = client.check_many([("five", "a", 2), ("one", "a", 1)])
+        assert not overall.allowed and [d.allowed for d in items] == [True, False]
+        assert client.peek("five", "a").remaining == 2  # nothing consumed by the denial
+        with pytest.raises(ValueError):
+            client.check_many([("five", "a", 1)] * 17)
+
+
+@pytest.mark.parametrize("script", ["garbage", "badlength"])
+def test_client_malformed_answer(fake: FakeDaemon, script: str) -> None:
+    with Client(address(fake)) as client:
+        with pytest.raises(ProtocolError):
+            client.check("five", script)
+        assert client.check("five", "k").allowed
+    assert fake.accepted == 2
+
+
+def test_client_connection_closed_mid_call(fake: FakeDaemon) -> None:
+    with Client(address(fake)) as client:
+        with pytest.raises(ConnectionLost):
+            client.check("five", "close")
+        assert client.check("five", "k").allowed
+
+
+def test_client_timeout(fake: FakeDaemon) -> None:
+    with Client(address(fake), timeout=0.2) as client:
+        start = time.monotonic()
+        with pytest.raises(Timeout):
+            client.check("five", "hang")
+        assert 0.2 <= time.monotonic() - start < 1
+        assert client.check("five", "k").allowed
+
+
+def test_client_ignores_a_stray_answer(fake: FakeDaemon) -> None:
+    with Client(address(fake)) as client:
+        assert client.check("five", "wrongid").remaining == 4
+
+
+def test_client_survives_restart(fake: FakeDaemon) -> None:
+    with Client(address(fake), timeout=0.5) as client:
+        assert client.check("five", "k").allowed
+        fake.drop_connections()  # the daemon closed an idle connection: not an error
+        assert client.check("five", "k").allowed
+        fake.stop()
+        with pytest.raises(ConnectError):
+            client.check("five", "k")
+        fake.start()
+        assert client.check("five", "k").allowed
+
+
+def test_client_without_daemon() -> None:
+    with pytest.raises(ConnectError):
+        Client("unix:/nonexistent/rlimitd.sock").check("api", "k")
+    with pytest.raises(ValueError):
+        Client("udp:1.2.3.4:5")
+
+
+# AsyncClient
+
+
+def test_async_pipelines_on_one_connection(fake: FakeDaemon) -> None:
+    async def main() -> list[bool]:
+        async with AsyncClient(address(fake)) as client:
+            decisions = await asyncio.gather(*(client.check("five", "k") for _ in range(50)))
+            return [d.allowed for d in decisions]
+
+    assert sorted(asyncio.run(main())) == [False] * 45 + [True] * 5
+    assert fake.accepted == 1
+
+
+def test_async_answers_out_of_order(fake: FakeDaemon) -> None:
+    async def main() -> None:
+        async with AsyncClient(address(fake)) as client:
+            finished: list[str] = []
+
+            async def call(key: str) -> None:
+                await client.peek("five", key, 2)
+                finished.append(key)
+
+            await asyncio.gather(call("slow:150"), call("fast"))
+            assert finished == ["fast", "slow:150"]
+
+    asyncio.run(main())
+
+
+def test_async_status_error(fake: FakeDaemon) -> None:
+    async def main() -> None:
+        async with AsyncClient(address(fake)) as client:
+            with pytest.raises(UnknownPolicy):
+                await client.check("nope", "k")
+            overall, items = await client.check_many([("five", "a", 5), ("one", "a", 2)])
+            assert not overall.allowed and [d.allowed for d in items] == [True, False]
+            assert await client.policies() == fake.limits
+
+    asyncio.run(main())
+
+
+def test_async_malformed_answer_fails_the_connection(fake: FakeDaemon) -> None:
+    async def main() -> None:
+        async with AsyncClient(address(fake)) as client:
+            slow = asyncio.ensure_future(client.check("five", "slow:300"))
+            await asyncio.sleep(0.05)
+            with pytest.raises(ProtocolError):
+                await client.check("five", "garbage")
+            with pytest.raises(ProtocolError):
+                await slow  # in flight on the connection that was dropped
+            assert (await client.check("five", "k")).allowed
+
+    asyncio.run(main())
+    assert fake.accepted == 2
+
+
+def test_async_connection_lost_in_flight(fake: FakeDaemon) -> None:
+    async def main() -> None:
+        async with AsyncClient(address(fake)) as client:
+            calls = [asyncio.ensure_future(client.check("five", "slow:500")) for _ in range(3)]
+            await asyncio.sleep(0.1)
+            fake.drop_connections()
+            for call in calls:
+                with pytest.raises(ConnectionLost):
+                    await call
+            assert (await client.check("five", "k")).allowed
+
+    asyncio.run(main())
+
+
+def test_async_timeout_keeps_the_connection(fake: FakeDaemon) -> None:
+    async def main() -> None:
+        async with AsyncClient(address(fake), timeout=0.2) as client:
+            with pytest.raises(Timeout):
+                await client.check("five", "hang")
+            with pytest.raises(Timeout):
+                await client.check("five", "slow:400")
+            await asyncio.sleep(0.3)  # the late answer arrives and is dropped
+            assert (await client.check("five", "k")).remaining == 4
+
+    asyncio.run(main())
+    assert fake.accepted == 1
+
+
+def test_async_reconnects_after_restart(fake: FakeDaemon) -> None:
+    async def main() -> None:
+        async with AsyncClient(address(fake), timeout=0.5) as client:
+            assert (await client.check("five", "k")).allowed
+            fake.stop()
+            await asyncio.sleep(0.05)  # the loop sees the connection close
+            assert client._conn is not None and client._conn.closed
+            with pytest.raises(ConnectError):
+                await client.check("five", "k")
+            fake.start()
+            assert (await client.check("five", "k")).allowed
+
+    asyncio.run(main())
+
+
+def test_async_client_moves_between_loops(fake: FakeDaemon) -> None:
+    client = AsyncClient(address(fake))
+    assert asyncio.run(client.check("five", "k")).allowed
+    assert asyncio.run(client.check("five", "k")).remaining == 3
+    assert fake.accepted == 2
+
+
+def test_async_closing_status_drops_the_connection(fake: FakeDaemon) -> None:
+    fake.limits["many"] = 100
+
+    async def main() -> None:
+        async with AsyncClient(address(fake)) as client:
+            assert (await client.check("many", "k")).allowed
+            conn = client._conn
+            assert conn is not None
+            # a frame the fake refuses with MALFORMED, sent on the client's connection
+            conn.send(bytes.fromhex("0000000a 01 01 0000 00000999 0000"))
+            await asyncio.sleep(0.05)
+            assert conn.closed
+            assert (await client.check("many", "k")).allowed
+
+    asyncio.run(main())
+    assert fake.accepted == 2
+
+
+def test_status_errors_carry_names() -> None:
+    from rlimit.errors import status_error
+
+    assert isinstance(status_error(19), UnknownPolicy)
+    assert status_error(29).status == "BUSY"
+    unknown = status_error(99)
+    assert type(unknown) is StatusError and unknown.code == 99
