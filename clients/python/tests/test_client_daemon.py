@@ -1,0 +1,170 @@
+"""Client and AsyncClient against the real daemon: exact counts, as users rely on them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from daemons import Daemon, unique_key
+from rlimit import AsyncClient, Client
+from rlimit.errors import ConnectError, ConnectionLost, CostTooLarge, KeyEmpty, KeyTooLong, UnknownPolicy
+
+
+@pytest.fixture
+def client(daemon: Daemon) -> Client:
+    return Client(daemon.address)
+
+
+def test_fixed_window_admits_exactly_its_limit(client: Client) -> None:
+    key = unique_key("fw")
+    decisions = [client.check("fw5", key) for _ in range(8)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0, 0, 0]
+    assert all(d.limit == 5 and d.window == 3600 for d in decisions)
+    denied = decisions[-1]
+    assert 0 < denied.retry_after <= 3600
+    assert denied.retry_after == pytest.approx(denied.reset_after, abs=0.01)
+    assert all(d.retry_after == 0 for d in decisions[:5])
+
+
+def test_retry_after_is_when_the_request_passes(client: Client) -> None:
+    key = unique_key("gcra")
+    assert client.check("gcra10", key).allowed
+    denied = client.check("gcra10", key)
+    assert not denied.allowed
+    assert 0 < denied.retry_after <= 0.1
+    time.sleep(denied.retry_after + 0.005)
+    assert client.check("gcra10", key).allowed
+
+
+def test_cost_counts_units(client: Client) -> None:
+    key = unique_key("cost")
+    assert client.check("fw5", key, cost=3).remaining == 2
+    assert not client.check("fw5", key, cost=3).allowed
+    assert client.check("fw5", key, cost=2).remaining == 0
+    with pytest.raises(CostTooLarge):
+        client.check("fw5", unique_key("big"), cost=6)
+
+
+def test_peek_consumes_nothing(client: Client) -> None:
+    key = unique_key("peek")
+    assert client.peek("fw5", key).remaining == 4
+    assert client.peek("fw5", key).remaining == 4
+    assert client.check("fw5", key).remaining == 4
+
+
+def test_check_many_is_all_or_nothing(client: Client) -> None:
+    key = unique_key("multi")
+    overall, items = client.check_many([("pair_a", key, 1), ("pair_b", key, 1)])
+    assert overall.allowed and [d.allowed for d in items] == [True, True]
+    assert [d.remaining for d in items] == [2, 0]
+    assert overall.remaining == 0  # the most restrictive item
+    overall, items = client.check_many([("pair_a", key, 1), ("pair_b", key, 1)])
+    assert not overall.allowed and [d.allowed for d in items] == [True, False]
+    assert client.peek("pair_a", key).remaining == 1  # the denial consumed nothing
+    with pytest.raises(UnknownPolicy):
+        client.check_many([("pair_a", key, 1), ("no_such_policy", key, 1)])
+    assert client.peek("pair_a", key).remaining == 1
+
+
+def test_reset_forgets_the_key(client: Client) -> None:
+    key = unique_key("reset")
+    for _ in range(5):
+        client.check("fw5", key)
+    assert not client.check("fw5", key).allowed
+    assert client.reset("fw5", key).allowed
+    assert client.check("fw5", key).remaining == 4
+
+
+def test_adjust_charges_and_refunds(client: Client) -> None:
+    key = unique_key("adjust")
+    assert client.check("fw5", key).remaining == 4
+    charged = client.adjust("fw5", key, 4)
+    assert not charged.allowed and charged.remaining == 0
+    refunded = client.adjust("fw5", key, -2)
+    assert refunded.allowed and refunded.remaining == 2
+
+
+def test_errors_carry_their_status(client: Client) -> None:
+    with pytest.raises(UnknownPolicy) as caught:
+        client.check("no_such_policy", "k")
+    assert caught.value.status == "UNKNOWN_POLICY"
+    with pytest.raises(KeyEmpty):
+        client.check("fw5", "")
+    with pytest.raises(KeyTooLong):
+        client.check("fw5", "k" * 513)
+    assert client.check("fw5", unique_key("after-errors")).allowed
+
+
+def test_flags_shadow_and_exempt(client: Client) -> None:
+    key = unique_key("shadow")
+    assert client.check("shadow1", key).allowed
+    second = client.check("shadow1", key)
+    assert second.allowed and second.shadow
+    exempt = client.check("exempt1", "vip")
+    assert exempt.allowed and exempt.exempt
+    assert client.check("exempt1", "vip").allowed
+
+
+def test_admin_json(client: Client) -> None:
+    policies = client.policies()["policies"]
+    assert {"name": "fw5", "algorithm": "fixed_window", "limit": 5}.items() <= next(
+        p for p in policies if p.get("name") == "fw5").items()
+    assert isinstance(client.stats(), dict)
+    assert client.ping() < 1
+
+
+def test_async_concurrent_calls_count_exactly(daemon: Daemon) -> None:
+    key = unique_key("async")
+
+    async def main() -> list[bool]:
+        async with AsyncClient(daemon.address) as client:
+            decisions = await asyncio.gather(*(client.check("api", key) for _ in range(200)))
+            return [d.allowed for d in decisions]
+
+    assert sum(asyncio.run(main())) == 20  # the bucket's burst; the refill is 100/min
+
+
+def test_async_mirrors_the_blocking_client(daemon: Daemon) -> None:
+    key = unique_key("async-api")
+
+    async def main() -> None:
+        async with AsyncClient(daemon.address) as client:
+            assert (await client.check("fw5", key, 2)).remaining == 3
+            assert (await client.peek("fw5", key)).remaining == 2
+            assert (await client.adjust("fw5", key, -1)).remaining == 4
+            overall, items = await client.check_many([("pair_a", key, 2), ("pair_b", key, 1)])
+            assert overall.allowed and [d.remaining for d in items] == [1, 0]
+            overall, items = await client.check_many([("pair_a", key, 1), ("pair_b", key, 1)])
+            assert not overall.allowed and [d.allowed for d in items] == [True, False]
+            assert (await client.reset("fw5", key)).allowed
+            with pytest.raises(UnknownPolicy):
+                await client.check("no_such_policy", key)
+            assert await client.ping() < 1
+
+    asyncio.run(main())
+
+
+def test_clients_reconnect_after_a_daemon_restart(own_daemon: Daemon) -> None:
+    sync_client = Client(own_daemon.address, timeout=1)
+    async_client = AsyncClient(own_daemon.address, timeout=1)
+
+    async def main() -> None:
+        assert (await async_client.check("fw5", "k")).allowed
+        assert sync_client.check("fw5", "k").allowed
+        in_flight = [asyncio.ensure_future(async_client.check("fw5", "k")) for _ in range(3)]
+        own_daemon.stop()  # blocks the loop: the calls are written, never answered
+        for call in in_flight:
+            with pytest.raises(ConnectionLost):
+                await call
+        with pytest.raises(ConnectError):
+            await async_client.check("fw5", "k")
+        with pytest.raises((ConnectError, ConnectionLost)):
+            sync_client.check("fw5", "k")
+        own_daemon.start()
+        assert (await async_client.check("fw5", "k")).remaining == 4  # a fresh daemon
+        assert sync_client.check("fw5", "k").remaining == 3
+
+    asyncio.run(main())
