@@ -29,6 +29,7 @@ VECTORS = REPO / "proto" / "vectors" / "vectors.json"
 POLICIES: dict[str, dict[str, Any]] = {
     "fw5": {"algorithm": "fixed_window", "limit": 5, "period": "1h"},
     "swl3": {"algorithm": "sliding_window_log", "limit": 3, "period": "1h"},
+    "swl1": {"algorithm": "sliding_window_log", "limit": 1, "period": "1h"},
     "gcra10": {"algorithm": "gcra", "limit": 10, "period": "1s", "burst": 1},
     "api": {"algorithm": "token_bucket", "limit": 100, "period": "1m", "burst": 20},
     "login": {"algorithm": "sliding_window_log", "limit": 2, "period": "15m"},

@@ -1,0 +1,245 @@
+"""Rate limiting for FastAPI and Starlette backed by rlimitd.
+
+    app.add_middleware(RateLimitMiddleware, address="unix:/tmp/rlimitd.sock", policy="api")
+
+    @app.post("/auth/token", dependencies=[Depends(RateLimit("login", key=api_key()))])
+
+RateLimitMiddleware is a pure ASGI middleware. For each HTTP request:
+
+    exempt path? --yes--> app
+    policy: the first matching rule, else `policy` (a name, or a callable of the request)
+    key: `key(request)`, else (None) the client address;  cost: `cost` (int or callable)
+    Limiter.check -> allowed: app, and its response carries the limit headers
+                  -> denied:  429 {"error":"rate_limited","policy":..,"retry_after":..}
+                              with Retry-After and the limit headers
+                  -> daemon cannot decide: on_error "allow" -> app (no headers);
+                                           on_error "deny"  -> 503 with Retry-After: 1
+
+Callables may be plain or async functions of the Starlette Request. The middleware
+puts its Limiter in the scope, so RateLimit dependencies of the same app share its
+connection, trusted proxies and on_error. This is the only module importing
+Starlette or FastAPI.
+"""
+
+
+import inspect
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from fastapi import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .aio import AsyncClient
+from .decision import Decision
+from .headers import denied_body, denied_headers, json_bytes, limit_headers
+from .keys import ClientAddress, KeyFunc, api_key, user_id
+from .limiter import Limiter
+from .rules import PathRules
+
+__all__ = [
+    "ClientAddress",
+    "RateLimit",
+    "RateLimitExceeded",
+    "RateLimitMiddleware",
+    "api_key",
+    "rate_limit_exceeded_handler",
+    "user_id",
+]
+
+DEFAULT_ADDRESS = "unix:/run/rlimitd/rlimitd.sock"  # unless RLIMITD_ADDRESS says otherwise
+DEFAULT_EXEMPT = ("/health", "/healthz", "/ready")
+DEFAULT_TIMEOUT = 0.1  # seconds a request waits for the daemon
+SCOPE_KEY = "rlimit.middleware"  # the scope entry holding the middleware's settings
+
+PolicyFunc = Callable[[Request], "str | None | Awaitable[str | None]"]
+CostFunc = Callable[[Request], "int | Awaitable[int]"]
+UNAVAILABLE_BODY = json_bytes({"error": "rate_limiter_unavailable"})
+
+_shared: dict[tuple[str, float, str], Limiter] = {}
+
+
+def shared_limiter(address: str | None, timeout: float = DEFAULT_TIMEOUT, on_error: str = "allow") -> Limiter:
+    """Returns the process-wide Limiter of address (default: $RLIMITD_ADDRESS or DEFAULT_ADDRESS)."""
+    address = address or os.environ.get("RLIMITD_ADDRESS") or DEFAULT_ADDRESS
+    slot = (address, timeout, on_error)
+    if slot not in _shared:
+        _shared[slot] = Limiter(AsyncClient(address, timeout), on_error)
+    return _shared[slot]
+
+
+async def _resolve(value: Any, request: Request) -> Any:
+    """Returns value, or what calling it with request returns (awaited if need be)."""
+    if not callable(value):
+        return value
+    result = value(request)
+    return await result if inspect.isawaitable(result) else result
+
+
+class RateLimitMiddleware:
+    """Pure ASGI middleware asking rlimitd before every HTTP request (see the module doc)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        address: str | None = None,
+        policy: str | PolicyFunc | None = None,
+        rules: Mapping[str, str | None] | None = None,
+        key: KeyFunc | None = None,
+        cost: int | CostFunc = 1,
+        exempt: Iterable[str] = DEFAULT_EXEMPT,
+        trusted_proxies: Iterable[str] = (),
+        forwarded_header: str = "x-forwarded-for",
+        on_error: str = "allow",
+        timeout: float = DEFAULT_TIMEOUT,
+        retry_interval: float = 1.0,
+        headers: bool = True,
+        client: AsyncClient | None = None,
+    ) -> None:
+        if policy is None and not rules:
+            raise ValueError("RateLimitMiddleware needs a policy or rules")
+        self.app = app  # the wrapped application
+        self.policy = policy  # default policy name, or a callable choosing it
+        self.rules = PathRules(rules, exempt)  # exempt paths and per-path policies
+        self.key = key  # key function; None or a None result: the client address
+        self.cost = cost  # units per request, or a callable computing them
+        self.client_address = ClientAddress(trusted_proxies, forwarded_header)  # default key
+        client = client or AsyncClient(address or os.environ.get("RLIMITD_ADDRESS") or DEFAULT_ADDRESS, timeout)
+        self.limiter = Limiter(client, on_error, retry_interval)  # daemon, health, on_error
+        self.headers = headers  # add limit headers to allowed responses
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope[SCOPE_KEY] = self
+        path = scope["path"]
+        if self.rules.is_exempt(path):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        policy = await self._policy(request, path)
+        if policy is None:
+            await self.app(scope, receive, send)
+            return
+        key = await self.key_of(request, self.key)
+        cost = await _resolve(self.cost, request)
+        decision = await self.limiter.check(policy, key, cost, path)
+        if decision is None:
+            await self._undecided(scope, receive, send)
+        elif not decision.allowed:
+            await _send_json(send, 429, denied_body(policy, decision), denied_headers(policy, decision))
+        elif self.headers:
+            await self.app(scope, receive, _with_headers(send, limit_headers(policy, decision)))
+        else:
+            await self.app(scope, receive, send)
+
+    async def _policy(self, request: Request, path: str) -> str | None:
+        matched, policy = self.rules.lookup(path)
+        if matched:
+            return policy
+        result: str | None = await _resolve(self.policy, request)
+        return result
+
+    async def key_of(self, request: Request, key: KeyFunc | None) -> str | bytes:
+        """Returns key(request), or the client address when there is no key function or key."""
+        value = await _resolve(key, request) if key is not None else None
+        return value or self.client_address.of_scope(request.scope)
+
+    async def _undecided(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.limiter.on_error == "deny":
+            await _send_raw(send, 503, UNAVAILABLE_BODY, [("Retry-After", "1")])
+        else:
+            await self.app(scope, receive, send)
+
+
+def _with_headers(send: Send, headers: list[tuple[str, str]]) -> Send:
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers]
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *raw]}
+        await send(message)
+
+    return send_with_headers
+
+
+async def _send_json(send: Send, status: int, body: object, headers: list[tuple[str, str]]) -> None:
+    await _send_raw(send, status, json_bytes(body), headers)
+
+
+async def _send_raw(send: Send, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(name.lower().encode(), value.encode()) for name, value in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RateLimitExceeded(HTTPException):
+    """Raised by RateLimit on a denial: 429 with the limit headers.
+
+    FastAPI's default handler answers {"detail": {...}}; register
+    rate_limit_exceeded_handler for the middleware's flat body.
+    """
+
+    def __init__(self, policy: str, decision: Decision) -> None:
+        super().__init__(429, denied_body(policy, decision), dict(denied_headers(policy, decision)))
+        self.policy = policy  # the policy that denied
+        self.decision = decision  # the daemon's decision
+
+
+async def rate_limit_exceeded_handler(request: Request, exc: Exception) -> Response:
+    """Exception handler answering RateLimitExceeded like the middleware does."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(exc.detail, exc.status_code, exc.headers)
+
+
+class RateLimit:
+    """A FastAPI dependency limiting one route: Depends(RateLimit("login", key=api_key())).
+
+    Returns the Decision (None when the daemon could not decide and on_error is
+    "allow") and sets the limit headers on the response. Uses the app's
+    RateLimitMiddleware settings (connection, trusted proxies, on_error) when there
+    is one, else a process-wide client of `address` (default $RLIMITD_ADDRESS).
+    """
+
+    def __init__(
+        self,
+        policy: str,
+        *,
+        key: KeyFunc | None = None,
+        cost: int | CostFunc = 1,
+        address: str | None = None,
+        on_error: str = "allow",
+        timeout: float = DEFAULT_TIMEOUT,
+        trusted_proxies: Iterable[str] = (),
+    ) -> None:
+        self.policy = policy  # the policy name
+        self.key = key  # key function; None or a None result: the client address
+        self.cost = cost  # units per request, or a callable computing them
+        self.address = address  # daemon address when no middleware is installed
+        self.on_error = on_error  # used without a middleware
+        self.timeout = timeout  # used without a middleware
+        self.client_address = ClientAddress(trusted_proxies)  # used without a middleware
+
+    async def __call__(self, request: Request, response: Response) -> Decision | None:
+        middleware: RateLimitMiddleware | None = request.scope.get(SCOPE_KEY)
+        if middleware is not None and self.address is None:
+            limiter = middleware.limiter
+            key = await middleware.key_of(request, self.key)
+        else:
+            limiter = shared_limiter(self.address, self.timeout, self.on_error)
+            key = (await _resolve(self.key, request) if self.key else None) or self.client_address(request)
+        decision = await limiter.check(self.policy, key, await _resolve(self.cost, request), request.url.path)
+        if decision is None:
+            if limiter.on_error == "deny":
+                raise HTTPException(503, {"error": "rate_limiter_unavailable"}, {"Retry-After": "1"})
+            return None
+        if not decision.allowed:
+            raise RateLimitExceeded(self.policy, decision)
+        for name, value in limit_headers(self.policy, decision):
+            response.headers[name] = value
+        return decision

@@ -1,0 +1,106 @@
+"""Key functions, path rules and header figures (no daemon, no framework)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from rlimit.decision import Decision
+from rlimit.headers import denied_body, denied_headers, limit_headers
+from rlimit.keys import ClientAddress, api_key, user_id
+from rlimit.rules import PathRules
+
+
+def request(peer: str | None, *headers: tuple[str, str], **scope: Any) -> SimpleNamespace:
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers]
+    return SimpleNamespace(scope={"client": (peer, 1234) if peer else None, "headers": raw, **scope})
+
+
+PROXIES = ["10.0.0.0/8", "192.168.1.1", "2001:db8::/32"]
+
+
+@pytest.mark.parametrize(
+    ("peer", "headers", "expected"),
+    [
+        ("203.0.113.9", [("X-Forwarded-For", "1.2.3.4")], "203.0.113.9"),  # untrusted peer: spoof ignored
+        ("10.1.1.1", [], "10.1.1.1"),  # trusted peer without a header
+        ("10.1.1.1", [("X-Forwarded-For", "1.2.3.4")], "1.2.3.4"),
+        # the client forged the left part; the right-most untrusted hop is the real client
+        ("10.1.1.1", [("X-Forwarded-For", "6.6.6.6, 1.2.3.4, 10.9.9.9")], "1.2.3.4"),
+        ("10.1.1.1", [("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "1.2.3.4")], "1.2.3.4"),
+        ("192.168.1.1", [("X-Forwarded-For", "10.2.2.2, 10.3.3.3")], "10.2.2.2"),  # all trusted
+        ("10.1.1.1", [("X-Forwarded-For", "1.2.3.4:5678")], "1.2.3.4"),
+        ("10.1.1.1", [("X-Forwarded-For", "[2001:db9::1]:443")], "2001:db9::1"),
+        ("::ffff:10.1.1.1", [("X-Forwarded-For", "1.2.3.4")], "1.2.3.4"),  # v4-mapped peer
+        ("2001:db8::5", [("X-Forwarded-For", "2001:0db9:0::1")], "2001:db9::1"),  # canonical form
+        ("10.1.1.1", [("Forwarded", "for=1.2.3.4")], "10.1.1.1"),  # not the configured header
+    ],
+)
+def test_client_address_x_forwarded_for(peer: str, headers: list[tuple[str, str]], expected: str) -> None:
+    assert ClientAddress(PROXIES)(request(peer, *headers)) == expected
+
+
+def test_client_address_forwarded_header() -> None:
+    key = ClientAddress(PROXIES, header="forwarded")
+    header = ("Forwarded", 'for=6.6.6.6, for="[2001:db9::7]:4711";proto=https, for=10.0.0.2;by=10.0.0.1')
+    assert key(request("10.0.0.1", header)) == "2001:db9::7"
+    assert key(request("10.0.0.1", ("X-Forwarded-For", "1.2.3.4"))) == "10.0.0.1"
+    assert key(request("8.8.8.8", header)) == "8.8.8.8"
+
+
+def test_client_address_without_trusted_proxies_ignores_headers() -> None:
+    assert ClientAddress()(request("127.0.0.1", ("X-Forwarded-For", "1.2.3.4"))) == "127.0.0.1"
+    assert ClientAddress()(request(None)) == "unknown"
+    with pytest.raises(ValueError):
+        ClientAddress(["not-an-ip"])
+    with pytest.raises(ValueError):
+        ClientAddress(header="x-real-ip")
+
+
+def test_user_id_and_api_key() -> None:
+    by_user = user_id()
+    assert by_user(request("1.1.1.1", state={"user_id": 42})) == "42"
+    user = SimpleNamespace(is_authenticated=True, display_name="alice")
+    assert by_user(request("1.1.1.1", user=user)) == "alice"
+    assert by_user(request("1.1.1.1", user=SimpleNamespace(is_authenticated=False))) is None
+    assert by_user(request("1.1.1.1")) is None
+    by_key = api_key("X-API-Key")
+    assert by_key(request("1.1.1.1", ("x-api-key", " k-1 "))) == "k-1"
+    assert by_key(request("1.1.1.1", ("x-api-key", ""))) is None
+    assert by_key(request("1.1.1.1")) is None
+
+
+def test_path_rules() -> None:
+    rules = PathRules(
+        {"/auth/token": "login", "/upload": "upload", "/static/": None,
+         "/users/{id}/export": "export", "/files/{rest:path}": "files", "/users": "users"},
+        exempt=["/health", "/ready"],
+    )
+    assert rules.lookup("/auth/token") == (True, "login")
+    assert rules.lookup("/upload/big") == (True, "upload")
+    assert rules.lookup("/uploads") == (False, None)
+    assert rules.lookup("/static/app.js") == (True, None)
+    assert rules.lookup("/users/7/export") == (True, "export")
+    assert rules.lookup("/users/7/export/x") == (True, "users")
+    assert rules.lookup("/files/a/b/c") == (True, "files")
+    assert rules.lookup("/") == (False, None)
+    assert rules.is_exempt("/health") and rules.is_exempt("/health/live")
+    assert not rules.is_exempt("/healthz") and not rules.is_exempt("/")
+
+
+def test_headers_round_up() -> None:
+    decision = Decision(False, 10, 0, reset_after=59.001, retry_after=1.2, window=60.0)
+    assert denied_headers("api", decision) == [
+        ("Retry-After", "2"),
+        ("X-RateLimit-Limit", "10"),
+        ("X-RateLimit-Remaining", "0"),
+        ("X-RateLimit-Reset", "60"),
+        ("RateLimit-Policy", '"api";q=10;w=60'),
+        ("RateLimit", '"api";r=0;t=60'),
+    ]
+    assert denied_body("api", decision) == {"error": "rate_limited", "policy": "api", "retry_after": 1.2}
+    assert limit_headers("api", Decision(True, 5, 5, 0.0, 0.0, 1.0, flags=0x8)) == []  # exempt
+    never = Decision(False, 0, 0, 0.0, 0.0, 0.0)
+    assert denied_headers("api", never) == [] and denied_body("api", never)["retry_after"] is None
