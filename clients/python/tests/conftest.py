@@ -14,7 +14,7 @@ import pytest
 from daemons import Daemon, socket_dir
 from fakedaemon import FakeDaemon
 
-REAL_DAEMON_FIXTURES = {"daemon", "own_daemon", "uvicorn_app"}
+REAL_DAEMON_FIXTURES = {"daemon", "own_daemon", "uvicorn_servers"}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -34,6 +34,8 @@ POLICIES: dict[str, dict[str, Any]] = {
     "api": {"algorithm": "token_bucket", "limit": 100, "period": "1m", "burst": 20},
     "login": {"algorithm": "sliding_window_log", "limit": 2, "period": "15m"},
     "upload": {"algorithm": "fixed_window", "limit": 10, "period": "1h"},
+    "search": {"algorithm": "fixed_window",
+               "rates": [{"limit": 10, "period": "1s"}, {"limit": 5000, "period": "1d"}]},
     "pair_a": {"algorithm": "fixed_window", "limit": 3, "period": "1h"},
     "pair_b": {"algorithm": "fixed_window", "limit": 1, "period": "1h"},
     "shadow1": {"algorithm": "fixed_window", "limit": 1, "period": "1h", "mode": "shadow"},

@@ -246,7 +246,7 @@ def test_daemon_killed_mid_test(own_daemon: Daemon, caplog: pytest.LogCaptureFix
         assert client.get("/").headers["X-RateLimit-Remaining"] == "4"  # a fresh daemon
     messages = [r.getMessage() for r in caplog.records if r.name == "rlimit"]
     assert len(messages) == 2
-    assert "cannot decide" in messages[0] and "answers again" in messages[1]
+    assert "cannot decide" in messages[0] and "answers again after" in messages[1]
 
 
 def test_slow_daemon_times_out(fake: Any, caplog: pytest.LogCaptureFixture) -> None:
