@@ -97,6 +97,9 @@ static void buf_clear(byte_buf *b) {
 
 /* ---- errors and time ---- */
 
+static void format_error(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static void format_error(char *err, size_t errlen, const char *fmt, va_list ap) {
     if (err && errlen)
         vsnprintf(err, errlen, fmt, ap);
