@@ -478,7 +478,15 @@ int rl_client_next(rl_client *c, rl_response *out) {
 
 /* ---- blocking calls ---- */
 
+/* Closes a connection the daemon ended (or wrote to unasked) while it was idle. */
+static void drop_if_stale(rl_client *c) {
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    if (c->fd >= 0 && c->in.len == 0 && poll(&pfd, 1, 0) > 0)
+        close_socket(c);
+}
+
 static int ensure_connected(rl_client *c) {
+    drop_if_stale(c);
     if (c->fd >= 0)
         return RLC_OK;
     c->fd = open_address(c->address, c->connect_timeout_ms, c->error, sizeof(c->error));

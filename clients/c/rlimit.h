@@ -18,6 +18,8 @@
  * _IO or _PROTOCOL, and after a status that makes the daemon close the connection
  * (rl_status_closes()), the connection is closed; the next blocking call reconnects
  * once, within the connect timeout, and returns RLC_ERR_CONNECT if that fails.
+ * A blocking call also reconnects, before sending anything, when the daemon closed
+ * the connection while it was idle (e.g. it restarted).
  *
  * No signal handler is needed: writes never raise SIGPIPE. Interrupted system calls
  * are restarted, with the time already spent counted against the timeout.

@@ -231,6 +231,12 @@ static void h_close_then_echo(int fd, int conn_index) {
         (void)read_request(fd, in, sizeof(in), &req);
 }
 
+/* First connection: closed at once, before any request; then echoes. */
+static void h_idle_close_then_echo(int fd, int conn_index) {
+    if (conn_index > 0)
+        h_echo(fd, conn_index);
+}
+
 /* Reads a request, answers nothing for 600 ms, then closes. */
 static void h_slow(int fd, int conn_index) {
     uint8_t in[512];
@@ -265,10 +271,11 @@ static void h_wrong_id(int fd, int conn_index) {
     }
 }
 
-/* Closes at once, reading nothing. */
-static void h_close_at_once(int fd, int conn_index) {
-    (void)fd;
+/* Reads the start of the first request, then closes while the client still writes. */
+static void h_close_mid_request(int fd, int conn_index) {
+    uint8_t in[100];
     (void)conn_index;
+    (void)read_full(fd, in, sizeof(in));
 }
 
 static rl_client *connect_ok(const char *address, int timeout_ms) {
@@ -422,7 +429,7 @@ START_TEST(test_big_pipelined_batch) {
     reqs[N / 2].opcode = RL_OP_STATS; /* an admin answer in the middle keeps its text */
     reqs[N / 2].item_count = 0;
     start_unix(&s, h_echo, 1);
-    rl_client *c = connect_ok(s.address, 5000);
+    rl_client *c = connect_ok(s.address, 30000); /* generous: valgrind is slow */
     ck_assert_int_eq(rl_client_batch(c, reqs, N, out), RLC_OK);
     for (size_t i = 0; i < N; i++)
         if (i != N / 2)
@@ -476,6 +483,19 @@ START_TEST(test_closed_then_reconnects) {
 }
 END_TEST
 
+START_TEST(test_idle_close_reconnects_first) {
+    fake_server s;
+    rl_result r;
+    start_unix(&s, h_idle_close_then_echo, 2);
+    rl_client *c = connect_ok(s.address, 2000);
+    usleep(50 * 1000); /* the daemon has closed the idle connection by now */
+    ck_assert_int_eq(rl_client_check(c, "api", "user1", 8, &r), RLC_OK);
+    ck_assert_uint_eq(r.remaining, 8);
+    rl_client_close(c);
+    stop_server(&s);
+}
+END_TEST
+
 START_TEST(test_timeout) {
     fake_server s;
     rl_result r;
@@ -517,9 +537,8 @@ START_TEST(test_no_sigpipe) {
     fake_server s;
     signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test */
     fill_checks(reqs, N, keys);
-    start_unix(&s, h_close_at_once, 1);
+    start_unix(&s, h_close_mid_request, 1);
     rl_client *c = connect_ok(s.address, 2000);
-    usleep(50 * 1000);
     int rc = rl_client_batch(c, reqs, N, out);
     ck_assert_msg(rc == RLC_ERR_CLOSED, "batch gave %d (%s)", rc, rl_client_error(c));
     rl_client_close(c);
@@ -651,6 +670,7 @@ static Suite *client_suite(void) {
     tcase_add_test(tc, test_trickled_answers);
     tcase_add_test(tc, test_answer_cut_mid_frame);
     tcase_add_test(tc, test_closed_then_reconnects);
+    tcase_add_test(tc, test_idle_close_reconnects_first);
     tcase_add_test(tc, test_timeout);
     tcase_add_test(tc, test_protocol_errors);
     tcase_add_test(tc, test_no_sigpipe);
