@@ -237,6 +237,9 @@ static int status_error(const rl_result *r, const char *policy, int64_t cost) {
     case RL_ST_NOT_PERMITTED:
         fprintf(stderr, "rlimitctl: %s: only on an admin listener\n", name);
         break;
+    case RL_ST_UNKNOWN_OPCODE:
+        fprintf(stderr, "rlimitctl: %s: this daemon does not serve the command\n", name);
+        break;
     case RL_ST_KEY_TOO_LONG:
     case RL_ST_KEY_EMPTY:
         fprintf(stderr, "rlimitctl: %s: key refused\n", name);
