@@ -31,7 +31,8 @@ from .protocol import (
     encode_empty_request,
 )
 
-_Pending = dict[int, tuple["asyncio.Future[Response]", int]]
+_Pending = dict[int, tuple["asyncio.Future[Response]", int, float]]
+_EARLY = 0.001  # timers may fire this much before their deadline
 
 
 class _Connection(asyncio.Protocol):
@@ -41,25 +42,51 @@ class _Connection(asyncio.Protocol):
         self.loop = loop  # the loop the transport belongs to
         self.address = address  # for messages
         self.transport: asyncio.Transport | None = None  # set once connected
-        self.pending: _Pending = {}  # request id -> (future, opcode)
+        self.pending: _Pending = {}  # request id -> (future, opcode, deadline)
         self.closed = False  # no more calls may use it
         self._splitter = FrameSplitter()  # frames out of the byte stream
         self._outgoing: list[bytes] = []  # frames to write at the end of this loop turn
+        self._sweep: asyncio.TimerHandle | None = None  # fires at the earliest deadline
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def send(self, frame: bytes) -> None:
-        """Queues frame; all frames queued in one loop turn go out in one write."""
+    def call(self, request_id: int, opcode: int, frame: bytes, deadline: float) -> asyncio.Future[Response]:
+        """Sends frame; returns the future of its answer, failed with Timeout at deadline."""
+        future: asyncio.Future[Response] = self.loop.create_future()
+        self.pending[request_id] = (future, opcode, deadline)
+        if self._sweep is None or deadline < self._sweep.when():
+            self._arm(deadline)
         if not self._outgoing:
             self.loop.call_soon(self._flush)
         self._outgoing.append(frame)
+        return future
 
     def _flush(self) -> None:
         frames, self._outgoing = self._outgoing, []
         if self.transport is not None and not self.closed:
             self.transport.write(b"".join(frames))
+
+    def _arm(self, deadline: float) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+        self._sweep = self.loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Fails the calls whose deadline passed; re-arms for the earliest other one."""
+        self._sweep = None
+        now = self.loop.time() + _EARLY
+        earliest = None
+        for request_id, (future, _opcode, deadline) in list(self.pending.items()):
+            if deadline <= now:
+                del self.pending[request_id]
+                if not future.done():
+                    future.set_exception(Timeout(f"no answer from {self.address} in time"))
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        if earliest is not None:
+            self._arm(earliest)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -79,7 +106,7 @@ class _Connection(asyncio.Protocol):
         entry = self.pending.pop(response.id, None)
         if entry is None:
             return  # the call timed out or was cancelled
-        future, opcode = entry
+        future, opcode, _deadline = entry
         if response.opcode != opcode:
             error = ProtocolError(f"answer to opcode {opcode} carries opcode {response.opcode}")
             if not future.done():
@@ -97,10 +124,13 @@ class _Connection(asyncio.Protocol):
     def fail(self, exc: RateLimitError) -> None:
         """Closes the connection and fails every call in flight with exc."""
         self.closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         if self.transport is not None:
             self.transport.abort()
         pending, self.pending = self.pending, {}
-        for future, _opcode in pending.values():
+        for future, _opcode, _deadline in pending.values():
             if not future.done():
                 future.set_exception(exc)
 
@@ -110,36 +140,38 @@ class AsyncClient:
 
     def __init__(self, address: str, timeout: float = 1.0) -> None:
         self.address = parse_address(address)  # where the daemon listens
-        self.timeout = timeout  # seconds per call (connecting included)
+        self.timeout = timeout  # seconds per call (connecting included), unless a call says otherwise
         self._conn: _Connection | None = None  # the current connection
         self._connecting: asyncio.Task[_Connection] | None = None  # a connect in progress
         self._request_id = 0  # the last request id used
 
-    async def check(self, policy: str, key: Key, cost: int = 1) -> Decision:
+    async def check(self, policy: str, key: Key, cost: int = 1, *, timeout: float | None = None) -> Decision:
         """Decides whether cost units of key may pass policy, consuming them if so."""
-        return to_decision((await self._item(Opcode.CHECK, policy, key, cost)).result)
+        return to_decision((await self._item(Opcode.CHECK, policy, key, cost, timeout)).result)
 
-    async def peek(self, policy: str, key: Key, cost: int = 1) -> Decision:
+    async def peek(self, policy: str, key: Key, cost: int = 1, *, timeout: float | None = None) -> Decision:
         """Answers what check would, consuming nothing."""
-        return to_decision((await self._item(Opcode.PEEK, policy, key, cost)).result)
+        return to_decision((await self._item(Opcode.PEEK, policy, key, cost, timeout)).result)
 
-    async def adjust(self, policy: str, key: Key, delta: int) -> Decision:
+    async def adjust(self, policy: str, key: Key, delta: int, *, timeout: float | None = None) -> Decision:
         """Adds delta (non-zero, may be negative) units to the key's usage; returns the state."""
-        return to_decision((await self._item(Opcode.ADJUST, policy, key, delta)).result)
+        return to_decision((await self._item(Opcode.ADJUST, policy, key, delta, timeout)).result)
 
-    async def reset(self, policy: str, key: Key) -> Decision:
+    async def reset(self, policy: str, key: Key, *, timeout: float | None = None) -> Decision:
         """Forgets the key's usage under policy (admin listeners only)."""
-        return to_decision((await self._item(Opcode.RESET, policy, key, 0)).result)
+        return to_decision((await self._item(Opcode.RESET, policy, key, 0, timeout)).result)
 
-    async def check_many(self, items: Sequence[CheckItem]) -> tuple[Decision, list[Decision]]:
+    async def check_many(
+        self, items: Sequence[CheckItem], *, timeout: float | None = None
+    ) -> tuple[Decision, list[Decision]]:
         """Checks 1..16 (policy, key, cost) items all-or-nothing: (overall, per item)."""
-        response = await self._call(Opcode.MULTI_CHECK, lambda rid: multi_frame(rid, items))
+        response = await self._call(Opcode.MULTI_CHECK, lambda rid: multi_frame(rid, items), timeout)
         return to_multi(response, len(items))
 
-    async def ping(self) -> float:
+    async def ping(self, *, timeout: float | None = None) -> float:
         """Returns the round trip of a PING in seconds."""
         start = time.monotonic()
-        response = await self._call(Opcode.PING, lambda rid: encode_empty_request(rid, Opcode.PING))
+        response = await self._call(Opcode.PING, lambda rid: encode_empty_request(rid, Opcode.PING), timeout)
         to_decision(response.result)
         return time.monotonic() - start
 
@@ -153,7 +185,7 @@ class AsyncClient:
 
     async def top(self, policy: str = "", count: int = 10) -> Any:
         """Returns the most denied keys of policy ("" for all) (parsed JSON)."""
-        return to_json(await self._item(Opcode.TOP, policy, b"", count))
+        return to_json(await self._item(Opcode.TOP, policy, b"", count, None))
 
     async def aclose(self) -> None:
         """Closes the connection; calls in flight fail with ConnectionLost."""
@@ -167,12 +199,13 @@ class AsyncClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _item(self, opcode: Opcode, policy: str, key: Key, cost: int) -> Response:
-        return await self._call(opcode, lambda rid: item_frame(rid, opcode, policy, key, cost))
-
-    async def _call(self, opcode: Opcode, build: Callable[[int], bytes]) -> Response:
+    async def _item(self, opcode: Opcode, policy: str, key: Key, cost: int, timeout: float | None) -> Response:
         request_id = self._new_id()
-        return await self._send(opcode, request_id, build(request_id))
+        return await self._send(opcode, request_id, item_frame(request_id, opcode, policy, key, cost), timeout)
+
+    async def _call(self, opcode: Opcode, build: Callable[[int], bytes], timeout: float | None = None) -> Response:
+        request_id = self._new_id()
+        return await self._send(opcode, request_id, build(request_id), timeout)
 
     def _new_id(self) -> int:
         request_id = next_id(self._request_id)
@@ -182,21 +215,16 @@ class AsyncClient:
         self._request_id = request_id
         return request_id
 
-    async def _send(self, opcode: Opcode, request_id: int, frame: bytes) -> Response:
+    async def _send(self, opcode: Opcode, request_id: int, frame: bytes, timeout: float | None) -> Response:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        deadline = loop.time() + (self.timeout if timeout is None else timeout)
         conn = self._conn
         if conn is None or conn.closed or conn.loop is not loop:
             conn = await self._reconnect(loop, deadline)
-        future: asyncio.Future[Response] = loop.create_future()
-        conn.pending[request_id] = (future, opcode)
-        conn.send(frame)
-        timer = loop.call_at(deadline, _expire, future, self.timeout)
         try:
-            return await future
+            return await conn.call(request_id, opcode, frame, deadline)
         finally:
-            timer.cancel()
-            conn.pending.pop(request_id, None)
+            conn.pending.pop(request_id, None)  # when cancelled
 
     async def _reconnect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
         task = self._connecting
@@ -233,7 +261,3 @@ class AsyncClient:
             raise ConnectError(f"cannot connect to {address}: {exc}") from exc
         return conn
 
-
-def _expire(future: asyncio.Future[Response], timeout: float) -> None:
-    if not future.done():
-        future.set_exception(Timeout(f"no answer within {timeout}s"))

@@ -36,37 +36,39 @@ class Client:
 
     def __init__(self, address: str, timeout: float = 1.0) -> None:
         self.address = parse_address(address)  # where the daemon listens
-        self.timeout = timeout  # seconds for a whole call, connecting included
+        self.timeout = timeout  # seconds for a whole call, connecting included, unless it says otherwise
         self._sock: socket.socket | None = None  # the open connection, if any
         self._splitter = FrameSplitter()  # frames of the current connection
         self._request_id = 0  # the last request id used
         self._lock = threading.Lock()  # one call at a time
 
-    def check(self, policy: str, key: Key, cost: int = 1) -> Decision:
+    def check(self, policy: str, key: Key, cost: int = 1, *, timeout: float | None = None) -> Decision:
         """Decides whether cost units of key may pass policy, consuming them if so."""
-        return to_decision(self._item(Opcode.CHECK, policy, key, cost).result)
+        return to_decision(self._item(Opcode.CHECK, policy, key, cost, timeout).result)
 
-    def peek(self, policy: str, key: Key, cost: int = 1) -> Decision:
+    def peek(self, policy: str, key: Key, cost: int = 1, *, timeout: float | None = None) -> Decision:
         """Answers what check would, consuming nothing."""
-        return to_decision(self._item(Opcode.PEEK, policy, key, cost).result)
+        return to_decision(self._item(Opcode.PEEK, policy, key, cost, timeout).result)
 
-    def adjust(self, policy: str, key: Key, delta: int) -> Decision:
+    def adjust(self, policy: str, key: Key, delta: int, *, timeout: float | None = None) -> Decision:
         """Adds delta (non-zero, may be negative) units to the key's usage; returns the state."""
-        return to_decision(self._item(Opcode.ADJUST, policy, key, delta).result)
+        return to_decision(self._item(Opcode.ADJUST, policy, key, delta, timeout).result)
 
-    def reset(self, policy: str, key: Key) -> Decision:
+    def reset(self, policy: str, key: Key, *, timeout: float | None = None) -> Decision:
         """Forgets the key's usage under policy (admin listeners only)."""
-        return to_decision(self._item(Opcode.RESET, policy, key, 0).result)
+        return to_decision(self._item(Opcode.RESET, policy, key, 0, timeout).result)
 
-    def check_many(self, items: Sequence[CheckItem]) -> tuple[Decision, list[Decision]]:
+    def check_many(
+        self, items: Sequence[CheckItem], *, timeout: float | None = None
+    ) -> tuple[Decision, list[Decision]]:
         """Checks 1..16 (policy, key, cost) items all-or-nothing: (overall, per item)."""
-        response = self._call(Opcode.MULTI_CHECK, lambda rid: multi_frame(rid, items))
+        response = self._call(Opcode.MULTI_CHECK, lambda rid: multi_frame(rid, items), timeout)
         return to_multi(response, len(items))
 
-    def ping(self) -> float:
+    def ping(self, *, timeout: float | None = None) -> float:
         """Returns the round trip of a PING in seconds."""
         start = time.monotonic()
-        to_decision(self._call(Opcode.PING, lambda rid: encode_empty_request(rid, Opcode.PING)).result)
+        to_decision(self._call(Opcode.PING, lambda rid: encode_empty_request(rid, Opcode.PING), timeout).result)
         return time.monotonic() - start
 
     def policies(self) -> Any:
@@ -79,7 +81,7 @@ class Client:
 
     def top(self, policy: str = "", count: int = 10) -> Any:
         """Returns the most denied keys of policy ("" for all) (parsed JSON)."""
-        return to_json(self._item(Opcode.TOP, policy, b"", count))
+        return to_json(self._item(Opcode.TOP, policy, b"", count, None))
 
     def close(self) -> None:
         """Closes the connection; the next call opens a new one."""
@@ -92,12 +94,13 @@ class Client:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _item(self, opcode: Opcode, policy: str, key: Key, cost: int) -> Response:
-        return self._call(opcode, lambda rid: item_frame(rid, opcode, policy, key, cost))
+    def _item(self, opcode: Opcode, policy: str, key: Key, cost: int, timeout: float | None) -> Response:
+        return self._call(opcode, lambda rid: item_frame(rid, opcode, policy, key, cost), timeout)
 
-    def _call(self, opcode: Opcode, build: Callable[[int], bytes]) -> Response:
+    def _call(self, opcode: Opcode, build: Callable[[int], bytes], timeout: float | None = None) -> Response:
+        timeout = self.timeout if timeout is None else timeout
         with self._lock:
-            deadline = time.monotonic() + self.timeout
+            deadline = time.monotonic() + timeout
             self._request_id = request_id = next_id(self._request_id)
             frame = build(request_id)
             sock = self._connection(deadline)
@@ -107,7 +110,7 @@ class Client:
                 response = self._receive(sock, request_id, deadline)
             except TimeoutError:
                 self._drop()
-                raise Timeout(f"no answer from {self.address} within {self.timeout}s") from None
+                raise Timeout(f"no answer from {self.address} within {timeout}s") from None
             except OSError as exc:
                 self._drop()
                 raise ConnectionLost(f"connection to {self.address} failed: {exc}") from exc

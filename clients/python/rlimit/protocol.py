@@ -87,10 +87,12 @@ _MULTI_HEAD = struct.Struct(">BB")
 _RESULT = struct.Struct(">BxHIIIII")
 _MULTI_TAIL = struct.Struct(">B3x")
 _U32 = struct.Struct(">I")
+_PLAIN_RESPONSE = struct.Struct(">IBBHI" + "BxHIIIII")  # header + one result
 
 _NO_BODY = frozenset({Opcode.PING, Opcode.POLICIES, Opcode.STATS, Opcode.RELOAD})
 _ITEM_BODY = frozenset({Opcode.CHECK, Opcode.PEEK, Opcode.RESET, Opcode.TOP, Opcode.ADJUST})
 _TEXT_OPCODES = frozenset({Opcode.POLICIES, Opcode.STATS, Opcode.TOP, Opcode.RELOAD})
+_TAILED = _TEXT_OPCODES | {Opcode.MULTI_CHECK}  # responses with more than the result
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +265,10 @@ def _read_result(cursor: _Cursor) -> Result:
 
 def decode_response(frame: bytes) -> Response:
     """Decodes one whole response frame. Raises ProtocolError if it is malformed."""
+    if len(frame) == _PLAIN_RESPONSE.size:  # the common case: one result, no tail
+        length, version, opcode, _flags, request_id, *result = _PLAIN_RESPONSE.unpack(frame)
+        if length == _PLAIN_RESPONSE.size - 4 and version == VERSION and opcode not in _TAILED:
+            return Response(request_id, opcode, Result(*result))
     opcode, request_id = _check_response_header(frame)
     cursor = _Cursor(frame)
     result = _read_result(cursor)

@@ -87,6 +87,10 @@ def test_client_timeout(fake: FakeDaemon) -> None:
             client.check("five", "hang")
         assert 0.2 <= time.monotonic() - start < 1
         assert client.check("five", "k").allowed
+        start = time.monotonic()
+        with pytest.raises(Timeout):
+            client.check("five", "hang", timeout=0.05)
+        assert 0.05 <= time.monotonic() - start < 0.2
 
 
 def test_client_ignores_a_stray_answer(fake: FakeDaemon) -> None:
@@ -185,6 +189,14 @@ def test_async_connection_lost_in_flight(fake: FakeDaemon) -> None:
 def test_async_timeout_keeps_the_connection(fake: FakeDaemon) -> None:
     async def main() -> None:
         async with AsyncClient(address(fake), timeout=0.2) as client:
+            start = time.monotonic()
+            hanging = [asyncio.ensure_future(client.check("five", "hang", timeout=t)) for t in (0.3, 0.1)]
+            with pytest.raises(Timeout):
+                await hanging[1]
+            assert 0.1 <= time.monotonic() - start < 0.2  # the per-call timeout, not the client's
+            with pytest.raises(Timeout):
+                await hanging[0]
+            assert 0.3 <= time.monotonic() - start < 0.4
             with pytest.raises(Timeout):
                 await client.check("five", "hang")
             with pytest.raises(Timeout):
@@ -226,9 +238,9 @@ def test_async_closing_status_drops_the_connection(fake: FakeDaemon) -> None:
             assert (await client.check("many", "k")).allowed
             conn = client._conn
             assert conn is not None
-            # a frame the fake refuses with MALFORMED, sent on the client's connection
-            conn.send(bytes.fromhex("0000000a 01 01 0000 00000999 0000"))
-            await asyncio.sleep(0.05)
+            # a PING with a body, which the fake refuses with MALFORMED and closes
+            answer = conn.call(0x999, 0x01, bytes.fromhex("0000000a 01 01 0000 00000999 0000"), 1e12)
+            assert (await answer).result.status == 16
             assert conn.closed
             assert (await client.check("many", "k")).allowed
 
