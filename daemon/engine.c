@@ -214,7 +214,7 @@ static int submit(pending *p, rl_store *store) {
     }
     p->store = store;
     p->done = 0;
-    if (store->ops->submit(store, store_op(p->opcode), batch, n, on_store_done, p) != RL_OK) {
+    if (store->ops->submit(store, p->opcode_store, batch, n, on_store_done, p) != RL_OK) {
         p->error = RL_ST_INTERNAL;
         pending_finish(p);
         return 0;
@@ -242,14 +242,16 @@ static int keep_keys(pending *p) {
 static void start(pending *p, const rl_request *req) {
     if (resolve_items(p, req) != 0)
         return;
+    int blocked = 0;
     for (size_t i = 0; i < p->item_count; i++) {
         p->slots[i].key = req->items[i].key;
         p->slots[i].key_len = req->items[i].key_len;
-        if ((p->slots[i].flags & RL_FLAG_BLOCKED) && p->opcode != RL_OP_ADJUST) {
-            pending_finish(p); /* a blocked key denies the whole request */
-            return;
-        }
+        blocked |= (p->slots[i].flags & RL_FLAG_BLOCKED) && p->opcode != RL_OP_ADJUST;
     }
+    /* A blocked key denies the whole request: the other items are only peeked, so that
+       each still reports whether it alone would pass. */
+    if (blocked)
+        p->opcode_store = RL_STORE_PEEK;
     if (submit(p, p->engine->store) && keep_keys(p) != 0)
         p->keys_lost = 1; /* a later pass cannot run; its answer is INTERNAL */
 }
@@ -440,6 +442,7 @@ void rl_engine_handle(rl_engine *e, const rl_request *req, int admin, rl_engine_
     }
     p->id = req->id;
     p->opcode = req->opcode;
+    p->opcode_store = store_op(req->opcode);
     p->item_count = 0;
     p->error = RL_ST_OK;
     p->decided = 0;

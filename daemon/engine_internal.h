@@ -51,6 +51,7 @@ typedef struct pending {
     rl_store *store;           /* the store the current pass went to */
     uint32_t id;               /* request id */
     uint8_t opcode;            /* opcode */
+    rl_store_op opcode_store;  /* what the store is asked (PEEK when a key is blocked) */
     uint8_t item_count;        /* slots in use */
     uint8_t admin;             /* came from an admin listener */
     uint8_t done;              /* the current pass's store answer arrived */
