@@ -13,7 +13,6 @@ belongs to one event loop at a time; used from another loop it reconnects there.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -189,6 +188,8 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         """Closes the connection; calls in flight fail with ConnectionLost."""
+        if self._connecting is not None:
+            self._connecting.cancel()
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed:
             conn.fail(ConnectionLost("client closed"))
@@ -252,11 +253,8 @@ class AsyncClient:
         try:
             if address.family == "unix":
                 await loop.create_unix_connection(lambda: conn, address.path)
-            else:
-                transport, _ = await loop.create_connection(lambda: conn, address.host, address.port)
-                sock = transport.get_extra_info("socket")
-                if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            else:  # asyncio sets TCP_NODELAY itself
+                await loop.create_connection(lambda: conn, address.host, address.port)
         except OSError as exc:
             raise ConnectError(f"cannot connect to {address}: {exc}") from exc
         return conn

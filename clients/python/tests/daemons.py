@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -55,17 +56,28 @@ def socket_dir() -> str:
     return tempfile.mkdtemp(prefix="rlpy", dir="/tmp")
 
 
+def free_port() -> int:
+    """Returns a TCP port of 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class Daemon:
-    """A real rlimitd on a temporary Unix socket; stop() and start() restart it."""
+    """A real rlimitd on a temporary Unix socket (admin) and a TCP port (not admin).
+
+    stop() kills it, start() starts it again on the same addresses.
+    """
 
     def __init__(self, directory: str, policies: dict[str, dict[str, Any]] = POLICIES) -> None:
         self.directory = directory  # holds the socket, config and log
         self.socket_path = os.path.join(directory, "rlimitd.sock")
         self.address = f"unix:{self.socket_path}"  # what clients connect to
+        self.tcp_address = f"tcp:127.0.0.1:{free_port()}"  # the same daemon over TCP
         self.config_path = os.path.join(directory, "rlimitd.json")
         self.log_path = os.path.join(directory, "rlimitd.log")
         self.process: subprocess.Popen[bytes] | None = None
-        config = {"listen": [self.address], "policies": policies}
+        config = {"listen": [self.address, self.tcp_address], "policies": policies}
         Path(self.config_path).write_text(json.dumps(config, indent=2))
 
     def start(self) -> None:

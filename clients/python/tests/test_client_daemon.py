@@ -9,7 +9,15 @@ import pytest
 
 from daemons import Daemon, unique_key
 from rlimit import AsyncClient, Client
-from rlimit.errors import ConnectError, ConnectionLost, CostTooLarge, KeyEmpty, KeyTooLong, UnknownPolicy
+from rlimit.errors import (
+    ConnectError,
+    ConnectionLost,
+    CostTooLarge,
+    KeyEmpty,
+    KeyTooLong,
+    NotPermitted,
+    UnknownPolicy,
+)
 
 
 @pytest.fixture
@@ -168,3 +176,17 @@ def test_clients_reconnect_after_a_daemon_restart(own_daemon: Daemon) -> None:
         assert sync_client.check("fw5", "k").remaining == 3
 
     asyncio.run(main())
+
+
+def test_tcp_listener(daemon: Daemon) -> None:
+    key = unique_key("tcp")
+    with Client(daemon.tcp_address) as client:
+        assert client.check("fw5", key).remaining == 4
+        with pytest.raises(NotPermitted):
+            client.reset("fw5", key)  # admin opcodes only on admin listeners
+
+    async def main() -> int:
+        async with AsyncClient(daemon.tcp_address) as client:
+            return (await client.check("fw5", key)).remaining
+
+    assert asyncio.run(main()) == 3

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daemons import PYTHON_DIR, Daemon, socket_dir, unique_key
+from daemons import PYTHON_DIR, Daemon, free_port, socket_dir, unique_key
 
 PROXY = "127.0.0.2"
 
@@ -35,12 +34,6 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(directory: str, name: str, env: dict[str, str]) -> Server:
