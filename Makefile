@@ -54,6 +54,8 @@ BINS := $(BUILD)/rlimitd $(BUILD)/rlimitctl $(BUILD)/rlimit-bench
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 E2E_BINS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(E2E_SRC))
 
+.SECONDARY:
+
 .PHONY: all deps run test unit e2e pytest check-asan valgrind fuzz fuzz-short bench asan \
 	install clean format
 

@@ -159,7 +159,8 @@ START_TEST(token_bucket_and_gcra_figures) {
     ck_assert_int_eq(r.remaining, 0);
     r = check("bucket", "b", 1);
     ck_assert_int_eq(r.status, RL_ST_DENIED);
-    ck_assert_int_ge(r.retry_after_ms, 359990); /* one token per 6 minutes */
+    ck_assert_int_ge(r.retry_after_ms, 350000); /* one token per 6 minutes, less the time */
+                                                /* spent since (slow under valgrind) */
     ck_assert_int_le(r.retry_after_ms, 360000);
     r = check("cell", "c", 1); /* redis-cell: max_burst 2, 60/min */
     ck_assert_int_eq(r.limit, 3);
@@ -168,7 +169,7 @@ START_TEST(token_bucket_and_gcra_figures) {
     r = check("cell", "c", 1);
     ck_assert_int_eq(r.status, RL_ST_DENIED);
     ck_assert_int_le(r.retry_after_ms, 1000);
-    ck_assert_int_ge(r.retry_after_ms, 990);
+    ck_assert_int_ge(r.retry_after_ms, 500);
 }
 END_TEST
 
