@@ -1,0 +1,401 @@
+/*
+ * redis_batch.c: copies of submits, and the script call that carries many of them
+ * (see redis_batch.h and, for the call's layout, redis_script.h).
+ */
+#include "redis_batch.h"
+
+#include <hiredis/hiredis.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "redis_script.h"
+
+#define SET_DEDUP_SCAN 32 /* distinct limit sets searched for a match, newest first */
+
+/* ---- requests ---- */
+
+static int is_escaped(unsigned char c) {
+    return c == ':' || c == '{' || c == '}' || c == '%';
+}
+
+static size_t escaped_len(const char *s, size_t len) {
+    size_t out = len;
+    for (size_t i = 0; i < len; i++)
+        out += is_escaped((unsigned char)s[i]) ? 2 : 0;
+    return out;
+}
+
+static char *write_escaped(char *at, const char *s, size_t len) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!is_escaped(c)) {
+            *at++ = (char)c;
+            continue;
+        }
+        *at++ = '%';
+        *at++ = hex[c >> 4];
+        *at++ = hex[c & 15];
+    }
+    return at;
+}
+
+size_t rl_redis_ns_escape(const char *ns, size_t len, char *out) {
+    return out ? (size_t)(write_escaped(out, ns, len) - out) : escaped_len(ns, len);
+}
+
+// Returns the length of "<prefix>{<escaped ns>:<key>}:" for the item.
+static size_t rkey_len(const rl_store_item *it, size_t prefix_len) {
+    return prefix_len + 1 + escaped_len(it->ns, it->ns_len) + 1 + it->key_len + 2;
+}
+
+// Copies the item's names into the block at *at and points the copy at them.
+static void copy_names(rl_redis_item *copy, const rl_store_item *it, const char *prefix,
+                       size_t prefix_len, char **at) {
+    char *p = *at;
+    memcpy(p, it->ns, it->ns_len);
+    copy->ns = p;
+    p += it->ns_len;
+    memcpy(p, it->key, it->key_len);
+    copy->key = p;
+    p += it->key_len;
+    copy->rkey = p;
+    memcpy(p, prefix, prefix_len);
+    p += prefix_len;
+    *p++ = '{';
+    p = write_escaped(p, it->ns, it->ns_len);
+    *p++ = ':';
+    memcpy(p, it->key, it->key_len);
+    p += it->key_len;
+    memcpy(p, "}:", 2);
+    p += 2;
+    copy->rkey_len = (size_t)(p - copy->rkey);
+    *at = p;
+}
+
+rl_redis_request *rl_redis_request_new(rl_store_op op, const rl_store_item *items, size_t n,
+                                       const char *prefix, size_t prefix_len, rl_status *status) {
+    size_t bytes = sizeof(rl_redis_request) + n * sizeof(rl_redis_item);
+    for (size_t i = 0; i < n; i++) {
+        size_t rlen = rkey_len(&items[i], prefix_len);
+        if (rlen + 1 > RL_REDIS_MAX_KEY) { /* + the rate index digit */
+            *status = RL_ST_KEY_TOO_LONG;
+            return NULL;
+        }
+        bytes += items[i].ns_len + items[i].key_len + rlen;
+    }
+    rl_redis_request *req = rl_malloc(bytes);
+    if (!req) {
+        *status = RL_ST_INTERNAL;
+        return NULL;
+    }
+    memset(req, 0, sizeof(*req));
+    req->op = op;
+    req->count = (uint8_t)n;
+    char *at = (char *)&req->items[n];
+    for (size_t i = 0; i < n; i++) {
+        req->items[i].limits = *items[i].limits;
+        req->items[i].cost = items[i].cost;
+        req->items[i].ns_len = items[i].ns_len;
+        req->items[i].key_len = items[i].key_len;
+        copy_names(&req->items[i], &items[i], prefix, prefix_len, &at);
+    }
+    return req;
+}
+
+/* ---- writing commands ---- */
+
+static int reserve(rl_redis_cmdbuf *buf, size_t more) {
+    if (buf->len + more <= buf->cap)
+        return RL_OK;
+    size_t cap = buf->cap ? buf->cap : 4096;
+    while (cap < buf->len + more)
+        cap *= 2;
+    char *data = rl_realloc(buf->data, cap);
+    if (!data)
+        return RL_ERR;
+    buf->data = data;
+    buf->cap = cap;
+    return RL_OK;
+}
+
+// Writes value in decimal at out; returns the digits written (at most 20).
+static size_t format_i64(char *out, int64_t value) {
+    char tmp[24];
+    size_t n = 0, len = 0;
+    uint64_t u = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (value < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    return len;
+}
+
+// Appends "<mark><n>\r\n" (an array or bulk header).
+static void put_header(rl_redis_cmdbuf *buf, char mark, int64_t n) {
+    buf->data[buf->len++] = mark;
+    buf->len += format_i64(buf->data + buf->len, n);
+    memcpy(buf->data + buf->len, "\r\n", 2);
+    buf->len += 2;
+}
+
+// Appends one bulk string of a then b (b may be empty). Room was reserved.
+static void put_bulk2(rl_redis_cmdbuf *buf, const char *a, size_t alen, const char *b,
+                      size_t blen) {
+    put_header(buf, '$', (int64_t)(alen + blen));
+    memcpy(buf->data + buf->len, a, alen);
+    memcpy(buf->data + buf->len + alen, b, blen);
+    buf->len += alen + blen;
+    memcpy(buf->data + buf->len, "\r\n", 2);
+    buf->len += 2;
+}
+
+static int put_bulk(rl_redis_cmdbuf *buf, const char *s, size_t len) {
+    if (reserve(buf, len + 32) != RL_OK)
+        return RL_ERR;
+    put_bulk2(buf, s, len, "", 0);
+    return RL_OK;
+}
+
+static int put_int(rl_redis_cmdbuf *buf, int64_t value) {
+    char digits[24];
+    size_t len = format_i64(digits, value);
+    if (reserve(buf, len + 32) != RL_OK)
+        return RL_ERR;
+    put_bulk2(buf, digits, len, "", 0);
+    return RL_OK;
+}
+
+/* ---- limit sets: the distinct limits of a call, each sent once ---- */
+
+static int limits_equal(const rl_limits *a, const rl_limits *b) {
+    if (a->rate_count != b->rate_count)
+        return 0;
+    for (size_t r = 0; r < a->rate_count; r++) {
+        const rl_rate *x = &a->rates[r], *y = &b->rates[r];
+        if (x->algorithm != y->algorithm || x->limit != y->limit || x->period_us != y->period_us ||
+            x->burst != y->burst)
+            return 0;
+    }
+    return 1;
+}
+
+/* The call's items in order, with their limit set. */
+typedef struct call_plan {
+    const rl_limits **sets; /* distinct limit sets */
+    size_t set_count;       /* entries in sets */
+    uint32_t *set_of;       /* per item (all requests' items in order): its set, 0-based */
+    size_t key_count;       /* KEYS: one per rate per item */
+    size_t arg_count;       /* ARGV entries */
+} call_plan;
+
+static uint32_t find_set(call_plan *plan, const rl_limits *limits) {
+    size_t lowest = plan->set_count > SET_DEDUP_SCAN ? plan->set_count - SET_DEDUP_SCAN : 0;
+    for (size_t s = plan->set_count; s > lowest; s--)
+        if (limits_equal(plan->sets[s - 1], limits))
+            return (uint32_t)(s - 1);
+    plan->sets[plan->set_count] = limits;
+    plan->arg_count += 1 + 4 * (size_t)limits->rate_count;
+    return (uint32_t)plan->set_count++;
+}
+
+static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t count) {
+    size_t items = 0;
+    for (size_t q = 0; q < count; q++)
+        items += reqs[q]->count;
+    memset(plan, 0, sizeof(*plan));
+    plan->sets = rl_malloc(items * sizeof(*plan->sets));
+    plan->set_of = rl_malloc(items * sizeof(*plan->set_of));
+    if (!plan->sets || !plan->set_of)
+        return RL_ERR;
+    plan->arg_count = 3; /* now, set count, batch count */
+    size_t i = 0;
+    for (size_t q = 0; q < count; q++) {
+        plan->arg_count += 2 + 2 * (size_t)reqs[q]->count;
+        for (size_t k = 0; k < reqs[q]->count; k++) {
+            plan->set_of[i++] = find_set(plan, &reqs[q]->items[k].limits);
+            plan->key_count += reqs[q]->items[k].limits.rate_count;
+        }
+    }
+    return RL_OK;
+}
+
+static void plan_free(call_plan *plan) {
+    rl_free(plan->sets);
+    rl_free(plan->set_of);
+}
+
+static int put_keys(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t count) {
+    for (size_t q = 0; q < count; q++) {
+        for (size_t k = 0; k < reqs[q]->count; k++) {
+            const rl_redis_item *it = &reqs[q]->items[k];
+            if (reserve(buf, it->limits.rate_count * (it->rkey_len + 32)) != RL_OK)
+                return RL_ERR;
+            for (uint8_t r = 0; r < it->limits.rate_count; r++) {
+                char digit = (char)('0' + r);
+                put_bulk2(buf, it->rkey, it->rkey_len, &digit, 1);
+            }
+        }
+    }
+    return RL_OK;
+}
+
+static int put_sets(rl_redis_cmdbuf *buf, const call_plan *plan) {
+    int rc = put_int(buf, (int64_t)plan->set_count);
+    for (size_t s = 0; s < plan->set_count && rc == RL_OK; s++) {
+        const rl_limits *l = plan->sets[s];
+        rc = put_int(buf, l->rate_count);
+        for (size_t r = 0; r < l->rate_count && rc == RL_OK; r++) {
+            const rl_rate *rate = &l->rates[r];
+            rc |= put_int(buf, (int64_t)rate->algorithm);
+            rc |= put_int(buf, (int64_t)rate->limit);
+            rc |= put_int(buf, rate->period_us);
+            rc |= put_int(buf, (int64_t)rate->burst);
+        }
+    }
+    return rc == RL_OK ? RL_OK : RL_ERR;
+}
+
+static int put_batches(rl_redis_cmdbuf *buf, const call_plan *plan, rl_redis_request *const *reqs,
+                       size_t count) {
+    int rc = put_int(buf, (int64_t)count);
+    size_t i = 0;
+    for (size_t q = 0; q < count && rc == RL_OK; q++) {
+        rc = put_int(buf, (int64_t)reqs[q]->op);
+        rc |= put_int(buf, reqs[q]->count);
+        for (size_t k = 0; k < reqs[q]->count && rc == RL_OK; k++) {
+            rc |= put_int(buf, (int64_t)plan->set_of[i++] + 1);
+            rc |= put_int(buf, reqs[q]->items[k].cost);
+        }
+    }
+    return rc == RL_OK ? RL_OK : RL_ERR;
+}
+
+int rl_redis_call_encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t count,
+                         const char *sha, int64_t now_us) {
+    call_plan plan;
+    buf->len = 0;
+    int rc = plan_call(&plan, reqs, count);
+    if (rc == RL_OK)
+        rc = reserve(buf, 64);
+    if (rc == RL_OK) {
+        put_header(buf, '*', (int64_t)(3 + plan.key_count + plan.arg_count));
+        if (sha)
+            rc = put_bulk(buf, "EVALSHA", 7) | put_bulk(buf, sha, 40);
+        else
+            rc = put_bulk(buf, "EVAL", 4) | put_bulk(buf, rl_redis_script, rl_redis_script_len);
+        rc |= put_int(buf, (int64_t)plan.key_count);
+    }
+    if (rc == RL_OK)
+        rc = put_keys(buf, reqs, count) | put_int(buf, now_us) | put_sets(buf, &plan) |
+             put_batches(buf, &plan, reqs, count);
+    plan_free(&plan);
+    return rc == RL_OK ? RL_OK : RL_ERR;
+}
+
+/* ---- reading replies ---- */
+
+static size_t expected_elements(rl_redis_request *const *reqs, size_t count) {
+    size_t n = 1;
+    for (size_t q = 0; q < count; q++) {
+        n += 1;
+        for (size_t k = 0; k < reqs[q]->count; k++)
+            n += RL_REDIS_VERDICT_FIELDS * (size_t)reqs[q]->items[k].limits.rate_count;
+    }
+    return n;
+}
+
+// Returns 1 if the verdict fields at e look like the script's: allowed 0/1, limit and
+// window at least 1, remaining not negative.
+static int verdict_sane(redisReply *const *e) {
+    return (e[0]->integer == 0 || e[0]->integer == 1) && e[1]->integer >= 1 && e[2]->integer >= 0 &&
+           e[5]->integer >= 1;
+}
+
+static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
+                       const char **errstr) {
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        *errstr = "unexpected reply type from the script";
+        return RL_ERR;
+    }
+    if (reply->elements != expected_elements(reqs, count)) {
+        *errstr = "the script's reply has the wrong number of elements";
+        return RL_ERR;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
+            *errstr = "the script's reply holds a non-integer";
+            return RL_ERR;
+        }
+    }
+    size_t at = 1;
+    for (size_t q = 0; q < count; q++) {
+        at++;
+        for (size_t k = 0; k < reqs[q]->count; k++) {
+            for (size_t r = 0; r < reqs[q]->items[k].limits.rate_count; r++) {
+                if (!verdict_sane(&reply->element[at])) {
+                    *errstr = "the script's reply holds an impossible verdict";
+                    return RL_ERR;
+                }
+                at += RL_REDIS_VERDICT_FIELDS;
+            }
+        }
+    }
+    return RL_OK;
+}
+
+static void read_verdict(redisReply *const *e, rl_verdict *v) {
+    v->allowed = e[0]->integer != 0;
+    v->limit = (uint64_t)e[1]->integer;
+    v->remaining = (uint64_t)e[2]->integer;
+    v->reset_after_us = e[3]->integer;
+    v->retry_after_us = e[4]->integer;
+    v->window_us = e[5]->integer;
+}
+
+// Reads one request's part of the reply from *at on; fills answer.
+static void read_request(const redisReply *reply, size_t *at, const rl_redis_request *req,
+                         rl_store_answer *answer) {
+    long long status = reply->element[(*at)++]->integer;
+    int all = 1;
+    answer->count = req->count;
+    for (size_t k = 0; k < req->count; k++) {
+        rl_verdict *acc = &answer->verdicts[k];
+        memset(acc, 0, sizeof(*acc));
+        for (size_t r = 0; r < req->items[k].limits.rate_count; r++) {
+            rl_verdict v;
+            read_verdict(&reply->element[*at], &v);
+            *at += RL_REDIS_VERDICT_FIELDS;
+            rl_verdict_merge(acc, &v);
+        }
+        all &= acc->allowed;
+    }
+    if (status != 0) {
+        answer->status = RL_ST_INTERNAL;
+        answer->errstr = "the script refused the batch";
+    } else if (req->op == RL_STORE_RESET) {
+        answer->status = RL_ST_OK;
+    } else {
+        answer->status = all ? RL_ST_ALLOWED : RL_ST_DENIED;
+    }
+}
+
+int rl_redis_call_decode(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
+                         rl_redis_answer_fn *fn, void *arg, const char **errstr) {
+    if (reply_check(reply, reqs, count, errstr) != RL_OK)
+        return RL_ERR;
+    size_t at = 1;
+    for (size_t q = 0; q < count; q++) {
+        rl_store_answer answer;
+        answer.now_us = reply->element[0]->integer;
+        answer.flags = 0;
+        answer.errstr = NULL;
+        read_request(reply, &at, reqs[q], &answer);
+        fn(arg, reqs[q], &answer);
+    }
+    return RL_OK;
+}

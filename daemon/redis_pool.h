@@ -1,0 +1,109 @@
+/*
+ * redis_pool.h: the Redis store's connections, on hiredis's async API driven by a
+ * libevent event_base.
+ *
+ * Each connection goes through
+ *     IDLE --connect--> CONNECTING --handshake replies--> READY
+ *       ^                    |                              |
+ *       +--- backoff timer <-+---- error, timeout, EOF <----+
+ * The handshake is AUTH (when a password is configured), SELECT (db != 0) and SCRIPT
+ * LOAD of the decision script, pipelined; its last reply makes the connection READY
+ * and tells the script's SHA1. A connection that fails waits 100 ms, doubling up to
+ * 5 s (with jitter), before it connects again.
+ *
+ * The pool is up while at least one connection is READY (or, right after a successful
+ * startup check, while the first connections are still being made). State changes
+ * (up -> down, down -> up) are logged once each and reported to the owner.
+ *
+ * Commands are sent pipelined on the READY connection with the fewest in flight. Each
+ * command's callback runs exactly once: with the reply, or with NULL when its
+ * connection is lost or the pool is freed. A connection whose oldest command has waited
+ * longer than dead_after_ms is considered dead and dropped (a black-holed peer).
+ */
+#ifndef RL_REDIS_POOL_H
+#define RL_REDIS_POOL_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "rlproto.h"
+
+typedef struct rl_redis_pool rl_redis_pool;
+typedef struct rl_redis_conn rl_redis_conn;
+typedef struct rl_redis_cmd rl_redis_cmd;
+struct redisReply;
+
+// Receives a command's reply (NULL: the connection was lost). The reply is valid
+// during the call only. The command belongs to the caller again.
+typedef void rl_redis_reply_fn(rl_redis_cmd *cmd, struct redisReply *reply);
+
+/* A command in flight; embed it in whatever the reply must reach. */
+struct rl_redis_cmd {
+    rl_redis_reply_fn *fn; /* called once with the reply */
+    rl_redis_conn *conn;   /* the connection it was sent on (set by send) */
+    rl_redis_cmd *next;    /* the connection's in-flight commands, oldest first */
+    int64_t sent_us;       /* monotonic clock when sent */
+};
+
+/* What the pool tells its owner. */
+typedef struct rl_redis_pool_events {
+    void (*ready)(void *arg); /* a connection became READY: send what waits */
+    void (*down)(void *arg);  /* the pool went down: fail what waits */
+    void *arg;                /* their argument */
+} rl_redis_pool_events;
+
+// Connects synchronously to conf's Redis within connect_timeout_ms, authenticates,
+// selects the database and loads script (len bytes), writing its SHA1 (40 hex digits
+// and a NUL) to sha. Returns RL_OK; RL_AGAIN if Redis could not be reached (refused,
+// timed out, loading): the store may start down and reconnect; RL_ERR if Redis refused
+// us (wrong password, unknown user, bad database, scripting refused), with the reason in
+// err (errlen bytes) either way.
+int rl_redis_pool_check(const rl_store_conf *conf, const char *script, size_t len, char *sha,
+                        char *err, size_t errlen);
+
+// Creates the pool of conf->pool connections on base and starts connecting them. up
+// says whether the startup check succeeded (the pool starts up, else down). Returns
+// NULL if memory or events could not be had.
+rl_redis_pool *rl_redis_pool_new(struct event_base *base, const rl_store_conf *conf,
+                                 const char *script, size_t script_len, int up,
+                                 int64_t dead_after_ms, rl_redis_pool_events events);
+
+// Returns 1 if the pool is up, 0 if it is down.
+int rl_redis_pool_up(const rl_redis_pool *pool);
+
+// Returns the number of READY connections.
+int rl_redis_pool_ready(const rl_redis_pool *pool);
+
+// Returns the script's SHA1 (40 hex digits), or NULL if no connection has loaded it.
+const char *rl_redis_pool_sha(const rl_redis_pool *pool);
+
+// Sends the wire-format command (len bytes at buf; copied) on the READY connection with
+// the fewest commands in flight, or on conn if it is not NULL and READY. Returns RL_OK
+// (cmd->fn will be called once), or RL_ERR if no connection could take it (it will not).
+int rl_redis_pool_send(rl_redis_pool *pool, rl_redis_conn *conn, rl_redis_cmd *cmd, const char *buf,
+                       size_t len);
+
+/* Figures for stats. */
+typedef struct rl_redis_pool_stats {
+    int connections;     /* in the pool */
+    int ready;           /* READY now */
+    uint64_t connects;   /* handshakes completed (the first ones included) */
+    uint64_t reconnects; /* handshakes completed by connections that had been lost */
+    uint64_t failures;   /* connection attempts or connections that failed */
+    uint64_t dead;       /* connections dropped for not answering */
+    size_t in_flight;    /* commands sent and not answered */
+} rl_redis_pool_stats;
+
+// Returns the pool's figures.
+rl_redis_pool_stats rl_redis_pool_figures(const rl_redis_pool *pool);
+
+// Closes every connection (in-flight callbacks are called with NULL first) and frees
+// the pool. NULL is fine.
+void rl_redis_pool_free(rl_redis_pool *pool);
+
+// Returns the monotonic clock in microseconds.
+int64_t rl_redis_monotonic_us(void);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * redis_script.h: the Lua script that decides batches of items inside Redis.
+ *
+ * One EVALSHA decides many store batches (submits), one after the other, at one
+ * instant: each batch is all-or-nothing within itself (CHECK consumes only if every
+ * rate of every item allows), batches are independent, and a later batch sees what an
+ * earlier one consumed. The algorithms are those of algo.c, figure for figure.
+ *
+ * Arguments (all integers in decimal):
+ *   KEYS      one per rate of every item of every batch, in order:
+ *             <prefix>{<policy>:<key>}:<rate index> (see redis_batch.h)
+ *   ARGV[1]   the decision time in microseconds, or 0 to use Redis's TIME (always 0
+ *             outside tests)
+ *   ARGV[2]   S, the number of limit sets; then per set: the rate count R, then per
+ *             rate: algorithm (rl_algorithm), limit, period_us, burst
+ *   then      B, the number of batches; then per batch: op (rl_store_op), item count
+ *             N, then per item: its limit set (1-based), cost
+ *
+ * Reply: an array of integers: now_us, then per batch a status (0: decided), then per
+ * item per rate RL_REDIS_VERDICT_FIELDS integers: allowed (1/0), limit, remaining,
+ * reset_after_us, retry_after_us, window_us.
+ *
+ * State in Redis: a cell is the string "<kind>:<a>:<b>:<c>" (kind f, c or b: fixed
+ * window, sliding counter, token bucket/gcra); a sliding log is a sorted set of
+ * "<at>:<cost>" members scored by at, one per instant, trimmed to the trailing period.
+ * Every key written gets the TTL after which its state equals an empty one (a state
+ * that is empty is deleted). A key holding something else (another algorithm's state,
+ * garbage) counts as empty and is overwritten when written.
+ */
+#ifndef RL_REDIS_SCRIPT_H
+#define RL_REDIS_SCRIPT_H
+
+#include <stddef.h>
+
+#define RL_REDIS_VERDICT_FIELDS 6 /* integers per rate in the reply */
+
+// The script's Lua source (NUL-terminated) and its length.
+extern const char rl_redis_script[];
+extern const size_t rl_redis_script_len;
+
+#endif

@@ -1,0 +1,600 @@
+/*
+ * e2e_redis_store.c: the Redis store against a real redis-server, driven directly on
+ * an event_base. Decisions: every algorithm gives, figure for figure, the answers of
+ * the pure algorithms (algo.c) for the same sequence on the same clock (the store's
+ * test clock sends the decision time to the script); MULTI batches give the answers of
+ * the embedded store. Also: batching, the over-limit cache, keys, TTLs, forgetting a
+ * namespace, foreign data in Redis.
+ */
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+
+#include "redis_harness.h"
+#include "store_memory.h"
+
+static harness h;
+
+static void setup(void) {
+    h_start(&h, NULL);
+}
+
+static void teardown(void) {
+    h_stop(&h);
+}
+
+/* ---- a reference: one key's state under algo.c ---- */
+
+typedef struct ref_key {
+    rl_cell cells[RL_MAX_RATES]; /* every rate that is not a log */
+    rl_log logs[RL_MAX_RATES];   /* sliding logs */
+} ref_key;
+
+static int is_log(const rl_limits *l, size_t r) {
+    return l->rates[r].algorithm == RL_ALGO_SLIDING_LOG;
+}
+
+static void ref_clear(ref_key *k) {
+    for (size_t r = 0; r < RL_MAX_RATES; r++)
+        rl_log_free(&k->logs[r]);
+    memset(k, 0, sizeof(*k));
+}
+
+static rl_status ref_decide(ref_key *k, const rl_limits *l, int commit, int64_t cost, int64_t now,
+                            rl_verdict *out) {
+    rl_cell next[RL_MAX_RATES];
+    int all = 1;
+    for (size_t r = 0; r < l->rate_count; r++) {
+        rl_verdict v;
+        if (is_log(l, r))
+            rl_log_decide(&l->rates[r], &k->logs[r], now, (uint64_t)cost, &v);
+        else
+            rl_cell_decide(&l->rates[r], &k->cells[r], now, (uint64_t)cost, &next[r], &v);
+        rl_verdict_merge(out, &v);
+        all &= v.allowed;
+    }
+    for (size_t r = 0; commit && all && r < l->rate_count; r++) {
+        if (!is_log(l, r))
+            k->cells[r] = next[r];
+        else if (rl_log_reserve(&k->logs[r]) == 0)
+            rl_log_commit(&k->logs[r], now, (uint64_t)cost);
+    }
+    return all ? RL_ST_ALLOWED : RL_ST_DENIED;
+}
+
+static rl_status ref_adjust(ref_key *k, const rl_limits *l, int64_t cost, int64_t now,
+                            rl_verdict *out) {
+    for (size_t r = 0; r < l->rate_count; r++) {
+        rl_verdict v;
+        if (is_log(l, r)) {
+            if (cost > 0)
+                ck_assert_int_eq(rl_log_reserve(&k->logs[r]), 0);
+            rl_log_adjust(&l->rates[r], &k->logs[r], now, cost, &v);
+        } else {
+            rl_cell next;
+            rl_cell_adjust(&l->rates[r], &k->cells[r], now, cost, &next, &v);
+            k->cells[r] = next;
+        }
+        rl_verdict_merge(out, &v);
+    }
+    return out->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
+}
+
+static rl_status ref_apply(ref_key *k, const rl_limits *l, rl_store_op op, int64_t cost,
+                           int64_t now, rl_verdict *out) {
+    memset(out, 0, sizeof(*out));
+    if (op == RL_STORE_ADJUST)
+        return ref_adjust(k, l, cost, now, out);
+    if (op == RL_STORE_RESET) {
+        ref_key empty = {0};
+        ref_clear(k);
+        ref_decide(&empty, l, 0, 1, now, out);
+        return RL_ST_OK;
+    }
+    return ref_decide(k, l, op == RL_STORE_CHECK, cost, now, out);
+}
+
+static void assert_same(const rl_store_answer *got, rl_status status, const rl_verdict *want,
+                        size_t n, const char *what) {
+    ck_assert_msg(got->status == status, "%s: status %d, want %d (%s)", what, got->status, status,
+                  got->errstr ? got->errstr : "");
+    ck_assert_uint_eq(got->count, n);
+    for (size_t i = 0; i < n; i++) {
+        const rl_verdict *g = &got->verdicts[i], *w = &want[i];
+        ck_assert_msg(
+            g->allowed == w->allowed && g->limit == w->limit && g->remaining == w->remaining &&
+                g->reset_after_us == w->reset_after_us && g->retry_after_us == w->retry_after_us &&
+                g->window_us == w->window_us,
+            "%s item %zu: got allowed %d limit %llu remaining %llu reset %lld retry "
+            "%lld window %lld; want %d %llu %llu %lld %lld %lld",
+            what, i, g->allowed, (unsigned long long)g->limit, (unsigned long long)g->remaining,
+            (long long)g->reset_after_us, (long long)g->retry_after_us, (long long)g->window_us,
+            w->allowed, (unsigned long long)w->limit, (unsigned long long)w->remaining,
+            (long long)w->reset_after_us, (long long)w->retry_after_us, (long long)w->window_us);
+    }
+}
+
+/* ---- random sequences ---- */
+
+static uint64_t rng_state;
+
+static uint64_t rnd(uint64_t n) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return n ? rng_state % n : 0;
+}
+
+// Moves the test clock by a random step sized to period: often not at all (same
+// instant), often a little, sometimes past a window or far. The clock never runs slower
+// than real time (offset), so Redis's TTLs (real time) never expire a key early.
+static void advance(int64_t *clock, int64_t offset, int64_t period) {
+    uint64_t p = (uint64_t)period, pick = rnd(100);
+    int64_t step = pick < 25   ? 0
+                   : pick < 60 ? (int64_t)rnd(p / 20 + 1)
+                   : pick < 90 ? (int64_t)rnd(p + p / 2)
+                               : (int64_t)rnd(5 * p);
+    if (step == 0)
+        return;
+    *clock += step;
+    if (*clock < h_wall_us() + offset)
+        *clock = h_wall_us() + offset;
+}
+
+static uint64_t min_capacity(const rl_limits *l) {
+    uint64_t cap = UINT64_MAX;
+    for (size_t r = 0; r < l->rate_count; r++)
+        cap = rl_rate_capacity(&l->rates[r]) < cap ? rl_rate_capacity(&l->rates[r]) : cap;
+    return cap;
+}
+
+static int64_t min_period(const rl_limits *l) {
+    int64_t p = INT64_MAX;
+    for (size_t r = 0; r < l->rate_count; r++)
+        p = l->rates[r].period_us < p ? l->rates[r].period_us : p;
+    return p;
+}
+
+/* One random operation of a sequence. */
+typedef struct step_op {
+    rl_store_op op; /* what */
+    int key;        /* which of the two keys */
+    int64_t cost;   /* units */
+} step_op;
+
+static step_op random_op(const rl_limits *l, int64_t adjust_max) {
+    uint64_t cap = min_capacity(l), pick = rnd(100);
+    step_op s = {RL_STORE_CHECK, (int)rnd(2), 1};
+    if (pick < 60)
+        s.cost = rnd(3) ? 1 : 1 + (int64_t)rnd(cap);
+    else if (pick < 62)
+        s.cost = (int64_t)cap + 1; /* over capacity: the engine never sends it; same answer */
+    else if (pick < 75)
+        s.op = RL_STORE_PEEK, s.cost = 1 + (int64_t)rnd(cap);
+    else if (pick < 96)
+        s.op = RL_STORE_ADJUST, s.cost = (int64_t)rnd(2 * (uint64_t)adjust_max + 1) - adjust_max;
+    else
+        s.op = RL_STORE_RESET, s.cost = 0;
+    if (s.op == RL_STORE_ADJUST && s.cost == 0)
+        s.cost = 1;
+    return s;
+}
+
+// Runs steps random steps on two keys of policy "seq" through the store and through
+// algo.c, 1 to 4 operations at each instant (sent in one script call), comparing every
+// answer.
+static void run_sequence(const rl_limits *l, uint64_t seed, int steps, int64_t adjust_max) {
+    int64_t offset = 2000000, clock = h_wall_us() + offset;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    ref_key keys[2] = {0};
+    const char *names[2] = {"alice", "bob\xff\x00x"};
+    rng_state = seed;
+    for (int step = 0; step < steps; step++) {
+        advance(&clock, offset, min_period(l));
+        outcome outs[4];
+        step_op ops[4];
+        size_t n = 1 + rnd(4);
+        for (size_t i = 0; i < n; i++) {
+            ops[i] = random_op(l, adjust_max);
+            rl_store_item it = {l, "seq", 3, names[ops[i].key], ops[i].key ? 6 : 5, ops[i].cost};
+            h_submit(store, ops[i].op, &it, 1, &outs[i]);
+        }
+        h_wait(&h, outs, n);
+        for (size_t i = 0; i < n; i++) {
+            rl_verdict want;
+            rl_status st = ref_apply(&keys[ops[i].key], l, ops[i].op, ops[i].cost, clock, &want);
+            char what[160];
+            snprintf(what, sizeof(what), "seed %llu step %d op %zu (op %d key %d cost %lld)",
+                     (unsigned long long)seed, step, i, ops[i].op, ops[i].key,
+                     (long long)ops[i].cost);
+            ck_assert_int_eq(outs[i].calls, 1);
+            ck_assert_int_eq(outs[i].ans.now_us, clock);
+            assert_same(&outs[i].ans, st, &want, 1, what);
+        }
+    }
+    ref_clear(&keys[0]);
+    ref_clear(&keys[1]);
+    ck_assert_int_eq(h_stat(store, "errors.reply"), 0);
+    store->ops->free(store);
+}
+
+static rl_limits one_rate(rl_algorithm algorithm, uint64_t limit, int64_t period_us,
+                          uint64_t burst) {
+    return h_limits1(algorithm, limit, period_us, burst);
+}
+
+START_TEST(fixed_window_matches_algo) {
+    rl_limits l = one_rate(RL_ALGO_FIXED_WINDOW, 5, 1000000, 0);
+    run_sequence(&l, 11, 400, 3);
+}
+END_TEST
+
+START_TEST(sliding_log_matches_algo) {
+    rl_limits l = one_rate(RL_ALGO_SLIDING_LOG, 5, 1000000, 0);
+    run_sequence(&l, 12, 400, 3);
+}
+END_TEST
+
+START_TEST(sliding_counter_matches_algo) {
+    rl_limits l = one_rate(RL_ALGO_SLIDING_COUNTER, 5, 1000000, 0);
+    run_sequence(&l, 13, 400, 3);
+}
+END_TEST
+
+START_TEST(token_bucket_matches_algo) {
+    rl_limits l = one_rate(RL_ALGO_TOKEN_BUCKET, 5, 1000000, 5);
+    run_sequence(&l, 14, 400, 3);
+}
+END_TEST
+
+START_TEST(gcra_matches_algo) {
+    rl_limits l = one_rate(RL_ALGO_GCRA, 5, 1000000, 2);
+    run_sequence(&l, 15, 400, 3);
+}
+END_TEST
+
+START_TEST(several_rates_match_algo) {
+    rl_limits l = {.rate_count = 4};
+    l.rates[0] = (rl_rate){RL_ALGO_FIXED_WINDOW, 3, 500000, 0};
+    l.rates[1] = (rl_rate){RL_ALGO_SLIDING_COUNTER, 10, 5000000, 0};
+    l.rates[2] = (rl_rate){RL_ALGO_SLIDING_LOG, 4, 2000000, 0};
+    l.rates[3] = (rl_rate){RL_ALGO_GCRA, 20, 10000000, 3};
+    run_sequence(&l, 16, 400, 4);
+}
+END_TEST
+
+/* Intermediate products past 2^53 (the counter's weighting of a day-long window with
+ * millions of units, a 46-day window with billions), and the gcra's 10-day interval.
+ * (Figures themselves stay below 2^53 us, 285 years: the script's exact domain.) */
+START_TEST(large_figures_match_algo) {
+    rl_limits l = {.rate_count = 3};
+    l.rates[0] = (rl_rate){RL_ALGO_SLIDING_COUNTER, 1000000, 86400000000LL, 0};
+    l.rates[1] = (rl_rate){RL_ALGO_FIXED_WINDOW, 4000000, 86400000000LL, 0};
+    l.rates[2] = (rl_rate){RL_ALGO_SLIDING_LOG, 3000000, 86400000000LL, 0};
+    run_sequence(&l, 17, 250, 900000);
+    rl_limits g = one_rate(RL_ALGO_GCRA, 10, 864000000000LL, 10);
+    run_sequence(&g, 18, 250, 20);
+    rl_limits c = one_rate(RL_ALGO_SLIDING_COUNTER, 4000000000ULL, 4000000000000LL, 0);
+    run_sequence(&c, 19, 250, 2000000000);
+}
+END_TEST
+
+/* ---- MULTI batches against the embedded store ---- */
+
+START_TEST(multi_matches_memory_store) {
+    int64_t clock = h_wall_us() + 2000000, offset = 2000000;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    rl_store *memory = rl_store_memory_new_clocked(1000, &clock);
+    rl_limits a = {.rate_count = 2}, b = one_rate(RL_ALGO_GCRA, 10, 1000000, 3);
+    a.rates[0] = (rl_rate){RL_ALGO_FIXED_WINDOW, 4, 1000000, 0};
+    a.rates[1] = (rl_rate){RL_ALGO_SLIDING_LOG, 6, 2000000, 0};
+    const char *keys[3] = {"k0", "k1", "k2"};
+    rng_state = 21;
+    for (int step = 0; step < 300; step++) {
+        advance(&clock, offset, 1000000);
+        size_t n = 1 + rnd(4);
+        rl_store_item items[4];
+        for (size_t i = 0; i < n; i++) {
+            int policy = (int)rnd(2);
+            items[i] =
+                h_item(policy ? &b : &a, policy ? "b" : "a", keys[rnd(3)], 1 + (int64_t)rnd(2));
+        }
+        uint64_t pick = rnd(100);
+        rl_store_op op = pick < 80 ? RL_STORE_CHECK : pick < 95 ? RL_STORE_PEEK : RL_STORE_RESET;
+        if (op == RL_STORE_RESET)
+            n = 1, items[0].cost = 0;
+        outcome got, want;
+        h_submit(store, op, items, n, &got);
+        h_submit(memory, op, items, n, &want);
+        h_wait(&h, &got, 1);
+        char what[64];
+        snprintf(what, sizeof(what), "step %d (op %d, %zu items)", step, op, n);
+        assert_same(&got.ans, want.ans.status, want.ans.verdicts, n, what);
+    }
+    memory->ops->free(memory);
+    store->ops->free(store);
+}
+END_TEST
+
+START_TEST(multi_is_all_or_nothing) {
+    rl_limits five = one_rate(RL_ALGO_SLIDING_LOG, 5, 3600000000LL, 0);
+    rl_limits one = one_rate(RL_ALGO_SLIDING_LOG, 1, 3600000000LL, 0);
+    rl_store *store = h_store(&h, NULL);
+    rl_store_item first = h_item(&one, "one", "x", 1);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &first, 1).status, RL_ST_ALLOWED);
+    rl_store_item both[2] = {h_item(&five, "five", "x", 2), h_item(&one, "one", "x", 1)};
+    rl_store_answer ans = h_do(&h, store, RL_STORE_CHECK, both, 2);
+    ck_assert_int_eq(ans.status, RL_ST_DENIED);
+    ck_assert(ans.verdicts[0].allowed);
+    ck_assert(!ans.verdicts[1].allowed);
+    rl_store_item five_x = h_item(&five, "five", "x", 1);
+    ans = h_do(&h, store, RL_STORE_PEEK, &five_x, 1);
+    ck_assert_int_eq(ans.verdicts[0].remaining, 4); /* nothing was consumed: 5 - the peek */
+    rl_store_item pair[2] = {h_item(&five, "five", "x", 2), h_item(&five, "five", "y", 3)};
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, pair, 2).status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_PEEK, &five_x, 1).verdicts[0].remaining, 2);
+    store->ops->free(store);
+}
+END_TEST
+
+START_TEST(reset_and_adjust) {
+    rl_limits l = one_rate(RL_ALGO_SLIDING_LOG, 3, 3600000000LL, 0);
+    rl_store *store = h_store(&h, NULL);
+    rl_store_item it = h_item(&l, "p", "k", 3);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    it.cost = 1;
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_DENIED);
+    it.cost = -2;
+    rl_store_answer ans = h_do(&h, store, RL_STORE_ADJUST, &it, 1);
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(ans.verdicts[0].remaining, 2);
+    it.cost = 5; /* over the limit: ADJUST charges anyway */
+    ans = h_do(&h, store, RL_STORE_ADJUST, &it, 1);
+    ck_assert_int_eq(ans.status, RL_ST_DENIED);
+    ck_assert_int_eq(ans.verdicts[0].remaining, 0);
+    it.cost = 0;
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_RESET, &it, 1).status, RL_ST_OK);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    redisReply *r = redisCommand(c, "EXISTS rl:{p:k}:0");
+    ck_assert_int_eq(r->integer, 0); /* RESET deletes the key */
+    freeReplyObject(r);
+    redisFree(c);
+    it.cost = 3;
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    store->ops->free(store);
+}
+END_TEST
+
+/* ---- batching ---- */
+
+START_TEST(submits_of_one_iteration_share_a_call) {
+    rl_limits l = one_rate(RL_ALGO_GCRA, 1000, 1000000, 1000);
+    h.conf.batch_max = 64;
+    rl_store *store = h_store(&h, NULL);
+    outcome outs[200];
+    char keys[200][8];
+    for (int i = 0; i < 200; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "k%d", i % 50);
+        rl_store_item it = h_item(&l, "p", keys[i], 1);
+        h_submit(store, RL_STORE_CHECK, &it, 1, &outs[i]);
+    }
+    h_wait(&h, outs, 200);
+    for (int i = 0; i < 200; i++)
+        ck_assert_int_eq(outs[i].ans.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_stat(store, "calls"), 4); /* 200 items, 64 a call */
+    ck_assert_int_eq(h_stat(store, "requests"), 200);
+    store->ops->free(store);
+}
+END_TEST
+
+/* ---- the over-limit cache ---- */
+
+START_TEST(cache_denies_locally_until_the_retry_time) {
+    int64_t clock = h_wall_us() + 1000000;
+    rl_store_redis_options opt = {.clock = &clock};
+    rl_store *store = h_store(&h, &opt);
+    rl_limits l = one_rate(RL_ALGO_FIXED_WINDOW, 2, 10000000, 0);
+    rl_store_item it = h_item(&l, "p", "hot", 1);
+    clock = clock - clock % 10000000 + 10000000; /* the start of a window */
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    rl_store_answer ans = h_do(&h, store, RL_STORE_CHECK, &it, 1);
+    ck_assert_int_eq(ans.status, RL_ST_DENIED);
+    ck_assert_int_eq(ans.flags, 0);
+    ck_assert_int_eq(ans.verdicts[0].retry_after_us, 10000000);
+    long long calls = h_stat(store, "calls");
+    clock += 4000000;
+    outcome o;
+    h_submit(store, RL_STORE_CHECK, &it, 1, &o);
+    ck_assert(o.sync); /* answered before submit returned: no Redis */
+    ck_assert_int_eq(o.ans.status, RL_ST_DENIED);
+    ck_assert_int_eq(o.ans.flags, RL_FLAG_CACHED);
+    ck_assert_int_eq(o.ans.verdicts[0].retry_after_us, 6000000);
+    ck_assert_int_eq(o.ans.now_us, ans.now_us + 4000000);
+    ck_assert_int_eq(h_stat(store, "calls"), calls);
+    ck_assert_int_eq(h_stat(store, "cache.hits"), 1);
+    rl_store_item two = it; /* a larger cost is denied too; a smaller one asks Redis */
+    two.cost = 2;
+    h_submit(store, RL_STORE_CHECK, &two, 1, &o);
+    ck_assert(o.sync);
+    ans = h_do(&h, store, RL_STORE_PEEK, &it, 1); /* PEEK asks Redis */
+    ck_assert_int_eq(ans.flags, 0);
+    ck_assert_int_eq(h_stat(store, "calls"), calls + 1);
+    clock += 6000000; /* the retry time: Redis again, and allowed */
+    ans = h_do(&h, store, RL_STORE_CHECK, &it, 1);
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    store->ops->free(store);
+}
+END_TEST
+
+START_TEST(reset_and_adjust_drop_the_cached_denial) {
+    int64_t clock = h_wall_us() + 1000000;
+    rl_store_redis_options opt = {.clock = &clock};
+    rl_store *store = h_store(&h, &opt);
+    rl_limits l = one_rate(RL_ALGO_SLIDING_LOG, 1, 60000000, 0);
+    rl_store_item it = h_item(&l, "p", "k", 1), zero = h_item(&l, "p", "k", 0);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_DENIED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).flags, RL_FLAG_CACHED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_RESET, &zero, 1).status, RL_ST_OK);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).flags, 0);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).flags, RL_FLAG_CACHED);
+    rl_store_item back = h_item(&l, "p", "k", -1);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_ADJUST, &back, 1).status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    /* a reset submitted while a denial is in flight: the denial is not cached */
+    outcome denied, reset;
+    h_submit(store, RL_STORE_CHECK, &it, 1, &denied);
+    h_submit(store, RL_STORE_RESET, &zero, 1, &reset);
+    h_wait(&h, &denied, 1);
+    h_wait(&h, &reset, 1);
+    ck_assert_int_eq(denied.ans.status, RL_ST_DENIED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_stat(store, "cache.stale"), 1);
+    store->ops->free(store);
+}
+END_TEST
+
+/* ---- keys ---- */
+
+START_TEST(keys_carry_a_hash_tag_and_a_ttl) {
+    rl_limits l = {.rate_count = 2};
+    l.rates[0] = (rl_rate){RL_ALGO_FIXED_WINDOW, 10, 2000000, 0};
+    l.rates[1] = (rl_rate){RL_ALGO_SLIDING_LOG, 10, 3000000, 0};
+    rl_store *store = h_store(&h, NULL);
+    rl_store_item it = {&l, "a:b{", 4, "k\0}", 3, 1}; /* separators in the names */
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    const char name0[] = "rl:{a%3Ab%7B:k\0}}:0", name1[] = "rl:{a%3Ab%7B:k\0}}:1";
+    redisReply *r = redisCommand(c, "PTTL %b", name0, sizeof(name0) - 1);
+    ck_assert_msg(r->integer > 0 && r->integer <= 2000, "fixed window ttl %lld", r->integer);
+    freeReplyObject(r);
+    r = redisCommand(c, "PTTL %b", name1, sizeof(name1) - 1);
+    ck_assert_msg(r->integer > 2900 && r->integer <= 3000, "log ttl %lld", r->integer);
+    freeReplyObject(r);
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
+START_TEST(a_key_too_long_is_refused) {
+    rl_limits l = one_rate(RL_ALGO_FIXED_WINDOW, 10, 1000000, 0);
+    rl_store *store = h_store(&h, NULL);
+    static char big[5000];
+    memset(big, 'x', sizeof(big));
+    rl_store_item it = {&l, "p", 1, big, sizeof(big), 1};
+    outcome o;
+    h_submit(store, RL_STORE_CHECK, &it, 1, &o);
+    ck_assert(o.sync);
+    ck_assert_int_eq(o.ans.status, RL_ST_KEY_TOO_LONG);
+    ck_assert_ptr_nonnull(o.ans.errstr);
+    ck_assert_int_eq(h_stat(store, "errors.key_too_long"), 1);
+    it.key_len = 4000; /* fits */
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    store->ops->free(store);
+}
+END_TEST
+
+START_TEST(foreign_values_count_as_empty) {
+    rl_limits cell = one_rate(RL_ALGO_GCRA, 10, 1000000, 2);
+    rl_limits log = one_rate(RL_ALGO_SLIDING_LOG, 2, 1000000, 0);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    freeReplyObject(redisCommand(c, "SET rl:{p:garbage}:0 nonsense"));
+    freeReplyObject(redisCommand(c, "ZADD rl:{p:zset}:0 1 a"));
+    freeReplyObject(redisCommand(c, "SET rl:{q:string}:0 x"));
+    freeReplyObject(redisCommand(c, "ZADD rl:{q:bad}:0 1 notanentry"));
+    rl_store *store = h_store(&h, NULL);
+    const char *cells[2] = {"garbage", "zset"}, *logs[2] = {"string", "bad"};
+    for (int i = 0; i < 2; i++) {
+        rl_store_item a = h_item(&cell, "p", cells[i], 2), b = h_item(&log, "q", logs[i], 2);
+        rl_store_answer ans = h_do(&h, store, RL_STORE_CHECK, &a, 1);
+        ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+        ck_assert_int_eq(ans.verdicts[0].remaining, 0);
+        ans = h_do(&h, store, RL_STORE_CHECK, &b, 1);
+        ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+        ck_assert_int_eq(ans.verdicts[0].remaining, 0);
+        ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &b, 1).status, RL_ST_DENIED);
+    }
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
+START_TEST(forget_ns_deletes_the_policys_keys) {
+    rl_limits l = one_rate(RL_ALGO_FIXED_WINDOW, 10, 60000000, 0);
+    rl_store *store = h_store(&h, NULL);
+    char key[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        rl_store_item a = h_item(&l, "gone*", key, 1), b = h_item(&l, "kept", key, 1);
+        h_do(&h, store, RL_STORE_CHECK, &a, 1);
+        if (i < 3)
+            h_do(&h, store, RL_STORE_CHECK, &b, 1);
+    }
+    store->ops->forget_ns(store, "gone*", 5);
+    h_run_for(&h, 300);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    redisReply *r = redisCommand(c, "DBSIZE");
+    ck_assert_int_eq(r->integer, 3);
+    freeReplyObject(r);
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
+START_TEST(unix_socket_and_stats) {
+    h.conf.host = NULL;
+    h.conf.unix_path = h.redis.sock;
+    rl_store *store = h_store(&h, NULL);
+    rl_limits l = one_rate(RL_ALGO_TOKEN_BUCKET, 10, 1000000, 10);
+    rl_store_item it = h_item(&l, "p", "u", 1);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    json_t *stats = h_stats(store);
+    ck_assert_str_eq(json_string_value(json_object_get(stats, "state")), "up");
+    ck_assert_str_eq(json_string_value(json_object_get(stats, "type")), "redis");
+    ck_assert(json_integer_value(json_object_get(json_object_get(stats, "latency_us"), "p99")) > 0);
+    json_decref(stats);
+    store->ops->free(store);
+}
+END_TEST
+
+static Suite *store_suite(void) {
+    Suite *s = suite_create("redis_store");
+    TCase *decide = tcase_create("decisions");
+    tcase_add_checked_fixture(decide, setup, teardown);
+    tcase_set_timeout(decide, 60);
+    tcase_add_test(decide, fixed_window_matches_algo);
+    tcase_add_test(decide, sliding_log_matches_algo);
+    tcase_add_test(decide, sliding_counter_matches_algo);
+    tcase_add_test(decide, token_bucket_matches_algo);
+    tcase_add_test(decide, gcra_matches_algo);
+    tcase_add_test(decide, several_rates_match_algo);
+    tcase_add_test(decide, large_figures_match_algo);
+    tcase_add_test(decide, multi_matches_memory_store);
+    tcase_add_test(decide, multi_is_all_or_nothing);
+    tcase_add_test(decide, reset_and_adjust);
+    suite_add_tcase(s, decide);
+    TCase *store = tcase_create("store");
+    tcase_add_checked_fixture(store, setup, teardown);
+    tcase_set_timeout(store, 30);
+    tcase_add_test(store, submits_of_one_iteration_share_a_call);
+    tcase_add_test(store, cache_denies_locally_until_the_retry_time);
+    tcase_add_test(store, reset_and_adjust_drop_the_cached_denial);
+    tcase_add_test(store, keys_carry_a_hash_tag_and_a_ttl);
+    tcase_add_test(store, a_key_too_long_is_refused);
+    tcase_add_test(store, foreign_values_count_as_empty);
+    tcase_add_test(store, forget_ns_deletes_the_policys_keys);
+    tcase_add_test(store, unix_socket_and_stats);
+    suite_add_tcase(s, store);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(store_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

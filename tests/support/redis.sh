@@ -1,0 +1,91 @@
+# tests/support/redis.sh: a private redis-server for shell tests. Source it:
+#
+#   . tests/support/redis.sh
+#   redis_start [server args...]  start one on a free 127.0.0.1 port and a Unix socket in a
+#                                 new temporary directory; sets REDIS_PORT, REDIS_DIR,
+#                                 REDIS_SOCK, REDIS_URL; installs an EXIT trap that stops it
+#                                 (a test with its own EXIT trap calls redis_cleanup in it)
+#   redis_stop [-9]               stop it (SIGTERM, or SIGKILL with -9); port and dir kept
+#   redis_restart                 start it again on the same port and directory
+#   rcli ARGS...                  redis-cli against it
+#   redis_cleanup                 stop it and remove its directory
+#
+# Nothing assumes a Redis already running. tests/support/redis.c does the same for C.
+
+REDIS_PID=
+REDIS_PORT=
+REDIS_DIR=
+REDIS_SOCK=
+REDIS_URL=
+REDIS_ARGS=
+
+_redis_free_port() {
+    "${PYTHON:-python3}" -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+_redis_spawn() {
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --unixsocket "$REDIS_SOCK" \
+        --dir "$REDIS_DIR" --save '' --appendonly no --logfile "$REDIS_DIR/redis.log" \
+        --enable-debug-command yes "${REDIS_ARGS[@]}" &
+    REDIS_PID=$!
+    local i
+    for i in $(seq 1 500); do
+        if ! kill -0 "$REDIS_PID" 2>/dev/null; then
+            REDIS_PID=
+            return 1
+        fi
+        if redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q -e PONG -e NOAUTH; then
+            return 0
+        fi
+        sleep 0.01
+    done
+    return 1
+}
+
+redis_cleanup() {
+    redis_stop -9
+    if [ -n "$REDIS_DIR" ]; then
+        rm -rf "$REDIS_DIR"
+        REDIS_DIR=
+    fi
+}
+
+redis_start() {
+    REDIS_ARGS=("$@")
+    REDIS_DIR=$(mktemp -d /tmp/rlt-redis-XXXXXX) || return 1
+    REDIS_SOCK=$REDIS_DIR/redis.sock
+    trap redis_cleanup EXIT
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        REDIS_PORT=$(_redis_free_port) || return 1
+        REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+        if _redis_spawn; then
+            return 0
+        fi
+    done
+    echo "redis.sh: redis-server did not start" >&2
+    cat "$REDIS_DIR/redis.log" >&2 2>/dev/null
+    return 1
+}
+
+redis_stop() {
+    if [ -n "$REDIS_PID" ]; then
+        if [ "$1" = "-9" ]; then
+            kill -9 "$REDIS_PID" 2>/dev/null
+        else
+            kill "$REDIS_PID" 2>/dev/null
+        fi
+        wait "$REDIS_PID" 2>/dev/null
+        REDIS_PID=
+    fi
+    return 0
+}
+
+redis_restart() {
+    _redis_spawn
+}
+
+rcli() {
+    redis-cli -p "$REDIS_PORT" "$@"
+}
