@@ -460,6 +460,16 @@ void rl_engine_handle(rl_engine *e, const rl_request *req, int admin, rl_engine_
     }
 }
 
+void rl_engine_prefetch(rl_engine *e, const rl_request *req, int stage) {
+    rl_store *store = e->store;
+    if (!store->ops->prefetch || req->opcode == RL_OP_PING)
+        return;
+    for (size_t i = 0; i < req->item_count; i++) {
+        const rl_item *it = &req->items[i];
+        store->ops->prefetch(store, it->policy, it->policy_len, it->key, it->key_len, stage);
+    }
+}
+
 void rl_engine_decide(pending *p, const rl_request *req) {
     start(p, req);
 }

@@ -32,6 +32,10 @@ rl_engine *rl_engine_new(struct event_base *base, rl_config *config, char *err, 
 void rl_engine_handle(rl_engine *engine, const rl_request *req, int admin,
                       rl_engine_reply *reply, void *arg);
 
+// Hints that req will be handled soon (see rl_store_ops.prefetch): call with stage 0
+// for a batch of requests, then stage 1 for the same batch, then handle them. Optional.
+void rl_engine_prefetch(rl_engine *engine, const rl_request *req, int stage);
+
 // Answers a request the server refused before decoding it (status, e.g. BUSY or
 // FRAME_TOO_LARGE), counting it. Calls reply before returning.
 void rl_engine_refuse(rl_engine *engine, uint8_t opcode, uint32_t id, rl_status status,
@@ -55,6 +59,15 @@ void rl_engine_set_reloader(rl_engine *engine, int (*reload)(void *arg, char *er
 // same), RL_ERR with the reason in err otherwise. Changes nothing.
 int rl_engine_reload_check(const rl_engine *engine, const rl_config *config, char *err,
                            size_t errlen);
+
+// Sets the function STATS uses to count open connections (main passes the server's
+// count); until it is set, STATS reports no "connections".
+void rl_engine_set_connections(rl_engine *engine, size_t (*count)(void *arg), void *arg);
+
+// Notes a reload that was refused before rl_engine_reload (bad file, listeners):
+// counts it, and reopens the denial log file, so that log rotation by SIGHUP works
+// even while the config file is bad. (A successful rl_engine_reload reopens it too.)
+void rl_engine_reload_refused(rl_engine *engine);
 
 // Stops the engine: the stores answer what is in flight, then everything is freed.
 void rl_engine_free(rl_engine *engine);

@@ -63,6 +63,12 @@ typedef struct rl_store_ops {
     // batch at all (then done is not called; the engine answers INTERNAL).
     int (*submit)(rl_store *store, rl_store_op op, const rl_store_item *items, size_t n,
                   rl_store_done *done, void *arg);
+    // Optional (NULL if the store has nothing to gain): hints that the key will be
+    // decided soon. Stage 0 starts loading the key's hash bucket, stage 1 (called after
+    // stage 0 for a batch of keys) the key's state, so that decisions on a pipelined
+    // batch do not wait on memory one key at a time. Changes nothing.
+    void (*prefetch)(rl_store *store, const char *ns, size_t ns_len, const char *key,
+                     size_t key_len, int stage);
     // Forgets every key of the namespace (a policy removed or changed by a reload).
     void (*forget_ns)(rl_store *store, const char *ns, size_t ns_len);
     // Writes a JSON object of the store's figures (keys, evictions, latency...) to

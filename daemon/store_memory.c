@@ -423,9 +423,20 @@ static void memory_free(rl_store *store) {
     rl_free(m);
 }
 
+static void memory_prefetch(rl_store *store, const char *ns, size_t ns_len, const char *key,
+                            size_t key_len, int stage) {
+    memory_store *m = (memory_store *)store;
+    entry **bucket = &m->buckets[hash_name(ns, ns_len, key, key_len) & (m->bucket_count - 1)];
+    if (stage == 0)
+        __builtin_prefetch(bucket);
+    else if (*bucket)
+        __builtin_prefetch(*bucket);
+}
+
 static const rl_store_ops memory_ops = {
     .name = "memory",
     .submit = memory_submit,
+    .prefetch = memory_prefetch,
     .forget_ns = memory_forget_ns,
     .stats_json = memory_stats_json,
     .free = memory_free,
