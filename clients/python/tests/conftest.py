@@ -30,23 +30,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[Daemon]:
     """One real daemon for the session; tests must use keys of their own."""
-    directory = socket_dir()
-    instance = Daemon(directory)
-    instance.start()
-    yield instance
-    instance.stop()
-    shutil.rmtree(directory, ignore_errors=True)
+    instance = Daemon()
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.close()
 
 
 @pytest.fixture
 def own_daemon() -> Iterator[Daemon]:
     """A real daemon for one test, which may kill and restart it."""
-    directory = socket_dir()
-    instance = Daemon(directory)
-    instance.start()
-    yield instance
-    instance.stop()
-    shutil.rmtree(directory, ignore_errors=True)
+    instance = Daemon()
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.close()
 
 
 @pytest.fixture
@@ -54,7 +54,9 @@ def fake() -> Iterator[FakeDaemon]:
     """A started fake daemon on a temporary socket."""
     directory = socket_dir()
     instance = FakeDaemon(os.path.join(directory, "fake.sock"))
-    instance.start()
-    yield instance
-    instance.stop()
-    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -66,16 +67,16 @@ def free_port() -> int:
 class Daemon:
     """A real rlimitd on a temporary Unix socket (admin) and a TCP port (not admin).
 
-    stop() kills it, start() starts it again on the same addresses.
+    stop() kills it, start() starts it again on the same addresses, close() cleans up.
     """
 
-    def __init__(self, directory: str, policies: dict[str, dict[str, Any]] = POLICIES) -> None:
-        self.directory = directory  # holds the socket, config and log
-        self.socket_path = os.path.join(directory, "rlimitd.sock")
+    def __init__(self, policies: dict[str, dict[str, Any]] = POLICIES) -> None:
+        self.directory = socket_dir()  # holds the socket, config and log; close() removes it
+        self.socket_path = os.path.join(self.directory, "rlimitd.sock")
         self.address = f"unix:{self.socket_path}"  # what clients connect to
         self.tcp_address = f"tcp:127.0.0.1:{free_port()}"  # the same daemon over TCP
-        self.config_path = os.path.join(directory, "rlimitd.json")
-        self.log_path = os.path.join(directory, "rlimitd.log")
+        self.config_path = os.path.join(self.directory, "rlimitd.json")
+        self.log_path = os.path.join(self.directory, "rlimitd.log")
         self.process: subprocess.Popen[bytes] | None = None
         config = {"listen": [self.address, self.tcp_address], "policies": policies}
         Path(self.config_path).write_text(json.dumps(config, indent=2))
@@ -86,7 +87,11 @@ class Daemon:
             self.process = subprocess.Popen(
                 [str(binary), "-f", "-c", self.config_path], stdout=log, stderr=subprocess.STDOUT
             )
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 10
@@ -110,6 +115,11 @@ class Daemon:
         self.process = None
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
+
+    def close(self) -> None:
+        """Stops the daemon and removes its directory."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def log(self) -> str:
         try:

@@ -8,7 +8,6 @@ The last test kills the daemon under both servers and brings it back.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daemons import PYTHON_DIR, Daemon, free_port, socket_dir, unique_key
+from daemons import PYTHON_DIR, Daemon, free_port, unique_key
 
 PROXY = "127.0.0.2"
 
@@ -62,13 +61,13 @@ def wait_ready(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def uvicorn_servers() -> Iterator[tuple[Daemon, Server, Server]]:
-    directory = socket_dir()
-    daemon = Daemon(directory)
-    daemon.start()
-    common = {"RLIMITD_ADDRESS": daemon.address, "RLIMIT_TRUSTED_PROXIES": PROXY}
-    servers = [start_server(directory, "allow", {**common, "RLIMIT_ON_ERROR": "allow"}),
-               start_server(directory, "deny", {**common, "RLIMIT_ON_ERROR": "deny"})]
+    daemon = Daemon()
+    servers: list[Server] = []
     try:
+        daemon.start()
+        common = {"RLIMITD_ADDRESS": daemon.address, "RLIMIT_TRUSTED_PROXIES": PROXY}
+        for name in ("allow", "deny"):
+            servers.append(start_server(daemon.directory, name, {**common, "RLIMIT_ON_ERROR": name}))
         for server in servers:
             wait_ready(server)
         yield daemon, servers[0], servers[1]
@@ -76,8 +75,7 @@ def uvicorn_servers() -> Iterator[tuple[Daemon, Server, Server]]:
         for server in servers:
             server.process.terminate()
             server.process.wait(10)
-        daemon.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+        daemon.close()
 
 
 @pytest.fixture
