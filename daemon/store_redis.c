@@ -103,8 +103,11 @@ __attribute__((format(printf, 2, 3))) static void log_limited(redis_store *s, co
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    rl_log_warn("redis store: %s (%llu similar lines suppressed)", line,
-                (unsigned long long)s->log_suppressed);
+    if (s->log_suppressed)
+        rl_log_warn("redis store: %s (and %llu more errors in the last second)", line,
+                    (unsigned long long)s->log_suppressed);
+    else
+        rl_log_warn("redis store: %s", line);
     s->log_second = second;
     s->log_suppressed = 0;
 }

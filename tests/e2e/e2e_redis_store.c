@@ -84,10 +84,9 @@ static rl_status ref_apply(ref_key *k, const rl_limits *l, rl_store_op op, int64
     memset(out, 0, sizeof(*out));
     if (op == RL_STORE_ADJUST)
         return ref_adjust(k, l, cost, now, out);
-    if (op == RL_STORE_RESET) {
-        ref_key empty = {0};
+    if (op == RL_STORE_RESET) { /* the verdict of a fresh state: ADJUST by 0 */
         ref_clear(k);
-        ref_decide(&empty, l, 0, 1, now, out);
+        ref_adjust(k, l, 0, now, out);
         return RL_ST_OK;
     }
     return ref_decide(k, l, op == RL_STORE_CHECK, cost, now, out);
