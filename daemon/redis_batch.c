@@ -334,10 +334,10 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
     }
     size_t at = 1;
     for (size_t q = 0; q < count; q++) {
-        at++;
+        int refused = reply->element[at++]->integer != 0; /* its verdicts are not read */
         for (size_t k = 0; k < reqs[q]->count; k++) {
             for (size_t r = 0; r < reqs[q]->items[k].limits.rate_count; r++) {
-                if (!verdict_sane(&reply->element[at])) {
+                if (!refused && !verdict_sane(&reply->element[at])) {
                     *errstr = "the script's reply holds an impossible verdict";
                     return RL_ERR;
                 }

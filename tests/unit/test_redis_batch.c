@@ -1,0 +1,254 @@
+/*
+ * test_redis_batch.c: the Redis store's requests, script calls and replies, without a
+ * network: commands are parsed back with hiredis's reader, replies are built with it.
+ */
+#include <check.h>
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "redis_batch.h"
+#include "redis_script.h"
+
+static rl_limits limits1(rl_algorithm algorithm, uint64_t limit, int64_t period, uint64_t burst) {
+    rl_limits l;
+    memset(&l, 0, sizeof(l));
+    l.rate_count = 1;
+    l.rates[0] = (rl_rate){algorithm, limit, period, burst};
+    return l;
+}
+
+static rl_store_item item(const rl_limits *l, const char *ns, const char *key, int64_t cost) {
+    return (rl_store_item){l, ns, strlen(ns), key, strlen(key), cost};
+}
+
+// Parses wire-format bytes (one command or reply) with hiredis's reader.
+static redisReply *parse(const char *data, size_t len) {
+    redisReader *reader = redisReaderCreate();
+    void *reply = NULL;
+    redisReaderFeed(reader, data, len);
+    ck_assert_int_eq(redisReaderGetReply(reader, &reply), REDIS_OK);
+    ck_assert_ptr_nonnull(reply);
+    void *more = NULL;
+    ck_assert_int_eq(redisReaderGetReply(reader, &more), REDIS_OK);
+    ck_assert_ptr_null(more); /* exactly one */
+    redisReaderFree(reader);
+    return reply;
+}
+
+static void assert_arg(const redisReply *cmd, size_t i, const char *want, size_t len) {
+    ck_assert_uint_lt(i, cmd->elements);
+    ck_assert_int_eq(cmd->element[i]->type, REDIS_REPLY_STRING);
+    ck_assert_uint_eq(cmd->element[i]->len, len);
+    ck_assert(memcmp(cmd->element[i]->str, want, len) == 0);
+}
+
+static void assert_args(const redisReply *cmd, size_t from, const char *const *want, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        assert_arg(cmd, from + i, want[i], strlen(want[i]));
+}
+
+START_TEST(requests_copy_and_escape_names) {
+    rl_limits l = limits1(RL_ALGO_GCRA, 10, 1000000, 2);
+    rl_store_item it = {&l, "a:b{%}", 6, "k\0:}", 4, 3};
+    rl_status st;
+    rl_redis_request *req = rl_redis_request_new(RL_STORE_CHECK, &it, 1, "rl:", 3, &st);
+    ck_assert_ptr_nonnull(req);
+    const char want[] = "rl:{a%3Ab%7B%25%7D:k\0:}}:";
+    ck_assert_uint_eq(req->items[0].rkey_len, sizeof(want) - 1);
+    ck_assert(memcmp(req->items[0].rkey, want, sizeof(want) - 1) == 0);
+    ck_assert(memcmp(req->items[0].key, "k\0:}", 4) == 0);
+    ck_assert_uint_eq(req->items[0].ns_len, 6);
+    ck_assert_int_eq(req->items[0].cost, 3);
+    ck_assert_int_eq(req->items[0].limits.rates[0].burst, 2);
+    ck_assert_uint_eq(rl_redis_ns_escape("plain", 5, NULL), 5);
+    rl_free(req);
+}
+END_TEST
+
+START_TEST(keys_over_the_bound_are_refused) {
+    rl_limits l = limits1(RL_ALGO_FIXED_WINDOW, 10, 1000000, 0);
+    static char key[RL_REDIS_MAX_KEY];
+    memset(key, 'k', sizeof(key));
+    /* "rl:" "{" "p" ":" key "}:" digit */
+    size_t fits = RL_REDIS_MAX_KEY - (3 + 1 + 1 + 1 + 2 + 1);
+    rl_store_item it = {&l, "p", 1, key, fits, 1};
+    rl_status st = RL_ST_OK;
+    rl_redis_request *req = rl_redis_request_new(RL_STORE_CHECK, &it, 1, "rl:", 3, &st);
+    ck_assert_ptr_nonnull(req);
+    rl_free(req);
+    it.key_len = fits + 1;
+    ck_assert_ptr_null(rl_redis_request_new(RL_STORE_CHECK, &it, 1, "rl:", 3, &st));
+    ck_assert_int_eq(st, RL_ST_KEY_TOO_LONG);
+    it.key_len = 1;
+    rl_alloc_fail_after(0);
+    ck_assert_ptr_null(rl_redis_request_new(RL_STORE_CHECK, &it, 1, "rl:", 3, &st));
+    rl_alloc_fail_after(-1);
+    ck_assert_int_eq(st, RL_ST_INTERNAL);
+}
+END_TEST
+
+START_TEST(a_call_carries_every_batch_with_shared_limit_sets) {
+    rl_limits a = limits1(RL_ALGO_FIXED_WINDOW, 5, 1000000, 0), same = a;
+    rl_limits two = {.rate_count = 2};
+    two.rates[0] = (rl_rate){RL_ALGO_SLIDING_LOG, 3, 2000000, 0};
+    two.rates[1] = (rl_rate){RL_ALGO_GCRA, 7, 60000000, 4};
+    rl_store_item first[2] = {item(&a, "p", "x", 1), item(&two, "q", "y", 2)};
+    rl_store_item second = item(&same, "p", "z", -4);
+    rl_status st;
+    rl_redis_request *reqs[2] = {rl_redis_request_new(RL_STORE_CHECK, first, 2, "rl:", 3, &st),
+                                 rl_redis_request_new(RL_STORE_ADJUST, &second, 1, "rl:", 3, &st)};
+    rl_redis_cmdbuf buf = {0};
+    const char sha[] = "0123456789abcdef0123456789abcdef01234567";
+    ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 2, sha, 1234), RL_OK);
+    redisReply *cmd = parse(buf.data, buf.len);
+    const char *const head[] = {"EVALSHA",    sha,          "4",         "rl:{p:x}:0",
+                                "rl:{q:y}:0", "rl:{q:y}:1", "rl:{p:z}:0"};
+    assert_args(cmd, 0, head, 7);
+    const char *const argv[] = {"1234",                                  /* now */
+                                "2",                                     /* limit sets */
+                                "1",    "0",        "5", "1000000", "0", /* set 1 */
+                                "2",    "1",        "3", "2000000", "0", "4",
+                                "7",    "60000000", "4", "2",                 /* batches */
+                                "0",    "2",        "1", "1",       "2", "2", /* CHECK x, y */
+                                "2",    "1",        "1", "-4"};               /* ADJUST z */
+    assert_args(cmd, 7, argv, sizeof(argv) / sizeof(argv[0]));
+    ck_assert_uint_eq(cmd->elements, 7 + sizeof(argv) / sizeof(argv[0]));
+    freeReplyObject(cmd);
+    ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 1, NULL, 0), RL_OK);
+    cmd = parse(buf.data, buf.len);
+    assert_arg(cmd, 0, "EVAL", 4);
+    assert_arg(cmd, 1, rl_redis_script, rl_redis_script_len);
+    assert_arg(cmd, 2, "3", 1);
+    freeReplyObject(cmd);
+    rl_alloc_fail_after(0);
+    ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 2, sha, 0), RL_ERR);
+    rl_alloc_fail_after(-1);
+    rl_free(buf.data);
+    rl_free(reqs[0]);
+    rl_free(reqs[1]);
+}
+END_TEST
+
+/* ---- replies ---- */
+
+typedef struct answers {
+    rl_store_answer got[4]; /* in order */
+    int count;              /* how many came */
+} answers;
+
+static void collect(void *arg, rl_redis_request *req, rl_store_answer *answer) {
+    answers *a = arg;
+    (void)req;
+    a->got[a->count++] = *answer;
+}
+
+static int decode(const char *text, rl_redis_request **reqs, size_t n, answers *a,
+                  const char **why) {
+    redisReply *reply = parse(text, strlen(text));
+    memset(a, 0, sizeof(*a));
+    *why = NULL;
+    int rc = rl_redis_call_decode(reply, reqs, n, collect, a, why);
+    freeReplyObject(reply);
+    return rc;
+}
+
+START_TEST(replies_become_merged_answers) {
+    rl_limits two = {.rate_count = 2}, one = limits1(RL_ALGO_FIXED_WINDOW, 5, 1000000, 0);
+    two.rates[0] = (rl_rate){RL_ALGO_SLIDING_LOG, 3, 2000000, 0};
+    two.rates[1] = (rl_rate){RL_ALGO_GCRA, 7, 60000000, 4};
+    rl_store_item a = item(&two, "q", "y", 1), b = item(&one, "p", "x", 0);
+    rl_status st;
+    rl_redis_request *reqs[2] = {rl_redis_request_new(RL_STORE_CHECK, &a, 1, "rl:", 3, &st),
+                                 rl_redis_request_new(RL_STORE_RESET, &b, 1, "rl:", 3, &st)};
+    answers got;
+    const char *why;
+    /* now; batch 1: status, log verdict (allowed, 1 left), gcra (allowed, 3 left);
+     * batch 2: status, fixed verdict */
+    ck_assert_int_eq(decode("*21\r\n:777\r\n"
+                            ":0\r\n:1\r\n:3\r\n:1\r\n:2000000\r\n:0\r\n:2000000\r\n"
+                            ":1\r\n:4\r\n:3\r\n:8571429\r\n:0\r\n:34285716\r\n"
+                            ":0\r\n:1\r\n:5\r\n:5\r\n:0\r\n:0\r\n:1000000\r\n",
+                            reqs, 2, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.count, 2);
+    ck_assert_int_eq(got.got[0].status, RL_ST_ALLOWED);
+    ck_assert_int_eq(got.got[0].now_us, 777);
+    ck_assert_uint_eq(got.got[0].count, 1);
+    ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 1); /* the fewest remaining */
+    ck_assert_uint_eq(got.got[0].verdicts[0].limit, 3);
+    ck_assert_int_eq(got.got[1].status, RL_ST_OK);
+    /* a denial: the denying rate with the longest retry */
+    ck_assert_int_eq(decode("*21\r\n:1\r\n"
+                            ":0\r\n:0\r\n:3\r\n:0\r\n:2000000\r\n:500\r\n:2000000\r\n"
+                            ":0\r\n:4\r\n:0\r\n:8571429\r\n:900\r\n:34285716\r\n"
+                            ":0\r\n:1\r\n:5\r\n:5\r\n:0\r\n:0\r\n:1000000\r\n",
+                            reqs, 2, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.got[0].status, RL_ST_DENIED);
+    ck_assert_int_eq(got.got[0].verdicts[0].retry_after_us, 900);
+    /* a batch the script refused */
+    ck_assert_int_eq(decode("*21\r\n:1\r\n"
+                            ":1\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
+                            ":0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
+                            ":0\r\n:1\r\n:5\r\n:5\r\n:0\r\n:0\r\n:1000000\r\n",
+                            reqs, 2, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.got[0].status, RL_ST_INTERNAL);
+    ck_assert_ptr_nonnull(got.got[0].errstr);
+    ck_assert_int_eq(got.got[1].status, RL_ST_OK);
+    rl_free(reqs[0]);
+    rl_free(reqs[1]);
+}
+END_TEST
+
+START_TEST(unexpected_replies_are_refused_whole) {
+    rl_limits one = limits1(RL_ALGO_FIXED_WINDOW, 5, 1000000, 0);
+    rl_store_item a = item(&one, "p", "x", 1);
+    rl_status st;
+    rl_redis_request *req = rl_redis_request_new(RL_STORE_CHECK, &a, 1, "rl:", 3, &st);
+    static const char *const bad[] = {
+        "+OK\r\n",
+        ":1\r\n",
+        "$3\r\nabc\r\n",
+        "$-1\r\n",
+        "*0\r\n",
+        "*9\r\n:1\r\n:0\r\n:1\r\n:5\r\n:4\r\n:0\r\n:0\r\n:1000000\r\n:1\r\n", /* too long */
+        "*8\r\n:1\r\n:0\r\n:1\r\n:5\r\n$1\r\n4\r\n:0\r\n:0\r\n:1000000\r\n",  /* a string */
+        "*8\r\n:1\r\n:0\r\n:2\r\n:5\r\n:4\r\n:0\r\n:0\r\n:1000000\r\n",       /* allowed 2 */
+        "*8\r\n:1\r\n:0\r\n:1\r\n:0\r\n:4\r\n:0\r\n:0\r\n:1000000\r\n",       /* limit 0 */
+        "*8\r\n:1\r\n:0\r\n:1\r\n:5\r\n:-1\r\n:0\r\n:0\r\n:1000000\r\n",      /* remaining < 0 */
+        "*8\r\n:1\r\n:0\r\n:1\r\n:5\r\n:4\r\n:0\r\n:0\r\n:0\r\n",             /* window 0 */
+        "*8\r\n:1\r\n*1\r\n:0\r\n:1\r\n:5\r\n:4\r\n:0\r\n:0\r\n:1000000\r\n", /* nested */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        answers got;
+        const char *why;
+        ck_assert_msg(decode(bad[i], &req, 1, &got, &why) == RL_ERR, "reply %zu accepted", i);
+        ck_assert_int_eq(got.count, 0);
+        ck_assert_ptr_nonnull(why);
+    }
+    rl_free(req);
+}
+END_TEST
+
+static Suite *batch_suite(void) {
+    Suite *s = suite_create("redis_batch");
+    TCase *tc = tcase_create("batch");
+    tcase_add_test(tc, requests_copy_and_escape_names);
+    tcase_add_test(tc, keys_over_the_bound_are_refused);
+    tcase_add_test(tc, a_call_carries_every_batch_with_shared_limit_sets);
+    tcase_add_test(tc, replies_become_merged_answers);
+    tcase_add_test(tc, unexpected_replies_are_refused_whole);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(batch_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
