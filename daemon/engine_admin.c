@@ -1,6 +1,10 @@
 /*
- * engine_admin.c: the opcode table, the admin opcodes (POLICIES, STATS, RELOAD),
+ * engine_admin.c: the opcode table, the admin opcodes (POLICIES, STATS, TOP, RELOAD),
  * the decision counters, and config reload.
+ *
+ * Every answered item passes rl_engine_count. A denial of a CHECK or MULTI_CHECK
+ * (not PEEK or ADJUST, which deny nothing) also goes to its policy's heavy-hitters
+ * summary (topk.c, listed by TOP) and to the denial log (denylog.c) if configured.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -8,13 +12,121 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "denylog.h"
 #include "engine_internal.h"
+#include "escape.h"
 #include "log.h"
+#include "topk.h"
+
+#define TOP_DEFAULT_KEYS 10
+#define TOP_MAX_KEYS (2 * RL_TOPK_SLOTS)
+#define DENYLOG_TICK_MS 1000
+
+/* engine_admin.c's state, behind rl_engine.admin. */
+typedef struct admin_state {
+    rl_topk **tops;                   /* per policy in force; NULL until its first denial */
+    size_t top_count;                 /* entries in tops: that config's policy count */
+    rl_denylog *denylog;              /* the denial log, or NULL */
+    struct event *tick;               /* reports the denial log's dropped lines each second */
+    size_t (*connections)(void *arg); /* counts the server's connections, or NULL */
+    void *connections_arg;            /* its argument */
+} admin_state;
 
 static int64_t wall_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- heavy hitters and the denial log ---- */
+
+// Returns the summary of policy (from the config p was decided under), creating it;
+// NULL if the policy is gone or changed since, or memory is short.
+static rl_topk *top_of(rl_engine *e, const pending *p, const rl_policy *policy) {
+    admin_state *a = e->admin;
+    const rl_config *c = e->conf->config;
+    const rl_policy *now = policy;
+    if (p->conf != e->conf) {
+        now = rl_config_policy(c, policy->name, policy->name_len);
+        if (!now || now->fingerprint != policy->fingerprint)
+            return NULL;
+    }
+    size_t i = (size_t)(now - c->policies);
+    if (!a->tops || i >= a->top_count)
+        return NULL;
+    if (!a->tops[i])
+        a->tops[i] = rl_topk_new(RL_TOPK_WINDOW_MS);
+    return a->tops[i];
+}
+
+// Feeds a denial to the top keys and the denial log.
+static void note_denial(pending *p, const slot *s, const rl_result *r) {
+    admin_state *a = p->engine->admin;
+    if (!a || (p->opcode != RL_OP_CHECK && p->opcode != RL_OP_MULTI_CHECK))
+        return;
+    rl_topk *top = top_of(p->engine, p, s->policy);
+    if (top)
+        rl_topk_add(top, s->key, s->key_len, monotonic_ms());
+    if (a->denylog)
+        rl_denylog_write(a->denylog, wall_us(), s->policy->name, s->policy->name_len, s->key,
+                         s->key_len, r->retry_after_ms);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+    admin_state *a = arg;
+    (void)fd;
+    (void)what;
+    if (a->denylog)
+        rl_denylog_tick(a->denylog, wall_us());
+}
+
+// Opens the denial log of config (keeping the current one if it is the same, reopened
+// for log rotation) and starts the tick that reports dropped lines.
+static void open_denylog(rl_engine *e, const rl_config *config) {
+    admin_state *a = e->admin;
+    char err[512];
+    if (a->denylog && rl_denylog_same(a->denylog, &config->denial_log)) {
+        if (rl_denylog_reopen(a->denylog, err, sizeof(err)) != 0)
+            rl_log_warn("%s", err);
+        return;
+    }
+    rl_denylog_close(a->denylog);
+    a->denylog = rl_denylog_open(&config->denial_log, err, sizeof(err));
+    if (!a->denylog && err[0])
+        rl_log_warn("%s; denials are not logged", err);
+    if (a->denylog && !a->tick) {
+        struct timeval every = {DENYLOG_TICK_MS / 1000, DENYLOG_TICK_MS % 1000 * 1000};
+        a->tick = event_new(e->base, -1, EV_PERSIST, on_tick, a);
+        if (!a->tick || event_add(a->tick, &every) != 0)
+            rl_log_warn("denial log: no timer; dropped lines are reported with the next line");
+    }
+}
+
+// Gives the summaries of next's policies that keep their name and limits over from the
+// config in force; the others start empty.
+static void carry_tops(rl_engine *e, const rl_config *next) {
+    admin_state *a = e->admin;
+    const rl_config *old = e->conf->config;
+    rl_topk **tops = rl_calloc(next->policy_count ? next->policy_count : 1, sizeof(*tops));
+    for (size_t i = 0; tops && a->tops && i < next->policy_count; i++) {
+        const rl_policy *np = &next->policies[i];
+        const rl_policy *op = rl_config_policy(old, np->name, np->name_len);
+        if (op && op->fingerprint == np->fingerprint) {
+            tops[i] = a->tops[op - old->policies];
+            a->tops[op - old->policies] = NULL;
+        }
+    }
+    for (size_t i = 0; a->tops && i < a->top_count; i++)
+        rl_topk_free(a->tops[i]);
+    rl_free(a->tops);
+    a->tops = tops;
+    a->top_count = tops ? next->policy_count : 0;
 }
 
 /* ---- counting ---- */
@@ -35,6 +147,8 @@ void rl_engine_count(pending *p, const slot *s, const rl_result *r) {
         st->denied++;
     if (r->flags & RL_FLAG_SHADOW)
         rl_log_debug("shadow: policy %s would deny a key", s->policy->name);
+    else if (r->status == RL_ST_DENIED)
+        note_denial(p, s, r);
 }
 
 void rl_engine_count_error(pending *p) {
@@ -53,10 +167,47 @@ void rl_engine_store_error(struct rl_engine *e, const rl_store_answer *ans) {
 
 void rl_engine_started(struct rl_engine *e) {
     e->started_us = wall_us();
+    admin_state *a = rl_calloc(1, sizeof(*a));
+    if (!a) {
+        rl_log_warn("out of memory: no top keys, no denial log");
+        return;
+    }
+    e->admin = a;
+    a->top_count = e->conf->config->policy_count;
+    a->tops = rl_calloc(a->top_count ? a->top_count : 1, sizeof(*a->tops));
+    if (!a->tops)
+        a->top_count = 0;
+    open_denylog(e, e->conf->config);
 }
 
 void rl_engine_admin_free(struct rl_engine *e) {
-    (void)e;
+    admin_state *a = e->admin;
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->top_count; i++)
+        rl_topk_free(a->tops[i]);
+    rl_free(a->tops);
+    rl_denylog_close(a->denylog);
+    if (a->tick)
+        event_free(a->tick);
+    rl_free(a);
+    e->admin = NULL;
+}
+
+void rl_engine_set_connections(rl_engine *e, size_t (*count)(void *arg), void *arg) {
+    admin_state *a = e->admin;
+    if (!a)
+        return;
+    a->connections = count;
+    a->connections_arg = arg;
+}
+
+void rl_engine_reload_refused(rl_engine *e) {
+    admin_state *a = e->admin;
+    char err[512];
+    e->reload_failures++;
+    if (a && a->denylog && rl_denylog_reopen(a->denylog, err, sizeof(err)) != 0)
+        rl_log_warn("%s", err);
 }
 
 /* ---- admin answers ---- */
@@ -65,9 +216,9 @@ static json_t *limits_json(const rl_limits *limits) {
     json_t *rates = json_array();
     for (size_t r = 0; r < limits->rate_count; r++) {
         const rl_rate *rate = &limits->rates[r];
-        json_t *o = json_pack("{s:s, s:I, s:I}", "algorithm", rl_algorithm_name(rate->algorithm),
-                              "limit", (json_int_t)rate->limit, "period_ms",
-                              (json_int_t)(rate->period_us / 1000));
+        json_t *o =
+            json_pack("{s:s, s:I, s:I}", "algorithm", rl_algorithm_name(rate->algorithm), "limit",
+                      (json_int_t)rate->limit, "period_ms", (json_int_t)(rate->period_us / 1000));
         if (rate->algorithm == RL_ALGO_TOKEN_BUCKET || rate->algorithm == RL_ALGO_GCRA)
             json_object_set_new(o, "burst", json_integer((json_int_t)rate->burst));
         json_array_append_new(rates, o);
@@ -119,10 +270,10 @@ static void run_policies(pending *p, const rl_request *req) {
 static json_t *policy_stats_json(const rl_policy *policy, const policy_stats *s) {
     return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", policy->name,
                      "allowed", (json_int_t)s->allowed, "denied", (json_int_t)s->denied,
-                     "shadow_denied", (json_int_t)s->shadow_denied, "exempt",
-                     (json_int_t)s->exempt, "blocked", (json_int_t)s->blocked, "errors",
-                     (json_int_t)s->errors, "store_errors", (json_int_t)s->store_errors,
-                     "fallbacks", (json_int_t)s->fallbacks);
+                     "shadow_denied", (json_int_t)s->shadow_denied, "exempt", (json_int_t)s->exempt,
+                     "blocked", (json_int_t)s->blocked, "errors", (json_int_t)s->errors,
+                     "store_errors", (json_int_t)s->store_errors, "fallbacks",
+                     (json_int_t)s->fallbacks);
 }
 
 static json_t *store_json(rl_store *store) {
@@ -132,6 +283,22 @@ static json_t *store_json(rl_store *store) {
     return v ? v : json_null();
 }
 
+// Adds the connections and the denial log's figures to a STATS answer.
+static void admin_extras(rl_engine *e, json_t *o) {
+    admin_state *a = e->admin;
+    if (!a)
+        return;
+    if (a->connections)
+        json_object_set_new(o, "connections",
+                            json_integer((json_int_t)a->connections(a->connections_arg)));
+    if (a->denylog) {
+        rl_denylog_stats d = rl_denylog_get_stats(a->denylog);
+        json_object_set_new(o, "denial_log",
+                            json_pack("{s:I, s:I, s:I}", "lines", (json_int_t)d.lines, "suppressed",
+                                      (json_int_t)d.suppressed, "errors", (json_int_t)d.errors));
+    }
+}
+
 static void run_stats(pending *p, const rl_request *req) {
     (void)req;
     rl_engine *e = p->engine;
@@ -139,14 +306,14 @@ static void run_stats(pending *p, const rl_request *req) {
     json_t *policies = json_array();
     for (size_t i = 0; i < c->policy_count; i++)
         json_array_append_new(policies, policy_stats_json(&c->policies[i], &p->conf->stats[i]));
-    json_t *o = json_pack("{s:o, s:o, s:I, s:I, s:I, s:I, s:I}", "policies", policies, "store",
-                          store_json(e->store), "uptime_s",
-                          (json_int_t)((wall_us() - e->started_us) / 1000000), "in_flight",
-                          (json_int_t)e->in_flight - 1, "refused", (json_int_t)e->refused,
-                          "reloads", (json_int_t)e->reloads, "reload_failures",
-                          (json_int_t)e->reload_failures);
+    json_t *o = json_pack(
+        "{s:o, s:o, s:I, s:I, s:I, s:I, s:I}", "policies", policies, "store", store_json(e->store),
+        "uptime_s", (json_int_t)((wall_us() - e->started_us) / 1000000), "in_flight",
+        (json_int_t)e->in_flight - 1, "refused", (json_int_t)e->refused, "reloads",
+        (json_int_t)e->reloads, "reload_failures", (json_int_t)e->reload_failures);
     if (e->store != e->local)
         json_object_set_new(o, "local_store", store_json(e->local));
+    admin_extras(e, o);
     finish_json(p, o);
 }
 
@@ -162,6 +329,66 @@ static void run_reload(pending *p, const rl_request *req) {
     /* the reload swapped the engine's config; answer with the new one's figures */
     finish_json(p, json_pack("{s:b, s:I}", "reloaded", 1, "policies",
                              (json_int_t)e->conf->config->policy_count));
+}
+
+// A key as TOP shows it: as text if it is UTF-8 without control characters, else
+// escaped (escape.h) with its exact bytes in hex.
+static json_t *top_key_json(const rl_topk_key *k) {
+    json_t *o;
+    if (rl_key_is_text(k->key, k->kept)) {
+        o = json_pack("{s:s%}", "key", k->key, k->kept);
+    } else {
+        char shown[RL_TOPK_KEY_MAX * 4 + 1], hex[RL_TOPK_KEY_MAX * 2 + 1];
+        rl_escape_key(k->key, k->kept, shown, sizeof(shown));
+        rl_hex_key(k->key, k->kept, hex, sizeof(hex));
+        o = json_pack("{s:s, s:s, s:b}", "key", shown, "key_hex", hex, "escaped", 1);
+    }
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "denied", json_integer((json_int_t)k->denied));
+    json_object_set_new(o, "error", json_integer((json_int_t)k->error));
+    if (k->key_len > k->kept) {
+        json_object_set_new(o, "truncated", json_true());
+        json_object_set_new(o, "key_len", json_integer((json_int_t)k->key_len));
+    }
+    return o;
+}
+
+// Appends {"name":..,"keys":[..]} for policy index i to list, unless it has no keys
+// and skip_empty is set.
+static void top_policy_json(rl_engine *e, const rl_policy *policy, size_t i, size_t n,
+                            int skip_empty, json_t *list) {
+    admin_state *a = e->admin;
+    rl_topk_key keys[TOP_MAX_KEYS];
+    rl_topk *top = a && i < a->top_count ? a->tops[i] : NULL;
+    size_t count = top ? rl_topk_list(top, monotonic_ms(), keys, n) : 0;
+    if (count == 0 && skip_empty)
+        return;
+    json_t *arr = json_array();
+    for (size_t k = 0; k < count; k++)
+        json_array_append_new(arr, top_key_json(&keys[k]));
+    json_array_append_new(list, json_pack("{s:s, s:o}", "name", policy->name, "keys", arr));
+}
+
+// TOP: item policy (empty: every policy with denials), cost = how many keys.
+static void run_top(pending *p, const rl_request *req) {
+    rl_engine *e = p->engine;
+    const rl_config *c = e->conf->config;
+    const rl_item *it = &req->items[0];
+    size_t n = it->cost <= 0 ? TOP_DEFAULT_KEYS
+                             : (it->cost > TOP_MAX_KEYS ? TOP_MAX_KEYS : (size_t)it->cost);
+    const rl_policy *only = it->policy_len ? rl_config_policy(c, it->policy, it->policy_len) : NULL;
+    if (it->policy_len && !only) {
+        p->error = RL_ST_UNKNOWN_POLICY;
+        rl_engine_finish(p);
+        return;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; i < c->policy_count; i++)
+        if (!only || only == &c->policies[i])
+            top_policy_json(e, &c->policies[i], i, n, !only, list);
+    finish_json(p, json_pack("{s:o, s:I}", "policies", list, "window_s",
+                             (json_int_t)(RL_TOPK_WINDOW_MS / 1000)));
 }
 
 static void run_ping(pending *p, const rl_request *req) {
@@ -180,6 +407,7 @@ static const rl_opcode_handler handlers[] = {
     [RL_OP_MULTI_CHECK] = {rl_engine_decide, 0},
     [RL_OP_POLICIES] = {run_policies, 0},
     [RL_OP_STATS] = {run_stats, 0},
+    [RL_OP_TOP] = {run_top, 0},
     [RL_OP_RELOAD] = {run_reload, 1},
 };
 
@@ -220,13 +448,28 @@ static void carry_over(rl_engine *e, conf_ref *old, conf_ref *next) {
     }
 }
 
-int rl_engine_reload_check(const rl_engine *e, const rl_config *config, char *err,
-                           size_t errlen) {
-    if (same_store(&e->conf->config->store, &config->store))
+// Returns RL_OK if the denial log config names can be written (or is unchanged).
+static int denylog_check(const rl_engine *e, const rl_config *config, char *err, size_t errlen) {
+    const admin_state *a = e->admin;
+    if (!config->denial_log.path || config->denial_log.syslog ||
+        (a && a->denylog && rl_denylog_same(a->denylog, &config->denial_log)))
+        return RL_OK; /* syslog cannot be probed without disturbing the one in use */
+    char why[512];
+    rl_denylog *probe = rl_denylog_open(&config->denial_log, why, sizeof(why));
+    rl_denylog_close(probe);
+    if (probe || !why[0])
         return RL_OK;
-    snprintf(err, errlen, "%s: the store section cannot change on reload; restart instead",
-             config->source);
+    snprintf(err, errlen, "%s: %s", config->source, why);
     return RL_ERR;
+}
+
+int rl_engine_reload_check(const rl_engine *e, const rl_config *config, char *err, size_t errlen) {
+    if (!same_store(&e->conf->config->store, &config->store)) {
+        snprintf(err, errlen, "%s: the store section cannot change on reload; restart instead",
+                 config->source);
+        return RL_ERR;
+    }
+    return denylog_check(e, config, err, errlen);
 }
 
 int rl_engine_reload(rl_engine *e, rl_config *config, char *err, size_t errlen) {
@@ -240,6 +483,10 @@ int rl_engine_reload(rl_engine *e, rl_config *config, char *err, size_t errlen) 
         return RL_ERR;
     }
     carry_over(e, e->conf, next);
+    if (e->admin) {
+        carry_tops(e, config);
+        open_denylog(e, config);
+    }
     rl_conf_ref_put(e->conf);
     e->conf = next;
     e->reloads++;

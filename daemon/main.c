@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "engine.h"
+#include "http.h"
 #include "log.h"
 #include "notify.h"
 #include "server.h"
@@ -24,10 +25,11 @@
 #define SHUTDOWN_GRACE_MS 5000
 
 typedef struct daemon_state {
-    const char *config_path;  /* -c FILE */
-    struct event_base *base;  /* the loop */
-    rl_engine *engine;        /* decisions */
-    rl_server *server;        /* listeners and connections */
+    const char *config_path; /* -c FILE */
+    struct event_base *base; /* the loop */
+    rl_engine *engine;       /* decisions */
+    rl_server *server;       /* listeners and connections */
+    rl_http *http;           /* the HTTP listeners */
 } daemon_state;
 
 static void usage(FILE *out) {
@@ -39,22 +41,47 @@ static void usage(FILE *out) {
                  "  -h, --help          this text\n");
 }
 
+// Applies the listeners of c: new HTTP listeners first (undone if the binary ones
+// fail), then the binary ones, then HTTP listeners no longer listed are closed.
+static int apply_listeners(daemon_state *d, const rl_config *c, char *err, size_t errlen) {
+    if (rl_http_prepare(d->http, c, err, errlen) != RL_OK)
+        return RL_ERR;
+    if (rl_server_apply(d->server, c, err, errlen) != RL_OK) {
+        rl_http_rollback(d->http);
+        return RL_ERR;
+    }
+    rl_http_commit(d->http, c);
+    return RL_OK;
+}
+
 // Re-reads the config file and applies it: listeners first (which can be undone),
-// then the policies. Shared by SIGHUP and the RELOAD opcode.
+// then the policies. Shared by SIGHUP and the RELOAD opcode. A refused reload still
+// reopens the denial log (log rotation).
 static int reload(void *arg, char *err, size_t errlen) {
     daemon_state *d = arg;
     rl_config *c = rl_config_load(d->config_path, err, errlen);
     rl_notify("RELOADING=1");
     if (!c || rl_engine_reload_check(d->engine, c, err, errlen) != RL_OK ||
-        rl_server_apply(d->server, c, err, errlen) != RL_OK ||
-        rl_engine_reload(d->engine, c, err, errlen) != RL_OK) {
+        apply_listeners(d, c, err, errlen) != RL_OK) {
         rl_log_error("reload refused, the old config stays: %s", err);
+        rl_config_free(c);
+        rl_engine_reload_refused(d->engine);
+        rl_notify("READY=1");
+        return RL_ERR;
+    }
+    if (rl_engine_reload(d->engine, c, err, errlen) != RL_OK) {
+        rl_log_error("reload refused after the listeners changed: %s", err);
         rl_config_free(c);
         rl_notify("READY=1");
         return RL_ERR;
     }
     rl_notify("READY=1");
     return RL_OK;
+}
+
+static size_t count_connections(void *arg) {
+    daemon_state *d = arg;
+    return d->server ? rl_server_connections(d->server) : 0;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -68,6 +95,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     }
     rl_log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     rl_notify("STOPPING=1");
+    rl_http_close(d->http);
     rl_server_shutdown(d->server, SHUTDOWN_GRACE_MS);
 }
 
@@ -79,12 +107,24 @@ static int parse_flags(int argc, char **argv, daemon_state *d, int *check_only, 
     int opt;
     while ((opt = getopt_long(argc, argv, "c:fvh", options, NULL)) != -1) {
         switch (opt) {
-        case 'c': d->config_path = optarg; break;
-        case 'f': *foreground = 1; break;
-        case 'v': rl_log_set_level(RL_LOG_DEBUG); break;
-        case 'C': *check_only = 1; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'c':
+            d->config_path = optarg;
+            break;
+        case 'f':
+            *foreground = 1;
+            break;
+        case 'v':
+            rl_log_set_level(RL_LOG_DEBUG);
+            break;
+        case 'C':
+            *check_only = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (optind != argc || !d->config_path) {
@@ -105,10 +145,16 @@ static int run(daemon_state *d, rl_config *c) {
         return 1;
     }
     rl_engine_set_reloader(d->engine, reload, d);
-    d->server = rl_server_new(d->base, d->engine, c, err, sizeof(err));
+    rl_engine_set_connections(d->engine, count_connections, d);
+    d->http = rl_http_new(d->base, d->engine, err, sizeof(err));
+    if (d->http && rl_http_prepare(d->http, c, err, sizeof(err)) == RL_OK) {
+        rl_http_commit(d->http, c);
+        d->server = rl_server_new(d->base, d->engine, c, err, sizeof(err));
+    }
     if (!d->server) {
         rl_log_error("%s", err);
         rl_engine_free(d->engine);
+        rl_http_free(d->http);
         return 1;
     }
     for (int i = 0; i < 3; i++) {
@@ -122,6 +168,7 @@ static int run(daemon_state *d, rl_config *c) {
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     rl_engine_free(d->engine); /* answers what a store still owes, to live connections */
+    rl_http_free(d->http);
     rl_server_free(d->server);
     rl_log_info("stopped");
     return 0;

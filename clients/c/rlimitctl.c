@@ -7,6 +7,7 @@
  * command exits 0 on success; any error exits 2 with a message on stderr.
  */
 #include "rlimit.h"
+#include "rlimitctl_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -30,16 +31,18 @@ static const char usage_text[] =
     "  adjust POLICY KEY -n DELTA   add DELTA units to KEY's usage (negative gives back)\n"
     "  reset POLICY KEY             forget KEY's state in POLICY\n"
     "  ping                         check that the daemon answers\n"
-    "  policies                     the loaded policies (JSON)\n"
-    "  stats                        the daemon's counters (JSON)\n"
-    "  top [POLICY] [-k N]          the N most denied keys (default 10; JSON)\n"
-    "  reload                       reload the configuration\n"
+    "  policies                     the loaded policies, with their rates\n"
+    "  stats                        the daemon's counters, per policy and overall\n"
+    "  top [POLICY] [-k N]          the N keys denied most in the last 1-2 minutes\n"
+    "                               (default 10), per policy\n"
+    "  reload                       reload the configuration (admin listener only)\n"
     "\n"
     "options:\n"
     "  -s ADDR        unix:PATH or tcp:HOST:PORT (default: $RLIMITD_ADDRESS, else\n"
     "                 " DEFAULT_ADDRESS ")\n"
     "  -t TIMEOUT_MS  connect and answer timeout (default 2000)\n"
-    "  --json         print the answer as JSON, on one line\n"
+    "  --json         print the answer as JSON, on one line (admin commands: the\n"
+    "                 daemon's JSON as it is)\n"
     "  -h, --help     print this help\n"
     "\n"
     "exit status: 0 allowed or done, 1 denied, 2 error\n";
@@ -185,43 +188,6 @@ static void print_decision(const rl_result *r) {
     printf("\n");
 }
 
-static void print_indent(int depth) {
-    putchar('\n');
-    for (int i = 0; i < depth; i++)
-        fputs("  ", stdout);
-}
-
-/* Prints JSON text indented, one member per line; strings are copied untouched. */
-static void print_pretty_json(const char *text) {
-    int depth = 0, in_string = 0, escaped = 0;
-    for (const char *p = text; *p; p++) {
-        char ch = *p;
-        if (in_string) {
-            putchar(ch);
-            in_string = escaped || ch != '"';
-            escaped = !escaped && ch == '\\';
-        } else if (ch == '{' || ch == '[') {
-            putchar(ch);
-            if (p[1] == (ch == '{' ? '}' : ']'))
-                putchar(*++p);
-            else
-                print_indent(++depth);
-        } else if (ch == '}' || ch == ']') {
-            print_indent(--depth);
-            putchar(ch);
-        } else if (ch == ',') {
-            putchar(ch);
-            print_indent(depth);
-        } else if (ch == ':') {
-            fputs(": ", stdout);
-        } else if (ch != ' ' && ch != '\n' && ch != '\t' && ch != '\r') {
-            in_string = ch == '"';
-            putchar(ch);
-        }
-    }
-    putchar('\n');
-}
-
 /* Explains an error status; returns EXIT_ERROR. */
 static int status_error(const rl_result *r, const char *policy, int64_t cost) {
     const char *name = rl_status_name(r->status);
@@ -309,6 +275,265 @@ static int run_ping(rl_client *c, const options *o) {
     return EXIT_ALLOWED;
 }
 
+/* ---- admin answers as tables ---- */
+
+#define TABLE_MAX_COLUMNS 10
+
+/* Rows of cells, printed with aligned columns. */
+typedef struct table {
+    size_t columns;      /* cells per row */
+    const char *numeric; /* per column: 'r' right-aligned, else left */
+    char **cells;        /* rows * columns copies (owned) */
+    size_t rows;         /* rows added */
+} table;
+
+/* Adds a row of t->columns cells (copied). */
+static void table_add(table *t, const char *const *row) {
+    char **cells = realloc(t->cells, (t->rows + 1) * t->columns * sizeof(*cells));
+    if (!cells)
+        return;
+    t->cells = cells;
+    for (size_t i = 0; i < t->columns; i++)
+        cells[t->rows * t->columns + i] = strdup(row[i] ? row[i] : "");
+    t->rows++;
+}
+
+static void table_free(table *t) {
+    for (size_t i = 0; i < t->rows * t->columns; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    t->cells = NULL;
+    t->rows = 0;
+}
+
+/* Returns the columns s takes on a terminal: its UTF-8 characters. */
+static size_t display_width(const char *s) {
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* Prints the rows with columns as wide as their widest cell (no trailing blanks),
+   then frees them. */
+static void table_print(table *t) {
+    size_t width[TABLE_MAX_COLUMNS] = {0};
+    for (size_t i = 0; i < t->rows * t->columns; i++) {
+        size_t n = t->cells[i] ? display_width(t->cells[i]) : 0;
+        if (n > width[i % t->columns])
+            width[i % t->columns] = n;
+    }
+    for (size_t row = 0; row < t->rows; row++) {
+        size_t blanks = 0; /* owed before the next text */
+        for (size_t col = 0; col < t->columns; col++) {
+            const char *cell = t->cells[row * t->columns + col];
+            size_t pad = width[col] - (cell ? display_width(cell) : 0);
+            if (t->numeric[col] == 'r')
+                blanks += pad;
+            if (cell && *cell) {
+                printf("%*s%s", (int)blanks, "", cell);
+                blanks = 0;
+            }
+            if (t->numeric[col] != 'r')
+                blanks += pad;
+            blanks += 2;
+        }
+        printf("\n");
+    }
+    table_free(t);
+}
+
+/* Writes a number of v, or "-" when it is absent. */
+static const char *number_cell(const jv *v, char *buf, size_t len) {
+    if (!v || (v->type != JV_NUMBER && v->type != JV_BOOL))
+        return "-";
+    snprintf(buf, len, "%.0f", v->number);
+    return buf;
+}
+
+/* Writes ms as the config writes periods: "1d", "15m", "1s", "1500ms". */
+static const char *period_cell(double period_ms, char *buf, size_t len) {
+    static const struct {
+        uint64_t ms;      /* unit length */
+        const char *name; /* its suffix */
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    uint64_t ms = period_ms > 0 ? (uint64_t)period_ms : 0;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms >= units[i].ms && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%" PRIu64 "%s", ms / units[i].ms, units[i].name);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%" PRIu64 "ms", ms);
+    return buf;
+}
+
+static void print_policies(const jv *root) {
+    static const char *const head[] = {"POLICY", "ALGORITHM", "LIMIT",     "PERIOD", "BURST",
+                                       "MODE",   "ON_ERROR",  "OVERRIDES", "EXEMPT", "BLOCK"};
+    table t = {10, "llrlrllrrr", NULL, 0};
+    const jv *policies = jv_get(root, "policies");
+    table_add(&t, head);
+    for (size_t i = 0; i < jv_len(policies); i++) {
+        const jv *p = &policies->items[i], *rates = jv_get(p, "rates");
+        for (size_t r = 0; r < jv_len(rates) || r == 0; r++) {
+            const jv *rate = r < jv_len(rates) ? &rates->items[r] : p;
+            char limit[32], period[32], burst[32], over[32], exempt[32], block[32];
+            const char *row[] = {
+                r ? "" : jv_str(jv_get(p, "name"), "?"),
+                jv_str(jv_get(rate, "algorithm"), "?"),
+                number_cell(jv_get(rate, "limit"), limit, sizeof(limit)),
+                period_cell(jv_num(jv_get(rate, "period_ms"), 0), period, sizeof(period)),
+                number_cell(jv_get(rate, "burst"), burst, sizeof(burst)),
+                r ? "" : jv_str(jv_get(p, "mode"), "?"),
+                r ? "" : jv_str(jv_get(p, "on_store_error"), "?"),
+                r ? "" : number_cell(jv_get(p, "overrides"), over, sizeof(over)),
+                r ? "" : number_cell(jv_get(p, "exempt"), exempt, sizeof(exempt)),
+                r ? "" : number_cell(jv_get(p, "block"), block, sizeof(block))};
+            table_add(&t, row);
+        }
+    }
+    table_print(&t);
+}
+
+/* Prints "label TYPE: name value, ..." for a store's figures. */
+static void print_store(const char *label, const jv *store) {
+    const jv *latency = jv_get(store, "latency");
+    const char *sep = "";
+    if (!store || store->type != JV_OBJECT)
+        return;
+    printf("%s %s:", label, jv_str(jv_get(store, "type"), "?"));
+    for (size_t i = 0; i < store->count; i++) {
+        const jv *v = &store->items[i];
+        if (strcmp(store->keys[i], "type") == 0 || v->type == JV_OBJECT || v->type == JV_ARRAY)
+            continue;
+        printf("%s %s ", sep, store->keys[i]);
+        if (v->type == JV_STRING)
+            printf("%s", v->string);
+        else if (v->type == JV_BOOL)
+            printf("%s", v->number ? "yes" : "no");
+        else
+            printf("%.0f", v->number);
+        sep = ",";
+    }
+    if (latency)
+        printf("%s latency p50 %.3f ms, p99 %.3f ms", sep,
+               jv_num(jv_get(latency, "p50_us"), 0) / 1000,
+               jv_num(jv_get(latency, "p99_us"), 0) / 1000);
+    printf("\n");
+}
+
+/* Prints seconds as "uptime 2d03h04m05s" (leading zero units left out). */
+static void print_uptime(double seconds) {
+    static const long units[] = {86400, 3600, 60, 1};
+    static const char names[] = "dhms";
+    long s = seconds > 0 ? (long)seconds : 0;
+    int started = 0;
+    printf("uptime ");
+    for (size_t i = 0; i < 4; i++) {
+        long v = s / units[i];
+        s %= units[i];
+        if (v || started || i == 3) {
+            printf(started ? "%02ld%c" : "%ld%c", v, names[i]);
+            started = 1;
+        }
+    }
+}
+
+static void print_stats(const jv *root) {
+    static const char *const head[] = {"POLICY",        "ALLOWED",      "DENIED",
+                                       "SHADOW_DENIED", "EXEMPT",       "BLOCKED",
+                                       "ERRORS",        "STORE_ERRORS", "FALLBACKS"};
+    static const char *const fields[] = {"allowed", "denied", "shadow_denied", "exempt",
+                                         "blocked", "errors", "store_errors",  "fallbacks"};
+    const jv *denials = jv_get(root, "denial_log"), *policies = jv_get(root, "policies");
+    char conns[32];
+    print_uptime(jv_num(jv_get(root, "uptime_s"), 0));
+    printf(", connections %s, in flight %.0f, refused %.0f, reloads %.0f (%.0f refused)\n",
+           number_cell(jv_get(root, "connections"), conns, sizeof(conns)),
+           jv_num(jv_get(root, "in_flight"), 0), jv_num(jv_get(root, "refused"), 0),
+           jv_num(jv_get(root, "reloads"), 0), jv_num(jv_get(root, "reload_failures"), 0));
+    print_store("store", jv_get(root, "store"));
+    print_store("local store", jv_get(root, "local_store"));
+    if (denials)
+        printf("denial log: %.0f lines, %.0f suppressed, %.0f write errors\n",
+               jv_num(jv_get(denials, "lines"), 0), jv_num(jv_get(denials, "suppressed"), 0),
+               jv_num(jv_get(denials, "errors"), 0));
+    printf("\n");
+    table t = {9, "lrrrrrrrr", NULL, 0};
+    table_add(&t, head);
+    for (size_t i = 0; i < jv_len(policies); i++) {
+        const jv *p = &policies->items[i];
+        char cells[8][32];
+        const char *row[9] = {jv_str(jv_get(p, "name"), "?")};
+        for (size_t f = 0; f < 8; f++)
+            row[f + 1] = number_cell(jv_get(p, fields[f]), cells[f], sizeof(cells[f]));
+        table_add(&t, row);
+    }
+    table_print(&t);
+}
+
+static void print_top(const jv *root) {
+    static const char *const head[] = {"POLICY", "KEY", "DENIED", "ERROR"};
+    const jv *policies = jv_get(root, "policies");
+    double window = jv_num(jv_get(root, "window_s"), 60);
+    table t = {4, "llrr", NULL, 0};
+    table_add(&t, head);
+    for (size_t i = 0; i < jv_len(policies); i++) {
+        const jv *p = &policies->items[i], *keys = jv_get(p, "keys");
+        for (size_t k = 0; k < jv_len(keys); k++) {
+            const jv *key = &keys->items[k];
+            char shown[1024], denied[32], error[32];
+            snprintf(shown, sizeof(shown), "%s%s", jv_str(jv_get(key, "key"), "?"),
+                     jv_get(key, "truncated") ? "..." : "");
+            const char *row[] = {jv_str(jv_get(p, "name"), "?"), shown,
+                                 number_cell(jv_get(key, "denied"), denied, sizeof(denied)),
+                                 number_cell(jv_get(key, "error"), error, sizeof(error))};
+            table_add(&t, row);
+        }
+    }
+    if (t.rows > 1) {
+        table_print(&t);
+        return;
+    }
+    table_free(&t);
+    printf("no denied keys in the last %.0f to %.0f seconds\n", window, 2 * window);
+}
+
+/* Prints an admin answer for people. Returns an exit status. */
+static int print_admin(int opcode, const char *text) {
+    jv *root = jv_parse(text);
+    if (!root) {
+        fprintf(stderr, "rlimitctl: the daemon's answer is not JSON: %s\n", text);
+        return EXIT_ERROR;
+    }
+    if (opcode == RL_OP_POLICIES)
+        print_policies(root);
+    else if (opcode == RL_OP_STATS)
+        print_stats(root);
+    else if (opcode == RL_OP_TOP)
+        print_top(root);
+    else
+        printf("reloaded: %.0f policies\n", jv_num(jv_get(root, "policies"), 0));
+    jv_free(root);
+    return EXIT_ALLOWED;
+}
+
+/* Explains an admin command's error status (with the daemon's reason, if it gave one). */
+static int admin_failed(const options *o, const rl_result *r, const char *policy,
+                        const char *text) {
+    jv *root = *text ? jv_parse(text) : NULL;
+    const char *why = jv_str(jv_get(root, "error"), NULL);
+    if (o->json && *text)
+        printf("%s\n", text);
+    if (why)
+        fprintf(stderr, "rlimitctl: %s: %s\n", rl_status_name(r->status), why);
+    else
+        status_error(r, policy, 0);
+    jv_free(root);
+    return EXIT_ERROR;
+}
+
 static int run_admin(rl_client *c, const options *o, int opcode, const char *command) {
     const char *policy = NULL;
     char *text = NULL;
@@ -321,15 +546,12 @@ static int run_admin(rl_client *c, const options *o, int opcode, const char *com
     if (rc != RLC_OK)
         return client_error(c, rc);
     int status = EXIT_ALLOWED;
-    if (r.status != RL_ST_OK) {
-        status = status_error(&r, policy ? policy : "", 0);
-        if (*text)
-            fprintf(stderr, "%s\n", text);
-    } else if (o->json) {
+    if (r.status != RL_ST_OK)
+        status = admin_failed(o, &r, policy ? policy : "", text);
+    else if (o->json)
         printf("%s\n", text);
-    } else {
-        print_pretty_json(text);
-    }
+    else
+        status = print_admin(opcode, text);
     free(text);
     return status;
 }

@@ -1,0 +1,574 @@
+/*
+ * http.c: the HTTP endpoint on evhttp.
+ *
+ *   evhttp --request--> route (path table) --> /check, /auth: parse query and headers
+ *   --> rl_request (CHECK, on the stack) --rl_engine_handle--> engine --on_decision-->
+ *   status + headers + body --> evhttp_send_reply
+ *
+ * A decision may be answered later (Redis): the request's `call` lives on the heap
+ * until on_decision. evhttp keeps a request it handed out alive until it is answered,
+ * even if the client went away (it then frees it in evhttp_send_reply).
+ */
+#include "http.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "listen.h"
+#include "log.h"
+#include "metrics.h"
+
+#define MAX_HEADERS_BYTES 8192 /* request line and headers */
+#define MAX_BODY_BYTES 4096
+#define MAX_URI_BYTES 4096
+#define TIMEOUT_S 30
+
+typedef struct http_listener {
+    struct http_listener *next;        /* next listener */
+    char *address;                     /* as configured (owned) */
+    struct evhttp_bound_socket *bound; /* evhttp's handle (owned by evhttp) */
+    int staged;                        /* opened by the last prepare, not committed */
+} http_listener;
+
+struct rl_http {
+    struct event_base *base;  /* the loop */
+    rl_engine *engine;        /* decisions */
+    struct evhttp *evh;       /* the server */
+    http_listener *listeners; /* open listeners */
+    uint32_t next_id;         /* request ids given to the engine */
+    uint64_t responses[6];    /* answers by status class (index: code / 100) */
+};
+
+/* What a request asked for, while the engine decides. */
+typedef enum call_kind {
+    CALL_CHECK,   /* /check: 429 when denied */
+    CALL_AUTH,    /* /auth: 403 when denied */
+    CALL_METRICS, /* /metrics: a STATS answer to render */
+} call_kind;
+
+typedef struct http_call {
+    rl_http *http;                      /* owner */
+    struct evhttp_request *req;         /* the request to answer */
+    call_kind kind;                     /* what to answer */
+    char policy[RL_MAX_POLICY_LEN + 1]; /* the policy, for headers and messages */
+} http_call;
+
+/* The parameters of a decision, percent-decoded. */
+typedef struct check_params {
+    const char *value[3]; /* policy, key, cost (NULL: not given) */
+    size_t len[3];        /* their lengths */
+} check_params;
+
+enum { PARAM_POLICY, PARAM_KEY, PARAM_COST, PARAM_COUNT };
+
+static const char *const param_names[PARAM_COUNT] = {"policy", "key", "cost"};
+static const char *const param_headers[PARAM_COUNT] = {"X-RateLimit-Policy", "X-RateLimit-Key",
+                                                       "X-RateLimit-Cost"};
+
+/* ---- answers ---- */
+
+static const char *reason_phrase(int code) {
+    static const struct {
+        int code;           /* status */
+        const char *phrase; /* its reason phrase */
+    } phrases[] = {{200, "OK"},
+                   {400, "Bad Request"},
+                   {403, "Forbidden"},
+                   {404, "Not Found"},
+                   {405, "Method Not Allowed"},
+                   {414, "URI Too Long"},
+                   {429, "Too Many Requests"},
+                   {500, "Internal Server Error"},
+                   {503, "Service Unavailable"}};
+    for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
+        if (phrases[i].code == code)
+            return phrases[i].phrase;
+    return NULL;
+}
+
+static void send_reply(rl_http *h, struct evhttp_request *req, int code, const char *type,
+                       struct evbuffer *body) {
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", type);
+    evhttp_add_header(out, "Cache-Control", "no-store");
+    h->responses[code / 100 < 6 ? code / 100 : 0]++;
+    evhttp_send_reply(req, code, reason_phrase(code), body);
+}
+
+// Answers with a text body (a line) and code.
+static void reply_text(rl_http *h, struct evhttp_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void reply_text(rl_http *h, struct evhttp_request *req, int code, const char *fmt, ...) {
+    struct evbuffer *body = evbuffer_new();
+    va_list ap;
+    va_start(ap, fmt);
+    if (body)
+        evbuffer_add_vprintf(body, fmt, ap);
+    va_end(ap);
+    if (body)
+        evbuffer_add(body, "\n", 1);
+    send_reply(h, req, code, "text/plain; charset=utf-8", body);
+    if (body)
+        evbuffer_free(body);
+}
+
+static uint32_t seconds_up(uint32_t ms) {
+    return ms / 1000 + (ms % 1000 != 0);
+}
+
+static void add_number(struct evkeyvalq *out, const char *name, uint32_t value) {
+    char v[16];
+    snprintf(v, sizeof(v), "%" PRIu32, value);
+    evhttp_add_header(out, name, v);
+}
+
+// Writes name as a structured-field string: quoted, with \ and " escaped.
+static void sf_string(char *buf, size_t len, const char *name) {
+    size_t o = 0;
+    buf[o++] = '"';
+    for (const char *p = name; *p && o + 3 < len; p++) {
+        if (*p == '"' || *p == '\\')
+            buf[o++] = '\\';
+        buf[o++] = *p;
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+}
+
+// The headers of a decision (allowed or denied).
+static void decision_headers(struct evkeyvalq *out, const char *policy, const rl_result *r) {
+    char name[2 * RL_MAX_POLICY_LEN + 3], v[2 * RL_MAX_POLICY_LEN + 64];
+    add_number(out, "X-RateLimit-Limit", r->limit);
+    add_number(out, "X-RateLimit-Remaining", r->remaining);
+    add_number(out, "X-RateLimit-Reset", seconds_up(r->reset_after_ms));
+    sf_string(name, sizeof(name), policy);
+    snprintf(v, sizeof(v), "%s;q=%" PRIu32 ";w=%" PRIu32, name, r->limit, seconds_up(r->window_ms));
+    evhttp_add_header(out, "RateLimit-Policy", v);
+    snprintf(v, sizeof(v), "%s;r=%" PRIu32 ";t=%" PRIu32, name, r->remaining,
+             seconds_up(r->reset_after_ms));
+    evhttp_add_header(out, "RateLimit", v);
+    if (r->status == RL_ST_DENIED) {
+        uint32_t retry = seconds_up(r->retry_after_ms);
+        add_number(out, "Retry-After", retry ? retry : 1);
+    }
+}
+
+static void reply_decision(http_call *call, const rl_result *r) {
+    struct evkeyvalq *out = evhttp_request_get_output_headers(call->req);
+    int allowed = r->status == RL_ST_ALLOWED;
+    decision_headers(out, call->policy, r);
+    struct evbuffer *body = evbuffer_new();
+    if (body)
+        evbuffer_add_printf(body,
+                            "{\"allowed\":%s,\"limit\":%" PRIu32 ",\"remaining\":%" PRIu32
+                            ",\"reset_after_ms\":%" PRIu32 ",\"retry_after_ms\":%" PRIu32
+                            ",\"window_ms\":%" PRIu32 "}\n",
+                            allowed ? "true" : "false", r->limit, r->remaining, r->reset_after_ms,
+                            r->retry_after_ms, r->window_ms);
+    int code = allowed ? 200 : call->kind == CALL_AUTH ? 403 : 429;
+    send_reply(call->http, call->req, code, "application/json", body);
+    if (body)
+        evbuffer_free(body);
+}
+
+// Answers an error status of a decision: 400 naming the parameter, 503 or 500.
+static void reply_status(http_call *call, rl_status st) {
+    rl_http *h = call->http;
+    struct evhttp_request *req = call->req;
+    switch (st) {
+    case RL_ST_UNKNOWN_POLICY:
+        reply_text(h, req, 400, "policy: no policy named \"%s\"", call->policy);
+        break;
+    case RL_ST_KEY_EMPTY:
+        reply_text(h, req, 400, "key: must not be empty");
+        break;
+    case RL_ST_KEY_TOO_LONG:
+        reply_text(h, req, 400, "key: longer than the daemon's limits.max_key");
+        break;
+    case RL_ST_COST_INVALID:
+        reply_text(h, req, 400, "cost: must be 1 or more");
+        break;
+    case RL_ST_COST_TOO_LARGE:
+        reply_text(h, req, 400, "cost: more than policy \"%s\" ever admits at once", call->policy);
+        break;
+    case RL_ST_STORE_UNAVAILABLE:
+    case RL_ST_STORE_FULL:
+    case RL_ST_BUSY:
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        reply_text(h, req, 503, "%s", rl_status_name(st));
+        break;
+    default:
+        reply_text(h, req, 500, "%s", rl_status_name(st));
+    }
+}
+
+// Appends the endpoint's own counters to the metrics text.
+static void http_metrics(const rl_http *h, struct evbuffer *body) {
+    evbuffer_add_printf(body, "# HELP rlimitd_http_responses_total HTTP answers by status "
+                              "class.\n# TYPE rlimitd_http_responses_total counter\n");
+    for (int c = 1; c < 6; c++)
+        evbuffer_add_printf(body, "rlimitd_http_responses_total{code=\"%dxx\"} %" PRIu64 "\n", c,
+                            h->responses[c]);
+}
+
+static void reply_metrics(http_call *call, const rl_response *resp) {
+    size_t len;
+    char *text = resp->result.status == RL_ST_OK
+                     ? rl_metrics_render(resp->text, resp->text_len, &len)
+                     : NULL;
+    struct evbuffer *body = evbuffer_new();
+    if (!text || !body) {
+        reply_text(call->http, call->req, 500, "metrics unavailable");
+    } else {
+        evbuffer_add(body, text, len);
+        http_metrics(call->http, body);
+        send_reply(call->http, call->req, 200, "text/plain; version=0.0.4", body);
+    }
+    if (body)
+        evbuffer_free(body);
+    rl_free(text);
+}
+
+// The engine's answer to a call, now or later.
+static void on_answer(void *arg, const rl_response *resp) {
+    http_call *call = arg;
+    rl_status st = (rl_status)resp->result.status;
+    if (call->kind == CALL_METRICS)
+        reply_metrics(call, resp);
+    else if (st == RL_ST_ALLOWED || st == RL_ST_DENIED)
+        reply_decision(call, &resp->result);
+    else
+        reply_status(call, st);
+    rl_free(call);
+}
+
+/* ---- requests ---- */
+
+static int hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+        return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+// Percent-decodes s (n bytes) in place ('+' is a space). Returns the decoded length,
+// or -1 on a bad escape.
+static long decode(char *s, size_t n) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+            if (lo < 0)
+                return -1;
+            s[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            s[o++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    return (long)o;
+}
+
+// Takes one name=value pair of the query (in place). Returns NULL, or an error text.
+static const char *take_pair(char *pair, size_t n, check_params *p, char *why, size_t whylen) {
+    char *eq = memchr(pair, '=', n);
+    size_t name_len = eq ? (size_t)(eq - pair) : n;
+    char *value = eq ? eq + 1 : pair + n;
+    long vlen = decode(value, n - name_len - (eq ? 1 : 0));
+    for (int i = 0; i < PARAM_COUNT; i++) {
+        if (strlen(param_names[i]) != name_len || memcmp(pair, param_names[i], name_len) != 0)
+            continue;
+        if (vlen < 0)
+            snprintf(why, whylen, "%s: bad percent-encoding", param_names[i]);
+        else if (p->value[i])
+            snprintf(why, whylen, "%s: given twice", param_names[i]);
+        else
+            return p->value[i] = value, p->len[i] = (size_t)vlen, NULL;
+        return why;
+    }
+    snprintf(why, whylen, "unknown parameter \"%.*s\" (expected policy, key, cost)",
+             (int)(name_len > 64 ? 64 : name_len), pair);
+    return why;
+}
+
+// Splits query (in place) into params. Returns NULL, or an error text.
+static const char *parse_query(char *query, check_params *p, char *why, size_t whylen) {
+    for (char *at = query; at && *at;) {
+        char *amp = strchr(at, '&');
+        size_t n = amp ? (size_t)(amp - at) : strlen(at);
+        if (n > 0 && take_pair(at, n, p, why, whylen))
+            return why;
+        at = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+// Fills what the query left out from the X-RateLimit-* headers.
+static void take_headers(struct evhttp_request *req, check_params *p) {
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    for (int i = 0; i < PARAM_COUNT; i++) {
+        const char *v = p->value[i] ? NULL : evhttp_find_header(in, param_headers[i]);
+        if (v)
+            p->value[i] = v, p->len[i] = strlen(v);
+    }
+}
+
+// Checks the parameters' presence and sizes; parses cost. Returns NULL or an error.
+static const char *check_params_valid(const check_params *p, int64_t *cost, char *why,
+                                      size_t whylen) {
+    if (!p->value[PARAM_POLICY] || p->len[PARAM_POLICY] == 0)
+        return "policy: missing (give ?policy= or the X-RateLimit-Policy header)";
+    if (p->len[PARAM_POLICY] > RL_MAX_POLICY_LEN)
+        return "policy: longer than 255 bytes";
+    if (!p->value[PARAM_KEY] || p->len[PARAM_KEY] == 0)
+        return "key: missing (give ?key= or the X-RateLimit-Key header)";
+    if (p->len[PARAM_KEY] > RL_MAX_KEY_LEN)
+        return "key: longer than the daemon's limits.max_key";
+    *cost = 1;
+    if (!p->value[PARAM_COST])
+        return NULL;
+    const char *c = p->value[PARAM_COST];
+    int64_t v = 0;
+    size_t i = 0;
+    for (; i < p->len[PARAM_COST] && c[i] >= '0' && c[i] <= '9' && v <= UINT32_MAX; i++)
+        v = v * 10 + (c[i] - '0');
+    if (i == 0 || i != p->len[PARAM_COST] || v < 1 || v > UINT32_MAX) {
+        snprintf(why, whylen, "cost: must be a whole number from 1 to 4294967295");
+        return why;
+    }
+    *cost = v;
+    return NULL;
+}
+
+static http_call *call_new(rl_http *h, struct evhttp_request *req, call_kind kind) {
+    http_call *call = rl_calloc(1, sizeof(*call));
+    if (call) {
+        call->http = h;
+        call->req = req;
+        call->kind = kind;
+    }
+    return call;
+}
+
+static void handle_decision(rl_http *h, struct evhttp_request *req, call_kind kind) {
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    char *query = q ? rl_strndup(q, strlen(q)) : NULL;
+    char why[160];
+    check_params p = {{NULL, NULL, NULL}, {0, 0, 0}};
+    int64_t cost = 0;
+    const char *error = q && !query ? "out of memory" : NULL;
+    if (!error && query)
+        error = parse_query(query, &p, why, sizeof(why));
+    if (!error)
+        take_headers(req, &p);
+    if (!error)
+        error = check_params_valid(&p, &cost, why, sizeof(why));
+    http_call *call = error ? NULL : call_new(h, req, kind);
+    if (error || !call) {
+        reply_text(h, req, error ? 400 : 500, "%s", error ? error : "out of memory");
+    } else {
+        memcpy(call->policy, p.value[PARAM_POLICY], p.len[PARAM_POLICY]);
+        rl_request r = {.id = h->next_id++, .opcode = RL_OP_CHECK, .item_count = 1};
+        r.items[0] = (rl_item){cost, p.value[PARAM_POLICY], p.value[PARAM_KEY],
+                               (uint16_t)p.len[PARAM_KEY], (uint8_t)p.len[PARAM_POLICY]};
+        rl_engine_handle(h->engine, &r, 0, on_answer, call);
+    }
+    rl_free(query);
+}
+
+static void handle_check(rl_http *h, struct evhttp_request *req) {
+    handle_decision(h, req, CALL_CHECK);
+}
+
+static void handle_auth(rl_http *h, struct evhttp_request *req) {
+    handle_decision(h, req, CALL_AUTH);
+}
+
+static void handle_metrics(rl_http *h, struct evhttp_request *req) {
+    http_call *call = call_new(h, req, CALL_METRICS);
+    if (!call) {
+        reply_text(h, req, 500, "out of memory");
+        return;
+    }
+    rl_request r = {.id = h->next_id++, .opcode = RL_OP_STATS, .item_count = 0};
+    rl_engine_handle(h->engine, &r, 0, on_answer, call);
+}
+
+static void handle_healthz(rl_http *h, struct evhttp_request *req) {
+    reply_text(h, req, 200, "ok");
+}
+
+static const struct {
+    const char *path;                                       /* exact path */
+    void (*handle)(rl_http *h, struct evhttp_request *req); /* its handler */
+} routes[] = {
+    {"/check", handle_check},
+    {"/auth", handle_auth},
+    {"/metrics", handle_metrics},
+    {"/healthz", handle_healthz},
+};
+
+static void on_request(struct evhttp_request *req, void *arg) {
+    rl_http *h = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (strlen(evhttp_request_get_uri(req)) > MAX_URI_BYTES) {
+        reply_text(h, req, 414, "the URL is longer than %d bytes", MAX_URI_BYTES);
+        return;
+    }
+    if (!path) {
+        reply_text(h, req, 400, "bad request target");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(path, routes[i].path) != 0)
+            continue;
+        if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) {
+            routes[i].handle(h, req);
+            return;
+        }
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+        reply_text(h, req, 405, "%s takes GET or HEAD", path);
+        return;
+    }
+    reply_text(h, req, 404, "no such endpoint (try /check, /auth, /metrics, /healthz)");
+}
+
+/* ---- listeners ---- */
+
+static void listener_close(rl_http *h, http_listener *l) {
+    if (l->bound)
+        evhttp_del_accept_socket(h->evh, l->bound);
+    rl_free(l->address);
+    rl_free(l);
+}
+
+static http_listener *listener_open(rl_http *h, const rl_listener_conf *lc, char *err,
+                                    size_t errlen) {
+    int fd = rl_listen_open(lc, err, errlen);
+    if (fd < 0)
+        return NULL;
+    http_listener *l = rl_calloc(1, sizeof(*l));
+    if (l && (l->address = rl_strndup(lc->address, strlen(lc->address))))
+        l->bound = evhttp_accept_socket_with_handle(h->evh, fd);
+    if (!l || !l->bound) {
+        snprintf(err, errlen, "listen %s: out of memory", lc->address);
+        close(fd);
+        if (l)
+            rl_free(l->address);
+        rl_free(l);
+        return NULL;
+    }
+    char bound[256];
+    if (rl_listen_address(fd, bound, sizeof(bound)) == 0)
+        rl_log_info("listening on http:%s", bound + 4); /* "tcp:" -> "http:" */
+    return l;
+}
+
+static http_listener *find(rl_http *h, const char *address) {
+    for (http_listener *l = h->listeners; l; l = l->next)
+        if (strcmp(l->address, address) == 0)
+            return l;
+    return NULL;
+}
+
+int rl_http_prepare(rl_http *h, const rl_config *c, char *err, size_t errlen) {
+    for (size_t i = 0; i < c->listener_count; i++) {
+        const rl_listener_conf *lc = &c->listeners[i];
+        if (lc->kind != RL_LISTEN_HTTP || find(h, lc->address))
+            continue;
+        http_listener *l = listener_open(h, lc, err, errlen);
+        if (!l) {
+            rl_http_rollback(h);
+            return RL_ERR;
+        }
+        l->staged = 1;
+        l->next = h->listeners;
+        h->listeners = l;
+    }
+    return RL_OK;
+}
+
+static int listed(const rl_config *c, const char *address) {
+    for (size_t i = 0; i < c->listener_count; i++)
+        if (c->listeners[i].kind == RL_LISTEN_HTTP && strcmp(c->listeners[i].address, address) == 0)
+            return 1;
+    return 0;
+}
+
+void rl_http_commit(rl_http *h, const rl_config *c) {
+    for (http_listener **lp = &h->listeners; *lp;) {
+        http_listener *l = *lp;
+        l->staged = 0;
+        if (listed(c, l->address)) {
+            lp = &l->next;
+            continue;
+        }
+        rl_log_info("no longer listening on %s", l->address);
+        *lp = l->next;
+        listener_close(h, l);
+    }
+}
+
+void rl_http_rollback(rl_http *h) {
+    for (http_listener **lp = &h->listeners; *lp;) {
+        http_listener *l = *lp;
+        if (!l->staged) {
+            lp = &l->next;
+            continue;
+        }
+        *lp = l->next;
+        listener_close(h, l);
+    }
+}
+
+void rl_http_close(rl_http *h) {
+    while (h->listeners) {
+        http_listener *l = h->listeners;
+        h->listeners = l->next;
+        listener_close(h, l);
+    }
+}
+
+rl_http *rl_http_new(struct event_base *base, rl_engine *engine, char *err, size_t errlen) {
+    rl_http *h = rl_calloc(1, sizeof(*h));
+    if (!h || !(h->evh = evhttp_new(base))) {
+        snprintf(err, errlen, "http: out of memory");
+        rl_free(h);
+        return NULL;
+    }
+    h->base = base;
+    h->engine = engine;
+    evhttp_set_max_headers_size(h->evh, MAX_HEADERS_BYTES);
+    evhttp_set_max_body_size(h->evh, MAX_BODY_BYTES);
+    evhttp_set_timeout(h->evh, TIMEOUT_S);
+    evhttp_set_allowed_methods(h->evh, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                                           EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(h->evh, on_request, h);
+    return h;
+}
+
+void rl_http_free(rl_http *h) {
+    if (!h)
+        return;
+    evhttp_free(h->evh); /* closes the bound sockets and the connections */
+    while (h->listeners) {
+        http_listener *l = h->listeners;
+        h->listeners = l->next;
+        rl_free(l->address);
+        rl_free(l);
+    }
+    rl_free(h);
+}
