@@ -372,7 +372,7 @@ START_TEST(submits_of_one_iteration_share_a_call) {
     h.conf.batch_max = 64;
     rl_store *store = h_store(&h, NULL);
     outcome outs[200];
-    char keys[200][8];
+    char keys[200][16];
     for (int i = 0; i < 200; i++) {
         snprintf(keys[i], sizeof(keys[i]), "k%d", i % 50);
         rl_store_item it = h_item(&l, "p", keys[i], 1);

@@ -143,7 +143,7 @@ START_TEST(forget_ns_drops_only_that_namespace) {
 END_TEST
 
 START_TEST(a_full_table_overwrites) {
-    char keys[200][8];
+    char keys[200][16];
     rl_verdict v = denial(1000, 1000), out;
     int64_t store_now;
     for (int i = 0; i < 200; i++) {
