@@ -87,15 +87,18 @@ int rl_duration_parse(const char *text, int64_t *ms) {
     return -1;
 }
 
+#define DURATION_FORMS "\"500ms\", \"1s\", \"10m\", \"1h\", \"1d\" or an integer of milliseconds"
+
 int rl_conf_duration(rl_conf_ctx *ctx, json_t *v, const char *path, int64_t max_ms,
                      int64_t *out_ms) {
     int64_t ms;
     if (json_is_integer(v)) {
         ms = json_integer_value(v);
-    } else if (!json_is_string(v) || rl_duration_parse(json_string_value(v), &ms) != 0) {
-        return rl_conf_fail(ctx, path,
-                            "must be a duration: \"500ms\", \"1s\", \"10m\", \"1h\", \"1d\" or "
-                            "an integer of milliseconds");
+    } else if (!json_is_string(v)) {
+        return rl_conf_fail(ctx, path, "must be a duration: " DURATION_FORMS);
+    } else if (rl_duration_parse(json_string_value(v), &ms) != 0) {
+        return rl_conf_fail(ctx, path, "\"%s\" is not a duration: " DURATION_FORMS,
+                            json_string_value(v));
     }
     if (ms < 1 || ms > max_ms)
         return rl_conf_fail(ctx, path, "%lld ms is out of range 1..%lld ms", (long long)ms,
@@ -118,9 +121,11 @@ static int split_host_port(rl_conf_ctx *ctx, const char *path, const char *spec,
         host_start++;
         host_end--;
     }
-    char *end;
-    unsigned long p = strtoul(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || p > 65535)
+    unsigned long p = 0;
+    const char *digit = colon + 1;
+    while (*digit >= '0' && *digit <= '9' && p <= 65535)
+        p = p * 10 + (unsigned long)(*digit++ - '0');
+    if (colon[1] == '\0' || *digit != '\0' || p > 65535)
         return rl_conf_fail(ctx, path, "\"%s\": port must be 0..65535", spec);
     *port = (uint16_t)p;
     *host = rl_strndup(host_start, (size_t)(host_end - host_start));
@@ -145,6 +150,20 @@ static int parse_address(rl_conf_ctx *ctx, const char *path, rl_listener_conf *l
     return rl_conf_fail(ctx, path, "\"%s\" must be unix:PATH, tcp:HOST:PORT or http:HOST:PORT", a);
 }
 
+// Reads an octal file mode ("0660"): octal digits only, at most 0777.
+static int parse_mode(json_t *v, int *mode) {
+    const char *text = json_is_string(v) ? json_string_value(v) : "";
+    int m = 0;
+    if (*text == '\0')
+        return -1;
+    for (; *text >= '0' && *text <= '7' && m <= 0777; text++)
+        m = m * 8 + (*text - '0');
+    if (*text != '\0' || m > 0777)
+        return -1;
+    *mode = m;
+    return 0;
+}
+
 static int parse_listener_object(rl_conf_ctx *ctx, json_t *v, const char *path,
                                  rl_listener_conf *l) {
     static const char *const fields[] = {"address", "admin", "mode", NULL};
@@ -162,9 +181,7 @@ static int parse_listener_object(rl_conf_ctx *ctx, json_t *v, const char *path,
     if (admin)
         l->admin = json_is_true(admin);
     rl_conf_path(sub, sizeof(sub), path, "mode");
-    if (mode && (!json_is_string(mode) ||
-                 sscanf(json_string_value(mode), "%o", (unsigned *)&l->mode) != 1 ||
-                 l->mode > 0777))
+    if (mode && parse_mode(mode, &l->mode) != 0)
         return rl_conf_fail(ctx, sub, "must be an octal file mode such as \"0660\"");
     return 0;
 }

@@ -67,29 +67,46 @@ static int parse_raw(rl_conf_ctx *ctx, json_t *obj, const char *path, raw_rate *
     return 0;
 }
 
+static int is_bucket(int algorithm) {
+    return algorithm == RL_ALGO_TOKEN_BUCKET || algorithm == RL_ALGO_GCRA;
+}
+
+// Fails unless every figure the rate can report fits the wire's u32 milliseconds: the
+// window (burst x period/limit for buckets) and, for the sliding counter, waits of up
+// to two periods.
+static int check_wire_figures(rl_conf_ctx *ctx, const rl_rate *rate, const char *path) {
+    int64_t window_us = rl_rate_window_us(rate);
+    int64_t window_ms = window_us / 1000 + (window_us % 1000 != 0);
+    if (window_ms > MAX_PERIOD_MS)
+        return rl_conf_fail(ctx, path,
+                            "burst x period/limit is longer than %lld ms, which the "
+                            "protocol's window field cannot carry",
+                            MAX_PERIOD_MS);
+    if (rate->algorithm == RL_ALGO_SLIDING_COUNTER && 2 * window_ms > MAX_PERIOD_MS)
+        return rl_conf_fail(ctx, path,
+                            "a sliding_window_counter reports waits of up to two periods, so "
+                            "its period is at most %lld ms",
+                            MAX_PERIOD_MS / 2);
+    return 0;
+}
+
 // Turns a complete raw rate into a rate, applying defaults and checking that its
 // figures fit the wire.
 static int resolve_rate(rl_conf_ctx *ctx, const raw_rate *raw, const char *path, rl_rate *rate) {
+    char sub[512];
     if (raw->algorithm < 0)
         return rl_conf_fail(ctx, path, "\"algorithm\" is required");
-    if (!raw->limit || !raw->period_ms)
-        return rl_conf_fail(ctx, path, "\"limit\" and \"period\" are required");
+    if (!raw->limit || !raw->period_ms) {
+        rl_conf_path(sub, sizeof(sub), path, raw->limit ? "period" : "limit");
+        return rl_conf_fail(ctx, sub, "is required");
+    }
     rate->algorithm = (rl_algorithm)raw->algorithm;
     rate->limit = raw->limit;
     rate->period_us = raw->period_ms * 1000;
-    int bucket = rate->algorithm == RL_ALGO_TOKEN_BUCKET || rate->algorithm == RL_ALGO_GCRA;
-    if (raw->burst && !bucket)
+    if (raw->burst && !is_bucket(raw->algorithm))
         return rl_conf_fail(ctx, path, "\"burst\" applies only to token_bucket and gcra");
     rate->burst = raw->burst ? raw->burst : rate->algorithm == RL_ALGO_GCRA ? 1 : raw->limit;
-    if (bucket) {
-        uint64_t interval_us = ((uint64_t)rate->period_us + rate->limit - 1) / rate->limit;
-        if ((unsigned __int128)interval_us * rate->burst / 1000 > MAX_PERIOD_MS)
-            return rl_conf_fail(ctx, path,
-                                "burst x period/limit is longer than %lld ms, which the "
-                                "protocol's window field cannot carry",
-                                MAX_PERIOD_MS);
-    }
-    return 0;
+    return check_wire_figures(ctx, rate, path);
 }
 
 static int parse_rates(rl_conf_ctx *ctx, json_t *v, const char *path, int algorithm,
@@ -112,23 +129,28 @@ static int parse_rates(rl_conf_ctx *ctx, json_t *v, const char *path, int algori
 }
 
 // Parses the limits of a policy or an override: either "rates", or limit/period/burst
-// on top of base (the policy's raw rate for an override).
+// on top of base (the policy's raw rate for an override: what the override leaves
+// out, it inherits; a burst it does not write is dropped if its algorithm has none).
+// For a policy, *raw_out receives the raw rate its overrides inherit.
 static int parse_limits(rl_conf_ctx *ctx, json_t *obj, const char *path, const raw_rate *base,
                         rl_limits *limits, raw_rate *raw_out) {
     raw_rate raw = *base;
     char sub[512];
     json_t *rates = json_object_get(obj, "rates");
+    int single = json_object_get(obj, "limit") || json_object_get(obj, "period") ||
+                 json_object_get(obj, "burst");
     if (parse_raw(ctx, obj, path, &raw) != 0)
         return -1;
+    if (!json_object_get(obj, "burst") && !is_bucket(raw.algorithm))
+        raw.burst = 0;
+    if (raw_out)
+        *raw_out = raw;
     if (rates) {
-        if (raw.limit != base->limit || raw.period_ms != base->period_ms ||
-            raw.burst != base->burst)
+        if (single)
             return rl_conf_fail(ctx, path, "give either \"rates\" or limit/period/burst, not both");
         rl_conf_path(sub, sizeof(sub), path, "rates");
         return parse_rates(ctx, rates, sub, raw.algorithm, limits);
     }
-    if (raw_out)
-        *raw_out = raw;
     limits->rate_count = 1;
     return resolve_rate(ctx, &raw, path, &limits->rates[0]);
 }
@@ -187,8 +209,10 @@ static int sort_overrides(const void *a, const void *b) {
     return keycmp(x->key, x->key_len, y->key, y->key_len);
 }
 
+// Parses the overrides of p. base is the policy's raw rate; multi is set if the policy
+// gives "rates", whose overrides must give "rates" too.
 static int parse_overrides(rl_conf_ctx *ctx, json_t *v, const char *path, const raw_rate *base,
-                           rl_policy *p) {
+                           int multi, rl_policy *p) {
     static const char *const fields[] = {"algorithm", "limit", "period", "burst", "rates", NULL};
     if (!v)
         return 0;
@@ -208,8 +232,11 @@ static int parse_overrides(rl_conf_ctx *ctx, json_t *v, const char *path, const 
         if (!o->key)
             return rl_conf_fail(ctx, sub, "out of memory");
         p->override_count++;
-        if (rl_conf_fields(ctx, item, sub, fields) != 0 ||
-            parse_limits(ctx, item, sub, base, &o->limits, NULL) != 0)
+        if (rl_conf_fields(ctx, item, sub, fields) != 0)
+            return -1;
+        if (multi && !json_object_get(item, "rates"))
+            return rl_conf_fail(ctx, sub, "the policy gives \"rates\", so must its overrides");
+        if (parse_limits(ctx, item, sub, base, &o->limits, NULL) != 0)
             return -1;
     }
     qsort(p->overrides, p->override_count, sizeof(rl_override), sort_overrides);
@@ -277,10 +304,9 @@ static int parse_policy(rl_conf_ctx *ctx, const char *name, json_t *v, rl_policy
         (rl_conf_path(sub, sizeof(sub), path, "block"),
          parse_keyset(ctx, json_object_get(v, "block"), sub, &p->block)))
         return -1;
-    if (json_object_get(v, "rates"))
-        raw.limit = raw.period_ms = 0; /* overrides of a multi-rate policy give rates */
     rl_conf_path(sub, sizeof(sub), path, "overrides");
-    if (parse_overrides(ctx, json_object_get(v, "overrides"), sub, &raw, p) != 0)
+    if (parse_overrides(ctx, json_object_get(v, "overrides"), sub, &raw,
+                        json_object_get(v, "rates") != NULL, p) != 0)
         return -1;
     p->fingerprint = fingerprint(p);
     return 0;

@@ -14,6 +14,22 @@ static int dup_range(rl_conf_ctx *ctx, const char *path, const char *from, const
     return *out ? 0 : rl_conf_fail(ctx, path, "out of memory");
 }
 
+/* Reads the decimal number in [from, to): digits only, at most max. Returns 0 or -1. */
+static int parse_digits(const char *from, const char *to, unsigned long max, unsigned long *out) {
+    unsigned long n = 0;
+    if (from == to)
+        return -1;
+    for (; from < to; from++) {
+        if (*from < '0' || *from > '9')
+            return -1;
+        n = n * 10 + (unsigned long)(*from - '0');
+        if (n > max)
+            return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 /* Splits "[user][:password]@" off the front of an authority. */
 static int parse_userinfo(rl_conf_ctx *ctx, const char *path, const char *from, const char *at,
                           rl_store_conf *s) {
@@ -37,20 +53,23 @@ static int parse_hostport(rl_conf_ctx *ctx, const char *path, const char *from, 
         const char *close = memchr(from, ']', (size_t)(to - from));
         if (!close)
             return rl_conf_fail(ctx, path, "unterminated [IPv6] host");
-        colon = close + 1 < to && close[1] == ':' ? close + 1 : NULL;
+        if (close + 1 < to && close[1] != ':')
+            return rl_conf_fail(ctx, path, "[IPv6] must be followed by :PORT or nothing");
+        colon = close + 1 < to ? close + 1 : NULL;
         if (dup_range(ctx, path, from + 1, close, &s->host) != 0)
             return -1;
     } else if (dup_range(ctx, path, from, colon ? colon : to, &s->host) != 0) {
         return -1;
+    } else if (strchr(s->host, ':')) {
+        return rl_conf_fail(ctx, path, "an IPv6 host is written [ADDR]");
     }
     if (!*s->host)
         return rl_conf_fail(ctx, path, "the URL has no host");
     s->port = 6379;
     if (colon) {
-        char *end;
-        unsigned long port = strtoul(colon + 1, &end, 10);
-        if (colon + 1 == to || end != to || port == 0 || port > 65535)
-            return rl_conf_fail(ctx, path, "bad port in the URL");
+        unsigned long port;
+        if (parse_digits(colon + 1, to, 65535, &port) != 0 || port == 0)
+            return rl_conf_fail(ctx, path, "the port in the URL must be 1..65535");
         s->port = (uint16_t)port;
     }
     return 0;
@@ -59,9 +78,8 @@ static int parse_hostport(rl_conf_ctx *ctx, const char *path, const char *from, 
 static int parse_db(rl_conf_ctx *ctx, const char *path, const char *slash, rl_store_conf *s) {
     if (!slash || slash[1] == '\0')
         return 0;
-    char *end;
-    long db = strtol(slash + 1, &end, 10);
-    if (*end != '\0' || db < 0 || db > 15)
+    unsigned long db;
+    if (parse_digits(slash + 1, slash + strlen(slash), 15, &db) != 0)
         return rl_conf_fail(ctx, path, "the database after / must be 0..15");
     s->db = (int)db;
     return 0;
@@ -82,7 +100,9 @@ static int parse_redis_url(rl_conf_ctx *ctx, const char *path, rl_store_conf *s)
                             url);
     const char *auth = url + 8, *slash = strchr(auth, '/');
     const char *end = slash ? slash : auth + strlen(auth);
-    const char *at = memchr(auth, '@', (size_t)(end - auth));
+    const char *at = NULL; /* the last @: a password may hold one */
+    for (const char *p = auth; p < end; p++)
+        at = *p == '@' ? p : at;
     if (at && parse_userinfo(ctx, path, auth, at, s) != 0)
         return -1;
     if (parse_hostport(ctx, path, at ? at + 1 : auth, end, s) != 0)
@@ -124,6 +144,17 @@ static int parse_numbers(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
     return keys ? rl_conf_uint(ctx, keys, "store.max_keys", 1, 1ull << 32, &s->max_keys) : 0;
 }
 
+// Replaces *out (owned, maybe NULL) with a copy of the string v. On failure *out is
+// left as it was, so the config still owns exactly what it points to.
+static int replace_string(rl_conf_ctx *ctx, json_t *v, const char *path, char **out) {
+    char *copy;
+    if (rl_conf_string(ctx, v, path, &copy) != 0)
+        return -1;
+    rl_free(*out);
+    *out = copy;
+    return 0;
+}
+
 static int parse_redis_strings(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
     json_t *url = json_object_get(v, "url"), *user = json_object_get(v, "username");
     json_t *pass = json_object_get(v, "password"), *prefix = json_object_get(v, "key_prefix");
@@ -132,12 +163,9 @@ static int parse_redis_strings(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
     if (rl_conf_string(ctx, url, "store.url", &s->url) != 0 ||
         parse_redis_url(ctx, "store.url", s) != 0)
         return -1;
-    if (user && (rl_free(s->username), rl_conf_string(ctx, user, "store.username", &s->username)))
-        return -1;
-    if (pass && (rl_free(s->password), rl_conf_string(ctx, pass, "store.password", &s->password)))
-        return -1;
-    if (prefix &&
-        (rl_free(s->key_prefix), rl_conf_string(ctx, prefix, "store.key_prefix", &s->key_prefix)))
+    if ((user && replace_string(ctx, user, "store.username", &s->username) != 0) ||
+        (pass && replace_string(ctx, pass, "store.password", &s->password) != 0) ||
+        (prefix && replace_string(ctx, prefix, "store.key_prefix", &s->key_prefix) != 0))
         return -1;
     if (prefix && strlen(s->key_prefix) > 64)
         return rl_conf_fail(ctx, "store.key_prefix", "at most 64 bytes");
