@@ -16,6 +16,8 @@
 
 #define INITIAL_BUCKETS 1024u
 #define FULL_SWEEP_INTERVAL_US 100000 /* a full sweep when at max_keys, at most this often */
+#define FULL_SWEEP_BUCKETS_PER_US 10  /* ...or as often as a table this small allows */
+#define SHAPE_BITS 3                  /* bits of an algorithm in entry.shape */
 
 /* The state of one rate of one key. */
 typedef union rate_state {
@@ -31,7 +33,8 @@ typedef struct entry {
     uint16_t key_len;     /* bytes of key */
     uint8_t ns_len;       /* bytes of namespace */
     uint8_t rate_count;   /* states that follow */
-    uint8_t log_mask;     /* bit r set: rates[r] is a sliding log */
+    uint32_t shape : 24;  /* SHAPE_BITS per rate: its algorithm, so a changed one resets it */
+    uint32_t pinned : 1;  /* held by the batch being decided: no sweep may free it */
     rate_state rates[];   /* one per rate, then ns bytes, then key bytes */
 } entry;
 
@@ -80,16 +83,21 @@ static int is_log(const rl_limits *limits, size_t r) {
     return limits->rates[r].algorithm == RL_ALGO_SLIDING_LOG;
 }
 
-static uint8_t log_mask(const rl_limits *limits) {
-    uint8_t mask = 0;
+/* Returns the algorithms of limits' rates, SHAPE_BITS each. */
+static uint32_t shape_of(const rl_limits *limits) {
+    uint32_t shape = 0;
     for (size_t r = 0; r < limits->rate_count; r++)
-        mask |= (uint8_t)(is_log(limits, r) << r);
-    return mask;
+        shape |= (uint32_t)limits->rates[r].algorithm << (SHAPE_BITS * r);
+    return shape;
+}
+
+static int entry_is_log(const entry *e, size_t r) {
+    return ((e->shape >> (SHAPE_BITS * r)) & ((1u << SHAPE_BITS) - 1)) == RL_ALGO_SLIDING_LOG;
 }
 
 static void entry_clear(entry *e) {
     for (size_t r = 0; r < e->rate_count; r++) {
-        if (e->log_mask & (1u << r))
+        if (entry_is_log(e, r))
             rl_log_free(&e->rates[r].log);
         memset(&e->rates[r], 0, sizeof(rate_state));
     }
@@ -130,7 +138,7 @@ static size_t sweep_bucket(memory_store *m, size_t i, int64_t now) {
     size_t freed = 0;
     for (entry **slot = &m->buckets[i]; *slot;) {
         entry *e = *slot;
-        if (e->expires_at <= now) {
+        if (e->expires_at <= now && !e->pinned) {
             *slot = e->next;
             entry_free(e);
             freed++;
@@ -159,11 +167,17 @@ size_t rl_store_memory_count(const rl_store *store) {
 }
 
 // Makes room for one more key: frees expired entries if at max_keys. Returns 0 if
-// there is room.
+// there is room. A full sweep costs O(buckets), so it runs at most once per
+// FULL_SWEEP_INTERVAL_US, or more often for a smaller table (a tenth of a microsecond
+// per bucket): a store full of live keys refuses new ones cheaply, and one whose keys
+// have expired takes new ones again soon.
 static int make_room(memory_store *m, int64_t now) {
     if (m->count < m->max_keys)
         return 0;
-    if (now - m->last_full_sweep >= FULL_SWEEP_INTERVAL_US) {
+    int64_t interval = (int64_t)(m->bucket_count / FULL_SWEEP_BUCKETS_PER_US);
+    if (interval > FULL_SWEEP_INTERVAL_US)
+        interval = FULL_SWEEP_INTERVAL_US;
+    if (now - m->last_full_sweep >= interval) {
         m->last_full_sweep = now;
         for (size_t i = 0; i < m->bucket_count; i++)
             sweep_bucket(m, i, now);
@@ -186,7 +200,7 @@ static rl_status insert(memory_store *m, uint64_t h, const rl_store_item *it, in
     e->ns_len = (uint8_t)it->ns_len;
     e->key_len = (uint16_t)it->key_len;
     e->rate_count = rates;
-    e->log_mask = log_mask(it->limits);
+    e->shape = shape_of(it->limits) & 0xffffff;
     memcpy((char *)entry_name(e), it->ns, it->ns_len);
     memcpy((char *)entry_name(e) + it->ns_len, it->key, it->key_len);
     entry **head = &m->buckets[h & (m->bucket_count - 1)];
@@ -200,15 +214,18 @@ static rl_status insert(memory_store *m, uint64_t h, const rl_store_item *it, in
 }
 
 // Finds the item's entry; creates it if create is set. An entry whose rates no longer
-// match the item's limits is reset (the policy changed under it). *out is NULL when
-// the key has no state and create is 0.
+// match the item's limits (their number or algorithms) is dropped: the policy changed
+// under it, and its state means something else now. *out is NULL when the key has no
+// state and create is 0.
 static rl_status lookup(memory_store *m, const rl_store_item *it, int64_t now, int create,
                         entry **out) {
     uint64_t h = hash_name(it->ns, it->ns_len, it->key, it->key_len);
     entry **slot = find_slot(m, h, it);
     entry *e = *slot;
     *out = NULL;
-    if (e && (e->rate_count != it->limits->rate_count || e->log_mask != log_mask(it->limits))) {
+    if (e && (e->rate_count != it->limits->rate_count || e->shape != shape_of(it->limits))) {
+        if (e->pinned)
+            return RL_ST_INTERNAL; /* one batch, one key, two shapes: a caller bug */
         *slot = e->next;
         entry_free(e);
         m->count--;
@@ -267,22 +284,26 @@ static int64_t entry_expiry(const entry *e, const rl_limits *limits) {
     return at;
 }
 
-// Consumes the item's cost. Returns -1 if a log could not grow (nothing consumed for
-// that rate's log; the batch answers INTERNAL).
-static int commit_item(const rl_store_item *it, item_plan *plan, int64_t now) {
+// Makes room in every log the batch appends to, so that committing cannot fail
+// half-way. Returns 0, or -1 if memory could not be had (nothing is consumed then).
+static int reserve_logs(const rl_store_item *items, size_t n, item_plan *plans) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t r = 0; r < items[i].limits->rate_count; r++)
+            if (is_log(items[i].limits, r) && rl_log_reserve(&plans[i].entry->rates[r].log) != 0)
+                return -1;
+    return 0;
+}
+
+// Consumes the item's cost (its logs have room: reserve_logs).
+static void commit_item(const rl_store_item *it, item_plan *plan, int64_t now) {
     entry *e = plan->entry;
     for (size_t r = 0; r < it->limits->rate_count; r++) {
-        if (!is_log(it->limits, r)) {
-            if (plan->last)
-                e->rates[r].cell = plan->next[r];
-        } else if (rl_log_reserve(&e->rates[r].log) == 0) {
+        if (is_log(it->limits, r))
             rl_log_commit(&e->rates[r].log, now, (uint64_t)it->cost);
-        } else {
-            return -1;
-        }
+        else if (plan->last)
+            e->rates[r].cell = plan->next[r];
     }
     e->expires_at = entry_expiry(e, it->limits);
-    return 0;
 }
 
 static void plan_batch(const rl_store_item *items, size_t n, item_plan *plans) {
@@ -298,24 +319,58 @@ static void plan_batch(const rl_store_item *items, size_t n, item_plan *plans) {
     }
 }
 
-static rl_status decide_batch(memory_store *m, rl_store_op op, const rl_store_item *items,
-                              size_t n, int64_t now, rl_store_answer *ans) {
-    item_plan plans[RL_MAX_ITEMS];
-    for (size_t i = 0; i < n; i++) {
-        rl_status st = lookup(m, &items[i], now, op == RL_STORE_CHECK, &plans[i].entry);
-        if (st != RL_ST_OK)
-            return st;
-    }
+// Decides the looked-up batch and, for CHECK, consumes it if every item allows.
+static rl_status decide_looked_up(rl_store_op op, const rl_store_item *items, size_t n, int64_t now,
+                                  item_plan *plans, rl_store_answer *ans) {
     plan_batch(items, n, plans);
     int all = 1;
     for (size_t i = 0; i < n; i++)
         all &= decide_item(&items[i], &plans[i], now, &ans->verdicts[i]);
     if (op != RL_STORE_CHECK || !all)
         return all ? RL_ST_ALLOWED : RL_ST_DENIED;
+    if (reserve_logs(items, n, plans) != 0)
+        return RL_ST_INTERNAL;
     for (size_t i = 0; i < n; i++)
-        if (commit_item(&items[i], &plans[i], now) != 0)
-            return RL_ST_INTERNAL;
+        commit_item(&items[i], &plans[i], now);
     return RL_ST_ALLOWED;
+}
+
+// Looks up every item (pinning their entries, so that room made for a later item
+// never frees an earlier one's), then decides.
+static rl_status decide_batch(memory_store *m, rl_store_op op, const rl_store_item *items, size_t n,
+                              int64_t now, rl_store_answer *ans) {
+    item_plan plans[RL_MAX_ITEMS];
+    rl_status st = RL_ST_OK;
+    size_t looked;
+    for (looked = 0; looked < n && st == RL_ST_OK; looked++) {
+        st = lookup(m, &items[looked], now, op == RL_STORE_CHECK, &plans[looked].entry);
+        if (plans[looked].entry)
+            plans[looked].entry->pinned = 1;
+    }
+    if (st == RL_ST_OK)
+        st = decide_looked_up(op, items, n, now, plans, ans);
+    for (size_t i = 0; i < looked; i++)
+        if (plans[i].entry)
+            plans[i].entry->pinned = 0;
+    return st;
+}
+
+// The verdict of a key never seen (after a RESET, or giving back to a key with no
+// state), as ADJUST reports it: the state's own figures, and whether a cost of 1 passes.
+static void fresh_verdict(const rl_limits *limits, int64_t now, rl_verdict *out) {
+    static const rl_cell zero;
+    memset(out, 0, sizeof(*out));
+    for (size_t r = 0; r < limits->rate_count; r++) {
+        rl_verdict v;
+        if (is_log(limits, r)) {
+            rl_log empty = {0};
+            rl_log_adjust(&limits->rates[r], &empty, now, 0, &v);
+        } else {
+            rl_cell next;
+            rl_cell_adjust(&limits->rates[r], &zero, now, 0, &next, &v);
+        }
+        rl_verdict_merge(out, &v);
+    }
 }
 
 static rl_status adjust_item(memory_store *m, const rl_store_item *it, int64_t now,
@@ -324,16 +379,18 @@ static rl_status adjust_item(memory_store *m, const rl_store_item *it, int64_t n
     rl_status st = lookup(m, it, now, it->cost > 0, &e);
     if (st != RL_ST_OK)
         return st;
+    if (!e) { /* giving back to a key with no state */
+        fresh_verdict(it->limits, now, out);
+        return out->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
+    }
+    for (size_t r = 0; r < it->limits->rate_count; r++)
+        if (it->cost > 0 && is_log(it->limits, r) && rl_log_reserve(&e->rates[r].log) != 0)
+            return RL_ST_INTERNAL; /* before any rate changed */
     memset(out, 0, sizeof(*out));
     for (size_t r = 0; r < it->limits->rate_count; r++) {
         const rl_rate *rate = &it->limits->rates[r];
         rl_verdict v;
-        if (!e) {
-            rl_cell next;
-            decide_rate(rate, NULL, now, 1, &next, &v);
-        } else if (is_log(it->limits, r)) {
-            if (it->cost > 0 && rl_log_reserve(&e->rates[r].log) != 0)
-                return RL_ST_INTERNAL;
+        if (is_log(it->limits, r)) {
             rl_log_adjust(rate, &e->rates[r].log, now, it->cost, &v);
         } else {
             rl_cell next;
@@ -342,8 +399,7 @@ static rl_status adjust_item(memory_store *m, const rl_store_item *it, int64_t n
         }
         rl_verdict_merge(out, &v);
     }
-    if (e)
-        e->expires_at = entry_expiry(e, it->limits);
+    e->expires_at = entry_expiry(e, it->limits);
     return out->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
 }
 
@@ -357,10 +413,7 @@ static rl_status reset_item(memory_store *m, const rl_store_item *it, int64_t no
         entry_free(e);
         m->count--;
     }
-    item_plan plan = {0};
-    rl_store_item one = *it;
-    one.cost = 1;
-    decide_item(&one, &plan, now, out);
+    fresh_verdict(it->limits, now, out);
     return RL_ST_OK;
 }
 
