@@ -112,15 +112,18 @@ void rl_result_from_verdict(rl_result *r, const rl_verdict *v, rl_status status)
 }
 
 // A verdict with the nominal figures of limits, for answers that never reach a store
-// (exempt, block, the allow/deny fallbacks).
-static void nominal_verdict(const rl_limits *limits, int allowed, int64_t cost, rl_verdict *v) {
+// (exempt, block, the allow/deny fallbacks): the full quota less what this request takes
+// (nothing for ADJUST, which decides nothing).
+static void nominal_verdict(const rl_limits *limits, int allowed, uint8_t opcode, int64_t cost,
+                            rl_verdict *v) {
+    uint64_t used = opcode == RL_OP_ADJUST || cost < 0 ? 0 : (uint64_t)cost;
     memset(v, 0, sizeof(*v));
     for (size_t r = 0; r < limits->rate_count; r++) {
         const rl_rate *rate = &limits->rates[r];
         rl_verdict one = {0};
         one.allowed = allowed;
         one.limit = rl_rate_capacity(rate);
-        one.remaining = allowed ? one.limit - (uint64_t)cost : 0;
+        one.remaining = allowed && used < one.limit ? one.limit - used : 0;
         one.window_us = rl_rate_window_us(rate);
         one.retry_after_us = allowed ? 0 : FALLBACK_DENY_RETRY_US;
         rl_verdict_merge(v, &one);
@@ -284,9 +287,14 @@ static void fall_back(pending *p, const rl_store_answer *ans) {
         (void)submit(p, e->local); /* the embedded store answers at once */
         return;
     }
+    if (p->opcode == RL_OP_RESET || p->opcode == RL_OP_ADJUST) {
+        p->error = RL_ST_STORE_UNAVAILABLE; /* nothing was reset or charged: say so */
+        pending_finish(p);
+        return;
+    }
     for (size_t i = 0; i < p->item_count; i++)
-        nominal_verdict(p->slots[i].limits, mode != RL_ON_ERROR_DENY, p->slots[i].cost,
-                        &p->slots[i].verdict);
+        nominal_verdict(p->slots[i].limits, mode != RL_ON_ERROR_DENY, p->opcode,
+                        p->slots[i].cost, &p->slots[i].verdict);
     p->decided = 1;
     pending_finish(p);
 }
@@ -335,8 +343,8 @@ static void on_store_done(void *arg, const rl_store_answer *ans) {
         return;
     }
     if (ans->status != RL_ST_ALLOWED && ans->status != RL_ST_DENIED) {
-        p->error = ans->status;
-        rl_engine_store_error(p->engine, ans);
+        p->error = ans->status; /* STORE_FULL, or INTERNAL from the embedded store */
+        rl_engine_local_error(e, ans);
         pending_finish(p);
         return;
     }
@@ -360,7 +368,8 @@ static void slot_result(pending *p, size_t i, rl_result *r) {
     slot *s = &p->slots[i];
     uint16_t flags = s->flags | (p->fallback ? RL_FLAG_FALLBACK : 0);
     if (s->flags & (RL_FLAG_EXEMPT | RL_FLAG_BLOCKED))
-        nominal_verdict(s->limits, !(s->flags & RL_FLAG_BLOCKED), s->cost, &s->verdict);
+        nominal_verdict(s->limits, !(s->flags & RL_FLAG_BLOCKED), p->opcode, s->cost,
+                        &s->verdict);
     if (s->flags & RL_FLAG_BLOCKED)
         s->verdict.retry_after_us = rl_rate_window_us(&s->limits->rates[0]);
     int allowed = s->verdict.allowed;

@@ -165,6 +165,18 @@ void rl_engine_store_error(struct rl_engine *e, const rl_store_answer *ans) {
     e->store_down = 1;
 }
 
+void rl_engine_local_error(struct rl_engine *e, const rl_store_answer *ans) {
+    int64_t now = wall_us();
+    e->local_errors++;
+    if (now - e->last_local_error_log < 1000000)
+        return;
+    rl_log_warn("embedded store: %s (%llu such answers since the last line)",
+                ans->errstr ? ans->errstr : rl_status_name(ans->status),
+                (unsigned long long)e->local_errors);
+    e->local_errors = 0;
+    e->last_local_error_log = now;
+}
+
 void rl_engine_started(struct rl_engine *e) {
     e->started_us = wall_us();
     admin_state *a = rl_calloc(1, sizeof(*a));

@@ -84,6 +84,8 @@ struct rl_engine {
     uint64_t reload_failures;/* refused reloads */
     int64_t started_us;      /* when the engine started */
     int store_down;          /* the store reported an error last */
+    uint64_t local_errors;   /* embedded store errors not logged yet */
+    int64_t last_local_error_log; /* when the last such line was written (us) */
     int (*reload)(void *arg, char *err, size_t errlen); /* the daemon's reload */
     void *reload_arg;        /* reload's argument */
     void *admin;             /* engine_admin.c's state (top keys, denial log) */
@@ -119,6 +121,10 @@ void rl_engine_count_error(pending *p);
 
 // Notes a store failure (logged once per change of state, not per request).
 void rl_engine_store_error(struct rl_engine *e, const rl_store_answer *ans);
+
+// Notes an error of the embedded store (STORE_FULL, out of memory): logged at most
+// once a second, with the number of such errors since the last line.
+void rl_engine_local_error(struct rl_engine *e, const rl_store_answer *ans);
 
 // Sets up engine_admin.c's state; called once by rl_engine_new.
 void rl_engine_started(struct rl_engine *e);
