@@ -142,14 +142,31 @@ fuzz:
 bench: deps all
 	bash tests/bench/run.sh
 
+# install: binaries, the C header and library, the unit (paths rewritten for PREFIX; in
+# $(PREFIX)/lib/systemd/system, which systemd reads for /usr and /usr/local), the config
+# for the unit as /etc/rlimitd/rlimitd.json unless one is there, the example configs and
+# docs in $(PREFIX)/share/doc/rlimitd, the Python package in
+# $(PREFIX)/lib/python3/dist-packages/rlimit.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/rlimit \
+		$(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/nginx \
+		$(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/systemd \
+		$(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/sidecar $(DESTDIR)/etc/rlimitd
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 clients/c/rlimit.h proto/rlproto.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(CLIENT_LIB) $(DESTDIR)$(PREFIX)/lib/
-	install -d $(DESTDIR)/etc/rlimitd $(DESTDIR)/lib/systemd/system
-	install -m 644 conf/rlimitd.json $(DESTDIR)/etc/rlimitd/rlimitd.json
-	install -m 644 rlimitd.service $(DESTDIR)/lib/systemd/system/rlimitd.service
+	sed 's|/usr/local/|$(PREFIX)/|g' rlimitd.service >$(DESTDIR)$(PREFIX)/lib/systemd/system/rlimitd.service
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/rlimitd.service
+	[ -e $(DESTDIR)/etc/rlimitd/rlimitd.json ] || \
+		install -m 644 conf/systemd/rlimitd.json $(DESTDIR)/etc/rlimitd/rlimitd.json
+	install -m 644 clients/python/rlimit/*.py clients/python/rlimit/py.typed \
+		$(DESTDIR)$(PREFIX)/lib/python3/dist-packages/rlimit/
+	install -m 644 conf/README.md proto/PROTOCOL.md $(DESTDIR)$(PREFIX)/share/doc/rlimitd/
+	install -m 644 conf/rlimitd.json $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/
+	install -m 644 conf/systemd/rlimitd.json $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/systemd/
+	install -m 644 conf/nginx/rlimitd.conf $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/nginx/
+	install -m 644 conf/sidecar/* $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/sidecar/
 
 format:
 	clang-format -i daemon/*.[ch] proto/*.[ch] clients/c/*.[ch] tests/*/*.[ch]

@@ -99,6 +99,8 @@ static void send_reply(rl_http *h, struct evhttp_request *req, int code, const c
     evhttp_add_header(out, "Content-Type", type);
     evhttp_add_header(out, "Cache-Control", "no-store");
     h->responses[code / 100 < 6 ? code / 100 : 0]++;
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+        body = NULL; /* evhttp sends it on a Connection: close request otherwise */
     evhttp_send_reply(req, code, reason_phrase(code), body);
 }
 
