@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh: `make bench`. rlimitd against the targets of issues 2, 3 and 4 and
+# against the peers a user would otherwise choose, all measured in ONE run on this machine.
+#
+# Everything it needs it starts itself in a temporary directory and stops on exit (also on
+# Ctrl-C): a redis-server on a free port, rlimitd with the memory store, rlimitd with the
+# Redis store, and (through clients/python/bench/bench_python.py) uvicorn. It never uses a
+# service that was already running.
+#
+# Measurements (each ~BENCH_SECONDS, printed as it finishes):
+#   a. rlimitd, memory store, Unix socket, pipelined: a policy that never denies and one
+#      that denies most requests                                   (issue 2: >= 1,000,000/s)
+#   b. rlimitd, memory store, no pipelining, open loop at 100,000/s (issue 2: p99 < 1 ms)
+#   c. rlimitd, Redis store: pipelined decisions/s; p99 at 50,000/s open loop
+#                                                                   (issue 3: p99 < 2 ms)
+#   d. peers on the same redis-server: rate-limiter-flexible (ioredis, 64 in flight; also
+#      with ioredis auto-pipelining), `limits` (moving window, 8 threads), and the ceiling
+#      of one pipelined EVALSHA of a small GCRA script per decision (redis-benchmark)
+#                                       (issue 3: rlimitd+redis >= 3x rate-limiter-flexible)
+#   e. Python: AsyncClient (64 concurrent), the blocking Client, the example FastAPI app
+#      with and without the middleware         (issue 4: overhead < 10 %, AsyncClient >= 5x
+#                                                limits with Redis)
+# Then a table, the ratios and the targets; all figures go to BENCH_JSON. A piece that is
+# missing is reported as "skipped: <why>" and the rest still runs.
+#
+# Settings (environment):
+#   BENCH_SECONDS=5        seconds per measurement
+#   BENCH_JSON=build/bench.json
+#   BENCH_PIN=1            pin processes to cores (0: let the scheduler place them)
+#   BENCH_KEYS=100000      distinct keys in every measurement
+#   BUILD=build  PYTHON=/usr/bin/python3
+#   BENCH_MEM_CONNS=2 BENCH_MEM_DEPTH=256         (a) connections x in flight
+#   BENCH_REDIS_CONNS=4 BENCH_REDIS_DEPTH=256     (c) connections x in flight
+#   BENCH_OPEN_CONNS=64                           (b, c) connections, one request each
+#
+# Placement on this 2-core machine (BENCH_PIN=1): the servers on core 0 (rlimitd with the
+# memory store, redis-server), the load generators on core 1 (rlimit-bench, node, the
+# Python load, redis-benchmark), so a server never fights its own load for a core and the
+# figures are steadier. With the Redis store, rlimitd is a client of redis-server like the
+# peers are: it runs on core 1 with rlimit-bench, so that rlimitd+rlimit-bench compete with
+# redis-server exactly as node or Python do. The FastAPI runs are not pinned (uvicorn and
+# wrk are started by bench_python.py; pinning them together would measure wrk against
+# uvicorn for one core); the daemon they call stays on core 0.
+set -u -o pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+BENCH_DIR=$ROOT/tests/bench
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+SECS=${BENCH_SECONDS:-5}
+BENCH_JSON=${BENCH_JSON:-$BUILD/bench.json}
+PIN=${BENCH_PIN:-1}
+KEYS=${BENCH_KEYS:-100000}
+MEM_CONNS=${BENCH_MEM_CONNS:-2}
+MEM_DEPTH=${BENCH_MEM_DEPTH:-256}
+REDIS_CONNS=${BENCH_REDIS_CONNS:-4}
+REDIS_DEPTH=${BENCH_REDIS_DEPTH:-256}
+OPEN_CONNS=${BENCH_OPEN_CONNS:-64}
+RLIMITD=$BUILD/rlimitd
+RLIMITCTL=$BUILD/rlimitctl
+RBENCH=$BUILD/rlimit-bench
+BENCH_PY=clients/python/bench/bench_python.py
+NODE_DIR=$BENCH_DIR/node
+CORE_SERVER=0
+CORE_LOAD=1
+MEASURE_TIMEOUT=$((SECS * 3 + 30))
+
+TMP=$(mktemp -d /tmp/rlimit-bench.XXXXXX)
+RESULTS=$TMP/results.jsonl
+PIDS=()  # every background process we started, in order
+
+cleanup() {
+    local rc=$? i pid
+    trap - EXIT INT TERM
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${PIDS[i]}
+        # A negative id is a process group (setsid), for what spawns children (uvicorn).
+        kill -TERM -- "$pid" 2>/dev/null
+    done
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        pid=${PIDS[i]#-}
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "${PIDS[i]}" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say() { printf '%s\n' "$*"; }
+section() { printf '\n== %s\n' "$*"; }
+
+pin() {  # pin CORE CMD...: run CMD on CORE when pinning is on
+    local core=$1
+    shift
+    if [ "$PIN" = 1 ]; then taskset -c "$core" "$@"; else "$@"; fi
+}
+pinned() {  # $(pinned CORE) CMD...: the taskset prefix, for a command started with & (whose
+    # $! must be the process itself, not a subshell around a function)
+    if [ "$PIN" = 1 ]; then printf 'taskset -c %s' "$1"; fi
+}
+where() {  # where "rlimitd:0 rlimit-bench:1": the placement string for a record
+    if [ "$PIN" = 1 ]; then printf '%s' "$1"; else printf 'unpinned'; fi
+}
+
+# measure NAME DESC WHERE CMDLINE -- [pin CORE] COMMAND...: runs COMMAND (on CORE) (bounded in time) with its
+# output in $TMP/NAME.out and .err, then records its JSON lines (none: "skipped: <stderr>").
+measure() {
+    local name=$1 desc=$2 place=$3 cmdline=$4
+    shift 5
+    if [ "$1" = pin ]; then  # measure ... -- pin CORE COMMAND...
+        local core=$2
+        shift 2
+        [ "$PIN" = 1 ] && set -- taskset -c "$core" "$@"
+    fi
+    timeout -k 5 "$MEASURE_TIMEOUT" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err"
+    local rc=$?
+    local why="exit status $rc: $(tail -c 300 "$TMP/$name.err" | tr '\n' ' ')"
+    "$PYTHON" "$BENCH_DIR/results.py" record "$RESULTS" --name "$name" --desc "$desc" --where "$place" \
+        --cmd "$cmdline" --source "${SOURCE:-}" --empty-reason "$why" <"$TMP/$name.out"
+    grep -v '^$' "$TMP/$name.err" | head -5 | sed 's/^/    | /'
+    return 0
+}
+skip() {  # skip NAME DESC REASON
+    "$PYTHON" "$BENCH_DIR/results.py" skip "$RESULTS" --name "$1" --desc "$2" --reason "$3"
+}
+
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---- preflight -------------------------------------------------------------------
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+say "rlimitd benchmarks: $(nproc) cores, ${SECS}s per measurement, $KEYS keys, load average at start: $LOAD_START"
+if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l > 0.5) }'; then
+    say "note: the machine is not idle (1-minute load $LOAD_START): other work shares these 2 cores and the figures will be lower and noisier"
+fi
+if [ "$PIN" = 1 ] && ! command -v taskset >/dev/null; then
+    say "taskset not found: not pinning"
+    PIN=0
+fi
+if [ "$PIN" = 1 ]; then
+    say "placement: rlimitd (memory store) and redis-server on core $CORE_SERVER; rlimit-bench, rlimitd (redis store), node, python load and redis-benchmark on core $CORE_LOAD; FastAPI runs (uvicorn + wrk) unpinned"
+else
+    say "placement: unpinned (BENCH_PIN=0), the scheduler places every process"
+fi
+
+have_daemon=1
+for bin in "$RLIMITD" "$RLIMITCTL" "$RBENCH"; do
+    [ -x "$bin" ] || { have_daemon=0; say "missing: $bin (run make all)"; }
+done
+
+# ---- redis-server ------------------------------------------------------------------
+
+REDIS_PORT=""
+REDIS_URL=""
+start_redis() {
+    command -v redis-server >/dev/null || { say "redis-server not installed"; return 1; }
+    REDIS_PORT=$(free_port)
+    mkdir -p "$TMP/redis"
+    $(pinned "$CORE_SERVER") redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$TMP/redis" --logfile "$TMP/redis/redis.log" &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && { REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"; return 0; }
+        sleep 0.1
+    done
+    say "redis-server did not answer on port $REDIS_PORT:"
+    tail -5 "$TMP/redis/redis.log" 2>/dev/null
+    return 1
+}
+redis_fresh() {  # an empty store and zeroed command statistics before each measurement
+    redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null && redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+}
+redis_cpu() {  # CPU seconds redis-server has used (user + system)
+    redis-cli -p "$REDIS_PORT" INFO cpu | tr -d '\r' |
+        awk -F: '/^used_cpu_(user|sys):/ { s += $2 } END { printf "%.3f", s }'
+}
+redis_ok=0
+if start_redis; then
+    redis_ok=1
+    say "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$REDIS_PORT"
+fi
+
+# ---- rlimitd -----------------------------------------------------------------------
+
+POLICIES='"bench": {"algorithm": "token_bucket", "limit": 1000000000, "period": "1s"},
+    "bench_deny": {"algorithm": "token_bucket", "limit": 5, "period": "1s"}'
+LIMITS='"limits": {"max_connections": 16384, "max_pending": 65536, "idle_timeout": "5m"}'
+
+write_config() {  # write_config FILE SOCKET STORE_JSON
+    cat >"$1" <<EOF
+{
+  "listen": ["unix:$2"],
+  "store": $3,
+  $LIMITS,
+  "log_level": "warn",
+  "policies": {
+    $POLICIES
+  }
+}
+EOF
+}
+
+start_daemon() {  # start_daemon NAME CORE CONFIG SOCKET: starts rlimitd, waits for PING
+    local name=$1 core=$2 conf=$3 sock=$4 out
+    if ! out=$("$RLIMITD" --check-config -c "$conf" 2>&1); then
+        DAEMON_ERROR="config refused: $(printf '%s' "$out" | tr '\n' ' ' | cut -c1-200)"
+        return 1
+    fi
+    $(pinned "$core") "$RLIMITD" -f -c "$conf" >"$TMP/$name.log" 2>&1 &
+    PIDS+=($!)
+    local pid=$!
+    for _ in $(seq 100); do
+        if "$RLIMITCTL" -s "unix:$sock" ping >/dev/null 2>&1; then return 0; fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    DAEMON_ERROR="rlimitd did not answer PING: $(tail -3 "$TMP/$name.log" | tr '\n' ' ' | cut -c1-200)"
+    return 1
+}
+
+MEM_SOCK=$TMP/mem.sock
+MEM_ADDR=unix:$MEM_SOCK
+mem_ok=0
+DAEMON_ERROR="not built (make all)"
+if [ "$have_daemon" = 1 ]; then
+    write_config "$TMP/mem.json" "$MEM_SOCK" '{"type": "memory", "max_keys": 1000000}'
+    if start_daemon mem "$CORE_SERVER" "$TMP/mem.json" "$MEM_SOCK"; then mem_ok=1; fi
+fi
+MEM_WHY=$DAEMON_ERROR
+
+rbench() {  # rbench NAME DESC WHERE CORE ARGS...: one rlimit-bench run, recorded
+    local name=$1 desc=$2 place=$3 core=$4
+    shift 4
+    measure "$name" "$desc" "$place" "rlimit-bench $* -t $SECS --json" -- \
+        pin "$core" "$RBENCH" "$@" -t "$SECS" --json
+}
+
+# ---- a, b: memory store --------------------------------------------------------------
+
+section "rlimitd, memory store, Unix socket"
+if [ "$mem_ok" = 1 ]; then
+    rbench rlimitd_memory_pipelined \
+        "memory store, Unix socket, pipelined ($MEM_CONNS conns x $MEM_DEPTH in flight), never-denying token bucket" \
+        "$(where "rlimitd:$CORE_SERVER rlimit-bench:$CORE_LOAD")" "$CORE_LOAD" \
+        -s "$MEM_ADDR" -p bench -c "$MEM_CONNS" -d "$MEM_DEPTH" -k "$KEYS"
+    rbench rlimitd_memory_pipelined_denying \
+        "memory store, Unix socket, pipelined ($MEM_CONNS conns x $MEM_DEPTH in flight), token bucket 5/s per key (denies most)" \
+        "$(where "rlimitd:$CORE_SERVER rlimit-bench:$CORE_LOAD")" "$CORE_LOAD" \
+        -s "$MEM_ADDR" -p bench_deny -c "$MEM_CONNS" -d "$MEM_DEPTH" -k "$KEYS"
+    rbench rlimitd_memory_open_loop_100k \
+        "memory store, Unix socket, no pipelining ($OPEN_CONNS conns x 1), open loop at 100,000/s" \
+        "$(where "rlimitd:$CORE_SERVER rlimit-bench:$CORE_LOAD")" "$CORE_LOAD" \
+        -s "$MEM_ADDR" -p bench -c "$OPEN_CONNS" -d 1 -k "$KEYS" -r 100000
+else
+    for n in rlimitd_memory_pipelined rlimitd_memory_pipelined_denying rlimitd_memory_open_loop_100k; do
+        skip "$n" "memory store" "rlimitd (memory store): $MEM_WHY"
+    done
+fi
+
+# ---- e: Python -----------------------------------------------------------------------
+
+section "Python client and FastAPI middleware (bench_python.py)"
+py_bench() {  # py_bench PARTS CORE|- DESC WHERE [ARGS...]: bench_python.py's lines, recorded
+    local parts=$1 core=$2 desc=$3 place=$4
+    shift 4
+    local cmd="bench_python.py -t $SECS --parts $parts $*" pid
+    # In a session (process group) of its own, so that cleanup also stops the uvicorn it
+    # starts if we are interrupted.
+    if [ "$core" = - ] || [ "$PIN" != 1 ]; then
+        setsid timeout -k 5 $((SECS * 6 + 60)) "$PYTHON" "$BENCH_PY" -t "$SECS" --parts "$parts" "$@" \
+            >"$TMP/py-$parts.out" 2>"$TMP/py-$parts.err" &
+    else
+        setsid timeout -k 5 $((SECS * 6 + 60)) taskset -c "$core" "$PYTHON" "$BENCH_PY" -t "$SECS" \
+            --parts "$parts" "$@" >"$TMP/py-$parts.out" 2>"$TMP/py-$parts.err" &
+    fi
+    pid=$!
+    PIDS+=(-"$pid")
+    wait "$pid"
+    SOURCE=bench_python.py measure "python_$parts" "$desc" "$place" "$cmd" -- cat "$TMP/py-$parts.out"
+    grep -v '^$' "$TMP/py-$parts.err" | head -5 | sed 's/^/    | /'
+}
+if [ ! -f "$BENCH_PY" ]; then
+    for n in python_asyncclient python_fastapi_with_middleware python_middleware_overhead; do
+        skip "$n" "Python" "$BENCH_PY is not there"
+    done
+elif [ "$mem_ok" != 1 ]; then
+    for n in python_asyncclient python_fastapi_with_middleware python_middleware_overhead; do
+        skip "$n" "Python" "no daemon: $MEM_WHY"
+    done
+else
+    py_bench asyncclient "$CORE_LOAD" "AsyncClient.check, 64 calls in flight on one connection, memory store" \
+        "$(where "rlimitd:$CORE_SERVER python:$CORE_LOAD")" --address "$MEM_ADDR" --policy bench
+    py_bench client "$CORE_LOAD" "blocking Client.check, one call at a time, memory store" \
+        "$(where "rlimitd:$CORE_SERVER python:$CORE_LOAD")" --address "$MEM_ADDR" --policy bench
+    py_bench app - "examples/app.py under uvicorn (1 worker), wrk 64 connections, with vs without RateLimitMiddleware" \
+        "$(where "rlimitd:$CORE_SERVER uvicorn+wrk:unpinned")" --address "$MEM_ADDR" --policy bench
+fi
+
+# ---- c: Redis store ------------------------------------------------------------------
+
+section "rlimitd, Redis store (redis-server on this machine)"
+REDIS_SOCK=$TMP/redis-store.sock
+REDIS_ADDR=unix:$REDIS_SOCK
+rstore_ok=0
+RSTORE_WHY="redis-server did not start"
+if [ "$redis_ok" = 1 ] && [ "$have_daemon" = 1 ]; then
+    write_config "$TMP/redis-store.json" "$REDIS_SOCK" "{\"type\": \"redis\", \"url\": \"$REDIS_URL\"}"
+    if start_daemon redis-store "$CORE_LOAD" "$TMP/redis-store.json" "$REDIS_SOCK"; then
+        rstore_ok=1
+    else
+        RSTORE_WHY="rlimitd with the Redis store: $DAEMON_ERROR"
+    fi
+elif [ "$have_daemon" != 1 ]; then
+    RSTORE_WHY="rlimitd not built (make all)"
+fi
+
+# on_redis NAME COMMAND...: runs COMMAND (a measurement that records NAME) on a fresh
+# redis-server (FLUSHALL, statistics reset), then adds what redis-server did meanwhile:
+# CPU used (% of one core), script calls and time in scripts per second. So a daemon that
+# answered from a fallback instead of Redis cannot pass for a fast Redis store, and one can
+# see which side was the bottleneck.
+on_redis() {
+    local name=$1 c0 c1 t0 t1
+    shift
+    redis_fresh
+    c0=$(redis_cpu)
+    t0=$(date +%s.%N)
+    "$@"
+    t1=$(date +%s.%N)
+    c1=$(redis_cpu)
+    local stats
+    stats=$(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[:=,]' -v t0="$t0" -v t1="$t1" \
+        -v c0="$c0" -v c1="$c1" '
+        /^cmdstat_(evalsha|eval|evalsha_ro|eval_ro|fcall):/ { calls += $3; usec += $5 }
+        END { w = t1 - t0; if (w <= 0) w = 1
+              printf "redis_cpu_pct=%.0f redis_script_calls_per_s=%.0f redis_script_usec_per_s=%.0f",
+                     100 * (c1 - c0) / w, calls / w, usec / w }')
+    local keys
+    keys=$(redis-cli -p "$REDIS_PORT" DBSIZE)
+    # shellcheck disable=SC2086
+    "$PYTHON" "$BENCH_DIR/results.py" annotate "$RESULTS" "$name" $stats "redis_keys_after=$keys"
+    say "    redis-server meanwhile: ${stats//redis_/}"
+    case $stats in
+    *"script_calls_per_s=0 "*) say "    WARNING: no script call reached redis-server during $name" ;;
+    esac
+    return 0
+}
+
+if [ "$rstore_ok" = 1 ]; then
+    on_redis rlimitd_redis_pipelined rbench rlimitd_redis_pipelined \
+        "Redis store, Unix socket, pipelined ($REDIS_CONNS conns x $REDIS_DEPTH in flight), never-denying token bucket" \
+        "$(where "redis-server:$CORE_SERVER rlimitd:$CORE_LOAD rlimit-bench:$CORE_LOAD")" "$CORE_LOAD" \
+        -s "$REDIS_ADDR" -p bench -c "$REDIS_CONNS" -d "$REDIS_DEPTH" -k "$KEYS"
+    on_redis rlimitd_redis_open_loop_50k rbench rlimitd_redis_open_loop_50k \
+        "Redis store, Unix socket, no pipelining ($OPEN_CONNS conns x 1), open loop at 50,000/s" \
+        "$(where "redis-server:$CORE_SERVER rlimitd:$CORE_LOAD rlimit-bench:$CORE_LOAD")" "$CORE_LOAD" \
+        -s "$REDIS_ADDR" -p bench -c "$OPEN_CONNS" -d 1 -k "$KEYS" -r 50000
+    if grep -qiE 'error|fallback|unavailable|refused' "$TMP/redis-store.log"; then
+        say "    rlimitd (redis store) logged:"
+        grep -iE 'error|fallback|unavailable|refused' "$TMP/redis-store.log" | head -5 | sed 's/^/    | /'
+    fi
+else
+    for n in rlimitd_redis_pipelined rlimitd_redis_open_loop_50k; do
+        skip "$n" "Redis store" "$RSTORE_WHY"
+    done
+fi
+
+# ---- d: peers on the same redis-server ---------------------------------------------------
+
+section "peers on the same redis-server"
+node_ready() {
+    [ -d "$NODE_DIR/node_modules/rate-limiter-flexible" ] && [ -d "$NODE_DIR/node_modules/ioredis" ]
+}
+NODE_WHY=""
+if ! command -v node >/dev/null; then
+    NODE_WHY="node is not installed"
+elif ! node_ready; then
+    if ! command -v npm >/dev/null; then
+        NODE_WHY="npm is not installed"
+    else
+        say "installing rate-limiter-flexible and ioredis into tests/bench/node (npm)"
+        if ! timeout 180 npm install --no-audit --no-fund --prefix "$NODE_DIR" >"$TMP/npm.log" 2>&1 || ! node_ready; then
+            NODE_WHY="npm install failed: $(tail -3 "$TMP/npm.log" | tr '\n' ' ' | cut -c1-200)"
+        fi
+    fi
+fi
+
+rlf() {  # rlf NAME DESC [ARGS...]
+    local name=$1 desc=$2
+    shift 2
+    measure "$name" "$desc" "$(where "redis-server:$CORE_SERVER node:$CORE_LOAD")" \
+        "node tests/bench/node/rlf_bench.js --seconds $SECS --inflight 64 --keys $KEYS $*" -- \
+        pin "$CORE_LOAD" node "$NODE_DIR/rlf_bench.js" --port "$REDIS_PORT" \
+        --seconds "$SECS" --inflight 64 --keys "$KEYS" --name "$name" "$@"
+}
+if [ "$redis_ok" != 1 ]; then
+    skip rate_limiter_flexible "rate-limiter-flexible" "redis-server did not start"
+elif [ -n "$NODE_WHY" ]; then
+    skip rate_limiter_flexible "rate-limiter-flexible" "$NODE_WHY"
+else
+    on_redis rate_limiter_flexible rlf rate_limiter_flexible "rate-limiter-flexible RateLimiterRedis.consume(), ioredis (defaults), 64 in flight"
+    on_redis rate_limiter_flexible_autopipeline rlf rate_limiter_flexible_autopipeline \
+        "rate-limiter-flexible RateLimiterRedis.consume(), ioredis with enableAutoPipelining, 64 in flight" \
+        --autopipeline
+fi
+
+# limits: bench_python.py's part if it has one, else tests/bench/limits_bench.py.
+if [ "$redis_ok" != 1 ]; then
+    skip python_limits_moving_window_redis "limits" "redis-server did not start"
+else
+    if [ -f "$BENCH_PY" ] && grep -q '"limits"' "$BENCH_PY"; then
+        on_redis python_limits_moving_window_redis py_bench limits "$CORE_LOAD" "limits MovingWindowRateLimiter.hit() on RedisStorage, 8 threads" \
+            "$(where "redis-server:$CORE_SERVER python:$CORE_LOAD")" --redis "$REDIS_URL"
+    fi
+    if ! grep -q '"python_limits_moving_window_redis"' "$RESULTS" 2>/dev/null ||
+        grep '"python_limits_moving_window_redis"' "$RESULTS" | grep -q '"skipped"'; then
+        on_redis python_limits_moving_window_redis measure python_limits_moving_window_redis \
+            "limits MovingWindowRateLimiter.hit() on RedisStorage, 8 threads ($KEYS keys)" \
+            "$(where "redis-server:$CORE_SERVER python:$CORE_LOAD")" \
+            "tests/bench/limits_bench.py --threads 8 --keys $KEYS" -- \
+            pin "$CORE_LOAD" "$PYTHON" "$BENCH_DIR/limits_bench.py" --redis "$REDIS_URL" \
+            --seconds "$SECS" --threads 8 --keys "$KEYS" --name python_limits_moving_window_redis
+    fi
+fi
+
+# The ceiling: one pipelined EVALSHA of a small GCRA script per decision, redis-benchmark
+# (C, 16 connections x 64 pipelined), so the client side costs next to nothing.
+EVALSHA_NAME=redis_evalsha_gcra_ceiling
+EVALSHA_DESC="one EVALSHA of tests/bench/gcra.lua per decision, redis-benchmark -c 16 -P 64 (1024 in flight)"
+evalsha_sha=""
+evalsha() {  # evalsha N: one redis-benchmark run of N calls; prints its CSV line
+    pin "$CORE_LOAD" timeout -k 5 "$MEASURE_TIMEOUT" redis-benchmark -p "$REDIS_PORT" -c 16 -P 64 -n "$1" \
+        -r "$KEYS" --csv EVALSHA "$evalsha_sha" 1 "gcra:{__rand_int__}" 1 1000000000 2>/dev/null | tail -1
+}
+evalsha_run() {  # evalsha_run N: the measured run, recorded
+    evalsha "$1" | "$PYTHON" -c '
+import csv, json, sys
+row = next(csv.reader(sys.stdin))
+ms = lambda i: None if len(row) <= i else round(float(row[i]) * 1000)
+print(json.dumps({"decisions_per_s": round(float(row[1])), "p50_us": ms(4), "p99_us": ms(6),
+                  "requests": int(sys.argv[1]),
+                  "note": "redis-benchmark latency with 1024 calls in flight, not comparable to the others"}))
+' "$1" >"$TMP/evalsha.json"
+    measure "$EVALSHA_NAME" "$EVALSHA_DESC" "$(where "redis-server:$CORE_SERVER redis-benchmark:$CORE_LOAD")" \
+        "redis-benchmark -c 16 -P 64 -n $1 -r $KEYS EVALSHA <sha of gcra.lua> 1 gcra:{__rand_int__} 1 1000000000" \
+        -- cat "$TMP/evalsha.json"
+}
+if [ "$redis_ok" != 1 ]; then
+    skip "$EVALSHA_NAME" "$EVALSHA_DESC" "redis-server did not start"
+elif ! command -v redis-benchmark >/dev/null; then
+    skip "$EVALSHA_NAME" "$EVALSHA_DESC" "redis-benchmark is not installed"
+elif ! evalsha_sha=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "$(cat "$BENCH_DIR/gcra.lua")" 2>&1) ||
+    [ ${#evalsha_sha} != 40 ]; then
+    skip "$EVALSHA_NAME" "$EVALSHA_DESC" "SCRIPT LOAD failed: $evalsha_sha"
+else
+    # A short run to learn the rate, then one of about BENCH_SECONDS (scripts survive FLUSHALL).
+    rps=$(evalsha 100000 | awk -F'","' '{ print int($2) }')
+    if [ -z "$rps" ] || ! [ "$rps" -gt 0 ] 2>/dev/null; then
+        skip "$EVALSHA_NAME" "$EVALSHA_DESC" "redis-benchmark printed no rate"
+    else
+        on_redis "$EVALSHA_NAME" evalsha_run $((rps * SECS))
+    fi
+fi
+
+# ---- summary -----------------------------------------------------------------------
+
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+say
+say "load average at start: $LOAD_START, at end: $LOAD_END"
+mkdir -p "$(dirname "$BENCH_JSON")"
+META=$("$PYTHON" - "$SECS" "$PIN" "$KEYS" "$LOAD_START" "$LOAD_END" "$REDIS_PORT" <<'EOF'
+import json, os, platform, subprocess, sys
+def out(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return None
+def node_pkg(name):
+    try:
+        with open(f"tests/bench/node/node_modules/{name}/package.json") as f:
+            return json.load(f)["version"]
+    except Exception:
+        return None
+secs, pin, keys, l0, l1, port = sys.argv[1:7]
+try:
+    import limits
+    limits_version = limits.__version__
+except Exception:
+    limits_version = None
+model = None
+try:
+    with open("/proc/cpuinfo") as f:
+        model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), None)
+except Exception:
+    pass
+print(json.dumps({
+    "machine": {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+                "load_average_start": l0, "load_average_end": l1},
+    "settings": {"seconds_per_measurement": float(secs), "pinned": pin == "1", "keys": int(keys),
+                 "placement": ("servers (rlimitd memory store, redis-server) on core 0; load generators, "
+                               "rlimitd with the redis store, node and python load on core 1; "
+                               "FastAPI runs unpinned") if pin == "1" else "unpinned"},
+    "commit": out("git", "rev-parse", "--short", "HEAD"),
+    "dirty": bool(out("git", "status", "--porcelain", "--untracked-files=no")),
+    "versions": {"redis": (out("redis-server", "--version") or "").split("v=")[-1].split()[0] or None,
+                 "node": out("node", "--version"), "python": platform.python_version(),
+                 "limits": limits_version, "rate-limiter-flexible": node_pkg("rate-limiter-flexible"),
+                 "ioredis": node_pkg("ioredis")},
+}))
+EOF
+)
+"$PYTHON" "$BENCH_DIR/results.py" summary "$RESULTS" --out "$BENCH_JSON" --meta "$META"
