@@ -309,11 +309,11 @@ static size_t expected_elements(rl_redis_request *const *reqs, size_t count) {
     return n;
 }
 
-// Returns 1 if the verdict fields at e look like the script's: allowed 0/1, limit and
-// window at least 1, remaining not negative.
+// Returns 1 if the verdict fields at e look like the script's: allowed 0 or 1,
+// remaining not negative, no retry time when allowed.
 static int verdict_sane(redisReply *const *e) {
-    return (e[0]->integer == 0 || e[0]->integer == 1) && e[1]->integer >= 1 && e[2]->integer >= 0 &&
-           e[5]->integer >= 1;
+    return (e[0]->integer == 0 || e[0]->integer == 1) && e[1]->integer >= 0 &&
+           (e[0]->integer == 0 || e[3]->integer == 0);
 }
 
 static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
@@ -348,13 +348,14 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
     return RL_OK;
 }
 
-static void read_verdict(redisReply *const *e, rl_verdict *v) {
+// Reads one rate's verdict; limit and window are the rate's own.
+static void read_verdict(redisReply *const *e, const rl_rate *rate, rl_verdict *v) {
     v->allowed = e[0]->integer != 0;
-    v->limit = (uint64_t)e[1]->integer;
-    v->remaining = (uint64_t)e[2]->integer;
-    v->reset_after_us = e[3]->integer;
-    v->retry_after_us = e[4]->integer;
-    v->window_us = e[5]->integer;
+    v->limit = rl_rate_capacity(rate);
+    v->remaining = (uint64_t)e[1]->integer;
+    v->reset_after_us = e[2]->integer;
+    v->retry_after_us = e[3]->integer;
+    v->window_us = rl_rate_window_us(rate);
 }
 
 // Reads one request's part of the reply from *at on; fills answer.
@@ -368,7 +369,7 @@ static void read_request(const redisReply *reply, size_t *at, const rl_redis_req
         memset(acc, 0, sizeof(*acc));
         for (size_t r = 0; r < req->items[k].limits.rate_count; r++) {
             rl_verdict v;
-            read_verdict(&reply->element[*at], &v);
+            read_verdict(&reply->element[*at], &req->items[k].limits.rates[r], &v);
             *at += RL_REDIS_VERDICT_FIELDS;
             rl_verdict_merge(acc, &v);
         }

@@ -477,6 +477,14 @@ static rl_redis_conn *least_loaded(rl_redis_pool *pool) {
     return best;
 }
 
+size_t rl_redis_pool_least_in_flight(const rl_redis_pool *pool) {
+    size_t least = SIZE_MAX;
+    for (int i = 0; i < pool->count; i++)
+        if (pool->conns[i].state == CONN_READY && pool->conns[i].in_flight < least)
+            least = pool->conns[i].in_flight;
+    return least;
+}
+
 int rl_redis_pool_send(rl_redis_pool *pool, rl_redis_conn *conn, rl_redis_cmd *cmd, const char *buf,
                        size_t len) {
     if (!conn || conn->state != CONN_READY || !conn->ac)

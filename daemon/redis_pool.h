@@ -76,6 +76,10 @@ int rl_redis_pool_up(const rl_redis_pool *pool);
 // Returns the number of READY connections.
 int rl_redis_pool_ready(const rl_redis_pool *pool);
 
+// Returns the fewest commands in flight on any READY connection (SIZE_MAX if none is
+// READY): below the owner's cap, a send goes out now.
+size_t rl_redis_pool_least_in_flight(const rl_redis_pool *pool);
+
 // Returns the script's SHA1 (40 hex digits), or NULL if no connection has loaded it.
 const char *rl_redis_pool_sha(const rl_redis_pool *pool);
 

@@ -17,11 +17,12 @@
  *             N, then per item: its limit set (1-based), cost
  *
  * Reply: an array of integers: now_us, then per batch a status (0: decided), then per
- * item per rate RL_REDIS_VERDICT_FIELDS integers: allowed (1/0), limit, remaining,
- * reset_after_us, retry_after_us, window_us.
+ * item per rate RL_REDIS_VERDICT_FIELDS integers: allowed (1/0), remaining,
+ * reset_after_us, retry_after_us (limit and window are the rate's own: algo.h).
  *
- * State in Redis: a cell is the string "<kind>:<a>:<b>:<c>" (kind f, c or b: fixed
- * window, sliding counter, token bucket/gcra); a sliding log is a sorted set of
+ * State in Redis: a cell is the string "f:<start>:<count>" (fixed window),
+ * "c:<start>:<count>:<previous count>" (sliding counter) or "<tat>" (token bucket and
+ * gcra), the fields of rl_cell; a sliding log is a sorted set of
  * "<at>:<cost>" members scored by at, one per instant, trimmed to the trailing period.
  * Every key written gets the TTL after which its state equals an empty one (a state
  * that is empty is deleted). A key holding something else (another algorithm's state,
@@ -32,7 +33,7 @@
 
 #include <stddef.h>
 
-#define RL_REDIS_VERDICT_FIELDS 6 /* integers per rate in the reply */
+#define RL_REDIS_VERDICT_FIELDS 4 /* integers per rate in the reply */
 
 // The script's Lua source (NUL-terminated) and its length.
 extern const char rl_redis_script[];

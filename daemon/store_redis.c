@@ -23,7 +23,8 @@
 #include "redis_pool.h"
 #include "redis_script.h"
 
-#define LATENCY_BUCKETS 104 /* 4 per power of two up to 2^26 us */
+#define LATENCY_BUCKETS 104    /* 4 per power of two up to 2^26 us */
+#define CALLS_PER_CONNECTION 2 /* script calls in flight per connection at most */
 
 /* Store errors by kind: each counts the submits answered with it. */
 typedef struct error_counts {
@@ -77,6 +78,8 @@ typedef struct call {
     size_t count;             /* requests */
     rl_redis_request *reqs[]; /* the requests, in submit order */
 } call;
+
+static void schedule_flush(redis_store *s);
 
 /* ---- clocks, logs, latency ---- */
 
@@ -266,6 +269,8 @@ static void on_call_reply(rl_redis_cmd *cmd, redisReply *reply) {
         fail_call(c, RL_ST_INTERNAL, why, &s->errors.reply);
     }
     call_free(c);
+    if (s->queue_head && !s->closing)
+        schedule_flush(s); /* a slot is free: what queued meanwhile goes in one call */
 }
 
 /* ---- sending ---- */
@@ -329,7 +334,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     s->flush_scheduled = 0;
-    while (s->queue_head && rl_redis_pool_ready(s->pool) > 0) {
+    while (s->queue_head && rl_redis_pool_least_in_flight(s->pool) < CALLS_PER_CONNECTION) {
         size_t count = next_call_size(s);
         if (!count) {
             take_from_queue(s, NULL, 0); /* only answered requests were left */

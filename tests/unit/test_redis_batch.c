@@ -165,11 +165,11 @@ START_TEST(replies_become_merged_answers) {
     answers got;
     const char *why;
     /* now; batch 1: status, log verdict (allowed, 1 left), gcra (allowed, 3 left);
-     * batch 2: status, fixed verdict */
-    ck_assert_int_eq(decode("*21\r\n:777\r\n"
-                            ":0\r\n:1\r\n:3\r\n:1\r\n:2000000\r\n:0\r\n:2000000\r\n"
-                            ":1\r\n:4\r\n:3\r\n:8571429\r\n:0\r\n:34285716\r\n"
-                            ":0\r\n:1\r\n:5\r\n:5\r\n:0\r\n:0\r\n:1000000\r\n",
+     * batch 2: status, fixed window verdict */
+    ck_assert_int_eq(decode("*15\r\n:777\r\n"
+                            ":0\r\n:1\r\n:1\r\n:2000000\r\n:0\r\n"
+                            ":1\r\n:3\r\n:8571429\r\n:0\r\n"
+                            ":0\r\n:1\r\n:5\r\n:0\r\n:0\r\n",
                             reqs, 2, &got, &why),
                      RL_OK);
     ck_assert_int_eq(got.count, 2);
@@ -177,22 +177,26 @@ START_TEST(replies_become_merged_answers) {
     ck_assert_int_eq(got.got[0].now_us, 777);
     ck_assert_uint_eq(got.got[0].count, 1);
     ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 1); /* the fewest remaining */
-    ck_assert_uint_eq(got.got[0].verdicts[0].limit, 3);
+    ck_assert_uint_eq(got.got[0].verdicts[0].limit, 3);     /* the log's own */
+    ck_assert_int_eq(got.got[0].verdicts[0].window_us, 2000000);
     ck_assert_int_eq(got.got[1].status, RL_ST_OK);
-    /* a denial: the denying rate with the longest retry */
-    ck_assert_int_eq(decode("*21\r\n:1\r\n"
-                            ":0\r\n:0\r\n:3\r\n:0\r\n:2000000\r\n:500\r\n:2000000\r\n"
-                            ":0\r\n:4\r\n:0\r\n:8571429\r\n:900\r\n:34285716\r\n"
-                            ":0\r\n:1\r\n:5\r\n:5\r\n:0\r\n:0\r\n:1000000\r\n",
+    ck_assert_uint_eq(got.got[1].verdicts[0].limit, 5);
+    /* a denial: the denying rate with the longest retry; gcra's window is B * T */
+    ck_assert_int_eq(decode("*15\r\n:1\r\n"
+                            ":0\r\n:0\r\n:0\r\n:2000000\r\n:500\r\n"
+                            ":0\r\n:0\r\n:8571429\r\n:900\r\n"
+                            ":0\r\n:1\r\n:5\r\n:0\r\n:0\r\n",
                             reqs, 2, &got, &why),
                      RL_OK);
     ck_assert_int_eq(got.got[0].status, RL_ST_DENIED);
     ck_assert_int_eq(got.got[0].verdicts[0].retry_after_us, 900);
+    ck_assert_uint_eq(got.got[0].verdicts[0].limit, 4);
+    ck_assert_int_eq(got.got[0].verdicts[0].window_us, 4 * 8571429);
     /* a batch the script refused */
-    ck_assert_int_eq(decode("*21\r\n:1\r\n"
-                            ":1\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
-                            ":0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
-                            ":0\r\n:1\r\n:5\r\n:5\r\n:0\r\n:0\r\n:1000000\r\n",
+    ck_assert_int_eq(decode("*15\r\n:1\r\n"
+                            ":1\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
+                            ":0\r\n:0\r\n:0\r\n:0\r\n"
+                            ":0\r\n:1\r\n:5\r\n:0\r\n:0\r\n",
                             reqs, 2, &got, &why),
                      RL_OK);
     ck_assert_int_eq(got.got[0].status, RL_ST_INTERNAL);
@@ -214,13 +218,12 @@ START_TEST(unexpected_replies_are_refused_whole) {
         "$3\r\nabc\r\n",
         "$-1\r\n",
         "*0\r\n",
-        "*9\r\n:1\r\n:0\r\n:1\r\n:5\r\n:4\r\n:0\r\n:0\r\n:1000000\r\n:1\r\n", /* too long */
-        "*8\r\n:1\r\n:0\r\n:1\r\n:5\r\n$1\r\n4\r\n:0\r\n:0\r\n:1000000\r\n",  /* a string */
-        "*8\r\n:1\r\n:0\r\n:2\r\n:5\r\n:4\r\n:0\r\n:0\r\n:1000000\r\n",       /* allowed 2 */
-        "*8\r\n:1\r\n:0\r\n:1\r\n:0\r\n:4\r\n:0\r\n:0\r\n:1000000\r\n",       /* limit 0 */
-        "*8\r\n:1\r\n:0\r\n:1\r\n:5\r\n:-1\r\n:0\r\n:0\r\n:1000000\r\n",      /* remaining < 0 */
-        "*8\r\n:1\r\n:0\r\n:1\r\n:5\r\n:4\r\n:0\r\n:0\r\n:0\r\n",             /* window 0 */
-        "*8\r\n:1\r\n*1\r\n:0\r\n:1\r\n:5\r\n:4\r\n:0\r\n:0\r\n:1000000\r\n", /* nested */
+        "*7\r\n:1\r\n:0\r\n:1\r\n:4\r\n:0\r\n:0\r\n:1\r\n", /* too long */
+        "*6\r\n:1\r\n:0\r\n:1\r\n$1\r\n4\r\n:0\r\n:0\r\n",  /* a string */
+        "*6\r\n:1\r\n:0\r\n:2\r\n:4\r\n:0\r\n:0\r\n",       /* allowed 2 */
+        "*6\r\n:1\r\n:0\r\n:1\r\n:-1\r\n:0\r\n:0\r\n",      /* remaining < 0 */
+        "*6\r\n:1\r\n:0\r\n:1\r\n:4\r\n:0\r\n:7\r\n",       /* allowed, retry */
+        "*6\r\n:1\r\n*1\r\n:0\r\n:1\r\n:4\r\n:0\r\n:0\r\n", /* nested */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         answers got;
