@@ -104,23 +104,39 @@ static void scalar(text *t, json_t *o, const char *field, const char *name, cons
     put(t, "%s %lld\n", name, (long long)json_integer_value(v));
 }
 
+// Seconds from a JSON number of microseconds.
+static double seconds(json_t *us) {
+    return json_is_number(us) ? json_number_value(us) / 1e6 : 0;
+}
+
+// The store's latency, if it measures one ("latency_us": {count, p50, p99, max, and
+// optionally sum and buckets: [[LE_US, CUMULATIVE], ...]}): a histogram when it gives
+// buckets, else a summary of its p50 and p99; the maximum as a gauge.
 static void latency(text *t, json_t *store) {
-    json_t *lat = json_object_get(store, "latency");
-    json_t *buckets = json_object_get(lat, "buckets");
-    if (!json_is_array(buckets))
+    json_t *lat = json_object_get(store, "latency_us");
+    json_t *buckets = json_object_get(lat, "buckets"), *sum = json_object_get(lat, "sum");
+    const char *name = "rlimitd_store_latency_seconds";
+    if (!json_is_object(lat))
         return;
-    family(t, "rlimitd_store_latency_seconds", "histogram", "Store round trips.");
+    family(t, name, buckets ? "histogram" : "summary", "Store round trips, submit to answer.");
     size_t i;
     json_t *b;
     json_array_foreach(buckets, i, b) {
-        put(t, "rlimitd_store_latency_seconds_bucket{le=\"%g\"} %lld\n",
-            (double)json_integer_value(json_array_get(b, 0)) / 1e6,
+        put(t, "%s_bucket{le=\"%g\"} %lld\n", name, seconds(json_array_get(b, 0)),
             (long long)json_integer_value(json_array_get(b, 1)));
     }
-    put(t, "rlimitd_store_latency_seconds_bucket{le=\"+Inf\"} %lld\n",
-        (long long)int_of(lat, "count"));
-    put(t, "rlimitd_store_latency_seconds_sum %g\n", (double)int_of(lat, "sum_us") / 1e6);
-    put(t, "rlimitd_store_latency_seconds_count %lld\n", (long long)int_of(lat, "count"));
+    if (buckets)
+        put(t, "%s_bucket{le=\"+Inf\"} %lld\n", name, (long long)int_of(lat, "count"));
+    else
+        put(t, "%s{quantile=\"0.5\"} %g\n%s{quantile=\"0.99\"} %g\n", name,
+            seconds(json_object_get(lat, "p50")), name, seconds(json_object_get(lat, "p99")));
+    if (sum)
+        put(t, "%s_sum %g\n", name, seconds(sum));
+    put(t, "%s_count %lld\n", name, (long long)int_of(lat, "count"));
+    if (json_object_get(lat, "max")) {
+        family(t, "rlimitd_store_latency_max_seconds", "gauge", "The longest store round trip.");
+        put(t, "rlimitd_store_latency_max_seconds %g\n", seconds(json_object_get(lat, "max")));
+    }
 }
 
 static void render(text *t, json_t *root) {

@@ -396,31 +396,46 @@ static void print_policies(const jv *root) {
     table_print(&t);
 }
 
-/* Prints "label TYPE: name value, ..." for a store's figures. */
-static void print_store(const char *label, const jv *store) {
-    const jv *latency = jv_get(store, "latency");
+/* Prints the scalar members of object v as " name value" separated by commas. */
+static void print_members(const jv *v) {
     const char *sep = "";
+    for (size_t i = 0; i < v->count; i++) {
+        const jv *m = &v->items[i];
+        if (strcmp(v->keys[i], "type") == 0 || m->type == JV_OBJECT || m->type == JV_ARRAY)
+            continue;
+        printf("%s %s ", sep, v->keys[i]);
+        if (m->type == JV_STRING)
+            printf("%s", m->string);
+        else if (m->type == JV_BOOL)
+            printf("%s", m->number ? "yes" : "no");
+        else if (m->number == (double)(long long)m->number)
+            printf("%lld", (long long)m->number);
+        else
+            printf("%.2f", m->number);
+        sep = ",";
+    }
+}
+
+/* Prints a store's figures: "label TYPE: name value, ...", its latency (the Redis
+   store's "latency_us") and a line per group of figures (errors, cache...). */
+static void print_store(const char *label, const jv *store) {
+    const jv *latency = jv_get(store, "latency_us");
     if (!store || store->type != JV_OBJECT)
         return;
     printf("%s %s:", label, jv_str(jv_get(store, "type"), "?"));
-    for (size_t i = 0; i < store->count; i++) {
-        const jv *v = &store->items[i];
-        if (strcmp(store->keys[i], "type") == 0 || v->type == JV_OBJECT || v->type == JV_ARRAY)
-            continue;
-        printf("%s %s ", sep, store->keys[i]);
-        if (v->type == JV_STRING)
-            printf("%s", v->string);
-        else if (v->type == JV_BOOL)
-            printf("%s", v->number ? "yes" : "no");
-        else
-            printf("%.0f", v->number);
-        sep = ",";
-    }
-    if (latency)
-        printf("%s latency p50 %.3f ms, p99 %.3f ms", sep,
-               jv_num(jv_get(latency, "p50_us"), 0) / 1000,
-               jv_num(jv_get(latency, "p99_us"), 0) / 1000);
+    print_members(store);
     printf("\n");
+    if (latency)
+        printf("  latency: p50 %.3f ms, p99 %.3f ms, max %.3f ms (%.0f answers)\n",
+               jv_num(jv_get(latency, "p50"), 0) / 1000, jv_num(jv_get(latency, "p99"), 0) / 1000,
+               jv_num(jv_get(latency, "max"), 0) / 1000, jv_num(jv_get(latency, "count"), 0));
+    for (size_t i = 0; i < store->count; i++) {
+        if (store->items[i].type != JV_OBJECT || &store->items[i] == latency)
+            continue;
+        printf("  %s:", store->keys[i]);
+        print_members(&store->items[i]);
+        printf("\n");
+    }
 }
 
 /* Prints seconds as "uptime 2d03h04m05s" (leading zero units left out). */

@@ -10,9 +10,11 @@ watchdog 300
 
 D="$DIR/root"
 P=/opt/rlimitd
+# -o all: install what the test run was built with (e.g. a sanitizer build), never
+# rebuild it here with other flags.
 install_tree() {
-    make -C "$ROOT" --no-print-directory install BUILD="$BUILD" PREFIX="$P" DESTDIR="$D" \
-        >"$DIR/install.out" 2>&1
+    make -C "$ROOT" --no-print-directory -o all install BUILD="$BUILD" PREFIX="$P" \
+        DESTDIR="$D" >"$DIR/install.out" 2>&1
 }
 if install_tree; then ok "make install DESTDIR=... PREFIX=$P"; else
     fail "make install: $(tail -20 "$DIR/install.out")"
@@ -53,7 +55,9 @@ int main(void) {
     return 0;
 }
 C
-if cc -I"$D$P/include" "$DIR/prog.c" "$D$P/lib/librlimit.a" -o "$DIR/prog" 2>"$DIR/cc.out"; then
+SANITIZE=
+nm "$D$P/lib/librlimit.a" 2>/dev/null | grep -q __asan_init && SANITIZE=-fsanitize=address,undefined
+if cc $SANITIZE -I"$D$P/include" "$DIR/prog.c" "$D$P/lib/librlimit.a" -o "$DIR/prog" 2>"$DIR/cc.out"; then
     expect_eq "a program built on the installed header and library runs" "refused DENIED" "$("$DIR/prog")"
 else
     fail "building against the installed header: $(cat "$DIR/cc.out")"

@@ -1,0 +1,52 @@
+#!/bin/bash
+# test_ops_redis.sh: the operator's view of a Redis-backed daemon: `rlimitctl stats`
+# shows the store's state and latency (p50/p99), /metrics exports the latency and,
+# once Redis goes away, the store errors and fallbacks; top keys work the same.
+. "$(dirname "$0")/ops_common.sh"
+watchdog 120
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "test_ops_redis: skipped: no redis-server"
+    exit 0
+fi
+. "$ROOT/tests/support/redis.sh"
+redis_start || { echo "FAIL test_ops_redis: redis-server did not start" >&2; exit 1; }
+trap 'redis_cleanup; cleanup' EXIT
+
+cat >"$DIR/rlimitd.json" <<JSON
+{"listen": ["unix:$DIR/admin.sock", "http:127.0.0.1:0"],
+ "store": {"type": "redis", "url": "redis://127.0.0.1:$REDIS_PORT/0", "command_timeout_ms": 200},
+ "policies": {"three": {"algorithm": "fixed_window", "limit": 3, "period": "1h",
+                        "on_store_error": "local"}}}
+JSON
+start_daemon "$DIR/rlimitd.json"
+PORT=$(http_port)
+ADMIN="unix:$DIR/admin.sock"
+
+for i in 1 2 3 4 5; do ctl -s "$ADMIN" check three abuser; done
+expect_eq "the 5th check is denied by Redis" 1 "$RC"
+ctl -s "$ADMIN" stats
+expect_eq "stats: exit 0" 0 "$RC"
+expect_match "stats: the Redis store's line" '^store redis: state up, ' "$OUT"
+expect_match "stats: latency p50/p99" '^  latency: p50 [0-9]+\.[0-9]{3} ms, p99 [0-9]+\.[0-9]{3} ms, max [0-9.]+ ms \([1-9][0-9]* answers\)$' "$OUT"
+expect_match "stats: the store's error counts" '^  errors: down 0, timeout 0' "$OUT"
+expect_match "stats: the policy" '^three +3 +2 +0 +0 +0 +0 +0 +0$' "$OUT"
+ctl -s "$ADMIN" top
+expect_match "top with Redis" '^three +abuser +2 +0$' "$OUT"
+M=$(http "$PORT" /metrics | sed '1,/^$/d')
+expect_match "metrics: latency summary" '^# TYPE rlimitd_store_latency_seconds summary$' "$M"
+expect_match "metrics: p99" '^rlimitd_store_latency_seconds\{quantile="0.99"\} [0-9.e-]+$' "$M"
+expect_match "metrics: latency count" '^rlimitd_store_latency_seconds_count [1-9][0-9]*$' "$M"
+
+redis_stop -9
+ctl -s "$ADMIN" --json check three someone
+expect_match "Redis down: answered by the local fallback" '"flags":\["fallback"\]' "$OUT"
+ctl -s "$ADMIN" stats
+expect_match "stats: the store is down" '^store redis: state down, ' "$OUT"
+expect_match "stats: store errors and fallbacks counted" '^three +4 +2 +0 +0 +0 +0 +[1-9][0-9]* +[1-9][0-9]*$' "$OUT"
+M=$(http "$PORT" /metrics | sed '1,/^$/d')
+expect_match "metrics: store errors" '^rlimitd_store_errors_total\{policy="three"\} [1-9][0-9]*$' "$M"
+expect_match "metrics: fallbacks" '^rlimitd_fallbacks_total\{policy="three"\} [1-9][0-9]*$' "$M"
+
+stop_daemon
+finish
