@@ -53,6 +53,13 @@ def fmt_int(v):
     return f"{int(v):,}"
 
 
+def short_cpu(text):
+    """'core0=88% core1=44%' -> '88/44'."""
+    if not text:
+        return "-"
+    return "/".join(p.split("=")[-1].rstrip("%") for p in str(text).split())
+
+
 def human(r):
     if "skipped" in r:
         return f"  {r['name']}: skipped: {r['skipped']}"
@@ -101,6 +108,8 @@ def cmd_record(args):
                 obj.setdefault("command", args.command)
             if args.source:
                 obj.setdefault("source", args.source)
+            if args.cpu:
+                obj.setdefault("cpu_available_before", args.cpu)
             out.write(json.dumps(obj) + "\n")
             print(human(obj), flush=True)
             got += 1
@@ -183,7 +192,9 @@ def cmd_summary(args):
     print()
     print("== results (one run, this machine) " + "=" * 44)
     head = f"{'measurement':44} {'per s':>11} {'allowed':>10} {'denied':>10} {'err':>5} " \
-           f"{'p50us':>7} {'p99us':>7} {'p999us':>7}  where"
+           f"{'p50us':>7} {'p99us':>7} {'p999us':>7} {'cpu%':>7}  where"
+    print("(cpu%: what a spinning process got on core 0 / core 1 just before that section; "
+          "100/100: the machine was ours)")
     print(head)
     print("-" * len(head))
     for r in records.values():
@@ -196,7 +207,8 @@ def cmd_summary(args):
         print(f"{r['name']:44} {fmt_int(rate):>11} {fmt_int(r.get('allowed')):>10} "
               f"{fmt_int(r.get('denied')):>10} {fmt_int(r.get('errors')):>5} "
               f"{fmt_int(r.get('p50_us')):>7} {fmt_int(r.get('p99_us')):>7} "
-              f"{fmt_int(r.get('p999_us')):>7}  {r.get('where', '')}")
+              f"{fmt_int(r.get('p999_us')):>7} {short_cpu(r.get('cpu_available_before')):>7}  "
+              f"{r.get('where', '')}")
 
     ratios = {}
     targets = []
@@ -302,6 +314,23 @@ def cmd_summary(args):
             print(f"  {r['label']}: {r['value']}x")
     print()
     print("== targets " + "=" * 69)
+    machine = meta.get("machine", {})
+    spare = []
+    for k in ("cpu_available_start", "cpu_available_end"):
+        for part in str(machine.get(k, "")).split():
+            try:
+                spare.append(int(part.split("=")[1].rstrip("%")))
+            except (IndexError, ValueError):
+                pass
+    busy = bool(spare) and min(spare) < 90
+    if busy:
+        for t in targets:
+            t["machine_busy"] = True
+            if t["status"].startswith(("met", "NOT met")):
+                t["status"] += ": inconclusive, the machine was busy"
+        print(f"  caution: other work held part of the cores during this run (a spinning process got "
+              f"{machine.get('cpu_available_start')} at the start, {machine.get('cpu_available_end')} at the "
+              f"end); figures are low and noisy, run again on an idle machine")
     for t in targets:
         v = t.get("value")
         shown = "" if v is None else (f" = {v:,}" if isinstance(v, int) else f" = {v}")
@@ -334,6 +363,7 @@ def main():
     r.add_argument("--cmd", dest="command", default="")
     r.add_argument("--source", default="")
     r.add_argument("--empty-reason", default="")
+    r.add_argument("--cpu", default="", help="what cpu_available said before this section")
     s = sub.add_parser("skip")
     s.add_argument("file")
     s.add_argument("--name", required=True)

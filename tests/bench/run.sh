@@ -33,14 +33,17 @@
 #   BENCH_REDIS_CONNS=4 BENCH_REDIS_DEPTH=256     (c) connections x in flight
 #   BENCH_OPEN_CONNS=64                           (b, c) connections, one request each
 #
-# Placement on this 2-core machine (BENCH_PIN=1): the servers on core 0 (rlimitd with the
-# memory store, redis-server), the load generators on core 1 (rlimit-bench, node, the
-# Python load, redis-benchmark), so a server never fights its own load for a core and the
-# figures are steadier. With the Redis store, rlimitd is a client of redis-server like the
-# peers are: it runs on core 1 with rlimit-bench, so that rlimitd+rlimit-bench compete with
-# redis-server exactly as node or Python do. The FastAPI runs are not pinned (uvicorn and
-# wrk are started by bench_python.py; pinning them together would measure wrk against
-# uvicorn for one core); the daemon they call stays on core 0.
+# Placement on this 2-core machine (BENCH_PIN=1), printed with every figure: the servers
+# on core 0 (rlimitd with the memory store, redis-server), the load generators on core 1
+# (rlimit-bench, node, the Python load, redis-benchmark), so that a server never fights
+# its own load for a core and the figures are steadier. With the Redis store, rlimitd is a
+# client of redis-server as the peers are, so for the closed-loop run it sits on core 1
+# with rlimit-bench, the way node or Python do; for the open-loop run it moves to core 0,
+# because an open-loop rlimit-bench spins between sends and holds all of core 1. The
+# FastAPI runs are not pinned: bench_python.py starts uvicorn and wrk, and pinning them
+# together would measure wrk against uvicorn for one core; the daemon stays on core 0.
+# A 0.5 s spin on each core at the start and the end tells how much of the machine was
+# ours (other work on the machine makes every figure lower and noisier).
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -92,7 +95,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 say() { printf '%s\n' "$*"; }
-section() { printf '\n== %s\n' "$*"; }
+section() {  # a heading, and how much of each core is ours right now
+    CPU_NOW=$(cpu_available)
+    printf '\n== %s  (CPU available: %s)\n' "$*" "$CPU_NOW"
+}
+CPU_NOW=""
 
 pin() {  # pin CORE CMD...: run CMD on CORE when pinning is on
     local core=$1
@@ -121,7 +128,7 @@ measure() {
     local rc=$?
     local why="exit status $rc: $(tail -c 300 "$TMP/$name.err" | tr '\n' ' ')"
     "$PYTHON" "$BENCH_DIR/results.py" record "$RESULTS" --name "$name" --desc "$desc" --where "$place" \
-        --cmd "$cmdline" --source "${SOURCE:-}" --empty-reason "$why" <"$TMP/$name.out"
+        --cmd "$cmdline" --source "${SOURCE:-}" --empty-reason "$why" --cpu "$CPU_NOW" <"$TMP/$name.out"
     grep -v '^$' "$TMP/$name.err" | head -5 | sed 's/^/    | /'
     return 0
 }
@@ -145,10 +152,29 @@ if [ "$PIN" = 1 ] && ! command -v taskset >/dev/null; then
     PIN=0
 fi
 if [ "$PIN" = 1 ]; then
-    say "placement: rlimitd (memory store) and redis-server on core $CORE_SERVER; rlimit-bench, rlimitd (redis store), node, python load and redis-benchmark on core $CORE_LOAD; FastAPI runs (uvicorn + wrk) unpinned"
+    say "placement: rlimitd (memory store) and redis-server on core $CORE_SERVER; rlimit-bench, node, python load and redis-benchmark on core $CORE_LOAD; rlimitd (redis store) on core $CORE_LOAD closed loop, on core $CORE_SERVER open loop; FastAPI runs (uvicorn + wrk) unpinned"
 else
     say "placement: unpinned (BENCH_PIN=0), the scheduler places every process"
 fi
+
+# How much of each core a process gets right now: a 0.5 s spin on each core at once,
+# CPU time obtained / wall time. Other work on the machine shows as less than 100 %.
+cpu_available() {
+    local core pids=()
+    for core in 0 1; do
+        taskset -c "$core" "$PYTHON" -c '
+import time
+w0, c0 = time.monotonic(), time.process_time()
+while time.monotonic() - w0 < 0.5:
+    pass
+print(round(100 * (time.process_time() - c0) / (time.monotonic() - w0)))' >"$TMP/cpu$core" 2>/dev/null &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    printf 'core0=%s%% core1=%s%%' "$(cat "$TMP/cpu0" 2>/dev/null || echo ?)" "$(cat "$TMP/cpu1" 2>/dev/null || echo ?)"
+}
+CPU_START=$(cpu_available)
+say "CPU a spinning process gets now (100% = the core is ours): $CPU_START"
 
 have_daemon=1
 for bin in "$RLIMITD" "$RLIMITCTL" "$RBENCH"; do
@@ -215,14 +241,24 @@ start_daemon() {  # start_daemon NAME CORE CONFIG SOCKET: starts rlimitd, waits 
     fi
     $(pinned "$core") "$RLIMITD" -f -c "$conf" >"$TMP/$name.log" 2>&1 &
     PIDS+=($!)
-    local pid=$!
+    DAEMON_PID=$!
+    local answer=""
+    # Ready when a CHECK is answered without the fallback flag (with the Redis store: once
+    # it has reached redis-server, not while it answers from its on_store_error fallback).
     for _ in $(seq 100); do
-        if "$RLIMITCTL" -s "unix:$sock" ping >/dev/null 2>&1; then return 0; fi
-        kill -0 "$pid" 2>/dev/null || break
+        answer=$("$RLIMITCTL" -s "unix:$sock" check bench ready --json 2>&1)
+        case $answer in
+        *'"allowed":true'*) case $answer in *fallback*) ;; *) return 0 ;; esac ;;
+        esac
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
         sleep 0.1
     done
-    DAEMON_ERROR="rlimitd did not answer PING: $(tail -3 "$TMP/$name.log" | tr '\n' ' ' | cut -c1-200)"
+    DAEMON_ERROR="rlimitd did not answer a CHECK (without fallback) within 10 s: ${answer:0:200}; log: $(tail -3 "$TMP/$name.log" | tr '\n' ' ' | cut -c1-200)"
     return 1
+}
+repin() {  # repin PID CORE: move a running process to CORE (when pinning)
+    [ "$PIN" = 1 ] && taskset -p -c "$2" "$1" >/dev/null
+    return 0
 }
 
 MEM_SOCK=$TMP/mem.sock
@@ -314,6 +350,7 @@ if [ "$redis_ok" = 1 ] && [ "$have_daemon" = 1 ]; then
     write_config "$TMP/redis-store.json" "$REDIS_SOCK" "{\"type\": \"redis\", \"url\": \"$REDIS_URL\"}"
     if start_daemon redis-store "$CORE_LOAD" "$TMP/redis-store.json" "$REDIS_SOCK"; then
         rstore_ok=1
+        RSTORE_PID=$DAEMON_PID
     else
         RSTORE_WHY="rlimitd with the Redis store: $DAEMON_ERROR"
     fi
@@ -358,9 +395,12 @@ if [ "$rstore_ok" = 1 ]; then
         "Redis store, Unix socket, pipelined ($REDIS_CONNS conns x $REDIS_DEPTH in flight), never-denying token bucket" \
         "$(where "redis-server:$CORE_SERVER rlimitd:$CORE_LOAD rlimit-bench:$CORE_LOAD")" "$CORE_LOAD" \
         -s "$REDIS_ADDR" -p bench -c "$REDIS_CONNS" -d "$REDIS_DEPTH" -k "$KEYS"
+    # Open loop, rlimit-bench spins between sends and holds its core: rlimitd moves to
+    # redis-server's core for this one, as with the memory store.
+    repin "$RSTORE_PID" "$CORE_SERVER"
     on_redis rlimitd_redis_open_loop_50k rbench rlimitd_redis_open_loop_50k \
         "Redis store, Unix socket, no pipelining ($OPEN_CONNS conns x 1), open loop at 50,000/s" \
-        "$(where "redis-server:$CORE_SERVER rlimitd:$CORE_LOAD rlimit-bench:$CORE_LOAD")" "$CORE_LOAD" \
+        "$(where "redis-server:$CORE_SERVER rlimitd:$CORE_SERVER rlimit-bench:$CORE_LOAD")" "$CORE_LOAD" \
         -s "$REDIS_ADDR" -p bench -c "$OPEN_CONNS" -d 1 -k "$KEYS" -r 50000
     if grep -qiE 'error|fallback|unavailable|refused' "$TMP/redis-store.log"; then
         say "    rlimitd (redis store) logged:"
@@ -472,10 +512,11 @@ fi
 # ---- summary -----------------------------------------------------------------------
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+CPU_END=$(cpu_available)
 say
-say "load average at start: $LOAD_START, at end: $LOAD_END"
+say "load average at start: $LOAD_START, at end: $LOAD_END; CPU available at start: $CPU_START, at end: $CPU_END"
 mkdir -p "$(dirname "$BENCH_JSON")"
-META=$("$PYTHON" - "$SECS" "$PIN" "$KEYS" "$LOAD_START" "$LOAD_END" "$REDIS_PORT" <<'EOF'
+META=$("$PYTHON" - "$SECS" "$PIN" "$KEYS" "$LOAD_START" "$LOAD_END" "$CPU_START" "$CPU_END" <<'EOF'
 import json, os, platform, subprocess, sys
 def out(*cmd):
     try:
@@ -488,7 +529,7 @@ def node_pkg(name):
             return json.load(f)["version"]
     except Exception:
         return None
-secs, pin, keys, l0, l1, port = sys.argv[1:7]
+secs, pin, keys, l0, l1, cpu0, cpu1 = sys.argv[1:8]
 try:
     import limits
     limits_version = limits.__version__
@@ -502,11 +543,13 @@ except Exception:
     pass
 print(json.dumps({
     "machine": {"cores": os.cpu_count(), "cpu": model, "kernel": platform.release(),
-                "load_average_start": l0, "load_average_end": l1},
+                "load_average_start": l0, "load_average_end": l1,
+                "cpu_available_start": cpu0, "cpu_available_end": cpu1},
     "settings": {"seconds_per_measurement": float(secs), "pinned": pin == "1", "keys": int(keys),
-                 "placement": ("servers (rlimitd memory store, redis-server) on core 0; load generators, "
-                               "rlimitd with the redis store, node and python load on core 1; "
-                               "FastAPI runs unpinned") if pin == "1" else "unpinned"},
+                 "placement": ("rlimitd (memory store) and redis-server on core 0; rlimit-bench, node, "
+                               "python load and redis-benchmark on core 1; rlimitd (redis store) on "
+                               "core 1 closed loop, core 0 open loop; FastAPI runs unpinned; each "
+                               "figure's 'where' says") if pin == "1" else "unpinned"},
     "commit": out("git", "rev-parse", "--short", "HEAD"),
     "dirty": bool(out("git", "status", "--porcelain", "--untracked-files=no")),
     "versions": {"redis": (out("redis-server", "--version") or "").split("v=")[-1].split()[0] or None,
