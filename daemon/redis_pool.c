@@ -68,6 +68,7 @@ struct rl_redis_pool {
     uint64_t failures;           /* connections or attempts that failed */
     uint64_t dead;               /* connections dropped for not answering */
     uint32_t jitter;             /* xorshift state for the backoff's jitter */
+    char refusal[256];           /* the last handshake refusal logged */
 };
 
 int64_t rl_redis_monotonic_us(void) {
@@ -259,7 +260,9 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *privdata) {
         return; /* a context being let go; the disconnect is handled elsewhere */
     if (reply->type == REDIS_REPLY_ERROR) {
         snprintf(why, sizeof(why), "handshake refused: %s", reply->str);
-        rl_log_warn("redis store: %s", why);
+        if (strcmp(why, conn->pool->refusal) != 0) /* once per reason, not per attempt */
+            rl_log_warn("redis store: %s", why);
+        snprintf(conn->pool->refusal, sizeof(conn->pool->refusal), "%s", why);
         conn_drop(conn, why);
         return;
     }
@@ -271,6 +274,7 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *privdata) {
     }
     memcpy(conn->pool->sha, reply->str, 40);
     conn->pool->sha[40] = '\0';
+    conn->pool->refusal[0] = '\0';
     conn_ready(conn);
 }
 

@@ -242,9 +242,19 @@ static void on_answer(void *arg, rl_redis_request *req, rl_store_answer *ans) {
     answer(s, req, ans);
 }
 
-// Resends the call as EVAL (which loads the script) after NOSCRIPT. Returns RL_OK if sent.
+static int all_answered(const call *c) {
+    for (size_t i = 0; i < c->count; i++)
+        if (!c->reqs[i]->answered)
+            return 0;
+    return 1;
+}
+
+// Resends the call as EVAL (which loads the script) after NOSCRIPT, unless nobody waits
+// for it any more. Returns RL_OK if sent.
 static int resend_as_eval(call *c) {
     redis_store *s = c->store;
+    if (all_answered(c))
+        return RL_ERR;
     c->retried = 1;
     s->noscript++;
     if (rl_redis_call_encode(&s->buf, c->reqs, c->count, NULL, c->now_override) != RL_OK)

@@ -521,6 +521,33 @@ START_TEST(foreign_values_count_as_empty) {
 }
 END_TEST
 
+/* A log of 9000 entries given back at once: more members than one Lua unpack takes. */
+START_TEST(big_logs_are_written_in_chunks) {
+    int64_t clock = h_wall_us() + 1000000;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    rl_limits l = one_rate(RL_ALGO_SLIDING_LOG, 20000, 3600000000LL, 0);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    for (int64_t i = 0; i < 9000; i++) {
+        int64_t at = clock - 9000 + i;
+        freeReplyObject(
+            redisCommand(c, "ZADD rl:{p:big}:0 %lld %lld:1", (long long)at, (long long)at));
+    }
+    rl_store_item it = h_item(&l, "p", "big", 1);
+    rl_store_answer ans = h_do(&h, store, RL_STORE_PEEK, &it, 1);
+    ck_assert_uint_eq(ans.verdicts[0].remaining, 20000 - 9000 - 1);
+    it.cost = -9500;
+    ans = h_do(&h, store, RL_STORE_ADJUST, &it, 1);
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(ans.verdicts[0].remaining, 20000);
+    redisReply *r = redisCommand(c, "EXISTS rl:{p:big}:0");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
 START_TEST(forget_ns_deletes_the_policys_keys) {
     rl_limits l = one_rate(RL_ALGO_FIXED_WINDOW, 10, 60000000, 0);
     rl_store *store = h_store(&h, NULL);
@@ -584,6 +611,7 @@ static Suite *store_suite(void) {
     tcase_add_test(store, keys_carry_a_hash_tag_and_a_ttl);
     tcase_add_test(store, a_key_too_long_is_refused);
     tcase_add_test(store, foreign_values_count_as_empty);
+    tcase_add_test(store, big_logs_are_written_in_chunks);
     tcase_add_test(store, forget_ns_deletes_the_policys_keys);
     tcase_add_test(store, unix_socket_and_stats);
     suite_add_tcase(s, store);
