@@ -30,6 +30,7 @@ typedef struct daemon_state {
     rl_engine *engine;       /* decisions */
     rl_server *server;       /* listeners and connections */
     rl_http *http;           /* the HTTP listeners */
+    int stopping;            /* SIGTERM/SIGINT came: no more reloads */
 } daemon_state;
 
 static void usage(FILE *out) {
@@ -72,6 +73,7 @@ static int reload(void *arg, char *err, size_t errlen) {
     if (rl_engine_reload(d->engine, c, err, errlen) != RL_OK) {
         rl_log_error("reload refused after the listeners changed: %s", err);
         rl_config_free(c);
+        rl_engine_reload_refused(d->engine);
         rl_notify("READY=1");
         return RL_ERR;
     }
@@ -88,12 +90,17 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     daemon_state *d = arg;
     char err[1024];
     (void)what;
+    if (sig == SIGHUP && d->stopping) {
+        rl_log_info("SIGHUP ignored: shutting down");
+        return;
+    }
     if (sig == SIGHUP) {
         rl_log_info("SIGHUP: reloading %s", d->config_path);
         reload(d, err, sizeof(err));
         return;
     }
     rl_log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    d->stopping = 1;
     rl_notify("STOPPING=1");
     rl_http_close(d->http);
     rl_server_shutdown(d->server, SHUTDOWN_GRACE_MS);

@@ -192,6 +192,12 @@ expect_eq "reset on the admin listener: exit 0" 0 "$RC"
 expect_eq "reset: human" "ok" "$OUT"
 ctl -s "$PUBLIC" check five user1
 expect_eq "reset forgot the key" 0 "$RC"
+ctl -s "$ADMIN" --json reset five user1
+expect_eq "reset --json: exit 0" 0 "$RC"
+expect_match "reset --json" '^\{"allowed":true,.*"status":"ALLOWED","flags":\[\]\}$' "$OUT"
+ctl -s "$PUBLIC" --json top -k 1
+expect_eq "top --json -k 1: one key per policy" 1 \
+    "$(echo "$OUT" | "$PYTHON" -c 'import json, sys; print(len(json.load(sys.stdin)["policies"][0]["keys"]))')"
 
 stop_daemon
 finish
