@@ -1,7 +1,9 @@
 #!/bin/bash
 # test_ops_redis.sh: the operator's view of a Redis-backed daemon: `rlimitctl stats`
 # shows the store's state and latency (p50/p99), /metrics exports the latency and,
-# once Redis goes away, the store errors and fallbacks; top keys work the same.
+# once Redis goes away, the store errors and fallbacks; top keys work the same; HTTP
+# decisions answered later (Redis busy) reach their client, or are dropped safely when
+# the client left.
 . "$(dirname "$0")/ops_common.sh"
 watchdog 120
 
@@ -15,7 +17,7 @@ trap 'redis_cleanup; cleanup' EXIT
 
 cat >"$DIR/rlimitd.json" <<JSON
 {"listen": ["unix:$DIR/admin.sock", "http:127.0.0.1:0"],
- "store": {"type": "redis", "url": "redis://127.0.0.1:$REDIS_PORT/0", "command_timeout_ms": 200},
+ "store": {"type": "redis", "url": "redis://127.0.0.1:$REDIS_PORT/0", "command_timeout_ms": 3000},
  "policies": {"three": {"algorithm": "fixed_window", "limit": 3, "period": "1h",
                         "on_store_error": "local"}}}
 JSON
@@ -38,12 +40,31 @@ expect_match "metrics: latency summary" '^# TYPE rlimitd_store_latency_seconds s
 expect_match "metrics: p99" '^rlimitd_store_latency_seconds\{quantile="0.99"\} [0-9.e-]+$' "$M"
 expect_match "metrics: latency count" '^rlimitd_store_latency_seconds_count [1-9][0-9]*$' "$M"
 
+# ---- HTTP answers that come later ----
+(redis-cli -p "$REDIS_PORT" DEBUG SLEEP 1 >/dev/null &)
+sleep 0.2
+R=$(http "$PORT" "/check?policy=three&key=late")
+expect_eq "a decision Redis answers late reaches its HTTP client" "status 200" "$(echo "$R" | head -1)"
+ctl -s "$ADMIN" --json stats
+expect_match "... from Redis, not the fallback" '"fallbacks":0' "$OUT"
+(redis-cli -p "$REDIS_PORT" DEBUG SLEEP 1 >/dev/null &)
+sleep 0.2
+"$PYTHON" - "$PORT" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /check?policy=three&key=gone HTTP/1.1\r\nHost: x\r\n\r\n")
+s.close()
+PY
+sleep 1.5
+R=$(http "$PORT" /healthz)
+expect_eq "a client that left before its answer harms nothing" "status 200" "$(echo "$R" | head -1)"
+
 redis_stop -9
 ctl -s "$ADMIN" --json check three someone
 expect_match "Redis down: answered by the local fallback" '"flags":\["fallback"\]' "$OUT"
 ctl -s "$ADMIN" stats
 expect_match "stats: the store is down" '^store redis: state down, ' "$OUT"
-expect_match "stats: store errors and fallbacks counted" '^three +4 +2 +0 +0 +0 +0 +[1-9][0-9]* +[1-9][0-9]*$' "$OUT"
+expect_match "stats: store errors and fallbacks counted" '^three +6 +2 +0 +0 +0 +0 +[1-9][0-9]* +[1-9][0-9]*$' "$OUT"
 M=$(http "$PORT" /metrics | sed '1,/^$/d')
 expect_match "metrics: store errors" '^rlimitd_store_errors_total\{policy="three"\} [1-9][0-9]*$' "$M"
 expect_match "metrics: fallbacks" '^rlimitd_fallbacks_total\{policy="three"\} [1-9][0-9]*$' "$M"
