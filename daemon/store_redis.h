@@ -4,20 +4,33 @@
  *
  * How a decision travels:
  *
- *   submit --> over-limit cache? --denied--> answered at once (RL_FLAG_CACHED)
- *     |                                  redis down? --> answered at once: UNAVAILABLE
+ *   submit --> a single-item CHECK the over-limit cache denies? --> answered at once,
+ *     |                                                            RL_FLAG_CACHED
+ *     |--> Redis down? --> answered at once: STORE_UNAVAILABLE
  *     v
- *   queue (copies) --end of the loop iteration, or batch_max items--> one EVALSHA of
- *   the batch script (redis_script.h) per batch_max items, pipelined on the pool's
- *   least busy connection (redis_pool.h) --> reply --> one answer per submit
+ *   queue (a copy) --end of the loop iteration--> one EVALSHA of the batch script
+ *   (redis_script.h) per batch_max items, sent on the least busy READY connection of
+ *   the pool (redis_pool.h), pipelined: at most 2 calls per connection in flight; what
+ *   arrives meanwhile waits for a reply and goes out in one call, so calls grow with
+ *   load --> reply --> one answer per submit, in submit order
  *
- *   Every submit is answered within command_timeout_ms: past it, with
- *   STORE_UNAVAILABLE (a late reply is then ignored). NOSCRIPT (a restarted or flushed
- *   Redis) resends the call once as EVAL, which reloads the script. A lost connection
- *   fails its calls with STORE_UNAVAILABLE and reconnects with backoff.
+ * Every submit is answered within command_timeout_ms: past it with STORE_UNAVAILABLE
+ * (a late reply is then ignored, though Redis may have counted a CHECK: a timeout
+ * never admits more, it may count more). NOSCRIPT (a restarted or flushed Redis)
+ * resends the call once as EVAL, which loads the script again. A lost connection fails
+ * its calls with STORE_UNAVAILABLE and reconnects with backoff; a connection silent
+ * for max(2 s, 20 x command_timeout_ms) with calls out is dropped and remade.
  *
- * Stats (stats_json): state, requests, items, calls, items_per_call, in flight,
- * errors by kind, reconnects, cache hits, latency p50/p99 of answers from Redis.
+ * Keys: <key_prefix>{<policy>:<key>}:<rate index>, binary-safe, one hash tag per
+ * (policy, key) so an item's rates share a Redis Cluster slot (redis_batch.h). One
+ * script call holds many keys, so a Cluster would need calls split by slot: not done.
+ * A Redis key over RL_REDIS_MAX_KEY (4096) bytes is answered KEY_TOO_LONG.
+ *
+ * Stats (stats_json): state, connections, requests, items, calls, items_per_call,
+ * in_flight, noscript_retries, connects, reconnects, connection failures, dead
+ * connections, errors by kind (down, timeout, disconnected, redis, reply,
+ * key_too_long, internal), the cache's hits/inserts/stale, and the submit-to-answer
+ * latency (count, p50, p99, max, in us) of every submit that went through the queue.
  */
 #ifndef RL_STORE_REDIS_H
 #define RL_STORE_REDIS_H
