@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "denylog.h"
 #include "engine.h"
 #include "http.h"
 #include "log.h"
@@ -141,10 +142,25 @@ static int parse_flags(int argc, char **argv, daemon_state *d, int *check_only, 
     return 0;
 }
 
+// Returns 0 if the config's denial log can be written (or there is none), -1 with the
+// reason in err: the daemon does not start without the log it was asked to keep.
+static int denial_log_writable(const rl_config *c, char *err, size_t errlen) {
+    if (!c->denial_log.path || c->denial_log.syslog)
+        return 0;
+    rl_denylog *probe = rl_denylog_open(&c->denial_log, err, errlen);
+    rl_denylog_close(probe);
+    return probe ? 0 : -1;
+}
+
 static int run(daemon_state *d, rl_config *c) {
     char err[1024];
     struct event *sigs[3];
     int signals[3] = {SIGTERM, SIGINT, SIGHUP};
+    if (denial_log_writable(c, err, sizeof(err)) != 0) {
+        rl_log_error("%s: %s", c->source, err);
+        rl_config_free(c);
+        return 1;
+    }
     d->engine = rl_engine_new(d->base, c, err, sizeof(err));
     if (!d->engine) {
         rl_log_error("%s", err);

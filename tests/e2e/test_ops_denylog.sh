@@ -2,7 +2,7 @@
 # test_ops_denylog.sh: the denial log: one escaped line per denial, at most
 # lines_per_s lines a second with a "suppressed N denial lines" summary, every
 # denial accounted for; reopened by SIGHUP (log rotation) even when the new config is
-# bad; a reload to a path that cannot be written is refused.
+# bad; a reload to a path that cannot be written is refused, and so is a start-up.
 . "$(dirname "$0")/ops_common.sh"
 watchdog 120
 
@@ -88,4 +88,11 @@ ctl -s "$ADMIN" check one moved
 expect_match "lines go to the new path" 'key=moved ' "$(cat "$DIR/other.log")"
 
 stop_daemon
+
+# ---- and the daemon does not start with one ----
+write_config "$DIR/no/such/dir/denials.log"
+$RLIMITD_WRAPPER "$RLIMITD" -f -c "$DIR/rlimitd.json" 2>"$DIR/refused.log"
+expect_eq "an unwritable denial log at start-up: exit 1" 1 "$?"
+expect_match "... with the reason" 'error: .*denial_log.path: cannot open .*/no/such/dir/denials.log' \
+    "$(cat "$DIR/refused.log")"
 finish
