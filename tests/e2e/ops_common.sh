@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # ops_common.sh: helpers for the operations tests (test_ops_*.sh, test_nginx.sh),
 # sourced, never run. Each test gets its own directory from mktemp -d, and a trap that
 # stops what it started and removes the directory.

@@ -3,6 +3,7 @@
 # in front of a tiny upstream (nginx itself answering 200), against a real rlimitd
 # with an HTTP listener: 200 while under the limit, then 429 with Retry-After, 200
 # again for another key; a client cannot pick its own key.
+# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
 . "$(dirname "$0")/ops_common.sh"
 watchdog 120
 

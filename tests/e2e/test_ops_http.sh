@@ -3,6 +3,7 @@
 # headers), /auth (403), parameters from the query or X-RateLimit-* headers, 400s
 # naming the parameter, 404/405/414, evhttp's limits, /healthz, /metrics, and 503
 # when the store cannot decide.
+# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
 . "$(dirname "$0")/ops_common.sh"
 watchdog 120
 

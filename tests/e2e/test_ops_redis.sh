@@ -4,6 +4,7 @@
 # once Redis goes away, the store errors and fallbacks; top keys work the same; HTTP
 # decisions answered later (Redis busy) reach their client, or are dropped safely when
 # the client left.
+# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
 . "$(dirname "$0")/ops_common.sh"
 watchdog 120
 

@@ -3,6 +3,7 @@
 # pointing at the binary just built), keeps the properties the unit promises, and the
 # daemon speaks the sd_notify protocol Type=notify relies on: READY=1 once listening,
 # RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on SIGTERM.
+# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
 . "$(dirname "$0")/ops_common.sh"
 watchdog 90
 
