@@ -61,6 +61,7 @@ typedef struct conn {
     int admin;                /* from an admin listener */
     conn_state state;         /* see conn_state */
     int processing;           /* inside the read handler: defer writes and frees */
+    int64_t partial_since_us; /* when the partial frame in the input began, or 0 */
     uint32_t in_flight;       /* answers owed by the engine */
     struct event *read_ev;    /* readable, or idle timeout */
     struct event *write_ev;   /* writable again after a short write */
@@ -132,6 +133,36 @@ static void conn_settle(conn *c) {
         conn_maybe_free(c);
 }
 
+// Waits for the socket to take more output, at most idle_timeout (then on_writable
+// drops the connection: its client stopped reading).
+static void watch_writes(conn *c) {
+    int ms = c->server->idle_timeout_ms;
+    struct timeval limit = {ms / 1000, (ms % 1000) * 1000};
+    event_add(c->write_ev, &limit);
+}
+
+// Closes a connection whose partial frame has been arriving for longer than
+// idle_timeout (a client sending a byte now and then never goes idle). Returns 1 if it
+// did.
+static int frame_overdue(conn *c) {
+    /* (partial_since_us is reset by the caller whenever a frame completes) */
+    struct timeval tv;
+    if (c->in_len == 0) {
+        c->partial_since_us = 0;
+        return 0;
+    }
+    event_base_gettimeofday_cached(c->server->base, &tv);
+    int64_t now = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    if (c->partial_since_us == 0)
+        c->partial_since_us = now;
+    if (now - c->partial_since_us <= (int64_t)c->server->idle_timeout_ms * 1000)
+        return 0;
+    rl_log_warn("dropping a connection whose frame did not complete within %d ms",
+                c->server->idle_timeout_ms);
+    conn_close(c);
+    return 1;
+}
+
 static void conn_stop_reading(conn *c) {
     if (c->state != CONN_READING)
         return;
@@ -185,19 +216,22 @@ static void conn_reply(void *arg, const rl_response *resp) {
         return;
     }
     c->out_len += rl_response_encode(resp, c->out + c->out_len, c->out_cap - c->out_len);
-    if (!c->processing)
-        event_add(c->write_ev, NULL); /* written on the next loop iteration, batched */
+    if (!c->processing && !event_pending(c->write_ev, EV_WRITE, NULL))
+        watch_writes(c); /* written on the next loop iteration, batched */
 }
 
 static void conn_flush(conn *c) {
+    int progress = 0;
     while (c->state != CONN_DEAD && c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_off += (size_t)n;
+            progress = 1;
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            event_add(c->write_ev, NULL);
+            if (progress || !event_pending(c->write_ev, EV_WRITE, NULL))
+                watch_writes(c); /* the stall deadline restarts only on progress */
             return;
         } else {
             conn_close(c);
@@ -218,7 +252,13 @@ static void conn_flush(conn *c) {
 static void on_writable(evutil_socket_t fd, short what, void *arg) {
     conn *c = arg;
     (void)fd;
-    (void)what;
+    if (what & EV_TIMEOUT) {
+        rl_log_warn("dropping a connection that read none of its answers for %d ms "
+                    "(%zu bytes unsent)",
+                    c->server->idle_timeout_ms, c->out_len - c->out_off);
+        conn_close(c);
+        return;
+    }
     conn_flush(c);
     if (c->state != CONN_DEAD)
         conn_settle(c);
@@ -283,10 +323,12 @@ static void prefetch_frames(conn *c, size_t off) {
     }
 }
 
-// Answers every whole frame in the input buffer; keeps a partial one.
-static void process_input(conn *c) {
+// Answers every whole frame in the input buffer; keeps a partial one. Returns the
+// number of frames handled.
+static int process_input(conn *c) {
     size_t off = 0;
-    for (int frames = 0; c->state == CONN_READING; frames++) {
+    int frames = 0;
+    for (; c->state == CONN_READING; frames++) {
         if (frames % PREFETCH_FRAMES == 0)
             prefetch_frames(c, off);
         rl_header hdr;
@@ -313,6 +355,7 @@ static void process_input(conn *c) {
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
+    return frames;
 }
 
 static int read_some(conn *c) {
@@ -341,10 +384,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg) {
     }
     c->processing = 1;
     int rc = read_some(c);
-    if (rc > 0)
-        process_input(c);
+    if (rc > 0 && process_input(c) > 0)
+        c->partial_since_us = 0; /* progress: a partial frame left now is a new one */
     if (rc < 0)
         conn_stop_reading(c);
+    else if (c->state == CONN_READING)
+        (void)frame_overdue(c);
     conn_flush(c);
     c->processing = 0;
     conn_settle(c);
