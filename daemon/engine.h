@@ -42,8 +42,9 @@ void rl_engine_refuse(rl_engine *engine, uint8_t opcode, uint32_t id, rl_status 
                       rl_engine_reply *reply, void *arg);
 
 // Swaps in a new config (taken over on success; left to the caller on failure).
-// Counters of policies whose limits are unchanged survive; the state of removed or
-// changed policies is forgotten. The store section must be unchanged. Returns RL_OK,
+// Counters of policies whose limits are unchanged survive; the embedded store forgets
+// the state of removed or changed policies (Redis state, shared with other instances,
+// is left to its TTL). The store section must be unchanged. Returns RL_OK,
 // or RL_ERR with the reason in err.
 int rl_engine_reload(rl_engine *engine, rl_config *config, char *err, size_t errlen);
 

@@ -454,9 +454,11 @@ static void carry_over(rl_engine *e, conf_ref *old, conf_ref *next) {
             *rl_engine_policy_stats(next, np) = old->stats[i];
         if (np && np->fingerprint == op->fingerprint)
             continue;
+        /* Only this instance's own state: Redis state is shared with the other instances,
+           which may still run the old config during a rolling reload; a changed policy's
+           Redis keys carry on (a key written by another algorithm counts as empty) or
+           expire by their TTL. */
         e->local->ops->forget_ns(e->local, op->name, op->name_len);
-        if (e->store != e->local)
-            e->store->ops->forget_ns(e->store, op->name, op->name_len);
     }
 }
 
