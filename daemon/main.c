@@ -188,6 +188,9 @@ static int run(daemon_state *d, rl_config *c) {
                 c->store.type == RL_STORE_REDIS ? "redis" : "memory");
     rl_notify("READY=1");
     event_base_dispatch(d->base);
+    signal(SIGTERM, SIG_IGN); /* already stopping: a second signal must not cut cleanup short */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
     rl_engine_free(d->engine); /* answers what a store still owes, to live connections */

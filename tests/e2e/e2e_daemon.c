@@ -412,8 +412,7 @@ START_TEST(sigterm_unlinks_the_socket) {
     snprintf(path, sizeof(path), "%s/rlimitd.sock", daemon_.dir);
     ck_assert_int_eq(stat(path, &st), 0);
     rlt_daemon_signal(&daemon_, SIGTERM);
-    for (int i = 0; i < 500 && stat(path, &st) == 0; i++)
-        usleep(20000);
+    ck_assert_int_eq(rlt_daemon_wait(&daemon_, 30000), 0); /* a clean exit */
     ck_assert_int_ne(stat(path, &st), 0);
 }
 END_TEST

@@ -111,8 +111,28 @@ static void remove_dir(const rlt_daemon *d) {
         fprintf(stderr, "could not remove %s\n", d->dir);
 }
 
+int rlt_daemon_wait(rlt_daemon *d, int timeout_ms) {
+    int status = 0;
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        pid_t r = waitpid(d->pid, &status, WNOHANG);
+        if (r == d->pid) {
+            d->exited = 1;
+            d->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            return d->status;
+        }
+        sleep_ms(20);
+    }
+    return -2;
+}
+
 int rlt_daemon_stop(rlt_daemon *d) {
     int status = 0, rc = -1;
+    if (d->exited) {
+        if (d->status != 0)
+            print_log(d);
+        remove_dir(d);
+        return d->status;
+    }
     kill(d->pid, SIGTERM);
     for (int waited = 0; waited < 30000; waited += 20) {
         pid_t r = waitpid(d->pid, &status, WNOHANG);

@@ -17,6 +17,8 @@ typedef struct rlt_daemon {
     char config[320];   /* the config file */
     char log[320];      /* its stderr */
     char sock[320];     /* "unix:@DIR@/rlimitd.sock", the address tests connect to */
+    int exited;         /* rlt_daemon_wait saw it exit */
+    int status;         /* then: its exit status (-1: killed by a signal) */
 } rlt_daemon;
 
 // Writes config (with @DIR@ replaced) to a new temporary directory and starts the
@@ -34,7 +36,11 @@ void rlt_daemon_signal(rlt_daemon *d, int sig);
 // Returns 1 if the daemon's log contains text.
 int rlt_daemon_log_has(const rlt_daemon *d, const char *text);
 
-// Stops the daemon with SIGTERM and waits for it (30 s at most, then SIGKILL). Returns
+// Waits (timeout_ms at most) for the daemon to exit by itself. Returns its exit status
+// (-1 if a signal killed it), or -2 if it is still running.
+int rlt_daemon_wait(rlt_daemon *d, int timeout_ms);
+
+// Stops the daemon with SIGTERM (unless rlt_daemon_wait saw it exit) and waits for it (30 s at most, then SIGKILL). Returns
 // its exit status (0 for a clean stop; the wrapper's error code under valgrind), or -1
 // if it had to be killed or died of a signal. Removes the temporary directory.
 int rlt_daemon_stop(rlt_daemon *d);
