@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Fault test: the Redis store fails under load.
+#
+# One daemon on a private redis-server (command_timeout_ms 500), three policies that
+# differ only in on_store_error (fo_allow, fo_deny, fo_local), 4 pipelined connections
+# spread over them. Four scenarios, each with its own load run:
+#
+#   kill     redis-server SIGKILLed for 1.5 s, then started again (empty, no scripts);
+#   pause    CLIENT PAUSE 3000 (past command_timeout_ms); at its start one connection
+#            pipelines 300 requests at once: past max_pending (64) they get BUSY;
+#   sleep    DEBUG SLEEP 2.5 (Redis blocked entirely);
+#   restart  SCRIPT FLUSH + FLUSHALL under load (NOSCRIPT: reloaded transparently, no
+#            fallback), then redis-server stopped and started again at once.
+#
+# While Redis is killed, a policy with on_store_error local and limit 3 admits 3 and
+# denies the 4th and 5th request of a fresh key (the embedded store counts).
+#
+# For each: every request got exactly one answer (matched by id) and the daemon's
+# STATS counters moved by what the client received (decisions, FALLBACK answers);
+# answers sent and received while Redis was down, paused or asleep all carry FALLBACK
+# with each policy's answer (allow: ALLOWED, deny: DENIED, local: decided locally);
+# once the store reports every connection ready again, no answer carries FALLBACK, and
+# a policy that denies on store errors admits on a fresh key with its counter in Redis.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. tests/tools/fault_lib.sh
+fault_init
+fault_redis_start
+
+RATE=2000
+if [ -n "$RLIMITD_WRAPPER" ]; then
+    RATE=500
+    echo "under RLIMITD_WRAPPER: scaled down to $RATE requests/s"
+fi
+
+CONFIG='{"listen": ["unix:@DIR@/rlimitd.sock"],
+ "store": {"type": "redis", "url": "'$REDIS_URL'", "command_timeout_ms": 500},
+ "limits": {"max_pending": 64},
+ "policies": {
+  "fo_allow": {"algorithm": "fixed_window", "limit": 1000000000, "period": "1h",
+               "on_store_error": "allow"},
+  "fo_deny": {"algorithm": "fixed_window", "limit": 1000000000, "period": "1h",
+              "on_store_error": "deny"},
+  "fo_local": {"algorithm": "fixed_window", "limit": 1000000000, "period": "1h",
+               "on_store_error": "local"},
+  "local3": {"algorithm": "fixed_window", "limit": 3, "period": "1h",
+             "on_store_error": "local"},
+  "pend": {"algorithm": "fixed_window", "limit": 1000000000, "period": "1h"},
+  "probe": {"algorithm": "fixed_window", "limit": 1000, "period": "1h",
+            "on_store_error": "deny"}}}'
+daemon_start d "$CONFIG"
+PID=${DPID[d]}
+RSS_START=$(rlload rss "$PID")
+
+# Starts a load run for scenario $1 in the background; its marks go to $WORK/$1.marks.
+start_load() {
+    rm -f "$WORK/stop" "$WORK/ready"
+    rlload load --address "${SOCK[d]}" --connections 4 --depth 16 --rate "$RATE" \
+        --spec fo_allow:20 --spec fo_deny:20 --spec fo_local:20 --key-prefix "$1-" \
+        --stop-file "$WORK/stop" --ready-file "$WORK/ready" --check-stats \
+        --marks "$WORK/$1.marks" "${@:2}" --out "$WORK/$1.json" >"$WORK/$1.out" 2>&1 &
+    LOAD=$!
+    for _ in $(seq 1 1500); do [ -e "$WORK/ready" ] && break; sleep 0.02; done
+}
+
+# Stops the load run of scenario $1 and checks its verdict.
+finish_load() {
+    touch "$WORK/stop"
+    if ! wait "$LOAD"; then
+        cut -c1-4000 "$WORK/$1.out"
+        check_failed "$1: answers lost, duplicated, miscounted or with the wrong flags"
+    fi
+    "$PYTHON" - "$WORK/$1.json" "$1" <<'PY'
+import json, sys
+d, name = json.load(open(sys.argv[1])), sys.argv[2]
+print(f"{name}: {d['sent']} sent, {d['answered']} answered, {d['lost']} lost, "
+      f"{d['duplicates']} duplicated")
+for phase, cells in d["phases"].items():
+    if phase != "*":
+        print(f"  {phase:>14}: " + "; ".join(f"{p} {c['answers']} {c['status']} {c['flags']}"
+                                            for p, c in sorted(cells.items())))
+print("  STATS moved: " + "; ".join(f"{p} allowed {s['allowed']} denied {s['denied']} "
+                                   f"fallbacks {s['fallbacks']}"
+                                   for p, s in sorted(d.get("stats_deltas", {}).items())))
+PY
+}
+
+wait_back() { # scenario
+    if ! rlload wait-store-up "${SOCK[d]}" --timeout 60 >/dev/null; then
+        check_failed "$1: the store did not come back within 60 s"
+    fi
+    mark "$WORK/$1.marks" back
+}
+
+# Checks that Redis is used again: 3 CHECKs of a fresh key on a deny-on-error policy are
+# admitted without FALLBACK, counting down, and the key's counter is in Redis.
+redis_used() { # scenario
+    "$PYTHON" - "${SOCK[d]}" "$1" <<'PY' || check_failed "$1: Redis is not used again"
+import sys
+sys.path.insert(0, "tests/tools")
+import rlwire as w
+with w.Client(sys.argv[1]) as c:
+    got = [c.check("probe", f"after-{sys.argv[2]}") for _ in range(3)]
+if [(a.status_name, a.flags, a.remaining) for a in got] != [("ALLOWED", 0, n) for n in (999, 998, 997)]:
+    print("FAIL: probe answers", got)
+    sys.exit(1)
+PY
+    if [ "$(rcli exists "rl:{probe:after-$1}:0")" != 1 ]; then
+        check_failed "$1: the probe's counter is not in Redis"
+    fi
+}
+
+# While Redis is down: a fresh key of a local-fallback policy of limit 3 is decided by the
+# embedded store: 3 admitted, then denied, all with FALLBACK.
+local_decides() {
+    "$PYTHON" - "${SOCK[d]}" <<'PY' || check_failed "kill: the local fallback does not count"
+import sys
+sys.path.insert(0, "tests/tools")
+import rlwire as w
+with w.Client(sys.argv[1]) as c:
+    got = [(a.status_name, a.flags) for a in (c.check("local3", "outage") for _ in range(5))]
+print(f"local3 while Redis is down: {got}")
+if got != [("ALLOWED", w.FALLBACK)] * 3 + [("DENIED", w.FALLBACK)] * 2:
+    print("FAIL: expected 3 ALLOWED then 2 DENIED, all FALLBACK")
+    sys.exit(1)
+PY
+}
+
+DOWN_EXPECT=(--expect 'up:*:-FALLBACK,min=10' --expect 'back:*:-FALLBACK,min=10')
+fallback_expect() { # phase
+    echo --expect "$1:fo_allow:status=ALLOWED,+FALLBACK,min=5" \
+        --expect "$1:fo_deny:status=DENIED,+FALLBACK,min=5" \
+        --expect "$1:fo_local:status=ALLOWED,+FALLBACK,min=5"
+}
+
+echo "-- kill: redis-server SIGKILLed under load, restarted 1.5 s later"
+: >"$WORK/kill.marks"
+# shellcheck disable=SC2046
+start_load kill "${DOWN_EXPECT[@]}" $(fallback_expect down)
+mark "$WORK/kill.marks" up
+sleep 1
+mark "$WORK/kill.marks" killing
+redis_stop -9
+mark "$WORK/kill.marks" down
+local_decides
+sleep 1.5
+mark "$WORK/kill.marks" restarting
+redis_restart || check_failed "kill: redis-server did not restart"
+wait_back kill
+sleep 1
+finish_load kill
+redis_used kill
+
+echo "-- pause: CLIENT PAUSE 3000 under load; max_pending 64 reached meanwhile"
+: >"$WORK/pause.marks"
+# shellcheck disable=SC2046
+start_load pause "${DOWN_EXPECT[@]}" $(fallback_expect paused)
+mark "$WORK/pause.marks" up
+sleep 1
+mark "$WORK/pause.marks" pausing
+rcli client pause 3000 >/dev/null
+mark "$WORK/pause.marks" paused
+rlload burst --address "${SOCK[d]}" --policy pend --count 300 --expect-busy-min 1 \
+    >"$WORK/burst.json" || check_failed "pause: max_pending was not answered with BUSY"
+cat "$WORK/burst.json"
+sleep 1.6
+mark "$WORK/pause.marks" pause-ending
+sleep 0.8
+wait_back pause
+sleep 1
+finish_load pause
+redis_used pause
+
+echo "-- sleep: DEBUG SLEEP 2.5 under load"
+: >"$WORK/sleep.marks"
+# shellcheck disable=SC2046
+start_load sleep "${DOWN_EXPECT[@]}" $(fallback_expect asleep)
+mark "$WORK/sleep.marks" up
+sleep 1
+mark "$WORK/sleep.marks" sleeping
+rcli debug sleep 2.5 >/dev/null &
+SLEEPER=$!
+sleep 0.3
+mark "$WORK/sleep.marks" asleep
+sleep 1.7
+mark "$WORK/sleep.marks" waking
+wait "$SLEEPER"
+wait_back sleep
+sleep 1
+finish_load sleep
+redis_used sleep
+
+echo "-- restart: SCRIPT FLUSH + FLUSHALL under load, then a restart with an empty dataset"
+: >"$WORK/restart.marks"
+NOSCRIPT_BEFORE=$(rlload stats "${SOCK[d]}" --path store.noscript_retries)
+start_load restart --expect 'up:*:-FALLBACK,min=10' --expect 'flushed:*:-FALLBACK,min=10' \
+    --expect 'back:*:-FALLBACK,min=10'
+mark "$WORK/restart.marks" up
+sleep 1
+mark "$WORK/restart.marks" flushing
+rcli script flush >/dev/null
+rcli flushall >/dev/null
+mark "$WORK/restart.marks" flushed
+sleep 1
+mark "$WORK/restart.marks" restarting
+redis_stop ""
+redis_restart || check_failed "restart: redis-server did not restart"
+wait_back restart
+sleep 1
+finish_load restart
+NOSCRIPT_AFTER=$(rlload stats "${SOCK[d]}" --path store.noscript_retries)
+echo "NOSCRIPT retries: $NOSCRIPT_BEFORE before, $NOSCRIPT_AFTER after"
+[ "$NOSCRIPT_AFTER" -gt "$NOSCRIPT_BEFORE" ] ||
+    check_failed "restart: no NOSCRIPT retry counted after SCRIPT FLUSH"
+KEYS=$(rcli --scan --pattern 'rl:*' | wc -l)
+echo "Redis keys after the restart: $KEYS"
+[ "$KEYS" -gt 0 ] || check_failed "restart: the daemon wrote nothing to the restarted Redis"
+redis_used restart
+
+rlload ping "${SOCK[d]}" >/dev/null || check_failed "the daemon does not answer PING at the end"
+RSS_END=$(rlload rss "$PID")
+echo "RSS: start ${RSS_START} kB, end ${RSS_END} kB"
+if [ "$RSS_STRICT" = 1 ] && [ "$RSS_END" -gt $((RSS_START + 32768)) ]; then
+    check_failed "RSS at the end (${RSS_END} kB) is more than 32 MiB above the start"
+fi
+daemon_stop d
+fault_finish test_fault_redis
