@@ -9,6 +9,9 @@
 #   pause    CLIENT PAUSE 3000 (past command_timeout_ms); at its start one connection
 #            pipelines 300 requests at once: past max_pending (64) they get BUSY;
 #   sleep    DEBUG SLEEP 2.5 (Redis blocked entirely);
+#   gone     while Redis is paused, clients send 10 CHECKs and close without reading (or
+#            half-close and read): answers owed to departed clients must be dropped
+#            safely (under ASan/valgrind: no use after free), half-closed ones answered;
 #   restart  SCRIPT FLUSH + FLUSHALL under load (NOSCRIPT: reloaded transparently, no
 #            fallback), then redis-server stopped and started again at once.
 #
@@ -170,6 +173,18 @@ wait_back pause
 sleep 1
 finish_load pause
 redis_used pause
+
+echo "-- gone: 60 clients send 10 CHECKs each and close at once, Redis paused (answers owed)"
+rcli client pause 1500 >/dev/null
+rlload midframe --address "${SOCK[d]}" --pid "$PID" --policy pend --connections 60 --kinds 3,3,4 \
+    --settle 2 >"$WORK/gone.json" || check_failed "gone: clients leaving with answers owed"
+cut -c1-300 "$WORK/gone.json"
+if ! kill -0 "$PID" 2>/dev/null; then
+    check_failed "gone: the daemon died once the answers owed to departed clients came"
+    grep -A12 "ERROR: AddressSanitizer" "$(daemon_log d)" >&2 || tail -40 "$(daemon_log d)" >&2
+    fault_finish test_fault_redis
+fi
+rlload wait-store-up "${SOCK[d]}" --timeout 60 >/dev/null || check_failed "gone: store not back"
 
 echo "-- sleep: DEBUG SLEEP 2.5 under load"
 : >"$WORK/sleep.marks"

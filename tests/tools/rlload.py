@@ -656,8 +656,9 @@ def cmd_midframe(args) -> int:
     variants = Counter()
     half_close_answers = Counter()
     failures = []
+    kinds = [int(k) for k in args.kinds.split(",")]
     for i in range(args.connections):
-        kind = i % 5
+        kind = kinds[i % len(kinds)]
         s = w.connect(args.address)
         if kind == 0:  # half a header
             s.sendall(frame[:6])
@@ -811,6 +812,9 @@ def main() -> int:
     s.add_argument("--policy", required=True)
     s.add_argument("--connections", type=int, default=500)
     s.add_argument("--big-length", type=int, default=8000)
+    s.add_argument("--kinds", default="0,1,2,3,4",
+                   help="0 half a header, 1 half a body, 2 a large frame begun, 3 ten frames "
+                        "and gone, 4 ten frames and half-close (their answers must come)")
     s.add_argument("--settle", type=float, default=0.5)
     s.add_argument("--max-growth-kb", type=int, default=0)
     s.set_defaults(fn=cmd_midframe)
