@@ -32,6 +32,10 @@
 #   BENCH_MEM_CONNS=2 BENCH_MEM_DEPTH=256         (a) connections x in flight
 #   BENCH_REDIS_CONNS=4 BENCH_REDIS_DEPTH=256     (c) connections x in flight
 #   BENCH_OPEN_CONNS=64                           (b, c) connections, one request each
+#   BENCH_NICE=-10         run everything at this nice level (root only; unset: unchanged).
+#                          On a machine shared with other work it gives every process here
+#                          the same larger share of the CPU, so figures suffer less from the
+#                          others; it takes that share from them for the run's duration.
 #
 # Placement on this 2-core machine (BENCH_PIN=1), printed with every figure: the servers
 # on core 0 (rlimitd with the memory store, redis-server), the load generators on core 1
@@ -42,8 +46,8 @@
 # because an open-loop rlimit-bench spins between sends and holds all of core 1. The
 # FastAPI runs are not pinned: bench_python.py starts uvicorn and wrk, and pinning them
 # together would measure wrk against uvicorn for one core; the daemon stays on core 0.
-# A 0.5 s spin on each core at the start and the end tells how much of the machine was
-# ours (other work on the machine makes every figure lower and noisier).
+# A 1 s spin on each core at the start, before each section and at the end tells how much
+# of the machine was ours (other work on the machine makes every figure lower and noisier).
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -114,8 +118,9 @@ where() {  # where "rlimitd:0 rlimit-bench:1": the placement string for a record
     if [ "$PIN" = 1 ]; then printf '%s' "$1"; else printf 'unpinned'; fi
 }
 
-# measure NAME DESC WHERE CMDLINE -- [pin CORE] COMMAND...: runs COMMAND (on CORE) (bounded in time) with its
-# output in $TMP/NAME.out and .err, then records its JSON lines (none: "skipped: <stderr>").
+# measure NAME DESC WHERE CMDLINE -- [pin CORE] COMMAND...: runs COMMAND (on CORE, bounded
+# in time) with its output in $TMP/NAME.out and .err, then records its JSON lines (none at
+# all: "skipped: <its stderr>").
 measure() {
     local name=$1 desc=$2 place=$3 cmdline=$4
     shift 5
@@ -129,6 +134,10 @@ measure() {
     local why="exit status $rc: $(tail -c 300 "$TMP/$name.err" | tr '\n' ' ')"
     "$PYTHON" "$BENCH_DIR/results.py" record "$RESULTS" --name "$name" --desc "$desc" --where "$place" \
         --cmd "$cmdline" --source "${SOURCE:-}" --empty-reason "$why" --cpu "$CPU_NOW" <"$TMP/$name.out"
+    if [ "$rc" != 0 ] && [ -s "$TMP/$name.out" ]; then
+        "$PYTHON" "$BENCH_DIR/results.py" annotate "$RESULTS" "$name" "exit_status=$rc"
+        say "    (exit status $rc)"
+    fi
     grep -v '^$' "$TMP/$name.err" | head -5 | sed 's/^/    | /'
     return 0
 }
@@ -142,6 +151,14 @@ free_port() {
 
 # ---- preflight -------------------------------------------------------------------
 
+if [ -n "${BENCH_NICE:-}" ]; then
+    if renice -n "$BENCH_NICE" -p $$ >/dev/null 2>&1; then
+        say "running at nice $BENCH_NICE (BENCH_NICE): every process started here inherits it"
+    else
+        say "BENCH_NICE=$BENCH_NICE: renice refused (not root?); running at the usual priority"
+        BENCH_NICE=""
+    fi
+fi
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "rlimitd benchmarks: $(nproc) cores, ${SECS}s per measurement, $KEYS keys, load average at start: $LOAD_START"
 if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l > 0.5) }'; then
@@ -157,7 +174,7 @@ else
     say "placement: unpinned (BENCH_PIN=0), the scheduler places every process"
 fi
 
-# How much of each core a process gets right now: a 0.5 s spin on each core at once,
+# How much of each core a process gets right now: a 1 s spin on each core at once,
 # CPU time obtained / wall time. Other work on the machine shows as less than 100 %.
 cpu_available() {
     local core pids=()
@@ -165,7 +182,7 @@ cpu_available() {
         taskset -c "$core" "$PYTHON" -c '
 import time
 w0, c0 = time.monotonic(), time.process_time()
-while time.monotonic() - w0 < 0.5:
+while time.monotonic() - w0 < 1.0:
     pass
 print(round(100 * (time.process_time() - c0) / (time.monotonic() - w0)))' >"$TMP/cpu$core" 2>/dev/null &
         pids+=($!)
@@ -516,7 +533,7 @@ CPU_END=$(cpu_available)
 say
 say "load average at start: $LOAD_START, at end: $LOAD_END; CPU available at start: $CPU_START, at end: $CPU_END"
 mkdir -p "$(dirname "$BENCH_JSON")"
-META=$("$PYTHON" - "$SECS" "$PIN" "$KEYS" "$LOAD_START" "$LOAD_END" "$CPU_START" "$CPU_END" <<'EOF'
+META=$("$PYTHON" - "$SECS" "$PIN" "$KEYS" "$LOAD_START" "$LOAD_END" "$CPU_START" "$CPU_END" "${BENCH_NICE:-}" <<'EOF'
 import json, os, platform, subprocess, sys
 def out(*cmd):
     try:
@@ -529,7 +546,7 @@ def node_pkg(name):
             return json.load(f)["version"]
     except Exception:
         return None
-secs, pin, keys, l0, l1, cpu0, cpu1 = sys.argv[1:8]
+secs, pin, keys, l0, l1, cpu0, cpu1, nice = sys.argv[1:9]
 try:
     import limits
     limits_version = limits.__version__
@@ -546,6 +563,7 @@ print(json.dumps({
                 "load_average_start": l0, "load_average_end": l1,
                 "cpu_available_start": cpu0, "cpu_available_end": cpu1},
     "settings": {"seconds_per_measurement": float(secs), "pinned": pin == "1", "keys": int(keys),
+                 "nice": int(nice) if nice else None,
                  "placement": ("rlimitd (memory store) and redis-server on core 0; rlimit-bench, node, "
                                "python load and redis-benchmark on core 1; rlimitd (redis store) on "
                                "core 1 closed loop, core 0 open loop; FastAPI runs unpinned; each "
