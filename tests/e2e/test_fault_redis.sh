@@ -18,6 +18,9 @@
 # While Redis is killed, a policy with on_store_error local and limit 3 admits 3 and
 # denies the 4th and 5th request of a fresh key (the embedded store counts).
 #
+# Then SIGTERM while Redis is paused: every request the daemon has read must still be
+# answered (with its fallback) before it closes the connection and exits cleanly.
+#
 # For each: every request got exactly one answer (matched by id) and the daemon's
 # STATS counters moved by what the client received (decisions, FALLBACK answers);
 # answers sent and received while Redis was down, paused or asleep all carry FALLBACK
@@ -237,6 +240,23 @@ RSS_END=$(rlload rss "$PID")
 echo "RSS: start ${RSS_START} kB, end ${RSS_END} kB"
 if [ "$RSS_STRICT" = 1 ] && [ "$RSS_END" -gt $((RSS_START + 32768)) ]; then
     check_failed "RSS at the end (${RSS_END} kB) is more than 32 MiB above the start"
+fi
+
+echo "-- shutdown: SIGTERM while Redis is paused with requests in flight"
+rm -f "$WORK/stop" "$WORK/ready"
+rlload load --address "${SOCK[d]}" --connections 4 --depth 16 --rate "$RATE" \
+    --spec fo_allow:20 --key-prefix shutdown- --stop-file "$WORK/stop" \
+    --ready-file "$WORK/ready" --closing-ok >"$WORK/shutdown.out" 2>&1 &
+LOAD=$!
+for _ in $(seq 1 1500); do [ -e "$WORK/ready" ] && break; sleep 0.02; done
+sleep 0.5
+rcli client pause 3000 >/dev/null
+touch "$WORK/stop" # the load sends nothing more and waits for every answer
+sleep 0.3          # the daemon has read every request: they wait for Redis
+kill -TERM "$PID"
+if ! wait "$LOAD"; then
+    cut -c1-1500 "$WORK/shutdown.out"
+    check_failed "shutdown: requests the daemon had read were not all answered before it closed"
 fi
 daemon_stop d
 fault_finish test_fault_redis

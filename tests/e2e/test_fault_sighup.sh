@@ -11,6 +11,10 @@
 # Asserts: every request got exactly one answer (by id), STATS counters moved by what
 # the client received, no crash, no refused reload, the daemon answers, the final
 # config is in force (and the removed listener's socket is gone), RSS bounded.
+#
+# Part 2 does a smaller storm on a Redis-backed daemon while Redis is paused now and
+# then, so that answers are in flight across reloads; the same exactly-once and STATS
+# assertions apply.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/tools/fault_lib.sh
@@ -128,4 +132,47 @@ if [ "$RSS_STRICT" = 1 ] && [ "$RSS_END" -gt $((RSS_START + 32768)) ]; then
     check_failed "RSS at the end (${RSS_END} kB) is more than 32 MiB above the start"
 fi
 daemon_stop d
+
+# Part 2: the same storm on a Redis-backed daemon while Redis is paused now and then, so
+# that answers are in flight across reloads (decided under the old config, answered under
+# the new one): still exactly one answer each, and STATS must count every one of them.
+echo "-- Redis store: 20 SIGHUPs while Redis is paused now and then (answers in flight)"
+fault_redis_start
+redis_config() { # flip-limit
+    cat <<EOF
+{"listen": ["unix:@DIR@/rlimitd.sock"],
+ "store": {"type": "redis", "url": "$REDIS_URL", "command_timeout_ms": 500},
+ "policies": {
+  "steady": {"algorithm": "fixed_window", "limit": 1000000000, "period": "1h"},
+  "flip": {"algorithm": "token_bucket", "limit": $1, "period": "1s"}}}
+EOF
+}
+daemon_start r "$(redis_config 1000)"
+rm -f "$WORK/stop" "$WORK/ready"
+rlload load --address "${SOCK[r]}" --connections 4 --depth 32 --rate "$RATE" \
+    --spec steady:10 --spec flip:10 --stop-file "$WORK/stop" --ready-file "$WORK/ready" \
+    --check-stats --out "$WORK/redis.json" >"$WORK/redis.out" 2>&1 &
+LOAD=$!
+for _ in $(seq 1 1500); do [ -e "$WORK/ready" ] && break; sleep 0.02; done
+for i in $(seq 1 20); do
+    if [ $((i % 7)) = 1 ]; then
+        rcli client pause 700 >/dev/null
+    fi
+    daemon_reconfig r "$(redis_config $((1000 + i % 2)))"
+    kill -HUP "${DPID[r]}" 2>/dev/null || break
+    sleep 0.15
+done
+sleep 1
+touch "$WORK/stop"
+if ! wait "$LOAD"; then
+    cut -c1-1500 "$WORK/redis.out"
+    check_failed "Redis store: answers in flight across reloads were lost, duplicated or not" \
+        "counted in STATS"
+else
+    "$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1]));
+print("load: %d sent, %d answered; STATS moved as the client saw: %s" % (d["sent"], d["answered"],
+      {p: (s["allowed"] + s["denied"], s["fallbacks"]) for p, s in d["stats_deltas"].items()}))' \
+        "$WORK/redis.json"
+fi
+daemon_stop r
 fault_finish test_fault_sighup
