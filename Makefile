@@ -105,12 +105,17 @@ $(BUILD)/tests/e2e_%: $(call obj,tests/e2e/e2e_%.c $(TEST_SUPPORT)) $(CLIENT_LIB
 run: deps all
 	$(BUILD)/rlimitd -f -c conf/rlimitd.json
 
-# Every test. Each step starts what it needs and cleans up after itself.
+# Every test. Each step starts what it needs and cleans up after itself; every step runs
+# even when an earlier one failed, and the failed steps are listed at the end.
+TEST_STEPS := unit e2e pytest check-asan valgrind fuzz-short
 test: deps all
-	$(MAKE) --no-print-directory unit e2e pytest
-	$(MAKE) --no-print-directory check-asan
-	$(MAKE) --no-print-directory valgrind
-	$(MAKE) --no-print-directory fuzz-short
+	@failed=""; for step in $(TEST_STEPS); do \
+		echo "==== make $$step"; t0=$$(date +%s); \
+		$(MAKE) --no-print-directory $$step || failed="$$failed $$step"; \
+		echo "==== make $$step: $$(( $$(date +%s) - t0 ))s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test FAILED:$$failed"; exit 1; fi; \
+	echo "make test: every step passed ($(TEST_STEPS))"
 
 unit: $(UNIT_BINS)
 	@failed=""; for t in $(UNIT_BINS); do echo "== $$t"; \
@@ -120,12 +125,14 @@ unit: $(UNIT_BINS)
 e2e: all $(E2E_BINS)
 	@failed=""; \
 	for t in $(E2E_BINS); do \
-		echo "== $$t"; RLIMITD_BIN=$(BUILD)/rlimitd RLIMITCTL_BIN=$(BUILD)/rlimitctl \
-		RLIMITD_WRAPPER="$(VALGRIND)" CK_DEFAULT_TIMEOUT=120 $$t || failed="$$failed $$t"; \
+		echo "== $$t"; t0=$$(date +%s); RLIMITD_BIN=$(BUILD)/rlimitd \
+		RLIMITCTL_BIN=$(BUILD)/rlimitctl RLIMITD_WRAPPER="$(VALGRIND)" CK_DEFAULT_TIMEOUT=120 \
+		$$t || failed="$$failed $$t"; echo "== $$t: $$(( $$(date +%s) - t0 ))s"; \
 	done; \
 	for t in $(sort $(wildcard tests/e2e/test_*.sh)); do \
-		echo "== $$t"; BUILD=$(BUILD) RLIMITD_WRAPPER="$(VALGRIND)" PYTHON=$(PYTHON) \
-		bash $$t || failed="$$failed $$t"; \
+		echo "== $$t"; t0=$$(date +%s); BUILD=$(BUILD) RLIMITD_WRAPPER="$(VALGRIND)" \
+		PYTHON=$(PYTHON) bash $$t || failed="$$failed $$t"; \
+		echo "== $$t: $$(( $$(date +%s) - t0 ))s"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "e2e FAILED:$$failed"; exit 1; fi
 
