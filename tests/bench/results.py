@@ -100,8 +100,7 @@ def cmd_record(args):
             if not isinstance(obj, dict):
                 continue
             obj.setdefault("name", args.name)
-            if obj["name"] == args.name or args.name is None:
-                obj.setdefault("description", args.desc)
+            obj.setdefault("description", args.desc)
             if args.where:
                 obj.setdefault("where", args.where)
             if args.command:
@@ -148,6 +147,9 @@ def cmd_annotate(args):
         if r.get("name") == args.name:
             if "skipped" not in r:
                 r.update(extra)
+                if extra.get("redis_script_calls_per_s") == 0:
+                    r["warning"] = "redis-server ran no script meanwhile: these decisions did not come from Redis"
+                    print(f"    WARNING: {args.name}: {r['warning']}")
                 rate = r.get("decisions_per_s")
                 calls_per_s = extra.get("redis_script_calls_per_s")
                 if rate and calls_per_s:
