@@ -57,6 +57,16 @@ policy_stats *rl_engine_policy_stats(conf_ref *ref, const rl_policy *policy) {
     return &ref->stats[policy - ref->config->policies];
 }
 
+policy_stats *rl_engine_stats_of(pending *p, const rl_policy *policy) {
+    conf_ref *now = p->engine->conf;
+    if (p->conf == now)
+        return rl_engine_policy_stats(now, policy);
+    /* A reload happened while p was in flight: the old counters were carried over
+       already, so count in the new config's policy of the same name, if it has one. */
+    const rl_policy *same = rl_config_policy(now->config, policy->name, policy->name_len);
+    return rl_engine_policy_stats(same ? now : p->conf, same ? same : policy);
+}
+
 /* ---- pending requests ---- */
 
 static pending *pending_get(rl_engine *e, rl_engine_reply *reply, void *arg) {
@@ -281,7 +291,7 @@ static void fall_back(pending *p, const rl_store_answer *ans) {
     rl_on_error mode = fallback_mode(p);
     p->fallback = 1;
     for (size_t i = 0; i < p->item_count; i++)
-        rl_engine_policy_stats(p->conf, p->slots[i].policy)->store_errors++;
+        rl_engine_stats_of(p, p->slots[i].policy)->store_errors++;
     rl_engine_store_error(e, ans);
     if (mode == RL_ON_ERROR_LOCAL && !p->keys_lost) {
         (void)submit(p, e->local); /* the embedded store answers at once */

@@ -132,7 +132,7 @@ static void carry_tops(rl_engine *e, const rl_config *next) {
 /* ---- counting ---- */
 
 void rl_engine_count(pending *p, const slot *s, const rl_result *r) {
-    policy_stats *st = rl_engine_policy_stats(p->conf, s->policy);
+    policy_stats *st = rl_engine_stats_of(p, s->policy);
     if (r->flags & RL_FLAG_FALLBACK)
         st->fallbacks++;
     if (r->flags & RL_FLAG_EXEMPT)
@@ -154,7 +154,7 @@ void rl_engine_count(pending *p, const slot *s, const rl_result *r) {
 void rl_engine_count_error(pending *p) {
     for (size_t i = 0; i < p->item_count; i++)
         if (p->slots[i].policy)
-            rl_engine_policy_stats(p->conf, p->slots[i].policy)->errors++;
+            rl_engine_stats_of(p, p->slots[i].policy)->errors++;
 }
 
 void rl_engine_store_error(struct rl_engine *e, const rl_store_answer *ans) {

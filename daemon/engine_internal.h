@@ -100,6 +100,10 @@ void rl_conf_ref_put(conf_ref *ref);
 // Returns the stats of policy (which belongs to ref's config).
 policy_stats *rl_engine_policy_stats(conf_ref *ref, const rl_policy *policy);
 
+// Returns the counters an answer of p for policy goes to: those of the config in force
+// (p may have been decided under a config a reload has replaced since).
+policy_stats *rl_engine_stats_of(pending *p, const rl_policy *policy);
+
 // Fills a wire result from a verdict (times rounded up to whole ms).
 void rl_result_from_verdict(rl_result *r, const rl_verdict *v, rl_status status);
 

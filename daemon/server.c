@@ -259,9 +259,10 @@ static void on_writable(evutil_socket_t fd, short what, void *arg) {
         conn_close(c);
         return;
     }
+    c->processing = 1; /* conn_flush may close c: free it only in conn_settle */
     conn_flush(c);
-    if (c->state != CONN_DEAD)
-        conn_settle(c);
+    c->processing = 0;
+    conn_settle(c);
 }
 
 /* ---- input ---- */
