@@ -76,7 +76,7 @@ def send(frame: bytes):
         answers = w.parse_frames(buf)
     closed = False
     if answers:
-        s.settimeout(5)
+        s.settimeout(1)  # an open connection stays silent: 1 s tells
         try:
             closed = s.recv(4096) == b""
         except socket.timeout:

@@ -5,10 +5,10 @@
 # differ only in on_store_error (fo_allow, fo_deny, fo_local), 4 pipelined connections
 # spread over them. Four scenarios, each with its own load run:
 #
-#   kill     redis-server SIGKILLed for 1.5 s, then started again (empty, no scripts);
-#   pause    CLIENT PAUSE 3000 (past command_timeout_ms); at its start one connection
+#   kill     redis-server SIGKILLed for 1.2 s, then started again (empty, no scripts);
+#   pause    CLIENT PAUSE 2200 (past command_timeout_ms); at its start one connection
 #            pipelines 300 requests at once: past max_pending (64) they get BUSY;
-#   sleep    DEBUG SLEEP 2.5 (Redis blocked entirely);
+#   sleep    DEBUG SLEEP 1.8 (Redis blocked entirely);
 #   gone     while Redis is paused, clients send 10 CHECKs and close without reading (or
 #            half-close and read): answers owed to departed clients must be dropped
 #            safely (under ASan/valgrind: no use after free), half-closed ones answered;
@@ -139,41 +139,41 @@ fallback_expect() { # phase
         --expect "$1:fo_local:status=ALLOWED,+FALLBACK,min=5"
 }
 
-echo "-- kill: redis-server SIGKILLed under load, restarted 1.5 s later"
+echo "-- kill: redis-server SIGKILLed under load, restarted 1.2 s later"
 : >"$WORK/kill.marks"
 # shellcheck disable=SC2046
 start_load kill "${DOWN_EXPECT[@]}" $(fallback_expect down)
 mark "$WORK/kill.marks" up
-sleep 1
+sleep 0.6
 mark "$WORK/kill.marks" killing
 redis_stop -9
 mark "$WORK/kill.marks" down
 local_decides
-sleep 1.5
+sleep 1.2
 mark "$WORK/kill.marks" restarting
 redis_restart || check_failed "kill: redis-server did not restart"
 wait_back kill
-sleep 1
+sleep 0.6
 finish_load kill
 redis_used kill
 
-echo "-- pause: CLIENT PAUSE 3000 under load; max_pending 64 reached meanwhile"
+echo "-- pause: CLIENT PAUSE 2200 under load; max_pending 64 reached meanwhile"
 : >"$WORK/pause.marks"
 # shellcheck disable=SC2046
 start_load pause "${DOWN_EXPECT[@]}" $(fallback_expect paused)
 mark "$WORK/pause.marks" up
-sleep 1
+sleep 0.6
 mark "$WORK/pause.marks" pausing
-rcli client pause 3000 >/dev/null
+rcli client pause 2200 >/dev/null
 mark "$WORK/pause.marks" paused
 rlload burst --address "${SOCK[d]}" --policy pend --count 300 --expect-busy-min 1 \
     >"$WORK/burst.json" || check_failed "pause: max_pending was not answered with BUSY"
 cat "$WORK/burst.json"
-sleep 1.6
+sleep 1.1
 mark "$WORK/pause.marks" pause-ending
-sleep 0.8
+sleep 0.6
 wait_back pause
-sleep 1
+sleep 0.6
 finish_load pause
 redis_used pause
 
@@ -189,22 +189,22 @@ if ! kill -0 "$PID" 2>/dev/null; then
 fi
 rlload wait-store-up "${SOCK[d]}" --timeout 60 >/dev/null || check_failed "gone: store not back"
 
-echo "-- sleep: DEBUG SLEEP 2.5 under load"
+echo "-- sleep: DEBUG SLEEP 1.8 under load"
 : >"$WORK/sleep.marks"
 # shellcheck disable=SC2046
 start_load sleep "${DOWN_EXPECT[@]}" $(fallback_expect asleep)
 mark "$WORK/sleep.marks" up
-sleep 1
+sleep 0.6
 mark "$WORK/sleep.marks" sleeping
-rcli debug sleep 2.5 >/dev/null &
+rcli debug sleep 1.8 >/dev/null &
 SLEEPER=$!
 sleep 0.3
 mark "$WORK/sleep.marks" asleep
-sleep 1.7
+sleep 1.1
 mark "$WORK/sleep.marks" waking
 wait "$SLEEPER"
 wait_back sleep
-sleep 1
+sleep 0.6
 finish_load sleep
 redis_used sleep
 
@@ -214,17 +214,17 @@ NOSCRIPT_BEFORE=$(rlload stats "${SOCK[d]}" --path store.noscript_retries)
 start_load restart --expect 'up:*:-FALLBACK,min=10' --expect 'flushed:*:-FALLBACK,min=10' \
     --expect 'back:*:-FALLBACK,min=10'
 mark "$WORK/restart.marks" up
-sleep 1
+sleep 0.6
 mark "$WORK/restart.marks" flushing
 rcli script flush >/dev/null
 rcli flushall >/dev/null
 mark "$WORK/restart.marks" flushed
-sleep 1
+sleep 0.6
 mark "$WORK/restart.marks" restarting
 redis_stop ""
 redis_restart || check_failed "restart: redis-server did not restart"
 wait_back restart
-sleep 1
+sleep 0.6
 finish_load restart
 NOSCRIPT_AFTER=$(rlload stats "${SOCK[d]}" --path store.noscript_retries)
 echo "NOSCRIPT retries: $NOSCRIPT_BEFORE before, $NOSCRIPT_AFTER after"
@@ -250,7 +250,7 @@ rlload load --address "${SOCK[d]}" --connections 4 --depth 16 --rate "$RATE" \
 LOAD=$!
 for _ in $(seq 1 1500); do [ -e "$WORK/ready" ] && break; sleep 0.02; done
 sleep 0.5
-rcli client pause 3000 >/dev/null
+rcli client pause 2000 >/dev/null
 touch "$WORK/stop" # the load sends nothing more and waits for every answer
 sleep 0.3          # the daemon has read every request: they wait for Redis
 kill -TERM "$PID"
@@ -258,5 +258,5 @@ if ! wait "$LOAD"; then
     cut -c1-1500 "$WORK/shutdown.out"
     check_failed "shutdown: requests the daemon had read were not all answered before it closed"
 fi
-daemon_stop d
+daemon_stop d --signalled
 fault_finish test_fault_redis

@@ -8,7 +8,8 @@
 #                                  replaced by $WORK/NAME; sets DPID[NAME] (its pid) and
 #                                  SOCK[NAME] (its address, unix:$WORK/NAME/rlimitd.sock)
 #   daemon_reconfig NAME CONFIG    replace NAME's config file atomically (for SIGHUP)
-#   daemon_stop NAME               SIGTERM, wait, require exit status 0 (valgrind/ASan clean)
+#   daemon_stop NAME [--signalled] SIGTERM (unless sent already), wait, require exit status 0
+#                                  (valgrind/ASan clean)
 #   rlload ARGS...                 tests/tools/rlload.py
 #   mark FILE NAME                 append "NAME EPOCH" to a marks file (phases of a load)
 #   check_failed MSG               record a failure; the test goes on, fault_finish exits 1
@@ -110,10 +111,12 @@ daemon_log() {
     echo "$WORK/$1/daemon.log"
 }
 
-daemon_stop() {
-    local name=$1 pid rc=0 i
+daemon_stop() { # NAME [--signalled: SIGTERM was sent already, only wait]
+    local name=$1 pid rc=0
     pid=${DPID[$name]}
-    kill -TERM "$pid" 2>/dev/null  # (it may be stopping already)
+    if [ "${2:-}" != --signalled ]; then
+        kill -TERM "$pid" 2>/dev/null
+    fi
     for _ in $(seq 1 3000); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.02
