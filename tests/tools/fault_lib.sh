@@ -27,7 +27,11 @@ FAULT_FAILURES=()
 declare -A DPID=() SOCK=()
 
 fault_cleanup() {
-    local name pid
+    local name pid job
+    for job in $(jobs -p); do # load clients still running (the test stopped early)
+        pkill -TERM -P "$job" 2>/dev/null
+        kill -TERM "$job" 2>/dev/null
+    done
     for name in "${!DPID[@]}"; do
         pid=${DPID[$name]}
         if kill -0 "$pid" 2>/dev/null; then

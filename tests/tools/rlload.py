@@ -97,6 +97,7 @@ class Load:
         self.protocol_errors = 0
         self.connections_lost = 0
         self.loss_notes: list[dict] = []  # what a connection closed by the daemon still owed
+        self.overran = False  # stopped by --max-seconds, not by the test
         self.records: list[tuple] = []  # (t_send, t_recv, spec, status, flags)
         self.conns: list[LoadConn] = []
 
@@ -203,6 +204,12 @@ async def run_load(load: Load) -> None:
         loop.add_signal_handler(sig, stop.set)
     while not stop.is_set():
         now = time.monotonic()
+        if all(c.done.done() for c in load.conns):
+            break  # every connection is gone (counted as lost): nothing left to do
+        if now - start >= args.max_seconds:
+            print(f"rlload: stopping after --max-seconds {args.max_seconds}", file=sys.stderr)
+            load.overran = True
+            break
         if args.rate > 0:
             share = args.rate / len(load.conns)
             for conn in load.conns:
@@ -225,7 +232,7 @@ async def run_load(load: Load) -> None:
         conn.closing = True
         if conn.transport:
             conn.transport.close()
-    await asyncio.gather(*(c.done for c in load.conns))
+    await asyncio.wait_for(asyncio.gather(*(c.done for c in load.conns)), 30)
 
 
 def read_marks(path: str | None, start: float) -> list[tuple[str, float]]:
@@ -331,7 +338,7 @@ def cmd_load(args) -> int:
     failures = []
     if load.answered != load.sent:
         failures.append(f"{load.sent} requests sent, {load.answered} answered")
-    counted = ["lost", "duplicates", "unknown", "protocol_errors"]
+    counted = ["lost", "duplicates", "unknown", "protocol_errors", "overran"]
     if not args.closing_ok:
         counted.append("connections_lost")
     for name in counted:
@@ -753,6 +760,8 @@ def main() -> int:
     s.add_argument("--closing-ok", action="store_true",
                    help="the daemon may close connections (shutdown) once nothing is owed")
     s.add_argument("--drain-timeout", type=float, default=60)
+    s.add_argument("--max-seconds", type=float, default=300,
+                   help="a hard stop, should the test script never say stop")
     s.add_argument("--out")
     s.set_defaults(fn=cmd_load)
 
