@@ -478,6 +478,38 @@ START_TEST(keys_carry_a_hash_tag_and_a_ttl) {
 }
 END_TEST
 
+// A single bucket CHECK (the script's fast path) writes "<tat>" with the TTL to tat, and
+// a later batch of the same call on that key sees what it consumed.
+START_TEST(bucket_key_holds_its_tat_and_ttl) {
+    int64_t clock = h_wall_us() + 1000000;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    rl_limits l = one_rate(RL_ALGO_TOKEN_BUCKET, 10, 1000000, 10); /* T = 100 ms */
+    rl_store_item it = h_item(&l, "p", "k", 1);
+    outcome outs[3];
+    h_submit(store, RL_STORE_CHECK, &it, 1, &outs[0]);
+    h_submit(store, RL_STORE_CHECK, &it, 1, &outs[1]);
+    it.cost = 9; /* one too many after the first two */
+    h_submit(store, RL_STORE_CHECK, &it, 1, &outs[2]);
+    h_wait(&h, outs, 3);
+    ck_assert_int_eq(outs[0].ans.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(outs[1].ans.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(outs[1].ans.verdicts[0].remaining, 8);
+    ck_assert_int_eq(outs[2].ans.status, RL_ST_DENIED);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    redisReply *r = redisCommand(c, "GET rl:{p:k}:0");
+    char want[32];
+    snprintf(want, sizeof(want), "%lld", (long long)(clock + 200000));
+    ck_assert_str_eq(r->str, want);
+    freeReplyObject(r);
+    r = redisCommand(c, "PTTL rl:{p:k}:0");
+    ck_assert_msg(r->integer > 100 && r->integer <= 200, "bucket ttl %lld", r->integer);
+    freeReplyObject(r);
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
 START_TEST(a_key_too_long_is_refused) {
     rl_limits l = one_rate(RL_ALGO_FIXED_WINDOW, 10, 1000000, 0);
     rl_store *store = h_store(&h, NULL);
@@ -609,6 +641,7 @@ static Suite *store_suite(void) {
     tcase_add_test(store, cache_denies_locally_until_the_retry_time);
     tcase_add_test(store, reset_and_adjust_drop_the_cached_denial);
     tcase_add_test(store, keys_carry_a_hash_tag_and_a_ttl);
+    tcase_add_test(store, bucket_key_holds_its_tat_and_ttl);
     tcase_add_test(store, a_key_too_long_is_refused);
     tcase_add_test(store, foreign_values_count_as_empty);
     tcase_add_test(store, big_logs_are_written_in_chunks);
