@@ -23,6 +23,7 @@
 #include "alloc.h"
 #include "listen.h"
 #include "log.h"
+#include "http_query.h"
 #include "metrics.h"
 
 #define MAX_HEADERS_BYTES 8192 /* request line and headers */
@@ -60,16 +61,7 @@ typedef struct http_call {
     char policy[RL_MAX_POLICY_LEN + 1]; /* the policy, for headers and messages */
 } http_call;
 
-/* The parameters of a decision, percent-decoded. */
-typedef struct check_params {
-    const char *value[3]; /* policy, key, cost (NULL: not given) */
-    size_t len[3];        /* their lengths */
-} check_params;
-
-enum { PARAM_POLICY, PARAM_KEY, PARAM_COST, PARAM_COUNT };
-
-static const char *const param_names[PARAM_COUNT] = {"policy", "key", "cost"};
-static const char *const param_headers[PARAM_COUNT] = {"X-RateLimit-Policy", "X-RateLimit-Key",
+static const char *const param_headers[RL_PARAM_COUNT] = {"X-RateLimit-Policy", "X-RateLimit-Key",
                                                        "X-RateLimit-Cost"};
 
 /* ---- answers ---- */
@@ -254,102 +246,14 @@ static void on_answer(void *arg, const rl_response *resp) {
 
 /* ---- requests ---- */
 
-static int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
-        return (c | 0x20) - 'a' + 10;
-    return -1;
-}
-
-// Percent-decodes s (n bytes) in place ('+' is a space). Returns the decoded length,
-// or -1 on a bad escape.
-static long decode(char *s, size_t n) {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
-            if (lo < 0)
-                return -1;
-            s[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            s[o++] = s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    return (long)o;
-}
-
-// Takes one name=value pair of the query (in place). Returns NULL, or an error text.
-static const char *take_pair(char *pair, size_t n, check_params *p, char *why, size_t whylen) {
-    char *eq = memchr(pair, '=', n);
-    size_t name_len = eq ? (size_t)(eq - pair) : n;
-    char *value = eq ? eq + 1 : pair + n;
-    long vlen = decode(value, n - name_len - (eq ? 1 : 0));
-    for (int i = 0; i < PARAM_COUNT; i++) {
-        if (strlen(param_names[i]) != name_len || memcmp(pair, param_names[i], name_len) != 0)
-            continue;
-        if (vlen < 0)
-            snprintf(why, whylen, "%s: bad percent-encoding", param_names[i]);
-        else if (p->value[i])
-            snprintf(why, whylen, "%s: given twice", param_names[i]);
-        else
-            return p->value[i] = value, p->len[i] = (size_t)vlen, NULL;
-        return why;
-    }
-    snprintf(why, whylen, "unknown parameter \"%.*s\" (expected policy, key, cost)",
-             (int)(name_len > 64 ? 64 : name_len), pair);
-    return why;
-}
-
-// Splits query (in place) into params. Returns NULL, or an error text.
-static const char *parse_query(char *query, check_params *p, char *why, size_t whylen) {
-    for (char *at = query; at && *at;) {
-        char *amp = strchr(at, '&');
-        size_t n = amp ? (size_t)(amp - at) : strlen(at);
-        if (n > 0 && take_pair(at, n, p, why, whylen))
-            return why;
-        at = amp ? amp + 1 : NULL;
-    }
-    return NULL;
-}
-
 // Fills what the query left out from the X-RateLimit-* headers.
-static void take_headers(struct evhttp_request *req, check_params *p) {
+static void take_headers(struct evhttp_request *req, rl_http_params *p) {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    for (int i = 0; i < PARAM_COUNT; i++) {
+    for (int i = 0; i < RL_PARAM_COUNT; i++) {
         const char *v = p->value[i] ? NULL : evhttp_find_header(in, param_headers[i]);
         if (v)
             p->value[i] = v, p->len[i] = strlen(v);
     }
-}
-
-// Checks the parameters' presence and sizes; parses cost. Returns NULL or an error.
-static const char *check_params_valid(const check_params *p, int64_t *cost, char *why,
-                                      size_t whylen) {
-    if (!p->value[PARAM_POLICY] || p->len[PARAM_POLICY] == 0)
-        return "policy: missing (give ?policy= or the X-RateLimit-Policy header)";
-    if (p->len[PARAM_POLICY] > RL_MAX_POLICY_LEN)
-        return "policy: longer than 255 bytes";
-    if (!p->value[PARAM_KEY] || p->len[PARAM_KEY] == 0)
-        return "key: missing (give ?key= or the X-RateLimit-Key header)";
-    if (p->len[PARAM_KEY] > RL_MAX_KEY_LEN)
-        return "key: longer than the daemon's limits.max_key";
-    *cost = 1;
-    if (!p->value[PARAM_COST])
-        return NULL;
-    const char *c = p->value[PARAM_COST];
-    int64_t v = 0;
-    size_t i = 0;
-    for (; i < p->len[PARAM_COST] && c[i] >= '0' && c[i] <= '9' && v <= UINT32_MAX; i++)
-        v = v * 10 + (c[i] - '0');
-    if (i == 0 || i != p->len[PARAM_COST] || v < 1 || v > UINT32_MAX) {
-        snprintf(why, whylen, "cost: must be a whole number from 1 to 4294967295");
-        return why;
-    }
-    *cost = v;
-    return NULL;
 }
 
 static http_call *call_new(rl_http *h, struct evhttp_request *req, call_kind kind) {
@@ -366,23 +270,23 @@ static void handle_decision(rl_http *h, struct evhttp_request *req, call_kind ki
     const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     char *query = q ? rl_strndup(q, strlen(q)) : NULL;
     char why[160];
-    check_params p = {{NULL, NULL, NULL}, {0, 0, 0}};
+    rl_http_params p = {{NULL, NULL, NULL}, {0, 0, 0}};
     int64_t cost = 0;
     const char *error = q && !query ? "out of memory" : NULL;
     if (!error && query)
-        error = parse_query(query, &p, why, sizeof(why));
+        error = rl_http_parse_query(query, &p, why, sizeof(why));
     if (!error)
         take_headers(req, &p);
     if (!error)
-        error = check_params_valid(&p, &cost, why, sizeof(why));
+        error = rl_http_params_valid(&p, &cost, why, sizeof(why));
     http_call *call = error ? NULL : call_new(h, req, kind);
     if (error || !call) {
         reply_text(h, req, error ? 400 : 500, "%s", error ? error : "out of memory");
     } else {
-        memcpy(call->policy, p.value[PARAM_POLICY], p.len[PARAM_POLICY]);
+        memcpy(call->policy, p.value[RL_PARAM_POLICY], p.len[RL_PARAM_POLICY]);
         rl_request r = {.id = h->next_id++, .opcode = RL_OP_CHECK, .item_count = 1};
-        r.items[0] = (rl_item){cost, p.value[PARAM_POLICY], p.value[PARAM_KEY],
-                               (uint16_t)p.len[PARAM_KEY], (uint8_t)p.len[PARAM_POLICY]};
+        r.items[0] = (rl_item){cost, p.value[RL_PARAM_POLICY], p.value[RL_PARAM_KEY],
+                               (uint16_t)p.len[RL_PARAM_KEY], (uint8_t)p.len[RL_PARAM_POLICY]};
         rl_engine_handle(h->engine, &r, 0, on_answer, call);
     }
     rl_free(query);
