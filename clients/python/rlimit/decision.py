@@ -9,6 +9,10 @@ from typing import Any
 from .errors import ProtocolError, status_error
 from .protocol import Flag, Response, Result, Status
 
+# Flag bits as plain ints: IntFlag arithmetic costs microseconds per request.
+_SHADOW, _FALLBACK, _EXEMPT, _BLOCKED, _CACHED = (
+    int(Flag.SHADOW), int(Flag.FALLBACK), int(Flag.EXEMPT), int(Flag.BLOCKED), int(Flag.CACHED))
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -25,27 +29,27 @@ class Decision:
     @property
     def shadow(self) -> bool:
         """Shadow mode: the request would have been denied, and was allowed."""
-        return bool(self.flags & Flag.SHADOW)
+        return bool(self.flags & _SHADOW)
 
     @property
     def fallback(self) -> bool:
         """The store was down; the policy's on_store_error answered."""
-        return bool(self.flags & Flag.FALLBACK)
+        return bool(self.flags & _FALLBACK)
 
     @property
     def exempt(self) -> bool:
         """The key is in the policy's exempt list: allowed, not counted."""
-        return bool(self.flags & Flag.EXEMPT)
+        return bool(self.flags & _EXEMPT)
 
     @property
     def blocked(self) -> bool:
         """The key is in the policy's block list: always denied."""
-        return bool(self.flags & Flag.BLOCKED)
+        return bool(self.flags & _BLOCKED)
 
     @property
     def cached(self) -> bool:
         """Denied from the daemon's over-limit cache."""
-        return bool(self.flags & Flag.CACHED)
+        return bool(self.flags & _CACHED)
 
 
 def to_decision(result: Result) -> Decision:

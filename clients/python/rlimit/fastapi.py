@@ -34,8 +34,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .aio import AsyncClient
 from .decision import Decision
-from .headers import denied_body, denied_headers, json_bytes, limit_headers
-from .keys import ClientAddress, KeyFunc, api_key, user_id
+from .headers import denied_body, denied_headers, json_bytes, limit_headers, raw_limit_headers
+from .keys import ClientAddress, KeyFunc, ScopeKey, api_key, user_id
 from .limiter import Limiter
 from .rules import PathRules
 
@@ -74,8 +74,17 @@ async def _resolve(value: Any, request: Request) -> Any:
     """Returns value, or what calling it with request returns (awaited if need be)."""
     if not callable(value):
         return value
-    result = value(request)
-    return await result if inspect.isawaitable(result) else result
+    return await _result(value(request))
+
+
+_PLAIN = (str, bytes, int, type(None))  # results that are certainly not awaitable
+
+
+async def _result(result: Any) -> Any:
+    """Returns result, awaited if it is awaitable."""
+    if isinstance(result, _PLAIN) or not inspect.isawaitable(result):
+        return result
+    return await result
 
 
 class RateLimitMiddleware:
@@ -117,32 +126,45 @@ class RateLimitMiddleware:
             return
         scope[SCOPE_KEY] = self
         path = scope["path"]
-        if self.rules.is_exempt(path):
+        exempt, matched, policy = self.rules.route(path)
+        if exempt:
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive)
-        policy = await self._policy(request, path)
+        # A Starlette Request only for the user's callables: building one costs.
+        request: Request | None = None
+        if not matched:
+            policy = self.policy
+            if callable(policy):
+                request = Request(scope, receive)
+                policy = await _result(policy(request))
         if policy is None:
             await self.app(scope, receive, send)
             return
-        key = await self.key_of(request, self.key)
-        cost = await _resolve(self.cost, request)
+        key = self.key
+        if callable(key):
+            if type(key) is ScopeKey or type(key) is ClientAddress:  # they read the scope only
+                key = key.of_scope(scope)
+            else:
+                if request is None:
+                    request = Request(scope, receive)
+                key = await _result(key(request))
+        if not key:
+            key = self.client_address.of_scope(scope)
+        cost = self.cost
+        if callable(cost):
+            if request is None:
+                request = Request(scope, receive)
+            cost = await _result(cost(request))
         decision = await self.limiter.check(policy, key, cost, path)
         if decision is None:
             await self._undecided(scope, receive, send)
         elif not decision.allowed:
             await _send_json(send, 429, denied_body(policy, decision), denied_headers(policy, decision))
         elif self.headers:
-            await self.app(scope, receive, _with_headers(send, limit_headers(policy, decision)))
+            raw = raw_limit_headers(policy, decision)
+            await self.app(scope, receive, _with_raw_headers(send, raw) if raw else send)
         else:
             await self.app(scope, receive, send)
-
-    async def _policy(self, request: Request, path: str) -> str | None:
-        matched, policy = self.rules.lookup(path)
-        if matched:
-            return policy
-        result: str | None = await _resolve(self.policy, request)
-        return result
 
     async def key_of(self, request: Request, key: KeyFunc | None) -> str | bytes:
         """Returns key(request), or the client address when there is no key function or key."""
@@ -156,9 +178,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
 
 
-def _with_headers(send: Send, headers: list[tuple[str, str]]) -> Send:
-    raw = [(name.lower().encode(), value.encode()) for name, value in headers]
-
+def _with_raw_headers(send: Send, raw: list[tuple[bytes, bytes]]) -> Send:
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             message = {**message, "headers": [*message.get("headers", ()), *raw]}

@@ -37,6 +37,37 @@ def limit_headers(policy: str, decision: Decision) -> list[tuple[str, str]]:
     ]
 
 
+_EXEMPT = 0x0008  # protocol.Flag.EXEMPT, as a plain int (IntFlag arithmetic is slow)
+_MAX_FIXED = 1024  # (policy, limit, window) whose header parts are remembered
+_fixed: dict[tuple[str, int, int], tuple[bytes, bytes, bytes]] = {}
+
+
+def raw_limit_headers(policy: str, decision: Decision) -> list[tuple[bytes, bytes]]:
+    """Returns limit_headers as ASGI headers: lower-case names, encoded values."""
+    limit = decision.limit
+    if decision.flags & _EXEMPT or limit == 0:
+        return []
+    slot = (policy, limit, seconds(decision.window))
+    fixed = _fixed.get(slot)
+    if fixed is None:  # the parts that depend on the policy only
+        quoted = f'"{policy}"'.encode()
+        limit_bytes = str(limit).encode()
+        fixed = (limit_bytes, b"%s;q=%s;w=%s" % (quoted, limit_bytes, str(slot[2]).encode()), quoted + b";r=")
+        if len(_fixed) >= _MAX_FIXED:
+            _fixed.clear()
+        _fixed[slot] = fixed
+    limit_bytes, policy_value, rate_prefix = fixed
+    reset = str(seconds(decision.reset_after)).encode()
+    remaining = str(decision.remaining).encode()
+    return [
+        (b"x-ratelimit-limit", limit_bytes),
+        (b"x-ratelimit-remaining", remaining),
+        (b"x-ratelimit-reset", reset),
+        (b"ratelimit-policy", policy_value),
+        (b"ratelimit", rate_prefix + remaining + b";t=" + reset),
+    ]
+
+
 def denied_headers(policy: str, decision: Decision) -> list[tuple[str, str]]:
     """Returns the headers of a 429: Retry-After (unless no retry can pass) and the limit."""
     headers = limit_headers(policy, decision)

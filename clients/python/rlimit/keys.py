@@ -73,6 +73,18 @@ def _forwarded(scope: Any) -> list[str]:
     return hops
 
 
+class ScopeKey:
+    """A key function reading only the ASGI scope: the middleware calls of_scope, no Request built."""
+
+    __slots__ = ("of_scope",)
+
+    def __init__(self, of_scope: Callable[[Any], str | None]) -> None:
+        self.of_scope = of_scope  # the key of an ASGI scope
+
+    def __call__(self, request: HasScope) -> str | None:
+        return self.of_scope(request.scope)
+
+
 class ClientAddress:
     """Key function: the client's IP address, believing forwarded headers from trusted proxies only."""
 
@@ -83,6 +95,7 @@ class ClientAddress:
         self.trusted: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies
         )
+        self._trusted_of: dict[str, bool] = {}  # address -> _is_trusted, remembered
         self._hops = _forwarded if header.lower() == "forwarded" else _x_forwarded_for
 
     def __call__(self, request: HasScope) -> str:
@@ -101,13 +114,29 @@ class ClientAddress:
         return _canonical(hops[0]) if hops else _canonical(peer)
 
     def _is_trusted(self, text: str) -> bool:
-        address = _parse_ip(text)
-        return address is not None and any(address in network for network in self.trusted)
+        trusted = self._trusted_of.get(text)
+        if trusted is None:
+            address = _parse_ip(text)
+            trusted = address is not None and any(address in network for network in self.trusted)
+            if len(self._trusted_of) >= _MAX_CANONICAL:
+                self._trusted_of.clear()
+            self._trusted_of[text] = trusted
+        return trusted
+
+
+_MAX_CANONICAL = 4096  # addresses whose canonical form is remembered
+_canonical_of: dict[str, str] = {}
 
 
 def _canonical(text: str) -> str:
-    address = _parse_ip(text)
-    return str(address) if address is not None else text
+    canonical = _canonical_of.get(text)
+    if canonical is None:
+        address = _parse_ip(text)
+        canonical = str(address) if address is not None else text
+        if len(_canonical_of) >= _MAX_CANONICAL:
+            _canonical_of.clear()  # addresses are the clients' choice: bounded
+        _canonical_of[text] = canonical
+    return canonical
 
 
 def user_id(attribute: str = "user_id") -> KeyFunc:
@@ -119,8 +148,7 @@ def user_id(attribute: str = "user_id") -> KeyFunc:
     `identity`, `username` or `display_name`.
     """
 
-    def key(request: HasScope) -> str | None:
-        scope = request.scope
+    def of_scope(scope: Any) -> str | None:
         value = (scope.get("state") or {}).get(attribute)
         if value is not None:
             return str(value)
@@ -133,17 +161,17 @@ def user_id(attribute: str = "user_id") -> KeyFunc:
                 return str(value)
         return None
 
-    return key
+    return ScopeKey(of_scope)
 
 
 def api_key(header: str = "x-api-key") -> KeyFunc:
     """Key function: the value of an API key header, or None when it is absent or empty."""
     name = header.lower().encode("latin-1")
 
-    def key(request: HasScope) -> str | None:
-        for field, value in request.scope.get("headers", ()):
+    def of_scope(scope: Any) -> str | None:
+        for field, value in scope.get("headers", ()):
             if field.lower() == name and value.strip():
                 return value.strip().decode("latin-1")
         return None
 
-    return key
+    return ScopeKey(of_scope)

@@ -83,6 +83,7 @@ CLOSING_STATUSES = frozenset(
 _HEADER = struct.Struct(">IBBHI")
 _ITEM = struct.Struct(">IBH")
 _SIGNED_ITEM = struct.Struct(">iBH")
+_ITEM_REQUEST = struct.Struct(">IBBHI" + "IBH")  # header + an unsigned item's fixed part
 _MULTI_HEAD = struct.Struct(">BB")
 _RESULT = struct.Struct(">BxHIIIII")
 _MULTI_TAIL = struct.Struct(">B3x")
@@ -178,8 +179,15 @@ def encode_item_request(request_id: int, opcode: int, policy: bytes, key: bytes,
 
     The cost is signed for ADJUST. Raises ValueError for what the wire cannot carry.
     """
-    body = _item_bytes(policy, key, cost, opcode == Opcode.ADJUST)
-    return _header(request_id, opcode, len(body)) + body
+    policy_len, key_len = len(policy), len(key)
+    signed = opcode == Opcode.ADJUST
+    if signed or policy_len > MAX_POLICY_LEN or key_len > MAX_KEY_LEN or not 0 <= cost <= 0xFFFFFFFF:
+        body = _item_bytes(policy, key, cost, signed)  # a signed cost, or raises
+        return _header(request_id, opcode, len(body)) + body
+    # the common case in one pack: header and the item's fixed part
+    fixed = _ITEM_REQUEST.pack(8 + ITEM_FIXED_LEN + policy_len + key_len, VERSION, opcode, 0, request_id,
+                               cost, policy_len, key_len)
+    return fixed + policy + key
 
 
 def encode_multi_request(request_id: int, items: list[tuple[bytes, bytes, int]]) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+_MAX_ROUTES = 4096  # paths whose route() is remembered
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path|str|int))?\}")
 
 
@@ -50,6 +51,17 @@ class PathRules:
             key=lambda rule: len(rule[0]),
             reverse=True,
         )
+        self._routes: dict[str, tuple[bool, bool, str | None]] = {}  # path -> route()
+
+    def route(self, path: str) -> tuple[bool, bool, str | None]:
+        """Returns (exempt, matched, policy) of path, remembered for the paths seen last."""
+        route = self._routes.get(path)
+        if route is None:
+            if len(self._routes) >= _MAX_ROUTES:
+                self._routes.clear()  # paths are the client's choice: bounded
+            route = (self.is_exempt(path), *self.lookup(path))
+            self._routes[path] = route
+        return route
 
     def is_exempt(self, path: str) -> bool:
         """Returns whether path is exempt from every limit."""

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rlimit.decision import Decision
-from rlimit.headers import denied_body, denied_headers, limit_headers
+from rlimit.headers import denied_body, denied_headers, limit_headers, raw_limit_headers
 from rlimit.keys import ClientAddress, api_key, user_id
 from rlimit.rules import PathRules
 
@@ -104,3 +104,30 @@ def test_headers_round_up() -> None:
     assert limit_headers("api", Decision(True, 5, 5, 0.0, 0.0, 1.0, flags=0x8)) == []  # exempt
     never = Decision(False, 0, 0, 0.0, 0.0, 0.0)
     assert denied_headers("api", never) == [] and denied_body("api", never)["retry_after"] is None
+
+
+@pytest.mark.parametrize("policy", ["api", "lögin"])
+def test_raw_limit_headers_are_the_encoded_limit_headers(policy: str) -> None:
+    decisions = [
+        Decision(True, 100, 99, 0.6, 0.0, 60.0),
+        Decision(True, 100, 98, 1.2, 0.0, 60.0),  # the same policy again: its remembered parts
+        Decision(False, 10, 0, 59.001, 1.2, 2.5, flags=0x4),
+        Decision(True, 5, 5, 0.0, 0.0, 1.0, flags=0x8),  # exempt: none
+        Decision(False, 0, 0, 0.0, 0.0, 0.0),  # never: none
+    ]
+    for decision in decisions:
+        expected = [(name.lower().encode(), value.encode()) for name, value in limit_headers(policy, decision)]
+        assert raw_limit_headers(policy, decision) == expected
+
+
+def test_route_remembers_what_is_exempt_and_lookup_say() -> None:
+    rules = PathRules({"/auth/token": "login", "/users/{id}/export": "export", "/static": None}, exempt=["/health"])
+    for path in ["/health", "/health/live", "/auth/token", "/auth/token/x", "/users/7/export", "/static/a", "/", "/x"]:
+        for _ in range(2):
+            assert rules.route(path) == (rules.is_exempt(path), *rules.lookup(path))
+
+
+def test_scope_keys_answer_as_key_functions() -> None:
+    req = request("10.0.0.9", ("X-Api-Key", " k1 "))
+    for key in (api_key(), user_id(), ClientAddress()):
+        assert key.of_scope(req.scope) == key(req)  # type: ignore[attr-defined]
