@@ -25,7 +25,9 @@
  * gcra), the fields of rl_cell; a sliding log is a sorted set of
  * "<at>:<cost>" members scored by at, one per instant, trimmed to the trailing period.
  * Every key written gets the TTL after which its state equals an empty one (a state
- * that is empty is deleted). A key holding something else (another algorithm's state,
+ * that is empty is deleted), except a bucket written by the script's fast path (a
+ * single-item CHECK): it is stored "<tat>." and expires at tat rounded up to a 5 s
+ * grid, so that most writes keep the TTL they find (SET KEEPTTL). A key holding something else (another algorithm's state,
  * garbage) counts as empty and is overwritten when written.
  */
 #ifndef RL_REDIS_SCRIPT_H
