@@ -123,20 +123,26 @@ static uint64_t rnd(uint64_t n) {
     return n ? rng_state % n : 0;
 }
 
-// Moves the test clock by a random step sized to period: often not at all (same
-// instant), often a little, sometimes past a window or far. The clock never runs slower
-// than real time (offset), so Redis's TTLs (real time) never expire a key early.
+// Moves the test clock by a random step sized to period: often by no more than the real
+// time elapsed, often a little, sometimes past a window or far. The clock never runs
+// slower than real time, so Redis's TTLs (real time) never expire a key early.
 static void advance(int64_t *clock, int64_t offset, int64_t period) {
     uint64_t p = (uint64_t)period, pick = rnd(100);
     int64_t step = pick < 25   ? 0
                    : pick < 60 ? (int64_t)rnd(p / 20 + 1)
                    : pick < 90 ? (int64_t)rnd(p + p / 2)
                                : (int64_t)rnd(5 * p);
-    if (step == 0)
-        return;
+    /* Redis counts TTLs down in real time: the test clock must never advance less than
+       real time does, or a slow run (ASan, a busy machine) sees keys expire early. So
+       even a zero step moves it by the real time elapsed since the last step. */
+    static int64_t lead = -1; /* test clock minus real time after the last step */
+    int64_t wall = h_wall_us();
+    if (lead < offset)
+        lead = offset;
     *clock += step;
-    if (*clock < h_wall_us() + offset)
-        *clock = h_wall_us() + offset;
+    if (*clock < wall + lead)
+        *clock = wall + lead;
+    lead = *clock - wall;
 }
 
 static uint64_t min_capacity(const rl_limits *l) {
