@@ -266,7 +266,7 @@ static void start(pending *p, const rl_request *req) {
     if (blocked)
         p->opcode_store = RL_STORE_PEEK;
     if (submit(p, p->engine->store) && keep_keys(p) != 0)
-        p->keys_lost = 1; /* a later pass cannot run; its answer is INTERNAL */
+        p->keys_lost = 1; /* no later pass: the local fallback answers INTERNAL instead */
 }
 
 /* ---- store answers ---- */
@@ -293,7 +293,12 @@ static void fall_back(pending *p, const rl_store_answer *ans) {
     for (size_t i = 0; i < p->item_count; i++)
         rl_engine_stats_of(p, p->slots[i].policy)->store_errors++;
     rl_engine_store_error(e, ans);
-    if (mode == RL_ON_ERROR_LOCAL && !p->keys_lost) {
+    if (mode == RL_ON_ERROR_LOCAL && p->keys_lost) {
+        p->error = RL_ST_INTERNAL; /* out of memory for the keys: no local decision */
+        pending_finish(p);
+        return;
+    }
+    if (mode == RL_ON_ERROR_LOCAL) {
         (void)submit(p, e->local); /* the embedded store answers at once */
         return;
     }
@@ -305,7 +310,6 @@ static void fall_back(pending *p, const rl_store_answer *ans) {
     for (size_t i = 0; i < p->item_count; i++)
         nominal_verdict(p->slots[i].limits, mode != RL_ON_ERROR_DENY, p->opcode,
                         p->slots[i].cost, &p->slots[i].verdict);
-    p->decided = 1;
     pending_finish(p);
 }
 
@@ -367,7 +371,6 @@ static void on_store_done(void *arg, const rl_store_answer *ans) {
             s->flags |= ans->flags;
         }
     }
-    p->decided = 1;
     pending_finish(p);
 }
 
@@ -428,8 +431,6 @@ static void pending_finish(pending *p) {
     resp.item_count = p->opcode == RL_OP_MULTI_CHECK ? p->item_count : 0;
     resp.text = p->text;
     resp.text_len = p->text ? (uint32_t)strlen(p->text) : 0;
-    if (p->keys_lost && p->pass > 0 && !p->decided)
-        p->error = RL_ST_INTERNAL;
     if (p->error != RL_ST_OK) {
         error_response(p, &resp);
     } else if (p->item_count > 0) {
@@ -464,7 +465,6 @@ void rl_engine_handle(rl_engine *e, const rl_request *req, int admin, rl_engine_
     p->opcode_store = store_op(req->opcode);
     p->item_count = 0;
     p->error = RL_ST_OK;
-    p->decided = 0;
     p->keys_lost = 0;
     p->admin = admin;
     const rl_opcode_handler *h = rl_engine_handler(req->opcode);

@@ -57,7 +57,6 @@ typedef struct pending {
     uint8_t done;              /* the current pass's store answer arrived */
     uint8_t pass;              /* 0 first, 1 the shadow second pass */
     uint8_t fallback;          /* answered under on_store_error */
-    uint8_t decided;           /* verdicts are in the slots */
     uint8_t keys_lost;         /* could not copy keys for a later pass */
     rl_status error;           /* the request's error status, or OK */
     char *keys;                /* copies of the keys for a later pass (owned) */
