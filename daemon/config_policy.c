@@ -189,19 +189,48 @@ static int parse_keyset(rl_conf_ctx *ctx, json_t *v, const char *path, rl_keyset
     return 0;
 }
 
-int rl_keyset_has(const rl_keyset *set, const char *key, size_t len) {
-    size_t lo = 0, hi = set->count;
+/* Reads entry i's name of a sorted array, for find_sorted. */
+typedef const char *name_at_fn(const void *array, size_t i, size_t *len);
+
+// Binary search of a sorted array of count named entries. Returns the index of the entry
+// named key (len bytes), or -1.
+static long find_sorted(const void *array, size_t count, name_at_fn *name_at, const char *key,
+                        size_t len) {
+    size_t lo = 0, hi = count;
     while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = keycmp(set->keys[mid], set->lens[mid], key, len);
+        size_t mid = (lo + hi) / 2, mid_len;
+        const char *name = name_at(array, mid, &mid_len);
+        int c = keycmp(name, mid_len, key, len);
         if (c == 0)
-            return 1;
+            return (long)mid;
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return 0;
+    return -1;
+}
+
+static const char *keyset_name(const void *array, size_t i, size_t *len) {
+    const rl_keyset *set = array;
+    *len = set->lens[i];
+    return set->keys[i];
+}
+
+static const char *override_name(const void *array, size_t i, size_t *len) {
+    const rl_override *o = (const rl_override *)array + i;
+    *len = o->key_len;
+    return o->key;
+}
+
+static const char *policy_name(const void *array, size_t i, size_t *len) {
+    const rl_policy *p = (const rl_policy *)array + i;
+    *len = p->name_len;
+    return p->name;
+}
+
+int rl_keyset_has(const rl_keyset *set, const char *key, size_t len) {
+    return find_sorted(set, set->count, keyset_name, key, len) >= 0;
 }
 
 static int sort_overrides(const void *a, const void *b) {
@@ -334,33 +363,13 @@ int rl_conf_policies(rl_conf_ctx *ctx, json_t *v, rl_config *c) {
 }
 
 const rl_policy *rl_config_policy(const rl_config *c, const char *name, size_t len) {
-    size_t lo = 0, hi = c->policy_count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int cmp = keycmp(c->policies[mid].name, c->policies[mid].name_len, name, len);
-        if (cmp == 0)
-            return &c->policies[mid];
-        if (cmp < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    long i = find_sorted(c->policies, c->policy_count, policy_name, name, len);
+    return i < 0 ? NULL : &c->policies[i];
 }
 
 const rl_limits *rl_policy_limits(const rl_policy *p, const char *key, size_t len) {
-    size_t lo = 0, hi = p->override_count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int cmp = keycmp(p->overrides[mid].key, p->overrides[mid].key_len, key, len);
-        if (cmp == 0)
-            return &p->overrides[mid].limits;
-        if (cmp < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return &p->limits;
+    long i = find_sorted(p->overrides, p->override_count, override_name, key, len);
+    return i < 0 ? &p->limits : &p->overrides[i].limits;
 }
 
 static void free_keyset(rl_keyset *set) {
