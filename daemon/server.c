@@ -8,7 +8,9 @@
  * One thread, one event loop. A connection reads as many whole frames as have
  * arrived, hands each to the engine, and writes every answer produced meanwhile in
  * one write(). Answers from an asynchronous store (Redis) arrive later through
- * conn_reply and are written on the next loop iteration, batched the same way.
+ * conn_reply; the connections they went to are listed and written once the callbacks
+ * of this loop iteration have run (on_flush), each with one write() and without
+ * touching epoll: a socket is watched for writability only after a short write.
  *
  * Limits that protect the daemon: max_frame (checked from the header, before the
  * frame is buffered), max_pending (answers owed per connection: BUSY past it),
@@ -66,6 +68,8 @@ typedef struct conn {
                                  freed between requests (10,000 idle connections stay
                                  small; pipelining ones keep theirs) */
     uint32_t in_flight;       /* answers owed by the engine */
+    int dirty;                /* on the server's dirty list */
+    struct conn *dirty_next;  /* next on it */
     struct event *read_ev;    /* readable, or idle timeout */
     struct event *write_ev;   /* writable again after a short write */
     uint8_t *in;              /* input buffer */
@@ -79,6 +83,8 @@ struct rl_server {
     rl_engine *engine;        /* where requests go */
     listener *listeners;      /* open listeners */
     conn *conns;              /* open connections */
+    conn *dirty;              /* connections with answers to write (on_flush) */
+    struct event *flush_ev;   /* active while dirty is not empty */
     size_t conn_count;        /* entries in conns */
     uint32_t max_frame;       /* limits, from the config */
     uint32_t max_pending;
@@ -113,7 +119,7 @@ static void conn_free(conn *c) {
 
 // Frees c if nothing refers to it any more.
 static void conn_maybe_free(conn *c) {
-    if (c->state == CONN_DEAD && c->in_flight == 0 && !c->processing)
+    if (c->state == CONN_DEAD && c->in_flight == 0 && !c->processing && !c->dirty)
         conn_free(c);
 }
 
@@ -187,7 +193,8 @@ static int out_reserve(conn *c, size_t n) {
         if (c->out_len + n <= c->out_cap)
             return 0;
     }
-    size_t cap = c->out_cap ? c->out_cap : 4096;
+    /* small for a lean connection: many of them allocate and free together */
+    size_t cap = c->out_cap ? c->out_cap : c->lean ? 256 : 4096;
     while (cap < c->out_len + n)
         cap *= 2;
     uint8_t *out = rl_realloc(c->out, cap);
@@ -219,8 +226,13 @@ static void conn_reply(void *arg, const rl_response *resp) {
         return;
     }
     c->out_len += rl_response_encode(resp, c->out + c->out_len, c->out_cap - c->out_len);
-    if (!c->processing && !event_pending(c->write_ev, EV_WRITE, NULL))
-        watch_writes(c); /* written on the next loop iteration, batched */
+    if (!c->processing && !c->dirty && !event_pending(c->write_ev, EV_WRITE, NULL)) {
+        if (!c->server->dirty)
+            event_active(c->server->flush_ev, EV_TIMEOUT, 0);
+        c->dirty = 1; /* written by on_flush, with whatever else arrives meanwhile */
+        c->dirty_next = c->server->dirty;
+        c->server->dirty = c;
+    }
 }
 
 static void conn_flush(conn *c) {
@@ -266,6 +278,25 @@ static void on_writable(evutil_socket_t fd, short what, void *arg) {
     conn_flush(c);
     c->processing = 0;
     conn_settle(c);
+}
+
+// Writes the answers that arrived for the listed connections (after the loop
+// iteration's other callbacks: one write per connection for all its answers).
+static void on_flush(evutil_socket_t fd, short what, void *arg) {
+    rl_server *s = arg;
+    conn *list = s->dirty;
+    (void)fd;
+    (void)what;
+    s->dirty = NULL;
+    while (list) {
+        conn *c = list;
+        list = c->dirty_next;
+        c->dirty = 0;
+        c->processing = 1;
+        conn_flush(c);
+        c->processing = 0;
+        conn_settle(c);
+    }
 }
 
 /* ---- input ---- */
@@ -604,6 +635,12 @@ rl_server *rl_server_new(struct event_base *base, rl_engine *engine, const rl_co
     }
     s->base = base;
     s->engine = engine;
+    s->flush_ev = event_new(base, -1, 0, on_flush, s);
+    if (!s->flush_ev) {
+        snprintf(err, errlen, "out of memory");
+        rl_server_free(s);
+        return NULL;
+    }
     if (rl_server_apply(s, c, err, errlen) != RL_OK) {
         rl_server_free(s);
         return NULL;
@@ -665,8 +702,10 @@ void rl_server_free(rl_server *s) {
         s->listeners = l->next;
         listener_free(l);
     }
+    s->dirty = NULL; /* (every connection is freed below) */
     while (s->conns) {
         conn *c = s->conns;
+        c->dirty = 0;
         if (c->state != CONN_DEAD) {
             event_free(c->read_ev);
             event_free(c->write_ev);
@@ -677,5 +716,7 @@ void rl_server_free(rl_server *s) {
     }
     if (s->grace_ev)
         event_free(s->grace_ev);
+    if (s->flush_ev)
+        event_free(s->flush_ev);
     rl_free(s);
 }

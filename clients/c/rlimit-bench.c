@@ -29,11 +29,13 @@
 #define CONNECT_TIMEOUT_MS 5000
 #define MAX_CONNECTIONS 4096
 #define MAX_IN_FLIGHT 65536
-#define SPIN_NS 2000000 /* open loop: spin instead of sleeping when a send is this close */
+#define MAX_WAIT_NS 100000000 /* epoll sleeps at most this long (checks the end) */
+#define SPIN_NS 50000 /* open loop: poll instead of sleeping when a send is this close (a
+                         sleep and wake-up costs more, and wakes up to 50 us late) */
 
 static const char usage_text[] =
     "usage: rlimit-bench -s ADDR -p POLICY [-c CONNECTIONS] [-d IN_FLIGHT] [-k KEYS]\n"
-    "                    [-t SECONDS] [-r RATE] [--op check|peek] [--json]\n"
+    "                    [-t SECONDS] [-r RATE [--sleep]] [--op check|peek] [--json]\n"
     "\n"
     "  -s ADDR         unix:PATH or tcp:HOST:PORT (default: $RLIMITD_ADDRESS, else\n"
     "                  " DEFAULT_ADDRESS ")\n"
@@ -43,6 +45,9 @@ static const char usage_text[] =
     "  -k KEYS         distinct keys key-0 .. key-(KEYS-1), chosen uniformly (default 1000)\n"
     "  -t SECONDS      duration (default 10)\n"
     "  -r RATE         open loop at RATE requests/s in total (default: closed loop)\n"
+    "  --sleep         open loop: always sleep until the next send, never poll (leaves\n"
+    "                  the core to a process sharing it; a send may go out up to the\n"
+    "                  kernel's timer slack, ~50 us, late, which counts in its latency)\n"
     "  --op OP         check (default) or peek\n"
     "  --json          print one JSON object\n";
 
@@ -111,6 +116,7 @@ typedef struct options {
     double rate;          /* -r, 0 for a closed loop */
     uint8_t opcode;       /* --op: RL_OP_CHECK or RL_OP_PEEK */
     int json;             /* --json */
+    int sleep;            /* --sleep */
 } options;
 
 static int usage_error(const char *message, const char *what) {
@@ -164,8 +170,8 @@ static int parse_args(int argc, char **argv, options *o) {
             fputs(usage_text, stdout);
             return 0;
         }
-        if (strcmp(arg, "--json") == 0) {
-            o->json = 1;
+        if (strcmp(arg, "--json") == 0 || strcmp(arg, "--sleep") == 0) {
+            *(arg[2] == 'j' ? &o->json : &o->sleep) = 1;
             continue;
         }
         for (size_t j = 0; j < sizeof(with_value) / sizeof(with_value[0]); j++)
@@ -370,21 +376,23 @@ static int conn_read(bench *b, conn *c) {
 
 /* ---- the loop ---- */
 
-/* How long epoll may sleep (ms): until the next due request (open loop), at most 100. */
-static int wait_ms(const bench *b, uint64_t now, uint64_t end) {
+/* How long epoll may sleep: until the next due request (open loop: epoll_pwait2 sleeps
+ * to the nanosecond, so a slow open loop leaves its core to others; a fast one polls),
+ * at most MAX_WAIT_NS. */
+static struct timespec wait_for(const bench *b, uint64_t now, uint64_t end) {
     uint64_t next = end;
     for (uint32_t i = 0; b->opt.rate > 0 && i < b->opt.connections; i++) {
         const conn *c = &b->conns[i];
         if (c->client && c->free_count > 0 && c->next_due_ns < next)
             next = c->next_due_ns;
     }
-    if (next <= now)
-        return 0;
-    uint64_t left = next - now;
-    if (b->opt.rate > 0 && left < SPIN_NS)
-        return 0; /* epoll sleeps in whole ms: spin to send on time */
-    uint64_t ms = b->opt.rate > 0 ? left / 1000000 - 1 : (left + 999999) / 1000000;
-    return ms > 100 ? 100 : (int)ms;
+    uint64_t left = next > now ? next - now : 0;
+    if (b->opt.rate > 0 && left < SPIN_NS && !b->opt.sleep)
+        left = 0;
+    if (left > MAX_WAIT_NS)
+        left = MAX_WAIT_NS;
+    return (struct timespec){.tv_sec = (time_t)(left / 1000000000),
+                             .tv_nsec = (long)(left % 1000000000)};
 }
 
 /* Handles one readiness event of connection index. */
@@ -424,7 +432,8 @@ static void run_loop(bench *b, uint64_t start, uint64_t end) {
         handle_event(b, i, 0);
     }
     for (uint64_t now = start; now < end && b->live > 0; now = now_ns()) {
-        int n = epoll_wait(b->epoll_fd, events, 256, wait_ms(b, now, end));
+        struct timespec wait = wait_for(b, now, end);
+        int n = epoll_pwait2(b->epoll_fd, events, 256, &wait, NULL);
         for (int i = 0; i < n; i++)
             handle_event(b, events[i].data.u32, events[i].events);
         if (b->opt.rate > 0)

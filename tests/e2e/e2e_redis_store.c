@@ -484,9 +484,16 @@ START_TEST(keys_carry_a_hash_tag_and_a_ttl) {
 }
 END_TEST
 
+// The shift of a key's 5 s expiry grid, as the script computes it: from the four bytes
+// before "}:<rate>", so that keys written together do not expire together.
+static int64_t grid_phase(const char *key) {
+    const unsigned char *b = (const unsigned char *)key + strlen(key) - 7;
+    return ((((int64_t)b[0] * 31 + b[1]) * 31 + b[2]) * 31 + b[3]) * 3090169 % 5000000;
+}
+
 // A single bucket CHECK (the script's fast path) writes "<tat>." with a TTL to the end
-// of tat's 5 s grid cell, and a later batch of the same call on that key sees what it
-// consumed.
+// of tat's cell of its key's 5 s grid, and a later batch of the same call on that key
+// sees what it consumed.
 START_TEST(bucket_key_holds_its_tat_and_ttl) {
     int64_t clock = h_wall_us() + 1000000;
     rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
@@ -509,12 +516,25 @@ START_TEST(bucket_key_holds_its_tat_and_ttl) {
     snprintf(want, sizeof(want), "%lld.", (long long)(clock + 200000)); /* "<tat>.": the script */
     ck_assert_str_eq(r->str, want);
     freeReplyObject(r);
-    /* the TTL reaches the end of tat's 5 s grid cell */
-    int64_t tat = clock + 200000, grid_end = tat - tat % 5000000 + 5000000;
+    /* the TTL reaches the end of tat's cell of the key's grid */
+    int64_t tat = clock + 200000, ph = grid_phase("rl:{p:k}:0");
+    int64_t grid_end = tat - (tat + ph) % 5000000 + 5000000;
+    ck_assert_int_ne(ph, 0);
     r = redisCommand(c, "PTTL rl:{p:k}:0");
     long long want_ms = (long long)((grid_end - clock + 999) / 1000);
     ck_assert_msg(r->integer >= want_ms - 50 && r->integer <= want_ms, "bucket ttl %lld, want %lld",
                   r->integer, want_ms);
+    freeReplyObject(r);
+    /* another key written at the same instant expires at its own grid's point */
+    rl_store_item other = h_item(&l, "p", "j", 1);
+    h_submit(store, RL_STORE_CHECK, &other, 1, &outs[0]);
+    h_wait(&h, outs, 1);
+    int64_t other_end = clock + 100000 - (clock + 100000 + grid_phase("rl:{p:j}:0")) % 5000000 + 5000000;
+    long long other_ms = (long long)((other_end - clock + 999) / 1000);
+    r = redisCommand(c, "PTTL rl:{p:j}:0");
+    ck_assert_msg(r->integer >= other_ms - 50 && r->integer <= other_ms, "other ttl %lld, want %lld",
+                  r->integer, other_ms);
+    ck_assert_msg(llabs(other_ms - want_ms) > 100, "both keys expire together (%lld ms)", want_ms);
     freeReplyObject(r);
     redisFree(c);
     store->ops->free(store);
