@@ -339,8 +339,14 @@ static int in_reserve(conn *c, size_t need) {
 }
 
 // Hints the engine at the keys of the next PREFETCH_FRAMES whole frames from off, in two
-// stages (buckets, then entries), so that their decisions find them in cache.
+// stages (buckets, then entries), so that their decisions find them in cache. A lone
+// frame has nothing to overlap its misses with: no hints then.
 static void prefetch_frames(conn *c, size_t off) {
+    rl_header first;
+    rl_status st;
+    if (rl_header_read(c->in + off, c->in_len - off, c->server->max_frame, &first, &st) != RL_OK ||
+        c->in_len - off <= 4 + (size_t)first.length)
+        return;
     for (int stage = 0; stage < 2; stage++) {
         size_t at = off;
         for (int i = 0; i < PREFETCH_FRAMES; i++) {
