@@ -11,7 +11,8 @@ Parts (each runs for -t seconds; a part whose input is missing is skipped):
     limits       the `limits` library: MovingWindowRateLimiter on RedisStorage(--redis),
                  --threads (8) threads (a peer for comparison)
     app          examples/app.py under uvicorn with and without the middleware
-                 (RLIMIT_DISABLE=1), loaded by wrk if it is on PATH, else by httpx
+                 (RLIMIT_DISABLE=1), loaded by wrk if it is on PATH, else by httpx:
+                 both apps run at once, loads alternate between them, medians count
 
 Lines: {"name": ..., "decisions_per_s": ...} for the deciders; the app part prints
 {"name": ..., "requests_per_s": ...} for both runs (the middleware run also as
@@ -28,6 +29,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -168,23 +170,42 @@ async def _load_httpx(url: str, seconds: float, concurrency: int) -> tuple[float
     return done / (time.monotonic() - start), failed / max(done, 1)
 
 
-def _measure_app(args: argparse.Namespace, disable: bool) -> tuple[float, float, str]:
-    process, url = _start_app(args, disable)
-    try:
-        if shutil.which("wrk"):
-            return (*_load_wrk(url, args.seconds, args.concurrency), "wrk")
-        return (*asyncio.run(_load_httpx(url, args.seconds, args.concurrency)), "httpx")
-    finally:
-        process.terminate()
-        process.wait(10)
+APP_ROUNDS = 3  # runs per app, alternated, each a third of --seconds (at least 1 s)
+
+
+def _load(url: str, seconds: float, concurrency: int) -> tuple[float, float, str]:
+    if shutil.which("wrk"):
+        return (*_load_wrk(url, seconds, concurrency), "wrk")
+    return (*asyncio.run(_load_httpx(url, seconds, concurrency)), "httpx")
 
 
 def bench_app(args: argparse.Namespace) -> None:
-    without, _, tool = _measure_app(args, disable=True)
-    emit(name="python_fastapi_without_middleware", requests_per_s=round(without), load=tool)
-    with_middleware, non_2xx, tool = _measure_app(args, disable=False)
+    """Both apps run at once; short loads alternate between them (without, with, without,
+    ...) after a warm-up of each, and each app's figure is the median of its runs, so
+    that a disturbance of the machine lands on both rather than on one whole run."""
+    apps = [_start_app(args, disable=True), _start_app(args, disable=False)]
+    seconds = max(1.0, args.seconds / APP_ROUNDS)
+    runs: list[list[tuple[float, float]]] = [[], []]
+    tool = "wrk"
+    try:
+        for _, url in apps:
+            _load(url, 1, args.concurrency)  # warm-up: imports, first connections
+        for _ in range(APP_ROUNDS):
+            for index, (_, url) in enumerate(apps):
+                rate, non_2xx, tool = _load(url, seconds, args.concurrency)
+                runs[index].append((rate, non_2xx))
+    finally:
+        for process, _ in apps:
+            process.terminate()
+            process.wait(10)
+    without = statistics.median(rate for rate, _ in runs[0])
+    with_middleware = statistics.median(rate for rate, _ in runs[1])
+    non_2xx = max(fraction for _, fraction in runs[1])
+    emit(name="python_fastapi_without_middleware", requests_per_s=round(without), load=tool,
+         runs=[round(rate) for rate, _ in runs[0]])
     emit(name="python_fastapi_with_middleware", requests_per_s=round(with_middleware),
-         decisions_per_s=round(with_middleware), non_2xx_fraction=round(non_2xx, 4), load=tool)
+         decisions_per_s=round(with_middleware), non_2xx_fraction=round(non_2xx, 4), load=tool,
+         runs=[round(rate) for rate, _ in runs[1]])
     emit(name="python_middleware_overhead", overhead_pct=round(100 * (1 - with_middleware / without), 1))
 
 
