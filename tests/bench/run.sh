@@ -590,8 +590,8 @@ print(json.dumps({
                  "nice": int(nice) if nice else None,
                  "placement": ("rlimitd (memory store) and redis-server on core 0; rlimit-bench, node, "
                                "python load and redis-benchmark on core 1; rlimitd (redis store) on "
-                               "core 1 closed loop, core 0 open loop; FastAPI runs unpinned; each "
-                               "figure's 'where' says") if pin == "1" else "unpinned"},
+                               "core 1 (core 0 for the unpipelined open loop); FastAPI runs "
+                               "unpinned; each figure's 'where' says") if pin == "1" else "unpinned"},
     "commit": out("git", "rev-parse", "--short", "HEAD"),
     "dirty": bool(out("git", "status", "--porcelain", "--untracked-files=no")),
     "versions": {"redis": (out("redis-server", "--version") or "").split("v=")[-1].split()[0] or None,
