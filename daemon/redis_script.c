@@ -63,7 +63,11 @@ const char rl_redis_script[] =
     "local cells = {}\n"
     "local PATTERN = {f = '^f:(%-?%d+):(%-?%d+)$', c = '^c:(%-?%d+):(%-?%d+):(%-?%d+)$'}\n"
     "\n"
-    // A fast-path bucket expires at the first point of its key's grid after its tat: a
+    // A fast-path bucket is stored "<tat>. " (tonumber reads it; the mark is the trailing
+    // ". ", not the "." of rlimitd before the grid was shifted, whose TTL is on an unshifted
+    // grid: such a value counts as unmarked and gets a fresh TTL, so old and new daemons
+    // sharing a Redis never keep a TTL that ends before the bucket is empty).
+    // It expires at the first point of its key's grid after its tat: a
     // 5 s grid, shifted per key (by its last four bytes before "}:<rate>", scattered by
     // a multiplier near 0.618 of the grid: keys that differ in one byte land far apart),
     // so that keys written together do not expire together (an expiry storm stalls Redis).
@@ -81,9 +85,9 @@ const char rl_redis_script[] =
     "  local e = grid_end(a, ph)\n"
     "  st[6] = ph\n"
     "  if st[5] == e and a + 2000 <= e then\n"
-    "    call('SET', key, fmt('%.0f.', a), 'KEEPTTL')\n"
+    "    call('SET', key, fmt('%.0f. ', a), 'KEEPTTL')\n"
     "  else\n"
-    "    call('SET', key, fmt('%.0f.', a), 'PX', ceil_ms(e - now))\n"
+    "    call('SET', key, fmt('%.0f. ', a), 'PX', ceil_ms(e - now))\n"
     "    st[5] = e\n"
     "  end\n"
     "end\n"
@@ -95,7 +99,7 @@ const char rl_redis_script[] =
     "  local a, b, c, v, e, ph = 0, 0, 0, raw[k], nil, nil\n"
     "  if v and rt.kind == 'b' then\n"
     "    a = tonumber(v) or 0\n"
-    "    if a ~= 0 and byte(v, -1) == 46 then ph = phase(key); e = grid_end(a, ph) end\n"
+    "    if a ~= 0 and byte(v, -1) == 32 then ph = phase(key); e = grid_end(a, ph) end\n"
     "  elseif v then\n"
     "    local x, y, z = match(v, PATTERN[rt.kind])\n"
     "    if x then a, b, c = tonumber(x), tonumber(y), tonumber(z or 0) end\n"
@@ -139,7 +143,7 @@ const char rl_redis_script[] =
     "      local rt, cost, key = sets[tonumber(ARGV[p + 2])][1], tonumber(ARGV[p + 3]), KEYS[i]\n"
     "      local v = seen[key] or raw[i]\n"
     "      local a, e, ph = v and tonumber(v) or 0, nil, nil\n"
-    "      if a ~= 0 and byte(v, -1) == 46 then ph = phase(key); e = grid_end(a, ph) end\n"
+    "      if a ~= 0 and byte(v, -1) == 32 then ph = phase(key); e = grid_end(a, ph) end\n"
     "      local T, tol = rt.T, rt.tol\n"
     "      if a < now then a = now end\n"
     "      local ahead = a - now + cost * T\n"
@@ -150,7 +154,7 @@ const char rl_redis_script[] =
     // expires at, the new tat overwrites the old one in place (SETRANGE keeps the TTL
     // and reuses the value; the script sees time stand still, so a key read is there).
     "        ph = ph or phase(key)\n"
-    "        local e2, nv = grid_end(tat, ph), fmt('%.0f.', tat)\n"
+    "        local e2, nv = grid_end(tat, ph), fmt('%.0f. ', tat)\n"
     "        if e == e2 and tat + 2000 <= e2 and #nv == #v then\n"
     "          call('SETRANGE', key, '0', nv)\n"
     "        else\n"

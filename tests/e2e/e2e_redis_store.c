@@ -491,7 +491,7 @@ static int64_t grid_phase(const char *key) {
     return ((((int64_t)b[0] * 31 + b[1]) * 31 + b[2]) * 31 + b[3]) * 3090169 % 5000000;
 }
 
-// A single bucket CHECK (the script's fast path) writes "<tat>." with a TTL to the end
+// A single bucket CHECK (the script's fast path) writes "<tat>. " with a TTL to the end
 // of tat's cell of its key's 5 s grid, and a later batch of the same call on that key
 // sees what it consumed.
 START_TEST(bucket_key_holds_its_tat_and_ttl) {
@@ -513,7 +513,7 @@ START_TEST(bucket_key_holds_its_tat_and_ttl) {
     redisContext *c = rlt_redis_connect(&h.redis, NULL);
     redisReply *r = redisCommand(c, "GET rl:{p:k}:0");
     char want[32];
-    snprintf(want, sizeof(want), "%lld.", (long long)(clock + 200000)); /* "<tat>.": the script */
+    snprintf(want, sizeof(want), "%lld. ", (long long)(clock + 200000)); /* "<tat>. ": the script */
     ck_assert_str_eq(r->str, want);
     freeReplyObject(r);
     /* the TTL reaches the end of tat's cell of the key's grid */
@@ -535,6 +535,21 @@ START_TEST(bucket_key_holds_its_tat_and_ttl) {
     ck_assert_msg(r->integer >= other_ms - 50 && r->integer <= other_ms, "other ttl %lld, want %lld",
                   r->integer, other_ms);
     ck_assert_msg(llabs(other_ms - want_ms) > 100, "both keys expire together (%lld ms)", want_ms);
+    freeReplyObject(r);
+    /* a value marked "<tat>." (rlimitd before the shifted grid) has a TTL on another grid:
+       it is not kept, even though it ends before the new tat */
+    freeReplyObject(redisCommand(c, "SET rl:{p:o}:0 %lld. PX 50", (long long)(clock + 300000)));
+    rl_store_item old = h_item(&l, "p", "o", 1);
+    h_submit(store, RL_STORE_CHECK, &old, 1, &outs[0]);
+    h_wait(&h, outs, 1);
+    ck_assert_int_eq(outs[0].ans.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(outs[0].ans.verdicts[0].remaining, 6); /* tat 3 T ahead, +1: 4 of 10 used */
+    int64_t old_tat = clock + 400000;
+    int64_t old_end = old_tat - (old_tat + grid_phase("rl:{p:o}:0")) % 5000000 + 5000000;
+    long long old_ms = (long long)((old_end - clock + 999) / 1000);
+    r = redisCommand(c, "PTTL rl:{p:o}:0");
+    ck_assert_msg(r->integer >= old_ms - 50 && r->integer <= old_ms, "old-format key ttl %lld, want %lld",
+                  r->integer, old_ms);
     freeReplyObject(r);
     redisFree(c);
     store->ops->free(store);
