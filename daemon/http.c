@@ -44,6 +44,9 @@ struct rl_http {
     struct evhttp *evh;       /* the server */
     http_listener *listeners; /* open listeners */
     uint32_t next_id;         /* request ids given to the engine */
+    size_t in_flight;         /* requests the engine has not answered yet */
+    size_t closing;           /* answered during shutdown, connection not closed yet */
+    int stopping;             /* rl_http_close was called */
     uint64_t responses[6];    /* answers by status class (index: code / 100) */
 };
 
@@ -231,10 +234,30 @@ static void reply_metrics(http_call *call, const rl_response *resp) {
     rl_free(text);
 }
 
+static void on_closed(struct evhttp_connection *evcon, void *arg) {
+    rl_http *h = arg;
+    (void)evcon;
+    h->closing--;
+}
+
+// During shutdown: the connection closes once this reply is out, and is counted until
+// then (rl_http_owed). A client that already left has no connection.
+static void close_after_reply(rl_http *h, struct evhttp_request *req) {
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon)
+        return;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    evhttp_connection_set_closecb(evcon, on_closed, h);
+    h->closing++;
+}
+
 // The engine's answer to a call, now or later.
 static void on_answer(void *arg, const rl_response *resp) {
     http_call *call = arg;
     rl_status st = (rl_status)resp->result.status;
+    call->http->in_flight--;
+    if (call->http->stopping)
+        close_after_reply(call->http, call->req);
     if (call->kind == CALL_METRICS)
         reply_metrics(call, resp);
     else if (st == RL_ST_ALLOWED || st == RL_ST_DENIED)
@@ -287,6 +310,7 @@ static void handle_decision(rl_http *h, struct evhttp_request *req, call_kind ki
         rl_request r = {.id = h->next_id++, .opcode = RL_OP_CHECK, .item_count = 1};
         r.items[0] = (rl_item){cost, p.value[RL_PARAM_POLICY], p.value[RL_PARAM_KEY],
                                (uint16_t)p.len[RL_PARAM_KEY], (uint8_t)p.len[RL_PARAM_POLICY]};
+        h->in_flight++;
         rl_engine_handle(h->engine, &r, 0, on_answer, call);
     }
     rl_free(query);
@@ -307,6 +331,7 @@ static void handle_metrics(rl_http *h, struct evhttp_request *req) {
         return;
     }
     rl_request r = {.id = h->next_id++, .opcode = RL_OP_STATS, .item_count = 0};
+    h->in_flight++;
     rl_engine_handle(h->engine, &r, 0, on_answer, call);
 }
 
@@ -440,11 +465,16 @@ void rl_http_rollback(rl_http *h) {
 }
 
 void rl_http_close(rl_http *h) {
+    h->stopping = 1;
     while (h->listeners) {
         http_listener *l = h->listeners;
         h->listeners = l->next;
         listener_close(h, l);
     }
+}
+
+size_t rl_http_owed(const rl_http *h) {
+    return h->in_flight + h->closing;
 }
 
 rl_http *rl_http_new(struct event_base *base, rl_engine *engine, char *err, size_t errlen) {

@@ -47,8 +47,14 @@ void rl_http_commit(rl_http *http, const rl_config *config);
 // Closes the listeners opened by the last rl_http_prepare.
 void rl_http_rollback(rl_http *http);
 
-// Closes every listener (shutdown); connections already accepted are not dropped.
+// Closes every listener (shutdown); connections already accepted are not dropped. From
+// then on, a request answered is answered with "Connection: close".
 void rl_http_close(rl_http *http);
+
+// Answers still owed: requests waiting on the engine (the store), plus replies given
+// during shutdown whose connection has not closed yet (their bytes may be unwritten).
+// Shutdown runs the loop until this is 0 (or its grace period ends) before rl_http_free.
+size_t rl_http_owed(const rl_http *http);
 
 // Frees everything, dropping open connections. Call after rl_engine_free, so that no
 // decision is still owed to an HTTP request.

@@ -3,7 +3,7 @@
 # shows the store's state and latency (p50/p99), /metrics exports the latency and,
 # once Redis goes away, the store errors and fallbacks; top keys work the same; HTTP
 # decisions answered later (Redis busy) reach their client, or are dropped safely when
-# the client left.
+# the client left, and one still waiting on Redis at SIGTERM is answered before exit.
 # shellcheck source=tests/e2e/ops_common.sh disable=SC2034
 . "$(dirname "$0")/ops_common.sh"
 watchdog 120
@@ -70,5 +70,22 @@ M=$(http "$PORT" /metrics | sed '1,/^$/d')
 expect_match "metrics: store errors" '^rlimitd_store_errors_total\{policy="three"\} [1-9][0-9]*$' "$M"
 expect_match "metrics: fallbacks" '^rlimitd_fallbacks_total\{policy="three"\} [1-9][0-9]*$' "$M"
 
-stop_daemon
+# ---- SIGTERM while an HTTP decision waits on Redis: it is still answered ----
+redis_restart || fail "redis-server did not start again"
+wait_log "redis store: up (connected)"
+(redis-cli -p "$REDIS_PORT" DEBUG SLEEP 1 >/dev/null &)
+sleep 0.2
+http "$PORT" "/check?policy=three&key=at-shutdown" >"$DIR/at-shutdown.out" &
+HTTP_PID=$!
+sleep 0.3
+kill -TERM "$DAEMON_PID"
+wait "$HTTP_PID"
+R=$(cat "$DIR/at-shutdown.out")
+expect_eq "SIGTERM: the HTTP decision waiting on Redis is answered" "status 200" "$(echo "$R" | head -1)"
+expect_match "... and its connection is closed after it" '^connection: close$' "$R"
+expect_match "... by Redis, not a fallback" '^x-ratelimit-remaining: 2$' "$R"
+wait "$DAEMON_PID"
+RC=$?
+DAEMON_PID=
+expect_eq "rlimitd stopped cleanly after answering it" 0 "$RC"
 finish
