@@ -574,6 +574,53 @@ START_TEST(a_key_too_long_is_refused) {
 }
 END_TEST
 
+// Script calls bigger than the socket takes while Redis is busy (2 KB keys, 600 items:
+// ~1.2 MB): their writes come short, the rest goes out once Redis reads again, and
+// every item is decided by Redis exactly once.
+START_TEST(calls_larger_than_the_socket_buffer) {
+    enum { ITEMS = 600, KEY_LEN = 2000 };
+    h.conf.command_timeout_ms = 5000;
+    h.conf.host = NULL; /* a Unix socket: its send buffer (~200 KB) bounds what is in flight */
+    h.conf.unix_path = h.redis.sock;
+    rl_limits l = one_rate(RL_ALGO_TOKEN_BUCKET, 10, 1000000, 10);
+    rl_store *store = h_store(&h, NULL);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &(rl_store_item){&l, "p", 1, "warm", 4, 1}, 1).status,
+                     RL_ST_ALLOWED);
+    static char keys[ITEMS][KEY_LEN];
+    static rl_store_item items[ITEMS];
+    static outcome outs[ITEMS];
+    for (int i = 0; i < ITEMS; i++) {
+        memset(keys[i], 'k', KEY_LEN);
+        snprintf(keys[i], 16, "%05d", i);
+        keys[i][5] = 'k';
+        items[i] = (rl_store_item){&l, "p", 1, keys[i], KEY_LEN, 1};
+    }
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    int done = 0;
+    ck_assert_int_eq(redisAppendCommand(c, "DEBUG SLEEP 0.3"), REDIS_OK);
+    while (!done)
+        ck_assert_int_eq(redisBufferWrite(c, &done), REDIS_OK);
+    struct timespec pause = {0, 50000000};
+    nanosleep(&pause, NULL); /* Redis is asleep now */
+    for (int i = 0; i < ITEMS; i++)
+        h_submit(store, RL_STORE_CHECK, &items[i], 1, &outs[i]);
+    h_wait(&h, outs, ITEMS);
+    for (int i = 0; i < ITEMS; i++) {
+        ck_assert_int_eq(outs[i].calls, 1);
+        ck_assert_int_eq(outs[i].ans.status, RL_ST_ALLOWED);
+        ck_assert_int_eq(outs[i].ans.verdicts[0].remaining, 9);
+    }
+    redisReply *r = NULL;
+    ck_assert_int_eq(redisGetReply(c, (void **)&r), REDIS_OK); /* the DEBUG SLEEP's OK */
+    freeReplyObject(r);
+    r = redisCommand(c, "DBSIZE");
+    ck_assert_int_eq(r->integer, ITEMS + 1);
+    freeReplyObject(r);
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
 START_TEST(foreign_values_count_as_empty) {
     rl_limits cell = one_rate(RL_ALGO_GCRA, 10, 1000000, 2);
     rl_limits log = one_rate(RL_ALGO_SLIDING_LOG, 2, 1000000, 0);
@@ -691,6 +738,7 @@ static Suite *store_suite(void) {
     tcase_add_test(store, keys_carry_a_hash_tag_and_a_ttl);
     tcase_add_test(store, bucket_key_holds_its_tat_and_ttl);
     tcase_add_test(store, a_key_too_long_is_refused);
+    tcase_add_test(store, calls_larger_than_the_socket_buffer);
     tcase_add_test(store, foreign_values_count_as_empty);
     tcase_add_test(store, big_logs_are_written_in_chunks);
     tcase_add_test(store, forget_ns_deletes_the_policys_keys);
