@@ -30,8 +30,9 @@
 #define MAX_CONNECTIONS 4096
 #define MAX_IN_FLIGHT 65536
 #define MAX_WAIT_NS 100000000 /* epoll sleeps at most this long (checks the end) */
-#define SPIN_NS 50000 /* open loop: poll instead of sleeping when a send is this close (a
-                         sleep and wake-up costs more, and wakes up to 50 us late) */
+/* Open loop: poll instead of sleeping when the next send is this close (a sleep and its
+ * wake-up cost more, and wake up to 50 us late). */
+#define SPIN_NS 50000
 
 static const char usage_text[] =
     "usage: rlimit-bench -s ADDR -p POLICY [-c CONNECTIONS] [-d IN_FLIGHT] [-k KEYS]\n"

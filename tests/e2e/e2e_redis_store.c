@@ -529,11 +529,12 @@ START_TEST(bucket_key_holds_its_tat_and_ttl) {
     rl_store_item other = h_item(&l, "p", "j", 1);
     h_submit(store, RL_STORE_CHECK, &other, 1, &outs[0]);
     h_wait(&h, outs, 1);
-    int64_t other_end = clock + 100000 - (clock + 100000 + grid_phase("rl:{p:j}:0")) % 5000000 + 5000000;
+    int64_t other_end =
+        clock + 100000 - (clock + 100000 + grid_phase("rl:{p:j}:0")) % 5000000 + 5000000;
     long long other_ms = (long long)((other_end - clock + 999) / 1000);
     r = redisCommand(c, "PTTL rl:{p:j}:0");
-    ck_assert_msg(r->integer >= other_ms - 50 && r->integer <= other_ms, "other ttl %lld, want %lld",
-                  r->integer, other_ms);
+    ck_assert_msg(r->integer >= other_ms - 50 && r->integer <= other_ms,
+                  "other ttl %lld, want %lld", r->integer, other_ms);
     ck_assert_msg(llabs(other_ms - want_ms) > 100, "both keys expire together (%lld ms)", want_ms);
     freeReplyObject(r);
     /* a value marked "<tat>." (rlimitd before the shifted grid) has a TTL on another grid:
@@ -548,8 +549,8 @@ START_TEST(bucket_key_holds_its_tat_and_ttl) {
     int64_t old_end = old_tat - (old_tat + grid_phase("rl:{p:o}:0")) % 5000000 + 5000000;
     long long old_ms = (long long)((old_end - clock + 999) / 1000);
     r = redisCommand(c, "PTTL rl:{p:o}:0");
-    ck_assert_msg(r->integer >= old_ms - 50 && r->integer <= old_ms, "old-format key ttl %lld, want %lld",
-                  r->integer, old_ms);
+    ck_assert_msg(r->integer >= old_ms - 50 && r->integer <= old_ms,
+                  "old-format key ttl %lld, want %lld", r->integer, old_ms);
     freeReplyObject(r);
     redisFree(c);
     store->ops->free(store);
@@ -584,8 +585,9 @@ START_TEST(calls_larger_than_the_socket_buffer) {
     h.conf.unix_path = h.redis.sock;
     rl_limits l = one_rate(RL_ALGO_TOKEN_BUCKET, 10, 1000000, 10);
     rl_store *store = h_store(&h, NULL);
-    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &(rl_store_item){&l, "p", 1, "warm", 4, 1}, 1).status,
-                     RL_ST_ALLOWED);
+    ck_assert_int_eq(
+        h_do(&h, store, RL_STORE_CHECK, &(rl_store_item){&l, "p", 1, "warm", 4, 1}, 1).status,
+        RL_ST_ALLOWED);
     static char keys[ITEMS][KEY_LEN];
     static rl_store_item items[ITEMS];
     static outcome outs[ITEMS];
