@@ -184,6 +184,19 @@ static int limits_equal(const rl_limits *a, const rl_limits *b) {
     return 1;
 }
 
+// Returns 1 if the call for reqs[0..count) takes the compact form (see redis_script.h):
+// every request a CHECK of one item with one token bucket or gcra rate.
+static int call_is_compact(rl_redis_request *const *reqs, size_t count) {
+    for (size_t q = 0; q < count; q++) {
+        const rl_redis_request *r = reqs[q];
+        if (r->op != RL_STORE_CHECK || r->count != 1 || r->items[0].limits.rate_count != 1 ||
+            (r->items[0].limits.rates[0].algorithm != RL_ALGO_TOKEN_BUCKET &&
+             r->items[0].limits.rates[0].algorithm != RL_ALGO_GCRA))
+            return 0;
+    }
+    return 1;
+}
+
 /* The call's items in order, with their limit set. */
 typedef struct call_plan {
     const rl_limits **sets; /* distinct limit sets */
@@ -191,6 +204,7 @@ typedef struct call_plan {
     uint32_t *set_of;       /* per item (all requests' items in order): its set, 0-based */
     size_t key_count;       /* KEYS: one per rate per item */
     size_t arg_count;       /* ARGV entries */
+    int compact;            /* call_is_compact */
 } call_plan;
 
 static uint32_t find_set(call_plan *plan, const rl_limits *limits) {
@@ -213,9 +227,10 @@ static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t coun
     if (!plan->sets || !plan->set_of)
         return RL_ERR;
     plan->arg_count = 3; /* now, set count, batch count */
+    plan->compact = call_is_compact(reqs, count);
     size_t i = 0;
     for (size_t q = 0; q < count; q++) {
-        plan->arg_count += 2 + 2 * (size_t)reqs[q]->count;
+        plan->arg_count += (plan->compact ? 0 : 2) + 2 * (size_t)reqs[q]->count;
         for (size_t k = 0; k < reqs[q]->count; k++) {
             plan->set_of[i++] = find_set(plan, &reqs[q]->items[k].limits);
             plan->key_count += reqs[q]->items[k].limits.rate_count;
@@ -262,11 +277,11 @@ static int put_sets(rl_redis_cmdbuf *buf, const call_plan *plan) {
 
 static int put_batches(rl_redis_cmdbuf *buf, const call_plan *plan, rl_redis_request *const *reqs,
                        size_t count) {
-    int rc = put_int(buf, (int64_t)count);
+    int rc = put_int(buf, plan->compact ? -(int64_t)count : (int64_t)count);
     size_t i = 0;
     for (size_t q = 0; q < count && rc == RL_OK; q++) {
-        rc = put_int(buf, (int64_t)reqs[q]->op);
-        rc |= put_int(buf, reqs[q]->count);
+        if (!plan->compact)
+            rc = put_int(buf, (int64_t)reqs[q]->op) | put_int(buf, reqs[q]->count);
         for (size_t k = 0; k < reqs[q]->count && rc == RL_OK; k++) {
             rc |= put_int(buf, (int64_t)plan->set_of[i++] + 1);
             rc |= put_int(buf, reqs[q]->items[k].cost);
@@ -300,6 +315,8 @@ int rl_redis_call_encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, si
 /* ---- reading replies ---- */
 
 static size_t expected_elements(rl_redis_request *const *reqs, size_t count) {
+    if (call_is_compact(reqs, count))
+        return 1 + RL_REDIS_COMPACT_FIELDS * count;
     size_t n = 1;
     for (size_t q = 0; q < count; q++) {
         n += 1;
@@ -331,6 +348,16 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
             *errstr = "the script's reply holds a non-integer";
             return RL_ERR;
         }
+    }
+    if (call_is_compact(reqs, count)) {
+        for (size_t at = 1; at < reply->elements; at += RL_REDIS_COMPACT_FIELDS) {
+            redisReply *const *e = &reply->element[at];
+            if (e[0]->integer < 0 || ((e[0]->integer & 1) && e[2]->integer != 0)) {
+                *errstr = "the script's reply holds an impossible verdict";
+                return RL_ERR;
+            }
+        }
+        return RL_OK;
     }
     size_t at = 1;
     for (size_t q = 0; q < count; q++) {
@@ -385,17 +412,38 @@ static void read_request(const redisReply *reply, size_t *at, const rl_redis_req
     }
 }
 
+// Reads a compact reply's verdict of req (one item, one rate) at e.
+static void read_compact(redisReply *const *e, const rl_redis_request *req,
+                         rl_store_answer *answer) {
+    const rl_rate *rate = &req->items[0].limits.rates[0];
+    rl_verdict *v = &answer->verdicts[0];
+    v->allowed = (e[0]->integer & 1) != 0;
+    v->limit = rl_rate_capacity(rate);
+    v->remaining = (uint64_t)(e[0]->integer >> 1);
+    v->reset_after_us = e[1]->integer;
+    v->retry_after_us = e[2]->integer;
+    v->window_us = rl_rate_window_us(rate);
+    answer->count = 1;
+    answer->status = v->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
+}
+
 int rl_redis_call_decode(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
                          rl_redis_answer_fn *fn, void *arg, const char **errstr) {
     if (reply_check(reply, reqs, count, errstr) != RL_OK)
         return RL_ERR;
+    int compact = call_is_compact(reqs, count);
     size_t at = 1;
     for (size_t q = 0; q < count; q++) {
         rl_store_answer answer;
         answer.now_us = reply->element[0]->integer;
         answer.flags = 0;
         answer.errstr = NULL;
-        read_request(reply, &at, reqs[q], &answer);
+        if (compact) {
+            read_compact(&reply->element[at], reqs[q], &answer);
+            at += RL_REDIS_COMPACT_FIELDS;
+        } else {
+            read_request(reply, &at, reqs[q], &answer);
+        }
         fn(arg, reqs[q], &answer);
     }
     return RL_OK;

@@ -127,20 +127,18 @@ const char rl_redis_script[] =
     "end\n"
     "\n"
     "\n"
-    // The fast path: every batch a single-item CHECK of one token bucket or gcra rate (no
-    // function below this block is even created). bucket_decide and bucket_write written
-    // out; a key met again reads what this call wrote (seen).
-    "if simple then\n"
-    "  local nb, p = tonumber(ARGV[pos]), pos + 1\n"
-    "  for _ = 1, nb do\n"
-    "    if ARGV[p] ~= '0' or ARGV[p + 1] ~= '1' then simple = false; break end\n"
-    "    p = p + 4\n"
-    "  end\n"
-    "  if simple then\n"
-    "    p = pos + 1\n"
-    "    local seen = {}\n"
-    "    for i = 1, nb do\n"
-    "      local rt, cost, key = sets[tonumber(ARGV[p + 2])][1], tonumber(ARGV[p + 3]), KEYS[i]\n"
+    // The fast path: a compact call (-B batches, each a single-item CHECK of one token
+    // bucket or gcra rate: set and cost; see redis_script.h). No function below this
+    // block is even created; bucket_decide and bucket_write written out; a key met again
+    // reads what this call wrote (seen). Reply per item: remaining * 2 + allowed, reset,
+    // retry.
+    "local nb = tonumber(ARGV[pos])\n"
+    "if nb < 0 then\n"
+    "  if not simple then return redis.error_reply('rlimitd: a compact call with other limits') end\n"
+    "  local p, seen = pos + 1, {}\n"
+    "  do\n"
+    "    for i = 1, -nb do\n"
+    "      local rt, cost, key = sets[tonumber(ARGV[p])][1], tonumber(ARGV[p + 1]), KEYS[i]\n"
     "      local v = seen[key] or raw[i]\n"
     "      local a, e, ph = v and tonumber(v) or 0, nil, nil\n"
     "      if a ~= 0 and byte(v, -1) == 32 then ph = phase(key); e = grid_end(a, ph) end\n"
@@ -148,7 +146,7 @@ const char rl_redis_script[] =
     "      if a < now then a = now end\n"
     "      local ahead = a - now + cost * T\n"
     "      if cost <= rt.cap and ahead <= tol then\n"
-    "        out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = 0, 1, floor((tol - ahead) / T), ahead, 0\n"
+    "        out[n + 1], out[n + 2], out[n + 3] = floor((tol - ahead) / T) * 2 + 1, ahead, 0\n"
     "        local tat = a + cost * T\n"
     // (tat > now: CHECK costs are at least 1.) Within the grid point the key already
     // expires at, the new tat overwrites the old one in place (SETRANGE keeps the TTL
@@ -162,12 +160,11 @@ const char rl_redis_script[] =
     "        end\n"
     "        seen[key] = nv\n"
     "      else\n"
-    "        out[n + 1], out[n + 2], out[n + 4] = 0, 0, a - now\n"
-    "        out[n + 3] = (a - now < tol) and floor((tol - (a - now)) / T) or 0\n"
-    "        out[n + 5] = (cost > rt.cap) and rt.window or ahead - tol\n"
+    "        out[n + 1] = ((a - now < tol) and floor((tol - (a - now)) / T) or 0) * 2\n"
+    "        out[n + 2], out[n + 3] = a - now, (cost > rt.cap) and rt.window or ahead - tol\n"
     "      end\n"
-    "      n = n + 5\n"
-    "      p = p + 4\n"
+    "      n = n + 3\n"
+    "      p = p + 2\n"
     "    end\n"
     "    return out\n"
     "  end\n"

