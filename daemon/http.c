@@ -88,12 +88,31 @@ static const char *reason_phrase(int code) {
     return NULL;
 }
 
+static void on_closed(struct evhttp_connection *evcon, void *arg) {
+    rl_http *h = arg;
+    (void)evcon;
+    h->closing--;
+}
+
+// During shutdown: the connection closes once this reply is out, and is counted until
+// then (rl_http_owed). A client that already left has no connection.
+static void close_after_reply(rl_http *h, struct evhttp_request *req) {
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon)
+        return;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    evhttp_connection_set_closecb(evcon, on_closed, h);
+    h->closing++;
+}
+
 static void send_reply(rl_http *h, struct evhttp_request *req, int code, const char *type,
                        struct evbuffer *body) {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "Content-Type", type);
     evhttp_add_header(out, "Cache-Control", "no-store");
     h->responses[code / 100 < 6 ? code / 100 : 0]++;
+    if (h->stopping)
+        close_after_reply(h, req);
     if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
         body = NULL; /* evhttp sends it on a Connection: close request otherwise */
     evhttp_send_reply(req, code, reason_phrase(code), body);
@@ -234,30 +253,11 @@ static void reply_metrics(http_call *call, const rl_response *resp) {
     rl_free(text);
 }
 
-static void on_closed(struct evhttp_connection *evcon, void *arg) {
-    rl_http *h = arg;
-    (void)evcon;
-    h->closing--;
-}
-
-// During shutdown: the connection closes once this reply is out, and is counted until
-// then (rl_http_owed). A client that already left has no connection.
-static void close_after_reply(rl_http *h, struct evhttp_request *req) {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (!evcon)
-        return;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-    evhttp_connection_set_closecb(evcon, on_closed, h);
-    h->closing++;
-}
-
 // The engine's answer to a call, now or later.
 static void on_answer(void *arg, const rl_response *resp) {
     http_call *call = arg;
     rl_status st = (rl_status)resp->result.status;
     call->http->in_flight--;
-    if (call->http->stopping)
-        close_after_reply(call->http, call->req);
     if (call->kind == CALL_METRICS)
         reply_metrics(call, resp);
     else if (st == RL_ST_ALLOWED || st == RL_ST_DENIED)

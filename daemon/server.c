@@ -113,8 +113,11 @@ static void conn_free(conn *c) {
     rl_free(c->in);
     rl_free(c->out);
     rl_free(c);
-    if (s->shutting_down && s->conn_count == 0)
+    if (s->shutting_down && s->conn_count == 0) {
+        if (s->grace_ev)
+            event_del(s->grace_ev); /* (main may still be draining HTTP answers) */
         event_base_loopexit(s->base, NULL);
+    }
 }
 
 // Frees c if nothing refers to it any more.
