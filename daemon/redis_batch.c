@@ -314,8 +314,8 @@ int rl_redis_call_encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, si
 
 /* ---- reading replies ---- */
 
-static size_t expected_elements(rl_redis_request *const *reqs, size_t count) {
-    if (call_is_compact(reqs, count))
+static size_t expected_elements(rl_redis_request *const *reqs, size_t count, int compact) {
+    if (compact)
         return 1 + RL_REDIS_COMPACT_FIELDS * count;
     size_t n = 1;
     for (size_t q = 0; q < count; q++) {
@@ -334,12 +334,12 @@ static int verdict_sane(redisReply *const *e) {
 }
 
 static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
-                       const char **errstr) {
+                       int compact, const char **errstr) {
     if (reply->type != REDIS_REPLY_ARRAY) {
         *errstr = "unexpected reply type from the script";
         return RL_ERR;
     }
-    if (reply->elements != expected_elements(reqs, count)) {
+    if (reply->elements != expected_elements(reqs, count, compact)) {
         *errstr = "the script's reply has the wrong number of elements";
         return RL_ERR;
     }
@@ -349,7 +349,7 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
             return RL_ERR;
         }
     }
-    if (call_is_compact(reqs, count)) {
+    if (compact) {
         for (size_t at = 1; at < reply->elements; at += RL_REDIS_COMPACT_FIELDS) {
             redisReply *const *e = &reply->element[at];
             if (e[0]->integer < 0 || ((e[0]->integer & 1) && e[2]->integer != 0)) {
@@ -429,9 +429,9 @@ static void read_compact(redisReply *const *e, const rl_redis_request *req,
 
 int rl_redis_call_decode(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
                          rl_redis_answer_fn *fn, void *arg, const char **errstr) {
-    if (reply_check(reply, reqs, count, errstr) != RL_OK)
+    int compact = call_is_compact(reqs, count); /* as rl_redis_call_encode chose */
+    if (reply_check(reply, reqs, count, compact, errstr) != RL_OK)
         return RL_ERR;
-    int compact = call_is_compact(reqs, count);
     size_t at = 1;
     for (size_t q = 0; q < count; q++) {
         rl_store_answer answer;
