@@ -23,7 +23,8 @@ SANITIZER ?=
 
 PKGS := libevent jansson hiredis
 DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev check \
-	redis-server nginx python3 python3-fastapi python3-httpx python3-uvicorn \
+	redis-server nginx python3 python3-fastapi python3-httpx python3-uvicorn python3-uvloop \
+	python3-httptools \
 	python3-pytest python3-limits python3-redis clang libclang-rt-14-dev valgrind wrk \
 	systemd procps iproute2 psmisc curl
 

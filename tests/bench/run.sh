@@ -354,11 +354,13 @@ py_bench() {
     grep -v '^$' "$TMP/py-$parts.err" | head -5 | sed 's/^/    | /'
 }
 if [ ! -f "$BENCH_PY" ]; then
-    for n in python_asyncclient python_fastapi_with_middleware python_middleware_overhead; do
+    for n in python_asyncclient python_fastapi_with_middleware python_middleware_overhead \
+        python_fastapi_with_middleware_standard python_middleware_overhead_standard; do
         skip "$n" "Python" "$BENCH_PY is not there"
     done
 elif [ "$mem_ok" != 1 ]; then
-    for n in python_asyncclient python_fastapi_with_middleware python_middleware_overhead; do
+    for n in python_asyncclient python_fastapi_with_middleware python_middleware_overhead \
+        python_fastapi_with_middleware_standard python_middleware_overhead_standard; do
         skip "$n" "Python" "no daemon: $MEM_WHY"
     done
 else
@@ -366,9 +368,13 @@ else
         "$(where "rlimitd:$CORE_SERVER python:$CORE_LOAD")" python_asyncclient --address "$MEM_ADDR" --policy bench
     py_bench client "$CORE_LOAD" "blocking Client.check, one call at a time, memory store" \
         "$(where "rlimitd:$CORE_SERVER python:$CORE_LOAD")" python_client_sync --address "$MEM_ADDR" --policy bench
-    py_bench app - "examples/app.py under uvicorn (1 worker), wrk 64 connections, with vs without RateLimitMiddleware" \
+    py_bench app - "examples/app.py under uvicorn (1 worker; asyncio, h11), wrk 64 connections, with vs without RateLimitMiddleware" \
         "$(where "rlimitd:$CORE_SERVER uvicorn+wrk:unpinned")" \
         "python_fastapi_without_middleware python_fastapi_with_middleware python_middleware_overhead" --address "$MEM_ADDR" --policy bench
+    py_bench app_standard - "the same under uvicorn[standard]'s stack (uvloop, httptools)" \
+        "$(where "rlimitd:$CORE_SERVER uvicorn+wrk:unpinned")" \
+        "python_fastapi_without_middleware_standard python_fastapi_with_middleware_standard python_middleware_overhead_standard" \
+        --address "$MEM_ADDR" --policy bench
 fi
 
 # ---- c: Redis store ------------------------------------------------------------------

@@ -12,7 +12,10 @@ Parts (each runs for -t seconds; a part whose input is missing is skipped):
                  --threads (8) threads (a peer for comparison)
     app          examples/app.py under uvicorn with and without the middleware
                  (RLIMIT_DISABLE=1), loaded by wrk if it is on PATH, else by httpx:
-                 both apps run at once, loads alternate between them, medians count
+                 both apps run at once, loads alternate between them, medians count;
+                 uvicorn's pure-Python stack (--loop asyncio --http h11)
+    app_standard the same on the stack of `pip install uvicorn[standard]` (--loop uvloop
+                 --http httptools); its lines' names end in _standard
 
 Lines: {"name": ..., "decisions_per_s": ...} for the deciders; the app part prints
 {"name": ..., "requests_per_s": ...} for both runs (the middleware run also as
@@ -121,12 +124,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_app(args: argparse.Namespace, disable: bool) -> tuple[subprocess.Popen[bytes], str]:
+# uvicorn's event loop and HTTP parser per app part.
+STACKS = {"app": ["--loop", "asyncio", "--http", "h11"],
+          "app_standard": ["--loop", "uvloop", "--http", "httptools"]}
+
+
+def _start_app(args: argparse.Namespace, disable: bool, stack: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "RLIMITD_ADDRESS": args.address,
            "RLIMIT_POLICY": args.policy, "RLIMIT_DISABLE": "1" if disable else "0"}
     command = [sys.executable, "-m", "uvicorn", "examples.app:app", "--host", "127.0.0.1", "--port", str(port),
-               "--no-proxy-headers", "--no-access-log", "--log-level", "warning"]
+               "--no-proxy-headers", "--no-access-log", "--log-level", "warning", *stack]
     process = subprocess.Popen(command, cwd=PYTHON_DIR, env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 15
@@ -179,11 +187,13 @@ def _load(url: str, seconds: float, concurrency: int) -> tuple[float, float, str
     return (*asyncio.run(_load_httpx(url, seconds, concurrency)), "httpx")
 
 
-def bench_app(args: argparse.Namespace) -> None:
+def bench_app(args: argparse.Namespace, part: str = "app") -> None:
     """Both apps run at once; short loads alternate between them (without, with, without,
     ...) after a warm-up of each, and each app's figure is the median of its runs, so
     that a disturbance of the machine lands on both rather than on one whole run."""
-    apps = [_start_app(args, disable=True), _start_app(args, disable=False)]
+    stack = STACKS[part]
+    suffix = "" if part == "app" else "_standard"
+    apps = [_start_app(args, True, stack), _start_app(args, False, stack)]
     seconds = max(1.0, args.seconds / APP_ROUNDS)
     runs: list[list[tuple[float, float]]] = [[], []]
     tool = "wrk"
@@ -201,12 +211,13 @@ def bench_app(args: argparse.Namespace) -> None:
     without = statistics.median(rate for rate, _ in runs[0])
     with_middleware = statistics.median(rate for rate, _ in runs[1])
     non_2xx = max(fraction for _, fraction in runs[1])
-    emit(name="python_fastapi_without_middleware", requests_per_s=round(without), load=tool,
-         runs=[round(rate) for rate, _ in runs[0]])
-    emit(name="python_fastapi_with_middleware", requests_per_s=round(with_middleware),
+    emit(name="python_fastapi_without_middleware" + suffix, requests_per_s=round(without), load=tool,
+         stack=" ".join(stack), runs=[round(rate) for rate, _ in runs[0]])
+    emit(name="python_fastapi_with_middleware" + suffix, requests_per_s=round(with_middleware),
          decisions_per_s=round(with_middleware), non_2xx_fraction=round(non_2xx, 4), load=tool,
-         runs=[round(rate) for rate, _ in runs[1]])
-    emit(name="python_middleware_overhead", overhead_pct=round(100 * (1 - with_middleware / without), 1))
+         stack=" ".join(stack), runs=[round(rate) for rate, _ in runs[1]])
+    emit(name="python_middleware_overhead" + suffix,
+         overhead_pct=round(100 * (1 - with_middleware / without), 1))
 
 
 def main() -> None:
@@ -217,11 +228,14 @@ def main() -> None:
     parser.add_argument("--policy", default="bench", help="policy to check (default bench)")
     parser.add_argument("--concurrency", type=int, default=64, help="calls/connections in flight")
     parser.add_argument("--threads", type=int, default=8, help="threads of the limits peer")
-    parser.add_argument("--parts", default="asyncclient,client,limits,app", help="comma-separated parts to run")
+    parser.add_argument("--parts", default="asyncclient,client,limits,app,app_standard",
+                        help="comma-separated parts to run")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    needs = {"asyncclient": args.address, "client": args.address, "limits": args.redis, "app": args.address}
-    runners = {"asyncclient": bench_asyncclient, "client": bench_client, "limits": bench_limits, "app": bench_app}
+    needs = {"asyncclient": args.address, "client": args.address, "limits": args.redis, "app": args.address,
+             "app_standard": args.address}
+    runners = {"asyncclient": bench_asyncclient, "client": bench_client, "limits": bench_limits, "app": bench_app,
+               "app_standard": lambda a: bench_app(a, "app_standard")}
     for name, runner in runners.items():
         if name in parts and needs[name]:
             runner(args)

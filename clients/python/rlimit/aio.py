@@ -16,7 +16,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from threading import get_ident
-from typing import Any
+from typing import Any, cast
 
 from .address import parse_address
 from .calls import CheckItem, Key, item_frame, multi_frame, next_id
@@ -34,15 +34,24 @@ from .protocol import (
 _Pending = dict[int, tuple["asyncio.Future[Response]", int, float]]
 _CHECK = Opcode.CHECK
 _EARLY = 0.001  # timers may fire this much before their deadline
+_UNKNOWN = object()  # a loop without asyncio's _thread_id
 
 
-def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether loop is running in this thread, hence is the running loop (one runs per thread).
+def _runs_here(conn: _Connection) -> bool:
+    """Whether conn's loop is running in this thread, hence is the running loop.
 
-    asyncio.get_running_loop() costs about 2 us on Python 3.11; this about 0.1 us.
-    Loops without asyncio's _thread_id (uvloop) answer False: ask get_running_loop.
+    asyncio.get_running_loop() makes a getpid() system call (its fork check) on every
+    call: ~2 us on a VM, once per check. asyncio's loops say which thread runs them
+    (_thread_id); for others (uvloop), the thread conn's loop was last seen running in
+    by get_running_loop stands in, which is right unless the loop has since moved to
+    another thread while this one runs another loop with the same client (a client is
+    not thread-safe).
     """
-    return getattr(loop, "_thread_id", None) == get_ident()
+    loop = conn.loop
+    thread = getattr(loop, "_thread_id", _UNKNOWN)
+    if thread is _UNKNOWN:
+        return conn.thread == get_ident() and loop.is_running()
+    return thread == get_ident()
 
 
 class _Connection(asyncio.Protocol):
@@ -57,10 +66,11 @@ class _Connection(asyncio.Protocol):
         self._splitter = FrameSplitter()  # frames out of the byte stream
         self._outgoing: list[bytes] = []  # frames to write at the end of this loop turn
         self._sweep: asyncio.TimerHandle | None = None  # fires at the earliest deadline
+        self.thread = get_ident()  # the thread the loop was last seen running in
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's transports do not derive from asyncio's.
+        self.transport = cast(asyncio.Transport, transport)
 
     def call(self, request_id: int, opcode: int, frame: bytes, deadline: float) -> asyncio.Future[Response]:
         """Sends frame; returns the future of its answer, failed with Timeout at deadline."""
@@ -231,10 +241,12 @@ class AsyncClient:
 
     async def _send(self, opcode: Opcode, request_id: int, frame: bytes, timeout: float | None) -> Response:
         conn = self._conn
-        if conn is not None and _runs_here(conn.loop):
+        if conn is not None and _runs_here(conn):
             loop = conn.loop  # the running loop, known without asking for it
         else:
             loop = asyncio.get_running_loop()
+            if conn is not None and conn.loop is loop:
+                conn.thread = get_ident()
         deadline = loop.time() + (self.timeout if timeout is None else timeout)
         if conn is None or conn.closed or conn.loop is not loop:
             conn = await self._reconnect(loop, deadline)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
+import uvloop
 
 from daemons import Daemon, unique_key
 from rlimit import AsyncClient, Client
@@ -20,9 +23,28 @@ from rlimit.errors import (
 )
 
 
+T = TypeVar("T")
+Runner = Callable[[Coroutine[Any, Any, T]], T]
+
+
 @pytest.fixture
 def client(daemon: Daemon) -> Client:
     return Client(daemon.address)
+
+
+def run_on_uvloop(coroutine: Coroutine[Any, Any, T]) -> T:
+    loop = uvloop.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+# asyncio's own loop, and uvloop's, which uvicorn picks when it is installed (as with
+# `pip install uvicorn[standard]`): its transports are not asyncio.Transport subclasses.
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Runner[Any]:
+    return asyncio.run if request.param == "asyncio" else run_on_uvloop
 
 
 def test_fixed_window_admits_exactly_its_limit(client: Client) -> None:
@@ -124,7 +146,7 @@ def test_admin_json(client: Client) -> None:
     assert client.ping() < 1
 
 
-def test_async_concurrent_calls_count_exactly(daemon: Daemon) -> None:
+def test_async_concurrent_calls_count_exactly(daemon: Daemon, run: Runner[Any]) -> None:
     key = unique_key("async")
 
     async def main() -> list[bool]:
@@ -132,10 +154,10 @@ def test_async_concurrent_calls_count_exactly(daemon: Daemon) -> None:
             decisions = await asyncio.gather(*(client.check("api", key) for _ in range(200)))
             return [d.allowed for d in decisions]
 
-    assert sum(asyncio.run(main())) == 20  # the bucket's burst; the refill is 100/min
+    assert sum(run(main())) == 20  # the bucket's burst; the refill is 100/min
 
 
-def test_async_mirrors_the_blocking_client(daemon: Daemon) -> None:
+def test_async_mirrors_the_blocking_client(daemon: Daemon, run: Runner[Any]) -> None:
     key = unique_key("async-api")
 
     async def main() -> None:
@@ -152,10 +174,10 @@ def test_async_mirrors_the_blocking_client(daemon: Daemon) -> None:
                 await client.check("no_such_policy", key)
             assert await client.ping() < 1
 
-    asyncio.run(main())
+    run(main())
 
 
-def test_clients_reconnect_after_a_daemon_restart(own_daemon: Daemon) -> None:
+def test_clients_reconnect_after_a_daemon_restart(own_daemon: Daemon, run: Runner[Any]) -> None:
     sync_client = Client(own_daemon.address, timeout=1)
     async_client = AsyncClient(own_daemon.address, timeout=1)
 
@@ -175,10 +197,10 @@ def test_clients_reconnect_after_a_daemon_restart(own_daemon: Daemon) -> None:
         assert (await async_client.check("fw5", "k")).remaining == 4  # a fresh daemon
         assert sync_client.check("fw5", "k").remaining == 3
 
-    asyncio.run(main())
+    run(main())
 
 
-def test_tcp_listener(daemon: Daemon) -> None:
+def test_tcp_listener(daemon: Daemon, run: Runner[Any]) -> None:
     key = unique_key("tcp")
     with Client(daemon.tcp_address) as client:
         assert client.check("fw5", key).remaining == 4
@@ -189,4 +211,4 @@ def test_tcp_listener(daemon: Daemon) -> None:
         async with AsyncClient(daemon.tcp_address) as client:
             return (await client.check("fw5", key)).remaining
 
-    assert asyncio.run(main()) == 3
+    assert run(main()) == 3

@@ -11,6 +11,7 @@ import asyncio
 import time
 
 import pytest
+import uvloop
 
 from fakedaemon import FakeDaemon
 from rlimit import AsyncClient, Client
@@ -229,6 +230,27 @@ def test_async_client_moves_between_loops(fake: FakeDaemon) -> None:
     client = AsyncClient(address(fake))
     assert asyncio.run(client.check("five", "k")).allowed
     assert asyncio.run(client.check("five", "k")).remaining == 3
+    assert fake.accepted == 2
+
+
+def test_async_client_moves_between_uvloop_loops(fake: FakeDaemon) -> None:
+    # uvloop's loops do not say which thread runs them: the client must still notice a
+    # new loop (and reconnect there), and keep one connection within a loop.
+    client = AsyncClient(address(fake))
+
+    async def three() -> list[tuple[bool, int]]:
+        first = await client.check("five", "k")
+        rest = await asyncio.gather(client.check("five", "k"), client.check("five", "k"))
+        return [(d.allowed, d.remaining) for d in (first, *rest)]
+
+    decisions = []
+    for _ in range(2):
+        loop = uvloop.new_event_loop()
+        try:
+            decisions += loop.run_until_complete(three())
+        finally:
+            loop.close()
+    assert decisions == [(True, 4), (True, 3), (True, 2), (True, 1), (True, 0), (False, 0)]
     assert fake.accepted == 2
 
 

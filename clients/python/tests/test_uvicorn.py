@@ -1,6 +1,6 @@
 """examples/app.py under a real uvicorn, real HTTP through httpx, a real daemon.
 
-Two servers share one daemon: `allow` (on_error allow, trusting the proxy
+Under each of uvicorn's two stacks (STACKS), two servers share one daemon: `allow` (on_error allow, trusting the proxy
 127.0.0.2) and `deny` (on_error deny). Requests from 127.0.0.2 play the proxy.
 The last test kills the daemon under both servers and brings it back.
 """
@@ -35,11 +35,17 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(directory: str, name: str, env: dict[str, str]) -> Server:
+# uvicorn's two stacks: the pure-Python one (asyncio's loop, h11), and the one of
+# `pip install uvicorn[standard]` (uvloop, httptools), which most deployments run.
+STACKS = {"asyncio-h11": ["--loop", "asyncio", "--http", "h11"],
+          "uvloop-httptools": ["--loop", "uvloop", "--http", "httptools"]}
+
+
+def start_server(directory: str, name: str, stack: str, env: dict[str, str]) -> Server:
     port = free_port()
-    log_path = Path(directory) / f"{name}.log"
+    log_path = Path(directory) / f"{name}-{stack}.log"
     command = [sys.executable, "-m", "uvicorn", "examples.app:app", "--host", "127.0.0.1",
-               "--port", str(port), "--no-proxy-headers", "--log-level", "warning"]
+               "--port", str(port), "--no-proxy-headers", "--log-level", "warning", *STACKS[stack]]
     environment = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), **env}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=PYTHON_DIR, env=environment, stdout=log, stderr=log)
@@ -59,15 +65,15 @@ def wait_ready(server: Server) -> None:
     pytest.fail(f"uvicorn did not answer within 20 s:\n{server.log()}")
 
 
-@pytest.fixture(scope="module")
-def uvicorn_servers() -> Iterator[tuple[Daemon, Server, Server]]:
+@pytest.fixture(scope="module", params=list(STACKS))
+def uvicorn_servers(request: pytest.FixtureRequest) -> Iterator[tuple[Daemon, Server, Server]]:
     daemon = Daemon()
     servers: list[Server] = []
     try:
         daemon.start()
         common = {"RLIMITD_ADDRESS": daemon.address, "RLIMIT_TRUSTED_PROXIES": PROXY}
         for name in ("allow", "deny"):
-            servers.append(start_server(daemon.directory, name, {**common, "RLIMIT_ON_ERROR": name}))
+            servers.append(start_server(daemon.directory, name, request.param, {**common, "RLIMIT_ON_ERROR": name}))
         for server in servers:
             wait_ready(server)
         yield daemon, servers[0], servers[1]
