@@ -1,10 +1,11 @@
 """AsyncClient: an asyncio client of rlimitd that pipelines calls on one connection.
 
     call -> frame -> write buffer --(one write per loop turn)--> daemon
-    daemon --> data_received -> FrameSplitter -> decode -> pending[request_id] -> call
+    daemon --> data_received -> FrameSplitter -> pending[request_id] -> call -> decode
 
 Concurrent calls share one connection: each registers a future under its request
-id, answers are matched by id (they may come out of order). When the connection
+id, answers are matched by id (they may come out of order) and decoded by their call
+(a CHECK's straight into a Decision); a malformed answer fails the connection. When the connection
 dies, the calls in flight fail with ConnectionLost and the next call reconnects.
 A call that times out forgets its id, and its late answer is dropped. A client
 belongs to one event loop at a time; used from another loop it reconnects there.
@@ -16,23 +17,27 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from threading import get_ident
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from .address import parse_address
 from .calls import CheckItem, Key, item_frame, multi_frame, next_id
-from .decision import Decision, to_decision, to_json, to_multi
+from .decision import Decision, decision_of, to_decision, to_json, to_multi
 from .errors import ConnectError, ConnectionLost, ProtocolError, RateLimitError, Timeout
 from .protocol import (
     CLOSING_STATUSES,
+    HEADER_LEN,
+    VERSION,
     FrameSplitter,
     Opcode,
     Response,
     decode_response,
     encode_empty_request,
+    read_header,
 )
 
-_Pending = dict[int, tuple["asyncio.Future[Response]", int, float]]
+_Pending = dict[int, tuple["asyncio.Future[bytes]", int, float]]
 _CHECK = Opcode.CHECK
+_T = TypeVar("_T")
 _EARLY = 0.001  # timers may fire this much before their deadline
 _UNKNOWN = object()  # a loop without asyncio's _thread_id
 
@@ -55,7 +60,7 @@ def _runs_here(conn: _Connection) -> bool:
 
 
 class _Connection(asyncio.Protocol):
-    """One connection: writes batched per loop turn, answers routed by request id."""
+    """One connection: writes batched per loop turn, answer frames routed by request id."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, address: str) -> None:
         self.loop = loop  # the loop the transport belongs to
@@ -72,9 +77,9 @@ class _Connection(asyncio.Protocol):
         # Not an isinstance check: uvloop's transports do not derive from asyncio's.
         self.transport = cast(asyncio.Transport, transport)
 
-    def call(self, request_id: int, opcode: int, frame: bytes, deadline: float) -> asyncio.Future[Response]:
-        """Sends frame; returns the future of its answer, failed with Timeout at deadline."""
-        future: asyncio.Future[Response] = self.loop.create_future()
+    def call(self, request_id: int, opcode: int, frame: bytes, deadline: float) -> asyncio.Future[bytes]:
+        """Sends frame; returns the future of its answer frame, failed with Timeout at deadline."""
+        future: asyncio.Future[bytes] = self.loop.create_future()
         self.pending[request_id] = (future, opcode, deadline)
         if self._sweep is None or deadline < self._sweep.when():
             self._arm(deadline)
@@ -118,24 +123,23 @@ class _Connection(asyncio.Protocol):
             self._deliver(frame)
 
     def _deliver(self, frame: bytes) -> None:
-        try:
-            response = decode_response(frame)
-        except ProtocolError as exc:
-            self.fail(exc)
+        _length, version, opcode, _flags, request_id = read_header(frame)
+        if version != VERSION:
+            self.fail(ProtocolError(f"unsupported protocol version {version}"))
             return
-        entry = self.pending.pop(response.id, None)
+        entry = self.pending.pop(request_id, None)
         if entry is None:
             return  # the call timed out or was cancelled
-        future, opcode, _deadline = entry
-        if response.opcode != opcode:
-            error = ProtocolError(f"answer to opcode {opcode} carries opcode {response.opcode}")
+        future, expected, _deadline = entry
+        if opcode != expected:
+            error = ProtocolError(f"answer to opcode {expected} carries opcode {opcode}")
             if not future.done():
                 future.set_exception(error)
             self.fail(error)
             return
         if not future.done():
-            future.set_result(response)
-        if response.result.status in CLOSING_STATUSES:
+            future.set_result(frame)
+        if len(frame) > HEADER_LEN and frame[HEADER_LEN] in CLOSING_STATUSES:
             self.closed = True  # the daemon closes it after this answer
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -169,19 +173,19 @@ class AsyncClient:
         """Decides whether cost units of key may pass policy, consuming them if so."""
         request_id = self._new_id()
         frame = item_frame(request_id, _CHECK, policy, key, cost)
-        return to_decision((await self._send(_CHECK, request_id, frame, timeout)).result)
+        return await self._send(_CHECK, request_id, frame, timeout, decision_of)
 
     async def peek(self, policy: str, key: Key, cost: int = 1, *, timeout: float | None = None) -> Decision:
         """Answers what check would, consuming nothing."""
-        return to_decision((await self._item(Opcode.PEEK, policy, key, cost, timeout)).result)
+        return await self._item(Opcode.PEEK, policy, key, cost, timeout)
 
     async def adjust(self, policy: str, key: Key, delta: int, *, timeout: float | None = None) -> Decision:
         """Adds delta (non-zero, may be negative) units to the key's usage; returns the state."""
-        return to_decision((await self._item(Opcode.ADJUST, policy, key, delta, timeout)).result)
+        return await self._item(Opcode.ADJUST, policy, key, delta, timeout)
 
     async def reset(self, policy: str, key: Key, *, timeout: float | None = None) -> Decision:
         """Forgets the key's usage under policy (admin listeners only)."""
-        return to_decision((await self._item(Opcode.RESET, policy, key, 0, timeout)).result)
+        return await self._item(Opcode.RESET, policy, key, 0, timeout)
 
     async def check_many(
         self, items: Sequence[CheckItem], *, timeout: float | None = None
@@ -207,7 +211,9 @@ class AsyncClient:
 
     async def top(self, policy: str = "", count: int = 10) -> Any:
         """Returns the most denied keys of policy ("" for all) (parsed JSON)."""
-        return to_json(await self._item(Opcode.TOP, policy, b"", count, None))
+        request_id = self._new_id()
+        frame = item_frame(request_id, Opcode.TOP, policy, b"", count)
+        return to_json(await self._send(Opcode.TOP, request_id, frame, None, decode_response))
 
     async def aclose(self) -> None:
         """Closes the connection; calls in flight fail with ConnectionLost."""
@@ -223,13 +229,14 @@ class AsyncClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _item(self, opcode: Opcode, policy: str, key: Key, cost: int, timeout: float | None) -> Response:
+    async def _item(self, opcode: Opcode, policy: str, key: Key, cost: int, timeout: float | None) -> Decision:
         request_id = self._new_id()
-        return await self._send(opcode, request_id, item_frame(request_id, opcode, policy, key, cost), timeout)
+        frame = item_frame(request_id, opcode, policy, key, cost)
+        return await self._send(opcode, request_id, frame, timeout, decision_of)
 
     async def _call(self, opcode: Opcode, build: Callable[[int], bytes], timeout: float | None = None) -> Response:
         request_id = self._new_id()
-        return await self._send(opcode, request_id, build(request_id), timeout)
+        return await self._send(opcode, request_id, build(request_id), timeout, decode_response)
 
     def _new_id(self) -> int:
         request_id = next_id(self._request_id)
@@ -239,7 +246,9 @@ class AsyncClient:
         self._request_id = request_id
         return request_id
 
-    async def _send(self, opcode: Opcode, request_id: int, frame: bytes, timeout: float | None) -> Response:
+    async def _send(self, opcode: Opcode, request_id: int, frame: bytes, timeout: float | None,
+                    decode: Callable[[bytes], _T]) -> _T:
+        """Sends frame and returns its answer decoded; a malformed answer fails the connection."""
         conn = self._conn
         if conn is not None and _runs_here(conn):
             loop = conn.loop  # the running loop, known without asking for it
@@ -252,9 +261,14 @@ class AsyncClient:
             conn = await self._reconnect(loop, deadline)
         future = conn.call(request_id, opcode, frame, deadline)
         try:
-            return await future
+            answer = await future
         finally:
             conn.pending.pop(request_id, None)  # when cancelled
+        try:
+            return decode(answer)
+        except ProtocolError as exc:
+            conn.fail(exc)
+            raise
 
     async def _reconnect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
         task = self._connecting

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ProtocolError, status_error
-from .protocol import Flag, Response, Result, Status
+from .protocol import Flag, Response, Result, Status, decode_plain, decode_response
 
 # Flag bits as plain ints: IntFlag arithmetic costs microseconds per request.
 _SHADOW, _FALLBACK, _EXEMPT, _BLOCKED, _CACHED = (
@@ -52,20 +52,32 @@ class Decision:
         return bool(self.flags & _CACHED)
 
 
+_ALLOWED, _DENIED = int(Status.ALLOWED), int(Status.DENIED)
+
+
+def _decision(status: int, flags: int, limit: int, remaining: int, reset_ms: int, retry_ms: int,
+              window_ms: int) -> Decision:
+    if status > _DENIED:
+        raise status_error(status)
+    return Decision(status == _ALLOWED, limit, remaining, reset_ms / 1000, retry_ms / 1000, window_ms / 1000, flags)
+
+
 def to_decision(result: Result) -> Decision:
     """Returns the Decision of an ALLOWED/OK or DENIED result; raises its StatusError otherwise."""
-    status = result.status
-    if status > Status.DENIED:
-        raise status_error(status)
-    return Decision(
-        status == Status.ALLOWED,
-        result.limit,
-        result.remaining,
-        result.reset_after_ms / 1000,
-        result.retry_after_ms / 1000,
-        result.window_ms / 1000,
-        result.flags,
-    )
+    return _decision(result.status, result.flags, result.limit, result.remaining, result.reset_after_ms,
+                     result.retry_after_ms, result.window_ms)
+
+
+def decision_of(frame: bytes) -> Decision:
+    """Returns the Decision of a whole response frame to CHECK, PEEK, ADJUST or RESET.
+
+    Raises its StatusError, or ProtocolError if the frame is malformed. The same as
+    to_decision(decode_response(frame).result), without the Response and Result.
+    """
+    plain = decode_plain(frame)
+    if plain is None:
+        return to_decision(decode_response(frame).result)  # raises ProtocolError
+    return _decision(*plain[5:])
 
 
 def to_multi(response: Response, count: int) -> tuple[Decision, list[Decision]]:

@@ -271,12 +271,28 @@ def _read_result(cursor: _Cursor) -> Result:
     return Result(*cursor.unpack(_RESULT))
 
 
+PlainFields = tuple[int, int, int, int, int, int, int, int, int, int, int, int]
+
+
+def decode_plain(frame: bytes) -> PlainFields | None:
+    """Returns the fields of a well-formed response of one result and no tail (the
+    answer to CHECK, PEEK, ADJUST, RESET or PING), None for any other frame: (length,
+    version, opcode, header flags, request id, status, flags, limit, remaining,
+    reset_after_ms, retry_after_ms, window_ms); [5:] are a Result's fields, in order.
+    """
+    if len(frame) != _PLAIN_RESPONSE.size:
+        return None
+    fields = _PLAIN_RESPONSE.unpack(frame)
+    if fields[0] != _PLAIN_RESPONSE.size - 4 or fields[1] != VERSION or fields[2] in _TAILED:
+        return None
+    return fields  # type: ignore[return-value]
+
+
 def decode_response(frame: bytes) -> Response:
     """Decodes one whole response frame. Raises ProtocolError if it is malformed."""
-    if len(frame) == _PLAIN_RESPONSE.size:  # the common case: one result, no tail
-        length, version, opcode, _flags, request_id, *result = _PLAIN_RESPONSE.unpack(frame)
-        if length == _PLAIN_RESPONSE.size - 4 and version == VERSION and opcode not in _TAILED:
-            return Response(request_id, opcode, Result(*result))
+    plain = decode_plain(frame)
+    if plain is not None:  # the common case
+        return Response(plain[4], plain[2], Result(*plain[5:]))
     opcode, request_id = _check_response_header(frame)
     cursor = _Cursor(frame)
     result = _read_result(cursor)
