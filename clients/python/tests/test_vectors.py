@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from daemons import VECTORS
-from rlimit.decision import to_decision
-from rlimit.errors import InvalidRequest, StatusError
+from rlimit.decision import Decision, decision_of, to_decision
+from rlimit.errors import InvalidRequest, ProtocolError, StatusError
 from rlimit.protocol import (
     Item,
     Opcode,
@@ -17,6 +17,7 @@ from rlimit.protocol import (
     Response,
     Result,
     Status,
+    decode_plain,
     decode_request,
     decode_response,
     encode_request,
@@ -117,3 +118,46 @@ def test_response_vector_as_decision(vector: dict[str, Any]) -> None:
         with pytest.raises(StatusError) as caught:
             to_decision(result)
         assert caught.value.status == expected["status"]
+
+
+_ITEM_ANSWERS = {"CHECK", "PEEK", "ADJUST", "RESET"}  # answers decision_of decodes
+
+
+def _opcode_name(opcode: int) -> str:
+    return Opcode(opcode).name if opcode in Opcode._value2member_map_ else f"opcode {opcode}"
+
+
+@pytest.mark.parametrize("vector", VECTORS_BY_KIND["response"], ids=_ids(VECTORS_BY_KIND["response"]))
+def test_response_vector_straight_to_decision(vector: dict[str, Any]) -> None:
+    """decision_of (AsyncClient's path) gives what to_decision(decode_response()) gives."""
+    frame = bytes.fromhex(vector["hex"])
+    response = decode_response(frame)
+    plain = decode_plain(frame)
+    tailed = _opcode_name(response.opcode) in ("MULTI_CHECK", "POLICIES", "STATS", "TOP", "RELOAD")
+    assert (plain is not None) == (not tailed)
+    if plain is not None:
+        assert (plain[4], plain[2], Result(*plain[5:])) == (response.id, response.opcode, response.result)
+    if _opcode_name(response.opcode) not in _ITEM_ANSWERS:
+        return
+    try:
+        expected: Decision | StatusError = to_decision(response.result)
+    except StatusError as exc:
+        expected = exc
+    if isinstance(expected, Decision):
+        assert decision_of(frame) == expected
+    else:
+        with pytest.raises(type(expected)):
+            decision_of(frame)
+
+
+@pytest.mark.parametrize("vector", VECTORS_BY_KIND["response"], ids=_ids(VECTORS_BY_KIND["response"]))
+def test_truncated_or_padded_response_is_refused_by_decision_of(vector: dict[str, Any]) -> None:
+    frame = bytes.fromhex(vector["hex"])
+    if _opcode_name(decode_response(frame).opcode) not in _ITEM_ANSWERS:
+        return
+    length = int.from_bytes(frame[:4], "big")
+    padded = (length + 4).to_bytes(4, "big") + frame[4:] + bytes(4)
+    for bad in (frame[:-1], frame[:-4], padded):
+        assert decode_plain(bad) is None
+        with pytest.raises(ProtocolError):
+            decision_of(bad)
