@@ -33,10 +33,10 @@
  * "<at>:<cost>" members scored by at, one per instant, trimmed to the trailing period.
  * Every key written gets the TTL after which its state equals an empty one (a state
  * that is empty is deleted), except a bucket written by the script's fast path (a
- * single-item CHECK): it is stored "<tat>. " and expires at tat rounded up to a 5 s
- * grid, so that most writes keep the TTL they find (SET KEEPTTL); the grid is shifted
- * per key (from the key's bytes), so that keys written together do not all expire at
- * the same instant. A key holding something else (another algorithm's state, garbage)
+ * compact call): it is stored "<tat>. " and expires at tat rounded up to a 5 s grid,
+ * so that most writes overwrite the value in place and keep its TTL (SETRANGE); the
+ * grid is shifted per key (from the key's bytes), so that keys written together do
+ * not all expire at the same instant. A key holding something else (another algorithm's state, garbage)
  * counts as empty and is overwritten when written.
  */
 #ifndef RL_REDIS_SCRIPT_H

@@ -193,11 +193,13 @@ def bench_app(args: argparse.Namespace, part: str = "app") -> None:
     that a disturbance of the machine lands on both rather than on one whole run."""
     stack = STACKS[part]
     suffix = "" if part == "app" else "_standard"
-    apps = [_start_app(args, True, stack), _start_app(args, False, stack)]
+    apps: list[tuple[subprocess.Popen[bytes], str]] = []
     seconds = max(1.0, args.seconds / APP_ROUNDS)
     runs: list[list[tuple[float, float]]] = [[], []]
     tool = "wrk"
     try:
+        apps.append(_start_app(args, True, stack))
+        apps.append(_start_app(args, False, stack))
         for _, url in apps:
             _load(url, 1, args.concurrency)  # warm-up: imports, first connections
         for _ in range(APP_ROUNDS):
