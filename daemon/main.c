@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -33,7 +32,8 @@ typedef struct daemon_state {
     rl_server *server;       /* listeners and connections */
     rl_http *http;           /* the HTTP listeners */
     int stopping;            /* SIGTERM/SIGINT came: no more reloads */
-    int64_t stop_at_us;      /* when the shutdown's grace period ends (monotonic) */
+    struct event *grace;     /* fires when the shutdown's grace period ends */
+    int grace_over;          /* it fired (or could not be armed) */
 } daemon_state;
 
 static void usage(FILE *out) {
@@ -89,10 +89,10 @@ static size_t count_connections(void *arg) {
     return d->server ? rl_server_connections(d->server) : 0;
 }
 
-static int64_t monotonic_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    ((daemon_state *)arg)->grace_over = 1;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -111,30 +111,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     }
     rl_log_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     d->stopping = 1;
-    d->stop_at_us = monotonic_us() + (int64_t)SHUTDOWN_GRACE_MS * 1000;
+    struct timeval grace = {SHUTDOWN_GRACE_MS / 1000, (SHUTDOWN_GRACE_MS % 1000) * 1000};
+    d->grace = evtimer_new(d->base, on_grace_over, d);
+    if (!d->grace || evtimer_add(d->grace, &grace) != 0)
+        d->grace_over = 1; /* no timer to bound the HTTP drain: do not drain */
     rl_notify("STOPPING=1");
     rl_http_close(d->http);
     rl_server_shutdown(d->server, SHUTDOWN_GRACE_MS);
 }
 
-static void on_drain_over(evutil_socket_t fd, short what, void *arg) {
-    (void)fd;
-    (void)what;
-    *(int *)arg = 1;
-}
-
 // The binary connections have drained: HTTP requests still waiting on the store get
 // their answers written too, within the rest of the grace period.
 static void drain_http(daemon_state *d) {
-    int over = 0;
-    int64_t left_us = d->stop_at_us - monotonic_us();
-    struct timeval left = {(time_t)(left_us / 1000000), (suseconds_t)(left_us % 1000000)};
-    struct event *timer = evtimer_new(d->base, on_drain_over, &over);
-    if (timer && left_us > 0 && evtimer_add(timer, &left) == 0)
-        while (rl_http_owed(d->http) > 0 && !over)
-            event_base_loop(d->base, EVLOOP_ONCE);
-    if (timer)
-        event_free(timer);
+    while (rl_http_owed(d->http) > 0 && !d->grace_over)
+        event_base_loop(d->base, EVLOOP_ONCE);
     if (rl_http_owed(d->http) > 0)
         rl_log_warn("shutdown: %zu HTTP answers still owed after the grace period",
                     rl_http_owed(d->http));
@@ -223,6 +213,8 @@ static int run(daemon_state *d, rl_config *c) {
     event_base_dispatch(d->base);
     if (d->stopping)
         drain_http(d);
+    if (d->grace)
+        event_free(d->grace);
     signal(SIGTERM, SIG_IGN); /* already stopping: a second signal must not cut cleanup short */
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);

@@ -36,8 +36,8 @@
  * compact call): it is stored "<tat>. " and expires at tat rounded up to a 5 s grid,
  * so that most writes overwrite the value in place and keep its TTL (SETRANGE); the
  * grid is shifted per key (from the key's bytes), so that keys written together do
- * not all expire at the same instant. A key holding something else (another algorithm's state, garbage)
- * counts as empty and is overwritten when written.
+ * not all expire at the same instant. A key holding something else (another
+ * algorithm's state, garbage) counts as empty and is overwritten when written.
  */
 #ifndef RL_REDIS_SCRIPT_H
 #define RL_REDIS_SCRIPT_H

@@ -345,24 +345,27 @@ static int in_reserve(conn *c, size_t need) {
 // stages (buckets, then entries), so that their decisions find them in cache. A lone
 // frame has nothing to overlap its misses with: no hints then.
 static void prefetch_frames(conn *c, size_t off) {
-    rl_header first;
-    rl_status st;
-    if (rl_header_read(c->in + off, c->in_len - off, c->server->max_frame, &first, &st) != RL_OK ||
-        c->in_len - off <= 4 + (size_t)first.length)
+    size_t at[PREFETCH_FRAMES], len[PREFETCH_FRAMES]; /* the whole frames' offsets, lengths */
+    int frames = 0;
+    for (size_t o = off; frames < PREFETCH_FRAMES; frames++) {
+        rl_header hdr;
+        rl_status status;
+        if (rl_header_read(c->in + o, c->in_len - o, c->server->max_frame, &hdr, &status) !=
+                RL_OK ||
+            c->in_len - o < 4 + (size_t)hdr.length)
+            break;
+        at[frames] = o;
+        len[frames] = 4 + (size_t)hdr.length;
+        o += len[frames];
+    }
+    if (frames < 2)
         return;
     for (int stage = 0; stage < 2; stage++) {
-        size_t at = off;
-        for (int i = 0; i < PREFETCH_FRAMES; i++) {
-            rl_header hdr;
+        for (int i = 0; i < frames; i++) {
             rl_request req;
             rl_status status;
-            if (rl_header_read(c->in + at, c->in_len - at, c->server->max_frame, &hdr,
-                               &status) != RL_OK ||
-                c->in_len - at < 4 + (size_t)hdr.length)
-                break;
-            if (rl_request_decode(c->in + at, 4 + (size_t)hdr.length, &req, &status) == RL_OK)
+            if (rl_request_decode(c->in + at[i], len[i], &req, &status) == RL_OK)
                 rl_engine_prefetch(c->server->engine, &req, stage);
-            at += 4 + (size_t)hdr.length;
         }
     }
 }

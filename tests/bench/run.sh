@@ -353,14 +353,15 @@ py_bench() {
     fi
     grep -v '^$' "$TMP/py-$parts.err" | head -5 | sed 's/^/    | /'
 }
+# The Python lines the targets read, recorded as skipped when no Python run can happen.
+PY_TARGET_NAMES="python_asyncclient python_fastapi_with_middleware python_middleware_overhead
+    python_fastapi_with_middleware_standard python_middleware_overhead_standard"
 if [ ! -f "$BENCH_PY" ]; then
-    for n in python_asyncclient python_fastapi_with_middleware python_middleware_overhead \
-        python_fastapi_with_middleware_standard python_middleware_overhead_standard; do
+    for n in $PY_TARGET_NAMES; do
         skip "$n" "Python" "$BENCH_PY is not there"
     done
 elif [ "$mem_ok" != 1 ]; then
-    for n in python_asyncclient python_fastapi_with_middleware python_middleware_overhead \
-        python_fastapi_with_middleware_standard python_middleware_overhead_standard; do
+    for n in $PY_TARGET_NAMES; do
         skip "$n" "Python" "no daemon: $MEM_WHY"
     done
 else

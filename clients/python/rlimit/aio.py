@@ -5,10 +5,10 @@
 
 Concurrent calls share one connection: each registers a future under its request
 id, answers are matched by id (they may come out of order) and decoded by their call
-(a CHECK's straight into a Decision); a malformed answer fails the connection. When the connection
-dies, the calls in flight fail with ConnectionLost and the next call reconnects.
-A call that times out forgets its id, and its late answer is dropped. A client
-belongs to one event loop at a time; used from another loop it reconnects there.
+(a CHECK's straight into a Decision); a malformed answer fails the connection. When
+the connection dies, the calls in flight fail with ConnectionLost and the next call
+reconnects. A call that times out forgets its id, and its late answer is dropped. A
+client belongs to one event loop at a time; used from another loop it reconnects there.
 """
 
 from __future__ import annotations
@@ -211,9 +211,7 @@ class AsyncClient:
 
     async def top(self, policy: str = "", count: int = 10) -> Any:
         """Returns the most denied keys of policy ("" for all) (parsed JSON)."""
-        request_id = self._new_id()
-        frame = item_frame(request_id, Opcode.TOP, policy, b"", count)
-        return to_json(await self._send(Opcode.TOP, request_id, frame, None, decode_response))
+        return to_json(await self._call(Opcode.TOP, lambda rid: item_frame(rid, Opcode.TOP, policy, b"", count)))
 
     async def aclose(self) -> None:
         """Closes the connection; calls in flight fail with ConnectionLost."""
