@@ -9,6 +9,8 @@ id, answers are matched by id (they may come out of order) and decoded by their 
 the connection dies, the calls in flight fail with ConnectionLost and the next call
 reconnects. A call that times out forgets its id, and its late answer is dropped. A
 client belongs to one event loop at a time; used from another loop it reconnects there.
+Given a token, a new connection sends AUTH and is used only once the daemon accepted
+it: calls waiting for the connection go out after the AUTH answer, never before.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from threading import get_ident
 from typing import Any, TypeVar, cast
 
 from .address import parse_address
-from .calls import CheckItem, Key, item_frame, multi_frame, next_id
+from .calls import CheckItem, Key, auth_frame, item_frame, multi_frame, next_id, token_bytes
 from .decision import Decision, decision_of, to_decision, to_json, to_multi
 from .errors import ConnectError, ConnectionLost, ProtocolError, RateLimitError, Timeout
 from .protocol import (
@@ -160,11 +162,12 @@ class _Connection(asyncio.Protocol):
 
 
 class AsyncClient:
-    """An asyncio rlimitd client for "unix:PATH" or "tcp:HOST:PORT"."""
+    """An asyncio rlimitd client for "unix:PATH" or "tcp:HOST:PORT" (token: the listener's)."""
 
-    def __init__(self, address: str, timeout: float = 1.0) -> None:
+    def __init__(self, address: str, timeout: float = 1.0, token: str | bytes | None = None) -> None:
         self.address = parse_address(address)  # where the daemon listens
         self.timeout = timeout  # seconds per call (connecting included), unless a call says otherwise
+        self._token = token_bytes(token)  # sent in AUTH on every new connection, if any
         self._conn: _Connection | None = None  # the current connection
         self._connecting: asyncio.Task[_Connection] | None = None  # a connect in progress
         self._request_id = 0  # the last request id used
@@ -298,5 +301,17 @@ class AsyncClient:
                 await loop.create_connection(lambda: conn, address.host, address.port)
         except OSError as exc:
             raise ConnectError(f"cannot connect to {address}: {exc}") from exc
+        if self._token is not None:
+            await self._authenticate(conn, self._token)
         return conn
+
+    async def _authenticate(self, conn: _Connection, token: bytes) -> None:
+        """Sends AUTH first on conn; raises its StatusError (AuthFailed) or transport error."""
+        request_id = self._new_id()
+        future = conn.call(request_id, Opcode.AUTH, auth_frame(request_id, token), conn.loop.time() + self.timeout)
+        try:
+            decision_of(await future)
+        except RateLimitError as exc:
+            conn.fail(exc)
+            raise
 

@@ -4,10 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .protocol import MAX_ITEMS, encode_item_request, encode_multi_request
+from .protocol import MAX_ITEMS, Opcode, encode_item_request, encode_multi_request
 
 Key = str | bytes  # keys are bytes on the wire; str is sent as UTF-8
 CheckItem = tuple[str, Key, int]  # (policy, key, cost) of check_many
+MAX_TOKEN_LEN = 1024  # AUTH: token bytes at most
+
+
+def token_bytes(token: str | bytes | None) -> bytes | None:
+    """Returns the wire bytes of a token (None: no token); raises ValueError unless 1..1024 bytes."""
+    if token is None:
+        return None
+    data = token.encode() if isinstance(token, str) else bytes(token)
+    if not 1 <= len(data) <= MAX_TOKEN_LEN:
+        raise ValueError(f"a token has 1..{MAX_TOKEN_LEN} bytes, not {len(data)}")
+    return data
+
+
+def read_token(path: str) -> bytes:
+    """Returns the token held by the file at path, as the daemon reads its token_file.
+
+    One trailing newline (LF or CRLF) is stripped. Raises OSError if the file cannot
+    be read, ValueError if what is left is not 1..1024 bytes.
+    """
+    with open(path, "rb") as file:
+        data = file.read(MAX_TOKEN_LEN + 3)
+    data = data[:-2] if data.endswith(b"\r\n") else data[:-1] if data.endswith(b"\n") else data
+    token = token_bytes(data)
+    assert token is not None
+    return token
+
+
+def auth_frame(request_id: int, token: bytes) -> bytes:
+    """Encodes an AUTH request carrying token."""
+    return encode_item_request(request_id, Opcode.AUTH, b"", token, 0)
 
 
 def key_bytes(key: Key) -> bytes:

@@ -3,7 +3,9 @@
 The connection opens on the first call and again on the call after it failed or
 the daemon closed it (a restart): an idle connection the daemon closed is noticed
 before sending, so such a call does not fail. A call that times out drops the
-connection, since its answer may still arrive. Thread-safe: calls take a lock.
+connection, since its answer may still arrive. Given a token, every new connection
+sends AUTH first (raising AuthFailed if the daemon refuses it). Thread-safe: calls
+take a lock.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .address import parse_address
-from .calls import CheckItem, Key, item_frame, multi_frame, next_id
+from .calls import CheckItem, Key, auth_frame, item_frame, multi_frame, next_id, token_bytes
 from .decision import Decision, to_decision, to_json, to_multi
 from .errors import ConnectError, ConnectionLost, ProtocolError, Timeout
 from .protocol import (
@@ -32,11 +34,12 @@ _RECV_SIZE = 65536
 
 
 class Client:
-    """A blocking rlimitd client for "unix:PATH" or "tcp:HOST:PORT"."""
+    """A blocking rlimitd client for "unix:PATH" or "tcp:HOST:PORT" (token: the listener's)."""
 
-    def __init__(self, address: str, timeout: float = 1.0) -> None:
+    def __init__(self, address: str, timeout: float = 1.0, token: str | bytes | None = None) -> None:
         self.address = parse_address(address)  # where the daemon listens
         self.timeout = timeout  # seconds for a whole call, connecting included, unless it says otherwise
+        self._token = token_bytes(token)  # sent in AUTH on every new connection, if any
         self._sock: socket.socket | None = None  # the open connection, if any
         self._splitter = FrameSplitter()  # frames of the current connection
         self._request_id = 0  # the last request id used
@@ -103,11 +106,13 @@ class Client:
             deadline = time.monotonic() + timeout
             self._request_id = request_id = next_id(self._request_id)
             frame = build(request_id)
-            sock = self._connection(deadline)
             try:
+                sock = self._connection(deadline)
                 sock.settimeout(_left(deadline))
                 sock.sendall(frame)
                 response = self._receive(sock, request_id, deadline)
+            except ConnectError:
+                raise
             except TimeoutError:
                 self._drop()
                 raise Timeout(f"no answer from {self.address} within {timeout}s") from None
@@ -139,7 +144,22 @@ class Client:
             return self._sock
         self._drop()
         self._sock = self._open(deadline)
+        if self._token is not None:
+            self._authenticate(self._sock, deadline)
         return self._sock
+
+    def _authenticate(self, sock: socket.socket, deadline: float) -> None:
+        """Sends AUTH on a new connection; raises its StatusError (AuthFailed) if refused."""
+        self._request_id = request_id = next_id(self._request_id)
+        assert self._token is not None
+        sock.settimeout(_left(deadline))
+        sock.sendall(auth_frame(request_id, self._token))
+        response = self._receive(sock, request_id, deadline)
+        if response.opcode != Opcode.AUTH:
+            raise ProtocolError(f"answer to AUTH carries opcode {response.opcode}")
+        if response.result.status != 0:
+            self._drop()
+            to_decision(response.result)  # raises the status's error
 
     def _open(self, deadline: float) -> socket.socket:
         address = self.address

@@ -10,8 +10,9 @@ from .errors import ProtocolError, status_error
 from .protocol import Flag, Response, Result, Status, decode_plain, decode_response
 
 # Flag bits as plain ints: IntFlag arithmetic costs microseconds per request.
-_SHADOW, _FALLBACK, _EXEMPT, _BLOCKED, _CACHED = (
-    int(Flag.SHADOW), int(Flag.FALLBACK), int(Flag.EXEMPT), int(Flag.BLOCKED), int(Flag.CACHED))
+_SHADOW, _FALLBACK, _EXEMPT, _BLOCKED, _CACHED, _CAPPED = (
+    int(Flag.SHADOW), int(Flag.FALLBACK), int(Flag.EXEMPT), int(Flag.BLOCKED), int(Flag.CACHED),
+    int(Flag.CAPPED))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,11 @@ class Decision:
     def cached(self) -> bool:
         """Denied from the daemon's over-limit cache."""
         return bool(self.flags & _CACHED)
+
+    @property
+    def capped(self) -> bool:
+        """An ADJUST charge was held at the ceiling: usage stops at twice the capacity."""
+        return bool(self.flags & _CAPPED)
 
 
 _ALLOWED, _DENIED = int(Status.ALLOWED), int(Status.DENIED)

@@ -117,12 +117,24 @@ class ReloadFailed(StatusError):
     status, code = "RELOAD_FAILED", 31
 
 
+class AuthRequired(StatusError):
+    """The listener wants a token (AUTH) first: the client was given none."""
+
+    status, code = "AUTH_REQUIRED", 32
+
+
+class AuthFailed(StatusError):
+    """The daemon refused the client's token and closed the connection."""
+
+    status, code = "AUTH_FAILED", 33
+
+
 _BY_CODE: dict[int, type[StatusError]] = {
     cls.code: cls
     for cls in (
         Malformed, UnsupportedVersion, UnknownOpcode, UnknownPolicy, KeyTooLong, KeyEmpty,
         CostInvalid, CostTooLarge, FrameTooLarge, StoreUnavailable, NotPermitted,
-        TooManyItems, StoreFull, Busy, InternalError, ReloadFailed,
+        TooManyItems, StoreFull, Busy, InternalError, ReloadFailed, AuthRequired, AuthFailed,
     )
 }
 

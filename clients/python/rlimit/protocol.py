@@ -39,6 +39,7 @@ class Opcode(enum.IntEnum):
     ADJUST = 0x04
     RESET = 0x05
     MULTI_CHECK = 0x06
+    AUTH = 0x07  # body: an item of cost 0, no policy, the token as key
     POLICIES = 0x20
     STATS = 0x21
     TOP = 0x22
@@ -65,6 +66,8 @@ class Status(enum.IntEnum):
     BUSY = 29
     INTERNAL = 30
     RELOAD_FAILED = 31
+    AUTH_REQUIRED = 32  # the listener has a token and the connection has not sent AUTH
+    AUTH_FAILED = 33  # a wrong token; the daemon closes the connection after it
 
 
 class Flag(enum.IntFlag):
@@ -73,11 +76,13 @@ class Flag(enum.IntFlag):
     CACHED = 0x0004  # denied from the over-limit cache
     EXEMPT = 0x0008  # the key is exempt: allowed, not counted
     BLOCKED = 0x0010  # the key is blocked: always denied
+    CAPPED = 0x0020  # an ADJUST charge was held at the ceiling (twice the capacity)
 
 
 # Statuses after which the daemon closes the connection.
 CLOSING_STATUSES = frozenset(
-    {Status.MALFORMED, Status.UNSUPPORTED_VERSION, Status.FRAME_TOO_LARGE, Status.TOO_MANY_ITEMS}
+    {Status.MALFORMED, Status.UNSUPPORTED_VERSION, Status.FRAME_TOO_LARGE, Status.TOO_MANY_ITEMS,
+     Status.AUTH_FAILED}
 )
 
 _HEADER = struct.Struct(">IBBHI")
@@ -91,7 +96,7 @@ _U32 = struct.Struct(">I")
 _PLAIN_RESPONSE = struct.Struct(">IBBHI" + "BxHIIIII")  # header + one result
 
 _NO_BODY = frozenset({Opcode.PING, Opcode.POLICIES, Opcode.STATS, Opcode.RELOAD})
-_ITEM_BODY = frozenset({Opcode.CHECK, Opcode.PEEK, Opcode.RESET, Opcode.TOP, Opcode.ADJUST})
+_ITEM_BODY = frozenset({Opcode.CHECK, Opcode.PEEK, Opcode.RESET, Opcode.TOP, Opcode.ADJUST, Opcode.AUTH})
 _TEXT_OPCODES = frozenset({Opcode.POLICIES, Opcode.STATS, Opcode.TOP, Opcode.RELOAD})
 _TAILED = _TEXT_OPCODES | {Opcode.MULTI_CHECK}  # responses with more than the result
 
@@ -175,7 +180,7 @@ def _item_bytes(policy: bytes, key: bytes, cost: int, signed: bool) -> bytes:
 
 
 def encode_item_request(request_id: int, opcode: int, policy: bytes, key: bytes, cost: int) -> bytes:
-    """Encodes a one-item request (CHECK, PEEK, ADJUST, RESET, TOP).
+    """Encodes a one-item request (CHECK, PEEK, ADJUST, RESET, TOP, AUTH).
 
     The cost is signed for ADJUST. Raises ValueError for what the wire cannot carry.
     """

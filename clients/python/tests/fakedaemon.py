@@ -10,7 +10,13 @@ script misbehaviour, so one test can mix good and bad calls:
     badlength   answer with a frame whose length field is below 8
     close       close the connection without answering
     wrongid     answer with another request id, then the right answer
+
+With a token (FakeDaemon.token), a connection is served only PING and AUTH until it
+sent the token: other calls answer AUTH_REQUIRED; a wrong token answers AUTH_FAILED
+and closes the connection, as rlimitd does. Policies named in `statuses` answer that
+status to every item (a daemon refusing the question).
 """
+
 
 from __future__ import annotations
 
@@ -46,6 +52,8 @@ class FakeDaemon:
     def __init__(self, path: str, limits: dict[str, int] | None = None) -> None:
         self.path = path  # the Unix socket path
         self.limits = limits or {"five": 5, "one": 1}  # policy -> limit per window
+        self.statuses: dict[str, Status] = {}  # policy -> the error status it always answers
+        self.token: bytes | None = None  # the listener's token, if it has one
         self.usage: dict[tuple[str, bytes], int] = {}  # (policy, key) -> units used
         self.requests: list[Request] = []  # every request decoded, in arrival order
         self.accepted = 0  # connections accepted over the fake's life
@@ -95,10 +103,11 @@ class FakeDaemon:
         self.accepted += 1
         self._writers.add(writer)
         splitter = FrameSplitter(DEFAULT_MAX_FRAME)
+        session = {"authenticated": False}  # this connection's state
         try:
             while data := await reader.read(65536):
                 for frame in splitter.feed(data):
-                    if not self._handle(frame, writer):
+                    if not self._handle(frame, writer, session):
                         writer.close()
                         return
         except (ConnectionError, OSError):
@@ -106,7 +115,7 @@ class FakeDaemon:
         finally:
             self._writers.discard(writer)
 
-    def _handle(self, frame: bytes, writer: asyncio.StreamWriter) -> bool:
+    def _handle(self, frame: bytes, writer: asyncio.StreamWriter, session: dict[str, bool]) -> bool:
         """Answers one frame; returns False when the connection must close."""
         try:
             request = decode_request(frame)
@@ -114,12 +123,25 @@ class FakeDaemon:
             writer.write(encode_response(Response(exc.request_id, exc.opcode, Result(exc.status))))
             return exc.status not in CLOSING_STATUSES
         self.requests.append(request)
+        if request.opcode == Opcode.AUTH or (self.token is not None and not session["authenticated"]):
+            status = self._authenticate(request, session)
+            writer.write(encode_response(Response(request.id, request.opcode, Result(status))))
+            return status != Status.AUTH_FAILED
         script = request.items[0].key if request.items else b""
         action = _SCRIPTS.get(script.split(b":")[0])
         if action is None:
             writer.write(encode_response(self.answer(request)))
             return True
         return action(self, request, writer)
+
+    def _authenticate(self, request: Request, session: dict[str, bool]) -> Status:
+        """Returns the status of an AUTH, or AUTH_REQUIRED for another call before it."""
+        if request.opcode != Opcode.AUTH:
+            return Status.OK if request.opcode == Opcode.PING else Status.AUTH_REQUIRED
+        if self.token is None or request.items[0].key == self.token:
+            session["authenticated"] = True
+            return Status.OK
+        return Status.AUTH_FAILED
 
     def answer(self, request: Request) -> Response:
         """Returns the honest answer to a request."""
@@ -146,6 +168,8 @@ class FakeDaemon:
         return Response(request.id, request.opcode, overall, results)
 
     def _decide(self, opcode: int, item: Item, consume: bool) -> Result:
+        if item.policy in self.statuses:
+            return Result(self.statuses[item.policy])
         limit = self.limits.get(item.policy)
         if limit is None:
             return Result(Status.UNKNOWN_POLICY)

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 import uvloop
 
 from fakedaemon import FakeDaemon
 from rlimit import AsyncClient, Client
-from rlimit.protocol import decode_response
+from rlimit.calls import read_token
+from rlimit.protocol import Opcode, decode_response
 from rlimit.errors import (
+    AuthFailed,
+    AuthRequired,
     ConnectError,
     ConnectionLost,
     ProtocolError,
@@ -280,3 +284,93 @@ def test_status_errors_carry_names() -> None:
     assert status_error(29).status == "BUSY"
     unknown = status_error(99)
     assert type(unknown) is StatusError and unknown.code == 99
+
+
+# Token (AUTH)
+
+TOKEN = b"s3cret-token-0123456789"
+
+
+def opcodes_of(fake: FakeDaemon) -> list[str]:
+    return [Opcode(request.opcode).name for request in fake.requests]
+
+
+def test_client_sends_auth_first_on_every_connection(fake: FakeDaemon) -> None:
+    fake.token = TOKEN
+    with Client(address(fake), token=TOKEN.decode()) as client:
+        assert client.check("five", "k").remaining == 4
+        fake.drop_connections()
+        assert client.check("five", "k").remaining == 3
+    assert opcodes_of(fake) == ["AUTH", "CHECK", "AUTH", "CHECK"]
+    assert [r.items[0].key for r in fake.requests if r.opcode == Opcode.AUTH] == [TOKEN, TOKEN]
+    assert fake.accepted == 2
+
+
+def test_client_without_or_with_a_wrong_token(fake: FakeDaemon) -> None:
+    fake.token = TOKEN
+    with Client(address(fake)) as client:
+        with pytest.raises(AuthRequired):
+            client.check("five", "k")
+        assert client.ping() >= 0  # PING needs no token; the connection stays open
+    with Client(address(fake), token=b"wrong-token-0123456789") as client:
+        with pytest.raises(AuthFailed):
+            client.check("five", "k")
+        with pytest.raises(AuthFailed):  # a new connection, a new AUTH
+            client.check("five", "k")
+    assert fake.accepted == 3
+    assert ("five", b"k") not in fake.usage  # nothing was counted
+
+
+def test_token_must_fit_the_wire() -> None:
+    with pytest.raises(ValueError):
+        Client("unix:/nonexistent", token=b"")
+    with pytest.raises(ValueError):
+        AsyncClient("unix:/nonexistent", token=b"x" * 1025)
+
+
+def test_read_token_strips_one_trailing_newline(tmp_path: Any) -> None:
+    path = tmp_path / "token"
+    path.write_bytes(TOKEN + b"\n")
+    assert read_token(str(path)) == TOKEN
+    path.write_bytes(b"\n")
+    with pytest.raises(ValueError):
+        read_token(str(path))
+
+
+def test_async_queued_calls_wait_for_auth(fake: FakeDaemon) -> None:
+    fake.token = TOKEN
+
+    async def main() -> list[int]:
+        async with AsyncClient(address(fake), token=TOKEN) as client:
+            first = await asyncio.gather(*(client.check("five", "k") for _ in range(3)))
+            fake.drop_connections()
+            while client._conn is not None and not client._conn.closed:
+                await asyncio.sleep(0.001)
+            second = await asyncio.gather(*(client.check("five", "k") for _ in range(2)))
+            return [d.remaining for d in first + second]
+
+    assert sorted(asyncio.run(main()), reverse=True) == [4, 3, 2, 1, 0]
+    assert opcodes_of(fake) == ["AUTH", "CHECK", "CHECK", "CHECK", "AUTH", "CHECK", "CHECK"]
+
+
+def test_async_wrong_token_fails_every_waiting_call(fake: FakeDaemon) -> None:
+    fake.token = TOKEN
+
+    async def main() -> list[BaseException | object]:
+        async with AsyncClient(address(fake), token=b"wrong-token-0123456789") as client:
+            return await asyncio.gather(*(client.check("five", "k") for _ in range(3)), return_exceptions=True)
+
+    assert all(isinstance(result, AuthFailed) for result in asyncio.run(main()))
+    assert opcodes_of(fake) == ["AUTH"]
+
+
+def test_async_without_token_gets_auth_required(fake: FakeDaemon) -> None:
+    fake.token = TOKEN
+
+    async def main() -> None:
+        async with AsyncClient(address(fake)) as client:
+            with pytest.raises(AuthRequired):
+                await client.check("five", "k")
+            assert (await client.ping()) >= 0
+
+    asyncio.run(main())
