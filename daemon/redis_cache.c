@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "hash.h"
 
 /* One remembered denial. */
 typedef struct cache_entry {
@@ -40,11 +41,9 @@ static uint64_t fnv(uint64_t h, const void *data, size_t len) {
     return h;
 }
 
+/* Keyed (hash.h): clients cannot choose keys that evict each other's slots. */
 static uint64_t name_hash(const char *ns, size_t ns_len, const char *key, size_t key_len) {
-    uint64_t h = fnv(14695981039346656037ull, ns, ns_len);
-    h = (h ^ 0xff) * 1099511628211ull;
-    h = fnv(h, key, key_len);
-    return h ^ (h >> 29);
+    return rl_hash_name(ns, ns_len, key, key_len);
 }
 
 static uint64_t limits_fingerprint(const rl_limits *limits) {

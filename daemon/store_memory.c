@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "hash.h"
 
 #define INITIAL_BUCKETS 1024u
 #define FULL_SWEEP_INTERVAL_US 100000 /* a full sweep when at max_keys, at most this often */
@@ -59,14 +60,9 @@ static int64_t now_us(const memory_store *m) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Keyed (hash.h): clients cannot choose keys that share a bucket. */
 static uint64_t hash_name(const char *ns, size_t ns_len, const char *key, size_t key_len) {
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < ns_len; i++)
-        h = (h ^ (unsigned char)ns[i]) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
-    for (size_t i = 0; i < key_len; i++)
-        h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
+    return rl_hash_name(ns, ns_len, key, key_len);
 }
 
 static const char *entry_name(const entry *e) {
@@ -513,4 +509,16 @@ rl_store *rl_store_memory_new_clocked(uint64_t max_keys, const int64_t *clock) {
 
 rl_store *rl_store_memory_new(uint64_t max_keys) {
     return rl_store_memory_new_clocked(max_keys, NULL);
+}
+
+size_t rl_store_memory_longest_chain(const rl_store *store) {
+    const memory_store *m = (const memory_store *)store;
+    size_t longest = 0;
+    for (size_t i = 0; i < m->bucket_count; i++) {
+        size_t n = 0;
+        for (const entry *e = m->buckets[i]; e; e = e->next)
+            n++;
+        longest = n > longest ? n : longest;
+    }
+    return longest;
 }

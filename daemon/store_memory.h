@@ -26,4 +26,8 @@ size_t rl_store_memory_sweep(rl_store *store, size_t budget);
 // Returns the number of keys held.
 size_t rl_store_memory_count(const rl_store *store);
 
+// Returns the most keys any one hash bucket holds (tests: a client must not be able to
+// pile keys into one bucket).
+size_t rl_store_memory_longest_chain(const rl_store *store);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "hash.h"
 
 /* One window's counters, as parallel arrays so that a lookup scans 512 bytes. */
 typedef struct window {
@@ -26,11 +27,10 @@ struct rl_topk {
     int64_t window_ms; /* window length */
 };
 
+/* Keyed (hash.h): two long keys with the same first bytes and length are told apart
+   by this hash, so clients must not be able to make it collide. */
 static uint64_t key_hash(const char *key, size_t len) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)key[i]) * 1099511628211ULL;
-    return h;
+    return rl_hash(key, len);
 }
 
 static size_t kept_len(size_t len) {

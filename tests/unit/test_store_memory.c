@@ -150,8 +150,8 @@ static bool model_decide(const rl_limits *l, model *m, uint64_t cost, rl_cell *n
 static void model_commit(const rl_limits *l, model *m, uint64_t cost, const rl_cell *next) {
     for (size_t r = 0; r < l->rate_count; r++) {
         if (is_log(l, r)) {
-            require(rl_log_reserve(&m->logs[r]) == 0, "model out of memory");
-            rl_log_commit(&m->logs[r], now_us, cost);
+            require(rl_log_reserve(&l->rates[r], &m->logs[r]) == 0, "model out of memory");
+            rl_log_commit(&l->rates[r], &m->logs[r], now_us, cost);
         } else {
             m->cells[r] = next[r];
         }
@@ -164,7 +164,7 @@ static void model_adjust(const rl_limits *l, model *m, int64_t delta, rl_verdict
         rl_verdict v;
         if (is_log(l, r)) {
             if (delta > 0)
-                require(rl_log_reserve(&m->logs[r]) == 0, "model out of memory");
+                require(rl_log_reserve(&l->rates[r], &m->logs[r]) == 0, "model out of memory");
             rl_log_adjust(&l->rates[r], &m->logs[r], now_us, delta, &v);
         } else {
             rl_cell next;
@@ -755,6 +755,66 @@ START_TEST(test_binary_keys) {
 }
 END_TEST
 
+/* ---- keys chosen to collide ---- */
+
+#define FNV_PRIME 1099511628211ull
+#define COLLIDING_KEYS 10000
+#define COLLIDING_BITS 14 /* the table of 10,000 keys has 16,384 buckets */
+
+/* The store's hash before it was keyed: FNV-1a of ns, 0xff, key, then h ^ h >> 29. */
+static uint64_t fnv_state(uint64_t h, const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * FNV_PRIME;
+    return h;
+}
+
+/* Writes COLLIDING_KEYS keys of 8 printable bytes to keys (9 bytes each) whose old hash
+   under ns "p" is 0 in its low COLLIDING_BITS bits: all in one bucket of the old table.
+   Brute force over the last two bytes, each candidate one multiplication. */
+static void colliding_keys(char (*keys)[9]) {
+    const uint64_t mask = (1u << COLLIDING_BITS) - 1;
+    uint64_t base = fnv_state(14695981039346656037ull, "p\xff", 2);
+    size_t found = 0;
+    char key[9];
+    for (unsigned prefix = 0; found < COLLIDING_KEYS; prefix++) {
+        snprintf(key, sizeof(key), "k%05x", prefix);
+        uint64_t h6 = fnv_state(base, key, 6);
+        for (int a = 0x21; a < 0x7f && found < COLLIDING_KEYS; a++) {
+            uint64_t h7 = (h6 ^ (uint64_t)a) * FNV_PRIME;
+            for (int b = 0x21; b < 0x7f && found < COLLIDING_KEYS; b++) {
+                uint64_t h = (h7 ^ (uint64_t)b) * FNV_PRIME;
+                if (((h ^ (h >> 29)) & mask) == 0) {
+                    memcpy(keys[found], key, 6);
+                    keys[found][6] = (char)a, keys[found][7] = (char)b, keys[found][8] = '\0';
+                    found++;
+                }
+            }
+        }
+    }
+}
+
+/* 10,000 keys that all shared one bucket under the old FNV-1a hash (found in well
+   under a second) spread over the table under the keyed hash: no chain grows long,
+   so a client cannot make every lookup walk thousands of entries. */
+START_TEST(test_fnv_collisions_spread) {
+    static char keys[COLLIDING_KEYS][9];
+    colliding_keys(keys);
+    uint64_t old = fnv_state(fnv_state(14695981039346656037ull, "p\xff", 2), keys[1], 8);
+    ck_assert_uint_eq((old ^ (old >> 29)) & ((1u << COLLIDING_BITS) - 1), 0);
+    rl_store *store = new_store(2 * COLLIDING_KEYS);
+    rl_limits l = one_rate(RL_ALGO_FIXED_WINDOW, 5, 3600 * SEC, 0);
+    now_us = T0;
+    for (size_t i = 0; i < COLLIDING_KEYS; i++) {
+        rl_store_item it = {&l, "p", 1, keys[i], 8, 1};
+        require(submit(store, RL_STORE_CHECK, &it, 1).status == RL_ST_ALLOWED, "key %zu", i);
+    }
+    ck_assert_uint_eq(rl_store_memory_count(store), COLLIDING_KEYS);
+    size_t longest = rl_store_memory_longest_chain(store);
+    ck_assert_msg(longest <= 16, "a chain of %zu keys (about 7 expected at random)", longest);
+    store->ops->free(store);
+}
+END_TEST
+
 /* ---- RESET, ADJUST ---- */
 
 START_TEST(test_reset_and_adjust_figures) {
@@ -1040,6 +1100,7 @@ static Suite *store_suite(void) {
     tcase_add_test(tc, test_batch_allocation_failure);
     tcase_add_test(tc, test_adjust_allocation_failure);
     tcase_add_test(tc, test_random_allocation_failures);
+    tcase_add_test(tc, test_fnv_collisions_spread);
     suite_add_tcase(s, tc);
     return s;
 }
