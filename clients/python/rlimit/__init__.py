@@ -10,6 +10,7 @@ only module that imports FastAPI/Starlette).
 
 from . import errors
 from .aio import AsyncClient
+from .calls import read_token
 from .client import Client
 from .decision import Decision
 from .errors import (
@@ -34,5 +35,6 @@ __all__ = [
     "Timeout",
     "UnknownPolicy",
     "errors",
+    "read_token",
 ]
 __version__ = "0.1.0"

@@ -2,7 +2,7 @@
 
     app.add_middleware(RateLimitMiddleware, address="unix:/tmp/rlimitd.sock", policy="api")
 
-    @app.post("/auth/token", dependencies=[Depends(RateLimit("login", key=api_key()))])
+    @app.get("/export", dependencies=[Depends(RateLimit("export", key=user_id()))])
 
 RateLimitMiddleware is a pure ASGI middleware. For each HTTP request:
 
@@ -14,6 +14,8 @@ RateLimitMiddleware is a pure ASGI middleware. For each HTTP request:
                               with Retry-After and the limit headers
                   -> daemon cannot decide: on_error "allow" -> app (no headers);
                                            on_error "deny"  -> 503 with Retry-After: 1
+                  -> daemon refuses the question (Misconfigured): 500
+                     {"error":"rate_limiter_misconfigured"}
 
 Callables may be plain or async functions of the Starlette Request. The middleware
 puts its Limiter in the scope, so RateLimit dependencies of the same app share its
@@ -36,7 +38,7 @@ from .aio import AsyncClient
 from .decision import Decision
 from .headers import denied_body, denied_headers, json_bytes, limit_headers, raw_limit_headers
 from .keys import ClientAddress, KeyFunc, ScopeKey, api_key, user_id
-from .limiter import Limiter
+from .limiter import Limiter, Misconfigured
 from .rules import PathRules
 
 __all__ = [
@@ -57,16 +59,19 @@ SCOPE_KEY = "rlimit.middleware"  # the scope entry holding the middleware's sett
 PolicyFunc = Callable[[Request], "str | None | Awaitable[str | None]"]
 CostFunc = Callable[[Request], "int | Awaitable[int]"]
 UNAVAILABLE_BODY = json_bytes({"error": "rate_limiter_unavailable"})
+MISCONFIGURED = {"error": "rate_limiter_misconfigured"}
+MISCONFIGURED_BODY = json_bytes(MISCONFIGURED)
 
-_shared: dict[tuple[str, float, str], Limiter] = {}
+_shared: dict[tuple[str, float, str, str | bytes | None], Limiter] = {}
 
 
-def shared_limiter(address: str | None, timeout: float = DEFAULT_TIMEOUT, on_error: str = "allow") -> Limiter:
+def shared_limiter(address: str | None, timeout: float = DEFAULT_TIMEOUT, on_error: str = "allow",
+                   token: str | bytes | None = None) -> Limiter:
     """Returns the process-wide Limiter of address (default: $RLIMITD_ADDRESS or DEFAULT_ADDRESS)."""
     address = address or os.environ.get("RLIMITD_ADDRESS") or DEFAULT_ADDRESS
-    slot = (address, timeout, on_error)
+    slot = (address, timeout, on_error, token)
     if slot not in _shared:
-        _shared[slot] = Limiter(AsyncClient(address, timeout), on_error)
+        _shared[slot] = Limiter(AsyncClient(address, timeout, token), on_error)
     return _shared[slot]
 
 
@@ -107,6 +112,7 @@ class RateLimitMiddleware:
         retry_interval: float = 1.0,
         headers: bool = True,
         client: AsyncClient | None = None,
+        token: str | bytes | None = None,
     ) -> None:
         if policy is None and not rules:
             raise ValueError("RateLimitMiddleware needs a policy or rules")
@@ -116,7 +122,9 @@ class RateLimitMiddleware:
         self.key = key  # key function; None or a None result: the client address
         self.cost = cost  # units per request, or a callable computing them
         self.client_address = ClientAddress(trusted_proxies, forwarded_header)  # default key
-        client = client or AsyncClient(address or os.environ.get("RLIMITD_ADDRESS") or DEFAULT_ADDRESS, timeout)
+        if client is None:
+            address = address or os.environ.get("RLIMITD_ADDRESS") or DEFAULT_ADDRESS
+            client = AsyncClient(address, timeout, token)
         self.limiter = Limiter(client, on_error, retry_interval)  # daemon, health, on_error
         self.headers = headers  # add limit headers to allowed responses
 
@@ -155,7 +163,11 @@ class RateLimitMiddleware:
             if request is None:
                 request = Request(scope, receive)
             cost = await _result(cost(request))
-        decision = await self.limiter.check(policy, key, cost, path)
+        try:
+            decision = await self.limiter.check(policy, key, cost, path)
+        except Misconfigured:
+            await _send_raw(send, 500, MISCONFIGURED_BODY, [])
+            return
         if decision is None:
             await self._undecided(scope, receive, send)
         elif not decision.allowed:
@@ -218,10 +230,11 @@ async def rate_limit_exceeded_handler(request: Request, exc: Exception) -> Respo
 
 
 class RateLimit:
-    """A FastAPI dependency limiting one route: Depends(RateLimit("login", key=api_key())).
+    """A FastAPI dependency limiting one route: Depends(RateLimit("export", key=user_id())).
 
     Returns the Decision (None when the daemon could not decide and on_error is
-    "allow") and sets the limit headers on the response. Uses the app's
+    "allow") and sets the limit headers on the response; raises HTTPException 503
+    (on_error "deny") or 500 (the daemon refuses the question). Uses the app's
     RateLimitMiddleware settings (connection, trusted proxies, on_error) when there
     is one, else a process-wide client of `address` (default $RLIMITD_ADDRESS).
     """
@@ -236,6 +249,7 @@ class RateLimit:
         on_error: str = "allow",
         timeout: float = DEFAULT_TIMEOUT,
         trusted_proxies: Iterable[str] = (),
+        token: str | bytes | None = None,
     ) -> None:
         self.policy = policy  # the policy name
         self.key = key  # key function; None or a None result: the client address
@@ -243,6 +257,7 @@ class RateLimit:
         self.address = address  # daemon address when no middleware is installed
         self.on_error = on_error  # used without a middleware
         self.timeout = timeout  # used without a middleware
+        self.token = token  # used without a middleware: the daemon listener's token
         self.client_address = ClientAddress(trusted_proxies)  # used without a middleware
 
     async def __call__(self, request: Request, response: Response) -> Decision | None:
@@ -251,9 +266,12 @@ class RateLimit:
             limiter = middleware.limiter
             key = await middleware.key_of(request, self.key)
         else:
-            limiter = shared_limiter(self.address, self.timeout, self.on_error)
+            limiter = shared_limiter(self.address, self.timeout, self.on_error, self.token)
             key = (await _resolve(self.key, request) if self.key else None) or self.client_address(request)
-        decision = await limiter.check(self.policy, key, await _resolve(self.cost, request), request.url.path)
+        try:
+            decision = await limiter.check(self.policy, key, await _resolve(self.cost, request), request.url.path)
+        except Misconfigured:
+            raise HTTPException(500, MISCONFIGURED) from None
         if decision is None:
             if limiter.on_error == "deny":
                 raise HTTPException(503, {"error": "rate_limiter_unavailable"}, {"Retry-After": "1"})

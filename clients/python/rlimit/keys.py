@@ -5,6 +5,11 @@ Request) and returns the key, or None when it has none for this request (the
 middleware then keys by client address, so leaving a header out never escapes the
 limit). Pure standard library.
 
+Every key is "<kind>:<value>", the kind a fixed word: "ip:203.0.113.7" (ClientAddress),
+"apikey:<key>" (api_key), "user:<id>" (user_id). An address, an API key and a user id
+never produce the same key, whatever a client sends, and a policy's exempt, override
+and block lists name the kind they mean ("ip:10.0.0.1", "apikey:partner-42").
+
 Forwarded addresses are believed only from trusted proxies: when the peer is one,
 the key is the right-most address of X-Forwarded-For (or Forwarded) that is not a
 trusted proxy, the first hop a client cannot forge. Otherwise the headers are ignored.
@@ -13,7 +18,7 @@ trusted proxy, the first hop a client cannot forge. Otherwise the headers are ig
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from typing import Any, Protocol
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -28,6 +33,9 @@ class HasScope(Protocol):
 
 
 KeyFunc = Callable[[Any], "str | bytes | None | Awaitable[str | bytes | None]"]
+Validator = Callable[[str], bool] | Container[str]  # which API keys are genuine
+
+IP, APIKEY, USER = "ip:", "apikey:", "user:"  # the kinds of keys, as prefixes
 
 
 def _parse_ip(text: str) -> IPAddress | None:
@@ -86,7 +94,7 @@ class ScopeKey:
 
 
 class ClientAddress:
-    """Key function: the client's IP address, believing forwarded headers from trusted proxies only."""
+    """Key function: "ip:" and the client's address, believing forwarded headers from trusted proxies only."""
 
     def __init__(self, trusted_proxies: Iterable[str] = (), header: str = "x-forwarded-for") -> None:
         if header.lower() not in ("x-forwarded-for", "forwarded"):
@@ -102,11 +110,11 @@ class ClientAddress:
         return self.of_scope(request.scope)
 
     def of_scope(self, scope: Any) -> str:
-        """Returns the client address of an ASGI scope ("unknown" when there is none)."""
+        """Returns the key of an ASGI scope's client address ("ip:unknown" when there is none)."""
         client = scope.get("client")
         peer = str(client[0]) if client else ""
         if not self.trusted or not self._is_trusted(peer):
-            return _canonical(peer) or "unknown"
+            return _canonical(peer or "unknown")
         hops = self._hops(scope)
         for hop in reversed(hops):
             if not self._is_trusted(hop):
@@ -129,10 +137,11 @@ _canonical_of: dict[str, str] = {}
 
 
 def _canonical(text: str) -> str:
+    """Returns the key of an address: "ip:" and its canonical form (text itself if not an IP)."""
     canonical = _canonical_of.get(text)
     if canonical is None:
         address = _parse_ip(text)
-        canonical = str(address) if address is not None else text
+        canonical = IP + (str(address) if address is not None else text)
         if len(_canonical_of) >= _MAX_CANONICAL:
             _canonical_of.clear()  # addresses are the clients' choice: bounded
         _canonical_of[text] = canonical
@@ -140,7 +149,7 @@ def _canonical(text: str) -> str:
 
 
 def user_id(attribute: str = "user_id") -> KeyFunc:
-    """Key function: the authenticated user's id, or None for anonymous requests.
+    """Key function: "user:" and the authenticated user's id, or None for anonymous requests.
 
     Reads request.state.<attribute> (scope["state"], set by an authentication
     middleware that runs before this one, or by a dependency before RateLimit), else
@@ -150,28 +159,44 @@ def user_id(attribute: str = "user_id") -> KeyFunc:
 
     def of_scope(scope: Any) -> str | None:
         value = (scope.get("state") or {}).get(attribute)
-        if value is not None:
-            return str(value)
+        if value is not None and value != "":
+            return USER + str(value)
         user = scope.get("user")
         if user is None or not getattr(user, "is_authenticated", False):
             return None
         for name in ("identity", "username", "display_name"):
             value = getattr(user, name, None)
             if value:
-                return str(value)
+                return USER + str(value)
         return None
 
     return ScopeKey(of_scope)
 
 
-def api_key(header: str = "x-api-key") -> KeyFunc:
-    """Key function: the value of an API key header, or None when it is absent or empty."""
+def api_key(header: str = "x-api-key", *, valid: Validator | None) -> KeyFunc:
+    """Key function: "apikey:" and the API key a request carries, if the key is genuine.
+
+    `valid` decides which keys are genuine: a function of the key returning a bool
+    (plain, not async), or a collection of the genuine keys (a set). A request without
+    the header, with an empty one, or with a key `valid` refuses gets None: the
+    middleware keys it by client address, so inventing keys gains a client nothing.
+    valid=None believes every key: only for routes behind an authentication that has
+    already refused unknown keys (say so explicitly; there is no default).
+    """
     name = header.lower().encode("latin-1")
+    check: Callable[[str], bool] | None
+    if valid is None or callable(valid):
+        check = valid
+    else:
+        check = valid.__contains__
 
     def of_scope(scope: Any) -> str | None:
         for field, value in scope.get("headers", ()):
             if field.lower() == name and value.strip():
-                return value.strip().decode("latin-1")
+                key = value.strip().decode("latin-1")
+                if check is None or check(key):
+                    return APIKEY + key
+                return None
         return None
 
     return ScopeKey(of_scope)

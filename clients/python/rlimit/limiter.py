@@ -1,16 +1,26 @@
 """Limiter: asks rlimitd about HTTP requests and rides out its outages.
 
 Shared by RateLimitMiddleware and the RateLimit dependency; no web framework here.
-check() returns the Decision, or None when the daemon cannot decide (unreachable,
-too slow, failing, or refusing the question), and the caller applies `on_error`:
-"allow" lets the request through without limit headers, "deny" answers 503.
+check() returns the Decision; None when the daemon cannot decide this request, and
+the caller applies `on_error` ("allow": the request goes through without limit
+headers, "deny": 503); or raises Misconfigured when the question itself is wrong,
+and the caller answers 500 whatever on_error says. What each answer means:
 
-An outage is logged once, as a warning on the `rlimit` logger when the first call
-fails, and once more when a call succeeds again; in between, for `retry_interval`
-seconds after each failure, no call is made at all, so a hung daemon does not add
-its timeout to every request. A policy the daemon does not know (or a bad key or
-cost) is logged once per policy and status as an error. Denials are logged at INFO
-on `rlimit.denied` with policy, key and path.
+    connection-level failure (ConnectError, Timeout, ConnectionLost, ProtocolError):
+        an outage: None now, and None without asking for `retry_interval` seconds
+    STORE_UNAVAILABLE, STORE_FULL, BUSY, INTERNAL:
+        None for this request only; the next request asks the daemon again
+    COST_TOO_LARGE: NEVER (denied, no retry helps)
+    any other status (UNKNOWN_POLICY, KEY_*, COST_INVALID, NOT_PERMITTED, AUTH_*, ...):
+        Misconfigured for this request only
+
+So one request's error never changes another request's answer: a key already over
+its limit stays denied while other keys get errors. An outage is logged once, as a
+warning on the `rlimit` logger when the first call fails, and once more when a call
+succeeds again. Per-request statuses are logged on `rlimit` at most once a minute per
+(policy, status), with how many occurred: WARNING for the transient ones, ERROR for
+the rest. Denials are logged at INFO on `rlimit.denied` with policy, key and path,
+each quoted with backslash escapes, so a key cannot forge a log line or a field.
 """
 
 from __future__ import annotations
@@ -27,15 +37,24 @@ log = logging.getLogger("rlimit")
 denied_log = logging.getLogger("rlimit.denied")
 
 ON_ERROR = ("allow", "deny")
-MAX_PLAIN_KEY = 256  # longer keys are sent as their SHA-256 (the daemon's max_key is 512)
+MAX_PLAIN_KEY = 256  # longer keys are sent hashed (the daemon's max_key is 512 by default)
+REPORT_INTERVAL = 60.0  # seconds between two log lines of one (policy, status)
+_MAX_REPORTED = 1024  # (policy, status) pairs remembered; policy names may come from callables
 
 # A request whose cost exceeds what the policy can ever admit: denied, no retry helps.
 NEVER = Decision(allowed=False, limit=0, remaining=0, reset_after=0.0, retry_after=0.0, window=0.0)
 
-# Status errors that say the question was wrong (config or key), not that the daemon is down.
-_MISCONFIGURED = frozenset(
-    {"UNKNOWN_POLICY", "KEY_TOO_LONG", "KEY_EMPTY", "COST_INVALID", "NOT_PERMITTED"}
-)
+# Statuses that say the daemon cannot decide this one request now; on_error applies to it.
+TRANSIENT = frozenset({"STORE_UNAVAILABLE", "STORE_FULL", "BUSY", "INTERNAL"})
+
+
+class Misconfigured(RateLimitError):
+    """The daemon refused the question (policy, key, cost, permission, token): a 500."""
+
+    def __init__(self, policy: str, error: StatusError) -> None:
+        super().__init__(f"rlimitd refuses policy {policy!r}: {error.status}")
+        self.policy = policy  # the policy asked about
+        self.status = error.status  # the status name, e.g. "UNKNOWN_POLICY"
 
 
 class Limiter:
@@ -46,39 +65,39 @@ class Limiter:
             raise ValueError(f"on_error must be one of {ON_ERROR}, not {on_error!r}")
         self.client = client  # the daemon connection
         self.on_error = on_error  # "allow" or "deny" while the daemon cannot decide
-        self.retry_interval = retry_interval  # seconds without calls after a failure
+        self.retry_interval = retry_interval  # seconds without calls after a connection failure
         self._down_since: float | None = None  # monotonic time the outage began
         self._retry_at = 0.0  # no call before this monotonic time while down
         self._undecided = 0  # requests left to on_error during this outage
-        self._reported: set[tuple[str, str]] = set()  # (policy, status) errors logged
+        self._reports: dict[tuple[str, str], tuple[float, int]] = {}  # -> (last logged, since then)
 
     @property
     def down(self) -> bool:
-        """Whether the daemon is in an outage (its last call failed)."""
+        """Whether the daemon is in an outage (its last call failed at the connection level)."""
         return self._down_since is not None
 
     async def check(self, policy: str, key: str | bytes, cost: int = 1, path: str = "") -> Decision | None:
-        """Returns the daemon's decision, NEVER for an impossible cost, None if it cannot decide."""
+        """Returns the daemon's decision, NEVER for an impossible cost, None if it cannot decide.
+
+        Raises Misconfigured when the daemon refuses the question (see the module doc).
+        """
         if self._down_since is not None and time.monotonic() < self._retry_at:
             self._undecided += 1
             return None
-        wire_key = _wire_key(key)
+        wire_key = wire_key_of(key)
         try:
             decision = await self.client.check(policy, wire_key, cost)
         except CostTooLarge:
             decision = NEVER
         except StatusError as exc:
-            if exc.status not in _MISCONFIGURED:
-                return self._failed(exc)
-            self._misconfigured(policy, exc)
-            return None
+            return self._refused(policy, exc)
         except RateLimitError as exc:
             return self._failed(exc)
         if self._down_since is not None:
             self._recovered()
         if not decision.allowed and denied_log.isEnabledFor(logging.INFO):
             denied_log.info("denied policy=%s key=%s path=%s retry_after=%.3f",
-                            policy, _printable(wire_key), path, decision.retry_after)
+                            quoted(policy), quoted(wire_key), quoted(path), decision.retry_after)
         return decision
 
     def _failed(self, exc: RateLimitError) -> None:
@@ -100,19 +119,69 @@ class Limiter:
         self._down_since = None
         self._undecided = 0
 
-    def _misconfigured(self, policy: str, exc: StatusError) -> None:
-        if (policy, exc.status) not in self._reported:
-            self._reported.add((policy, exc.status))
-            log.error("rlimitd at %s refuses policy %r: %s (on_error=%s applies)",
-                      self.client.address, policy, exc.status, self.on_error)
+    def _refused(self, policy: str, exc: StatusError) -> None:
+        """Handles a status answered to this request alone: None (on_error) or Misconfigured."""
+        if self._down_since is not None:
+            self._recovered()  # the daemon answered
+        count = self._count(policy, exc.status)
+        if exc.status in TRANSIENT:
+            if count:
+                action = "let through" if self.on_error == "allow" else "answered 503"
+                log.warning("rlimitd at %s answered %s for policy %s: %d requests %s (on_error=%s)",
+                            self.client.address, exc.status, quoted(policy), count, action, self.on_error)
+            return None
+        if count:
+            log.error("rlimitd at %s refuses policy %s: %s; %d requests answered 500",
+                      self.client.address, quoted(policy), exc.status, count)
+        raise Misconfigured(policy, exc)
+
+    def _count(self, policy: str, status: str) -> int:
+        """Counts one (policy, status); returns the count to log now, 0 while it is too early."""
+        now = time.monotonic()
+        last, count = self._reports.get((policy, status), (now - REPORT_INTERVAL, 0))
+        if now - last < REPORT_INTERVAL:
+            self._reports[(policy, status)] = (last, count + 1)
+            return 0
+        if len(self._reports) >= _MAX_REPORTED:
+            self._reports.clear()
+        self._reports[(policy, status)] = (now, 0)
+        return count + 1
 
 
-def _wire_key(key: str | bytes) -> bytes:
+def wire_key_of(key: str | bytes) -> bytes:
+    """Returns the bytes sent for key: itself up to MAX_PLAIN_KEY bytes, else hashed.
+
+    A longer key "kind:value" becomes "kind#sha256:<64 hex digits>" (the SHA-256 of the
+    whole key), a longer key without a kind "#sha256:<hex>". No key of the key
+    functions (their kind is a fixed word before the first ':') has a '#' there, so a
+    hashed key never equals a key a client spelled out.
+    """
     data = key.encode() if isinstance(key, str) else key
     if len(data) <= MAX_PLAIN_KEY:
         return data
-    return b"sha256:" + hashlib.sha256(data).hexdigest().encode()
+    kind, colon, _value = data.partition(b":")
+    prefix = kind if colon and len(kind) <= 32 else b""
+    return prefix + b"#sha256:" + hashlib.sha256(data).hexdigest().encode()
 
 
-def _printable(key: bytes) -> str:
-    return key.decode("utf-8", "backslashreplace")
+def quoted(text: str | bytes) -> str:
+    """Returns text in double quotes, printable and unambiguous, for a log line.
+
+    Backslash and '"' are escaped with a backslash; every character str.isprintable()
+    refuses (controls such as newline, C1 controls, bidi overrides, line separators) is
+    written as Python writes it in a repr (\\n, \\x85, \\u202e); bytes that are not
+    UTF-8 become \\udcXX (never the escape of a real character).
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    if text.isprintable() and "\\" not in text and '"' not in text:
+        return f'"{text}"'
+    return '"' + "".join(_escaped(char) for char in text) + '"'
+
+
+def _escaped(char: str) -> str:
+    if char in '\\"':
+        return "\\" + char
+    if char.isprintable():
+        return char
+    return repr(char)[1:-1]

@@ -39,20 +39,20 @@ PROXIES = ["10.0.0.0/8", "192.168.1.1", "2001:db8::/32"]
     ],
 )
 def test_client_address_x_forwarded_for(peer: str, headers: list[tuple[str, str]], expected: str) -> None:
-    assert ClientAddress(PROXIES)(request(peer, *headers)) == expected
+    assert ClientAddress(PROXIES)(request(peer, *headers)) == "ip:" + expected
 
 
 def test_client_address_forwarded_header() -> None:
     key = ClientAddress(PROXIES, header="forwarded")
     header = ("Forwarded", 'for=6.6.6.6, for="[2001:db9::7]:4711";proto=https, for=10.0.0.2;by=10.0.0.1')
-    assert key(request("10.0.0.1", header)) == "2001:db9::7"
-    assert key(request("10.0.0.1", ("X-Forwarded-For", "1.2.3.4"))) == "10.0.0.1"
-    assert key(request("8.8.8.8", header)) == "8.8.8.8"
+    assert key(request("10.0.0.1", header)) == "ip:2001:db9::7"
+    assert key(request("10.0.0.1", ("X-Forwarded-For", "1.2.3.4"))) == "ip:10.0.0.1"
+    assert key(request("8.8.8.8", header)) == "ip:8.8.8.8"
 
 
 def test_client_address_without_trusted_proxies_ignores_headers() -> None:
-    assert ClientAddress()(request("127.0.0.1", ("X-Forwarded-For", "1.2.3.4"))) == "127.0.0.1"
-    assert ClientAddress()(request(None)) == "unknown"
+    assert ClientAddress()(request("127.0.0.1", ("X-Forwarded-For", "1.2.3.4"))) == "ip:127.0.0.1"
+    assert ClientAddress()(request(None)) == "ip:unknown"
     with pytest.raises(ValueError):
         ClientAddress(["not-an-ip"])
     with pytest.raises(ValueError):
@@ -61,15 +61,72 @@ def test_client_address_without_trusted_proxies_ignores_headers() -> None:
 
 def test_user_id_and_api_key() -> None:
     by_user = user_id()
-    assert by_user(request("1.1.1.1", state={"user_id": 42})) == "42"
+    assert by_user(request("1.1.1.1", state={"user_id": 42})) == "user:42"
+    assert by_user(request("1.1.1.1", state={"user_id": ""})) is None
     user = SimpleNamespace(is_authenticated=True, display_name="alice")
-    assert by_user(request("1.1.1.1", user=user)) == "alice"
+    assert by_user(request("1.1.1.1", user=user)) == "user:alice"
     assert by_user(request("1.1.1.1", user=SimpleNamespace(is_authenticated=False))) is None
     assert by_user(request("1.1.1.1")) is None
-    by_key = api_key("X-API-Key")
-    assert by_key(request("1.1.1.1", ("x-api-key", " k-1 "))) == "k-1"
+    by_key = api_key("X-API-Key", valid=None)
+    assert by_key(request("1.1.1.1", ("x-api-key", " k-1 "))) == "apikey:k-1"
     assert by_key(request("1.1.1.1", ("x-api-key", ""))) is None
     assert by_key(request("1.1.1.1")) is None
+    with pytest.raises(TypeError):
+        api_key("x-api-key")  # type: ignore[call-arg]  # which keys are genuine must be said
+
+
+@pytest.mark.parametrize("valid", [{"k-1", "k-2"}, frozenset({"k-1", "k-2"}), lambda key: key in ("k-1", "k-2")])
+def test_api_key_validator(valid: Any) -> None:
+    by_key = api_key(valid=valid)
+    assert by_key(request("1.1.1.1", ("x-api-key", "k-2"))) == "apikey:k-2"
+    for forged in ("k-3", "10.0.0.1", "ip:10.0.0.1", "partner-42", "k-1x", "x" * 600):
+        assert by_key(request("1.1.1.1", ("x-api-key", forged))) is None, forged
+
+
+def test_kinds_of_keys_never_collide() -> None:
+    """Whatever a client sends as API key or user id, it never spells an address key."""
+    by_key, by_user, by_address = api_key(valid=None), user_id(), ClientAddress()
+    for text in ("10.0.0.1", "ip:10.0.0.1", "user:1", "apikey:1", "#sha256:00"):
+        as_key = by_key(request("1.1.1.1", ("x-api-key", text)))
+        as_user = by_user(request("1.1.1.1", state={"user_id": text}))
+        assert as_key == "apikey:" + text and as_user == "user:" + text
+        assert by_address(request(text)) not in (as_key, as_user)
+    assert by_address(request("10.0.0.1")) == "ip:10.0.0.1"
+
+
+def test_long_keys_are_hashed_where_no_client_key_can_be() -> None:
+    from hashlib import sha256
+
+    from rlimit.limiter import MAX_PLAIN_KEY, wire_key_of
+
+    long_key = "apikey:" + "k" * 600
+    digest = sha256(long_key.encode()).hexdigest()
+    assert wire_key_of(long_key) == f"apikey#sha256:{digest}".encode()
+    assert wire_key_of("apikey:" + "k" * (MAX_PLAIN_KEY - 7)) == ("apikey:" + "k" * (MAX_PLAIN_KEY - 7)).encode()
+    assert wire_key_of("x" * 300) == b"#sha256:" + sha256(b"x" * 300).hexdigest().encode()
+    # what a client can spell: "apikey:" followed by its text, never "apikey#..."
+    spelled = api_key(valid=None)(request("1.1.1.1", ("x-api-key", f"#sha256:{digest}")))
+    assert spelled is not None and wire_key_of(spelled) != wire_key_of(long_key)
+    assert wire_key_of("ip:" + "1" * 300).startswith(b"ip#sha256:")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain-key", '"plain-key"'),
+        ("a\nb", '"a\\nb"'),  # a newline cannot start a line of its own
+        ("a\\nb", '"a\\\\nb"'),  # a literal backslash-n stays distinguishable
+        ('x" path="/admin', '"x\\" path=\\"/admin"'),
+        ("\u202eevil", '"\\u202eevil"'),  # bidi override
+        ("\x85\x9b", '"\\x85\\x9b"'),  # C1 controls
+        (b"\xff\xc3", '"\\udcff\\udcc3"'),  # bytes that are not UTF-8
+        ("caf\u00e9", '"caf\u00e9"'),
+    ],
+)
+def test_quoted_log_fields(text: str | bytes, expected: str) -> None:
+    from rlimit.limiter import quoted
+
+    assert quoted(text) == expected
 
 
 def test_path_rules() -> None:
@@ -129,5 +186,5 @@ def test_route_remembers_what_is_exempt_and_lookup_say() -> None:
 
 def test_scope_keys_answer_as_key_functions() -> None:
     req = request("10.0.0.9", ("X-Api-Key", " k1 "))
-    for key in (api_key(), user_id(), ClientAddress()):
+    for key in (api_key(valid=None), user_id(), ClientAddress()):
         assert key.of_scope(req.scope) == key(req)  # type: ignore[attr-defined]

@@ -23,7 +23,13 @@ from rlimit.fastapi import (
     user_id,
 )
 
-BY_HEADER = api_key("x-key")
+BY_HEADER = api_key("x-key", valid=None)  # tests believe every key: "apikey:<x-key>"
+
+
+def raw_key(request: Request) -> str | None:
+    """The X-Key header as it is: keys the fake daemon reads as scripts."""
+    return request.headers.get("x-key")
+
 
 
 def make_app(**middleware: Any) -> FastAPI:
@@ -107,7 +113,7 @@ def test_denial_is_a_429_with_exact_headers(http: TestClient, caplog: pytest.Log
     assert 3599 < body["retry_after"] <= 3600
     denials = [r.getMessage() for r in caplog.records if r.name == "rlimit.denied"]
     assert len(denials) == 1
-    assert "policy=swl3" in denials[0] and f"key={key}" in denials[0] and "path=/" in denials[0]
+    assert denials[0].startswith(f'denied policy="swl3" key="apikey:{key}" path="/" retry_after=')
 
 
 def test_exempt_paths(daemon: Daemon) -> None:
@@ -225,12 +231,18 @@ def test_unreachable_daemon(on_error: str, caplog: pytest.LogCaptureFixture) -> 
     assert len([r for r in caplog.records if r.name == "rlimit"]) == 1
 
 
-def test_unknown_policy_is_logged_once(daemon: Daemon, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("on_error", ["allow", "deny"])
+def test_unknown_policy_is_a_500_logged_once(on_error: str, daemon: Daemon, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="rlimit")
-    with TestClient(make_app(address=daemon.address, policy="no_such_policy")) as client:
-        assert [client.get("/").status_code for _ in range(3)] == [200] * 3
+    app = make_app(address=daemon.address, policy="fw5", rules={"/upload": "no_such_policy"}, on_error=on_error)
+    with TestClient(app) as client:
+        answers = [client.post("/upload") for _ in range(3)]
+        assert [a.status_code for a in answers] == [500] * 3
+        assert answers[0].json() == {"error": "rate_limiter_misconfigured"}
+        assert client.get("/").headers["X-RateLimit-Limit"] == "5"  # other policies go on
     errors = [r for r in caplog.records if r.name == "rlimit"]
-    assert len(errors) == 1 and "UNKNOWN_POLICY" in errors[0].getMessage()
+    assert len(errors) == 1 and errors[0].levelname == "ERROR"
+    assert "UNKNOWN_POLICY" in errors[0].getMessage()
 
 
 def test_daemon_killed_mid_test(own_daemon: Daemon, caplog: pytest.LogCaptureFixture) -> None:
@@ -251,7 +263,7 @@ def test_daemon_killed_mid_test(own_daemon: Daemon, caplog: pytest.LogCaptureFix
 
 def test_slow_daemon_times_out(fake: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="rlimit")
-    app = make_app(address=f"unix:{fake.path}", policy="five", key=BY_HEADER, timeout=0.1)
+    app = make_app(address=f"unix:{fake.path}", policy="five", key=raw_key, timeout=0.1)
     with TestClient(app) as client:
         answer = client.get("/", headers={"x-key": "hang"})
         assert answer.status_code == 200 and "x-ratelimit-limit" not in answer.headers
