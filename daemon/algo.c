@@ -22,6 +22,10 @@
  *   plus cost, sum to <= L. window = P. At most L units pass in any trailing P.
  *   Entries at the same instant are merged; an entry older than the newest (a clock
  *   that stepped back) is merged into the newest, which only makes it count longer.
+ *   A log holds at most L entries: when appending would make L + 1, its two oldest
+ *   entries are merged into one stamped with the later one's time (the merged units
+ *   count longer, never shorter: nothing is over-admitted). A CHECK never needs that
+ *   (a log with L entries holds at least L units, so nothing more passes); ADJUST may.
  *   ADJUST < 0 removes units from the newest entries first.
  *
  * sliding_window_counter. Windows aligned as for fixed_window; the state is the
@@ -51,7 +55,11 @@
  * ADJUST (rl_cell_adjust, rl_log_adjust) adds delta units to the usage at now: > 0
  *   charges (fixed: count += delta; counter: curr += delta; bucket: tat' += delta * T;
  *   log: an entry at now), < 0 gives back, never below zero usage (bucket: tat never
- *   below now). Its verdict describes the state after the adjustment, consuming
+ *   below now). A charge saturates at twice the capacity C (L, or B for buckets), so
+ *   that every state is back to empty within two windows: fixed: count <= 2L; counter:
+ *   curr <= 2L; bucket: tat <= now + 2 * B * T; log: the units in the trailing period
+ *   <= 2L (only what fits is logged). A charge cut short by that ceiling sets
+ *   verdict.capped. Its verdict describes the state after the adjustment, consuming
  *   nothing: allowed and retry_after are those of a cost-1 request now; remaining and
  *   reset_after are the state's own (not minus the probe's unit).
  *
@@ -84,6 +92,7 @@ typedef struct cell_ops {
     void (*figures)(const rl_rate *rate, const rl_cell *state, int64_t now, rl_verdict *out);
     int64_t (*retry)(const rl_rate *rate, const rl_cell *state, int64_t now, uint64_t cost);
     int64_t (*expires)(const rl_rate *rate, const rl_cell *cell);
+    bool (*saturate)(const rl_rate *rate, rl_cell *state, int64_t now); /* to 2 x capacity */
 } cell_ops;
 
 /* ---- arithmetic helpers ---- */
@@ -127,6 +136,20 @@ static int64_t units(uint64_t cost) {
 /* Returns whether used + cost <= limit, without overflow. */
 static bool fits_in(uint64_t used, uint64_t cost, uint64_t limit) {
     return used <= limit && cost <= limit - used;
+}
+
+/* Returns the most units a charge may leave in use: twice the capacity. */
+static uint64_t ceiling_of(uint64_t capacity) {
+    return clamp_u64((u128)capacity * 2);
+}
+
+/* Lowers *count to twice limit if it is above. Returns whether it was. */
+static bool cap_count(int64_t *count, uint64_t limit) {
+    int64_t ceiling = units(ceiling_of(limit));
+    if (*count <= ceiling)
+        return false;
+    *count = ceiling;
+    return true;
 }
 
 /* Returns what is left of limit after used, never below 0. */
@@ -194,6 +217,12 @@ static int64_t fixed_retry(const rl_rate *rate, const rl_cell *state, int64_t no
 
 static int64_t fixed_expires(const rl_rate *rate, const rl_cell *cell) {
     return cell->b > 0 ? clamp64((i128)cell->a + rate->period_us) : cell->a;
+}
+
+/* The window's count, and the counter's current one, stay at most 2 x limit. */
+static bool count_saturate(const rl_rate *rate, rl_cell *state, int64_t now) {
+    (void)now;
+    return cap_count(&state->b, rate->limit);
 }
 
 /* ---- sliding_window_counter: a = window start, b = its units, c = previous window's ---- */
@@ -319,14 +348,24 @@ static int64_t bucket_expires(const rl_rate *rate, const rl_cell *cell) {
     return cell->a;
 }
 
+/* The tat stays at most two windows (2 x B x T) ahead of now. */
+static bool bucket_saturate(const rl_rate *rate, rl_cell *state, int64_t now) {
+    i128 ceiling = (i128)now + 2 * bucket_tolerance(rate);
+    if (state->a <= ceiling)
+        return false;
+    state->a = clamp64(ceiling);
+    return true;
+}
+
 /* ---- cells ---- */
 
-static const cell_ops fixed_ops = {fixed_load,    fixed_fits,  fixed_charge,
-                                   fixed_figures, fixed_retry, fixed_expires};
-static const cell_ops counter_ops = {counter_load,    counter_fits,  counter_charge,
-                                     counter_figures, counter_retry, counter_expires};
-static const cell_ops bucket_ops = {bucket_load,    bucket_fits,  bucket_charge,
-                                    bucket_figures, bucket_retry, bucket_expires};
+static const cell_ops fixed_ops = {fixed_load,  fixed_fits,    fixed_charge,  fixed_figures,
+                                   fixed_retry, fixed_expires, count_saturate};
+static const cell_ops counter_ops = {counter_load,  counter_fits,    counter_charge,
+                                     counter_figures, counter_retry, counter_expires,
+                                     count_saturate};
+static const cell_ops bucket_ops = {bucket_load,  bucket_fits,    bucket_charge,  bucket_figures,
+                                    bucket_retry, bucket_expires, bucket_saturate};
 
 static const cell_ops *ops_for(const rl_rate *rate) {
     switch (rate->algorithm) {
@@ -373,8 +412,10 @@ void rl_cell_adjust(const rl_rate *rate, const rl_cell *cell, int64_t now_us, in
     rl_cell state;
     ops->load(rate, cell, now_us, &state);
     ops->charge(rate, &state, now_us, delta);
+    bool capped = delta > 0 && ops->saturate(rate, &state, now_us);
     bool allowed = ops->fits(rate, &state, now_us, 1);
     cell_verdict(ops, rate, &state, now_us, 1, allowed, out);
+    out->capped = capped;
     *next = state;
 }
 
@@ -443,8 +484,8 @@ void rl_log_decide(const rl_rate *rate, rl_log *log, int64_t now_us, uint64_t co
     log_verdict(rate, log, now_us, cost, true, out);
 }
 
-int rl_log_reserve(rl_log *log) {
-    if (log->len < log->cap)
+int rl_log_reserve(const rl_rate *rate, rl_log *log) {
+    if (log->len < log->cap || log->len >= rate->limit)
         return 0;
     if (log->cap > UINT32_MAX / 2)
         return -1;
@@ -461,11 +502,24 @@ int rl_log_reserve(rl_log *log) {
     return 0;
 }
 
+/* Merges the oldest entry into the next one, which keeps its (later) time. */
+static void log_merge_oldest(rl_log *log) {
+    rl_log_entry *next = log_at(log, 1);
+    next->cost = add_units(next->cost, log_at(log, 0)->cost);
+    log->head = (log->head + 1) % log->cap;
+    log->len--;
+}
+
 /* Appends units at now. An entry at now or later (a clock that stepped back) takes
- * them; so does the newest entry, restamped to now, if the caller did not reserve room
- * (counting them longer, never shorter). With no storage at all they are dropped. */
-void rl_log_commit(rl_log *log, int64_t now_us, uint64_t cost) {
-    if (log->len > 0 && (log_newest(log)->at_us >= now_us || log->len == log->cap)) {
+ * them. A log of limit entries first merges its two oldest; if it still has no room
+ * (limit 1, or the caller did not reserve), the newest entry takes them, restamped to
+ * now (counting them longer, never shorter). With no storage at all they are dropped. */
+void rl_log_commit(const rl_rate *rate, rl_log *log, int64_t now_us, uint64_t cost) {
+    if (log->len > 0 && log_newest(log)->at_us < now_us && log->len >= rate->limit &&
+        log->len >= 2)
+        log_merge_oldest(log);
+    if (log->len > 0 && (log_newest(log)->at_us >= now_us || log->len == log->cap ||
+                         log->len >= rate->limit)) {
         rl_log_entry *newest = log_newest(log);
         newest->at_us = newest->at_us > now_us ? newest->at_us : now_us;
         newest->cost = add_units(newest->cost, units(cost));
@@ -493,14 +547,25 @@ static void log_give_back(rl_log *log, uint64_t amount) {
         log->head = 0;
 }
 
+/* Returns how much of a charge of delta units fits under the ceiling of 2 x limit
+ * units in the trailing period (the log is trimmed). */
+static uint64_t log_headroom(const rl_rate *rate, const rl_log *log, uint64_t delta) {
+    uint64_t room_left = room(ceiling_of(rate->limit), usage(log->total));
+    return delta < room_left ? delta : room_left;
+}
+
 void rl_log_adjust(const rl_rate *rate, rl_log *log, int64_t now_us, int64_t delta,
                    rl_verdict *out) {
+    uint64_t charged = 0;
     rl_log_trim(rate, log, now_us);
     if (delta > 0)
-        rl_log_commit(log, now_us, (uint64_t)delta);
-    else
+        charged = log_headroom(rate, log, (uint64_t)delta);
+    if (charged > 0)
+        rl_log_commit(rate, log, now_us, charged);
+    else if (delta < 0)
         log_give_back(log, (uint64_t)0 - (uint64_t)delta);
     log_verdict(rate, log, now_us, 1, false, out);
+    out->capped = delta > 0 && charged < (uint64_t)delta;
 }
 
 int64_t rl_log_expires_at(const rl_rate *rate, const rl_log *log) {

@@ -15,6 +15,10 @@
  *   rl_cell_decide() computes the verdict and the cell as it would be after
  *   consuming; the caller writes that cell back only if it commits. For the log,
  *   rl_log_decide() only reads, and rl_log_commit() appends.
+ *
+ * Bounds, whatever a client sends (ADJUST included): a key's usage never exceeds
+ * twice the rate's capacity, so every state is back to empty within two windows; a
+ * log never holds more than `limit` entries.
  */
 #ifndef RL_ALGO_H
 #define RL_ALGO_H
@@ -37,6 +41,13 @@ typedef struct rl_rate {
     int64_t period_us;      /* the period, > 0 */
     uint64_t burst;         /* token_bucket/gcra capacity in units, >= 1; ignored otherwise */
 } rl_rate;
+
+/* The largest limit a sliding_window_log rate may have (the config refuses more and
+ * suggests sliding_window_counter). A denied CHECK may walk the whole log (up to
+ * `limit` entries) to find its retry time. Measured in the embedded store (one CHECK,
+ * cost = limit, on a log of limit entries holding 2 x limit units, the worst case; -O2,
+ * this machine): see README "sliding_window_log" for the figures. */
+#define RL_SLIDING_LOG_MAX_LIMIT 10000
 
 /* Fixed-size state. Field meaning per algorithm:
  *   fixed_window:     a = start of the window counted in b, b = units admitted in it
@@ -66,6 +77,8 @@ typedef struct rl_log {
 /* What an algorithm answers. All times in microseconds, relative to now. */
 typedef struct rl_verdict {
     bool allowed;           /* the cost may pass */
+    bool capped;            /* ADJUST: the charge met the ceiling of 2 x capacity and
+                               the units above it were dropped (RL_FLAG_CAPPED) */
     uint64_t limit;         /* limit per window (capacity for token_bucket/gcra) */
     uint64_t remaining;     /* units left after this decision (after consuming if allowed) */
     int64_t reset_after_us; /* until usage would be back to zero */
@@ -88,8 +101,9 @@ void rl_cell_decide(const rl_rate *rate, const rl_cell *cell, int64_t now_us, ui
                     rl_cell *next, rl_verdict *out);
 
 // Adds delta units (> 0: charge, < 0: give back; usage never goes below zero) to the
-// key's usage at now_us without deciding. Writes the new cell to *next and, to *out,
-// the verdict a cost-1 request would get now (without consuming it). Pure.
+// key's usage at now_us without deciding. A charge saturates at 2 x capacity (then
+// out->capped is set). Writes the new cell to *next and, to *out, the verdict a cost-1
+// request would get now (without consuming it). Pure.
 void rl_cell_adjust(const rl_rate *rate, const rl_cell *cell, int64_t now_us, int64_t delta,
                     rl_cell *next, rl_verdict *out);
 
@@ -106,17 +120,21 @@ void rl_log_trim(const rl_rate *rate, rl_log *log, int64_t now_us);
 void rl_log_decide(const rl_rate *rate, rl_log *log, int64_t now_us, uint64_t cost,
                    rl_verdict *out);
 
-// Makes room for one more entry. Returns 0, or -1 if memory could not be had (the log
-// is unchanged). Grows through the project's allocator.
-int rl_log_reserve(rl_log *log);
+// Makes room for one more entry of a log of rate (none is needed once the log holds
+// rate->limit entries: a commit then merges). Returns 0, or -1 if memory could not be
+// had (the log is unchanged). Grows through the project's allocator.
+int rl_log_reserve(const rl_rate *rate, rl_log *log);
 
-// Appends (now_us, cost) to the log. The caller called rl_log_reserve first, or knows
-// an entry at now_us already exists (entries at the same instant are merged).
-void rl_log_commit(rl_log *log, int64_t now_us, uint64_t cost);
+// Appends (now_us, cost) to the log of rate. The caller called rl_log_reserve first, or
+// knows an entry at now_us already exists (entries at the same instant are merged).
+// The log never holds more than rate->limit entries: when appending would exceed that,
+// its two oldest entries are merged into one stamped with the later one's time.
+void rl_log_commit(const rl_rate *rate, rl_log *log, int64_t now_us, uint64_t cost);
 
-// Adds delta units at now_us (> 0: appends like a commit, after rl_log_reserve;
-// < 0: removes units from the newest entries first). Writes the verdict a cost-1
-// request would get now to *out.
+// Adds delta units at now_us (> 0: appends like a commit, after rl_log_reserve, and
+// saturates at 2 x limit units in the trailing period, setting out->capped; < 0:
+// removes units from the newest entries first). Writes the verdict a cost-1 request
+// would get now to *out.
 void rl_log_adjust(const rl_rate *rate, rl_log *log, int64_t now_us, int64_t delta,
                    rl_verdict *out);
 

@@ -142,15 +142,16 @@ static void nominal_verdict(const rl_limits *limits, int allowed, uint8_t opcode
 
 /* ---- validation ---- */
 
+// A cost (signed for ADJUST: a charge or a refund) is at most the smallest capacity of
+// the key's rates, so that no single request can move a key by more than that.
 static rl_status check_cost(rl_opcode op, const rl_item *it, const rl_limits *limits) {
     if (op == RL_OP_RESET)
         return it->cost == 0 ? RL_ST_OK : RL_ST_COST_INVALID;
     if (it->cost == 0)
         return RL_ST_COST_INVALID;
-    if (op == RL_OP_ADJUST)
-        return RL_ST_OK;
+    uint64_t magnitude = it->cost < 0 ? (uint64_t)0 - (uint64_t)it->cost : (uint64_t)it->cost;
     for (size_t r = 0; r < limits->rate_count; r++)
-        if ((uint64_t)it->cost > rl_rate_capacity(&limits->rates[r]))
+        if (magnitude > rl_rate_capacity(&limits->rates[r]))
             return RL_ST_COST_TOO_LARGE;
     return RL_ST_OK;
 }

@@ -46,7 +46,9 @@ typedef struct rl_store_answer {
     int64_t now_us;                      /* the store's clock at the decision */
     size_t count;                        /* items answered (as submitted) */
     rl_verdict verdicts[RL_MAX_ITEMS];   /* per item, merged over its rates (if no error) */
-    uint16_t flags;                      /* RL_FLAG_CACHED: denied from the over-limit cache */
+    uint16_t flags;                      /* RL_FLAG_CACHED: denied from the over-limit cache;
+                                            RL_FLAG_CAPPED: an ADJUST charge was held at the
+                                            ceiling of 2 x capacity */
     const char *errstr;                  /* a store error's detail, for the log, or NULL */
 } rl_store_answer;
 

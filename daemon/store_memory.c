@@ -285,7 +285,8 @@ static int64_t entry_expiry(const entry *e, const rl_limits *limits) {
 static int reserve_logs(const rl_store_item *items, size_t n, item_plan *plans) {
     for (size_t i = 0; i < n; i++)
         for (size_t r = 0; r < items[i].limits->rate_count; r++)
-            if (is_log(items[i].limits, r) && rl_log_reserve(&plans[i].entry->rates[r].log) != 0)
+            if (is_log(items[i].limits, r) &&
+                rl_log_reserve(&items[i].limits->rates[r], &plans[i].entry->rates[r].log) != 0)
                 return -1;
     return 0;
 }
@@ -295,7 +296,7 @@ static void commit_item(const rl_store_item *it, item_plan *plan, int64_t now) {
     entry *e = plan->entry;
     for (size_t r = 0; r < it->limits->rate_count; r++) {
         if (is_log(it->limits, r))
-            rl_log_commit(&e->rates[r].log, now, (uint64_t)it->cost);
+            rl_log_commit(&it->limits->rates[r], &e->rates[r].log, now, (uint64_t)it->cost);
         else if (plan->last)
             e->rates[r].cell = plan->next[r];
     }
@@ -369,19 +370,10 @@ static void fresh_verdict(const rl_limits *limits, int64_t now, rl_verdict *out)
     }
 }
 
-static rl_status adjust_item(memory_store *m, const rl_store_item *it, int64_t now,
-                             rl_verdict *out) {
-    entry *e;
-    rl_status st = lookup(m, it, now, it->cost > 0, &e);
-    if (st != RL_ST_OK)
-        return st;
-    if (!e) { /* giving back to a key with no state */
-        fresh_verdict(it->limits, now, out);
-        return out->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
-    }
-    for (size_t r = 0; r < it->limits->rate_count; r++)
-        if (it->cost > 0 && is_log(it->limits, r) && rl_log_reserve(&e->rates[r].log) != 0)
-            return RL_ST_INTERNAL; /* before any rate changed */
+// Adds the item's cost to every rate of e (its logs have room); out gets the merged
+// verdict, capped if any rate's charge met its ceiling.
+static void adjust_rates(const rl_store_item *it, entry *e, int64_t now, rl_verdict *out) {
+    bool capped = false;
     memset(out, 0, sizeof(*out));
     for (size_t r = 0; r < it->limits->rate_count; r++) {
         const rl_rate *rate = &it->limits->rates[r];
@@ -393,9 +385,28 @@ static rl_status adjust_item(memory_store *m, const rl_store_item *it, int64_t n
             rl_cell_adjust(rate, &e->rates[r].cell, now, it->cost, &next, &v);
             e->rates[r].cell = next;
         }
+        capped |= v.capped;
         rl_verdict_merge(out, &v);
     }
+    out->capped = capped;
     e->expires_at = entry_expiry(e, it->limits);
+}
+
+static rl_status adjust_item(memory_store *m, const rl_store_item *it, int64_t now,
+                             rl_verdict *out) {
+    entry *e;
+    rl_status st = lookup(m, it, now, it->cost > 0, &e);
+    if (st != RL_ST_OK)
+        return st;
+    if (!e) { /* giving back to a key with no state */
+        fresh_verdict(it->limits, now, out);
+        return out->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
+    }
+    for (size_t r = 0; r < it->limits->rate_count; r++)
+        if (it->cost > 0 && is_log(it->limits, r) &&
+            rl_log_reserve(&it->limits->rates[r], &e->rates[r].log) != 0)
+            return RL_ST_INTERNAL; /* before any rate changed */
+    adjust_rates(it, e, now, out);
     return out->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
 }
 
@@ -421,8 +432,11 @@ static int memory_submit(rl_store *store, rl_store_op op, const rl_store_item *i
     ans.count = n;
     ans.flags = 0;
     ans.errstr = NULL;
-    if (op == RL_STORE_ADJUST)
+    if (op == RL_STORE_ADJUST) {
         ans.status = adjust_item(m, &items[0], ans.now_us, &ans.verdicts[0]);
+        if ((ans.status == RL_ST_ALLOWED || ans.status == RL_ST_DENIED) && ans.verdicts[0].capped)
+            ans.flags = RL_FLAG_CAPPED;
+    }
     else if (op == RL_STORE_RESET)
         ans.status = reset_item(m, &items[0], ans.now_us, &ans.verdicts[0]);
     else

@@ -68,6 +68,7 @@ typedef enum rl_status {
 #define RL_FLAG_CACHED 0x0004
 #define RL_FLAG_EXEMPT 0x0008
 #define RL_FLAG_BLOCKED 0x0010
+#define RL_FLAG_CAPPED 0x0020 /* an ADJUST charge was held at 2 x capacity */
 
 /* One (policy, key, cost) item. Strings are not NUL-terminated. */
 typedef struct rl_item {

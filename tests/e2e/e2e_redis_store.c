@@ -55,8 +55,8 @@ static rl_status ref_decide(ref_key *k, const rl_limits *l, int commit, int64_t 
     for (size_t r = 0; commit && all && r < l->rate_count; r++) {
         if (!is_log(l, r))
             k->cells[r] = next[r];
-        else if (rl_log_reserve(&k->logs[r]) == 0)
-            rl_log_commit(&k->logs[r], now, (uint64_t)cost);
+        else if (rl_log_reserve(&l->rates[r], &k->logs[r]) == 0)
+            rl_log_commit(&l->rates[r], &k->logs[r], now, (uint64_t)cost);
     }
     return all ? RL_ST_ALLOWED : RL_ST_DENIED;
 }
@@ -67,7 +67,7 @@ static rl_status ref_adjust(ref_key *k, const rl_limits *l, int64_t cost, int64_
         rl_verdict v;
         if (is_log(l, r)) {
             if (cost > 0)
-                ck_assert_int_eq(rl_log_reserve(&k->logs[r]), 0);
+                ck_assert_int_eq(rl_log_reserve(&l->rates[r], &k->logs[r]), 0);
             rl_log_adjust(&l->rates[r], &k->logs[r], now, cost, &v);
         } else {
             rl_cell next;

@@ -57,8 +57,8 @@ static rl_verdict log_check(const rl_rate *rate, rl_log *log, int64_t now, uint6
     rl_verdict v;
     rl_log_decide(rate, log, now, cost, &v);
     if (v.allowed) {
-        ck_assert_int_eq(rl_log_reserve(log), 0);
-        rl_log_commit(log, now, cost);
+        ck_assert_int_eq(rl_log_reserve(rate, log), 0);
+        rl_log_commit(rate, log, now, cost);
     }
     return v;
 }
@@ -143,7 +143,7 @@ static rl_verdict meter_adjust(meter *m, int64_t now, int64_t delta) {
         return v;
     }
     if (delta > 0)
-        ck_assert_int_eq(rl_log_reserve(&m->log), 0);
+        ck_assert_int_eq(rl_log_reserve(&m->rate, &m->log), 0);
     rl_log_adjust(&m->rate, &m->log, now, delta, &v);
     return v;
 }
@@ -326,9 +326,11 @@ START_TEST(test_fixed_adjust) {
     ck_assert_int_eq(next.b, 3);
     rl_cell_adjust(&rate, &next, now, 20, &cell, &v);
     assert_verdict(&v, false, 10, 0, 700000, 700000, SEC);
-    ck_assert_int_eq(cell.b, 23);
+    ck_assert_int_eq(cell.b, 20); /* 23 held at 2 x the limit */
+    ck_assert(v.capped);
     rl_cell_adjust(&rate, &cell, now, -14, &next, &v);
-    assert_verdict(&v, true, 10, 1, 700000, 0, SEC);
+    assert_verdict(&v, true, 10, 4, 700000, 0, SEC);
+    ck_assert(!v.capped);
     rl_cell_adjust(&rate, &next, now, -100, &cell, &v);
     assert_verdict(&v, true, 10, 10, 0, 0, SEC);
     ck_assert_int_eq(cell.b, 0);
@@ -441,8 +443,8 @@ START_TEST(test_log_grows_and_wraps) {
     ck_assert_uint_eq(log.head, 201);
     /* Append across the ring's end, then grow while wrapped: order must survive. */
     for (int64_t i = 0; i < 500; i++) {
-        ck_assert_int_eq(rl_log_reserve(&log), 0);
-        rl_log_commit(&log, T0 + 12000 + i, 1);
+        ck_assert_int_eq(rl_log_reserve(&rate, &log), 0);
+        rl_log_commit(&rate, &log, T0 + 12000 + i, 1);
     }
     ck_assert_uint_eq(log.len, 599);
     ck_assert_uint_eq(log.cap, 1024);
@@ -461,29 +463,30 @@ START_TEST(test_log_grows_and_wraps) {
 END_TEST
 
 START_TEST(test_log_reserve_allocation_failure) {
+    rl_rate rate = make_rate(RL_ALGO_SLIDING_LOG, 10, SEC, 0);
     rl_log log = {0};
     rl_alloc_fail_after(0);
-    ck_assert_int_eq(rl_log_reserve(&log), -1);
+    ck_assert_int_eq(rl_log_reserve(&rate, &log), -1);
     ck_assert_ptr_null(log.entries);
     ck_assert_uint_eq(log.cap, 0);
     rl_alloc_fail_after(-1);
     for (int64_t i = 0; i < 4; i++) {
-        ck_assert_int_eq(rl_log_reserve(&log), 0);
-        rl_log_commit(&log, T0 + i, 1);
+        ck_assert_int_eq(rl_log_reserve(&rate, &log), 0);
+        rl_log_commit(&rate, &log, T0 + i, 1);
     }
     rl_log before = log;
     rl_log_entry saved[4];
     memcpy(saved, log.entries, sizeof(saved));
     rl_alloc_fail_after(0);
-    ck_assert_int_eq(rl_log_reserve(&log), -1);
+    ck_assert_int_eq(rl_log_reserve(&rate, &log), -1);
     rl_alloc_fail_after(-1);
     ck_assert_mem_eq(&log, &before, sizeof(log));
     ck_assert_mem_eq(log.entries, saved, sizeof(saved));
     /* A merge into the entry at the same instant needs no room. */
-    rl_log_commit(&log, T0 + 3, 2);
+    rl_log_commit(&rate, &log, T0 + 3, 2);
     ck_assert_uint_eq(log.len, 4);
     ck_assert_int_eq(log.total, 6);
-    ck_assert_int_eq(rl_log_reserve(&log), 0);
+    ck_assert_int_eq(rl_log_reserve(&rate, &log), 0);
     ck_assert_uint_eq(log.cap, 8);
     rl_log_free(&log);
 }
@@ -494,10 +497,10 @@ START_TEST(test_log_adjust) {
     rl_log log = {0};
     rl_verdict v;
     log_check(&rate, &log, T0, 2);
-    ck_assert_int_eq(rl_log_reserve(&log), 0);
+    ck_assert_int_eq(rl_log_reserve(&rate, &log), 0);
     rl_log_adjust(&rate, &log, T0 + SEC, 3, &v);
     assert_verdict(&v, true, 10, 5, 10 * SEC, 0, 10 * SEC);
-    ck_assert_int_eq(rl_log_reserve(&log), 0);
+    ck_assert_int_eq(rl_log_reserve(&rate, &log), 0);
     rl_log_adjust(&rate, &log, T0 + 2 * SEC, 6, &v);
     /* 11 used of 10: a cost-1 request waits for the 2 at T0 to leave. */
     assert_verdict(&v, false, 10, 0, 10 * SEC, 8 * SEC, 10 * SEC);
@@ -788,6 +791,150 @@ START_TEST(test_extreme_rates_do_not_overflow) {
 }
 END_TEST
 
+/* ---- bounds: a charge saturates at 2 x capacity, a refund stops at empty, a log
+ * holds at most limit entries ---- */
+
+/* The five algorithms at capacity 4 (burst 4 for the buckets), period 10 s. */
+static meter bounded_meter(int algorithm) {
+    return make_meter((rl_algorithm)algorithm, 4, 10 * SEC, 4);
+}
+
+START_TEST(test_adjust_saturates_at_twice_capacity) {
+    for (int algorithm = RL_ALGO_FIXED_WINDOW; algorithm <= RL_ALGO_GCRA; algorithm++) {
+        meter m = bounded_meter(algorithm);
+        int64_t now = T0 + 123, window = rl_rate_window_us(&m.rate);
+        ck_assert(meter_check(&m, now, 4).allowed); /* full */
+        rl_verdict v = meter_adjust(&m, now, 4);    /* to 2 x capacity: nothing held back */
+        ck_assert(!v.allowed && !v.capped);
+        ck_assert_int_le(v.reset_after_us, 2 * window);
+        v = meter_adjust(&m, now, 4); /* above it: held at the ceiling */
+        ck_assert_msg(v.capped, "algorithm %d: a charge past 2 x capacity not capped", algorithm);
+        ck_assert_int_le(v.reset_after_us, 2 * window);
+        v = meter_adjust(&m, now, INT64_MAX);
+        ck_assert(v.capped);
+        ck_assert_int_le(v.reset_after_us, 2 * window);
+        int64_t expires = is_log(&m) ? rl_log_expires_at(&m.rate, &m.log)
+                                     : rl_cell_expires_at(&m.rate, &m.cell);
+        ck_assert_int_le(expires, now + 2 * window);
+        /* The usage is exactly 2 x capacity: giving back 4 leaves the key full, 4 more empty. */
+        v = meter_adjust(&m, now, -4);
+        ck_assert(!v.capped);
+        ck_assert_uint_eq(v.remaining, 0);
+        v = meter_adjust(&m, now, -4);
+        ck_assert_uint_eq(v.remaining, 4);
+        ck_assert_int_eq(v.reset_after_us, 0);
+        /* Saturated again, the key is back to empty two windows later. */
+        meter_adjust(&m, now, INT64_MAX);
+        ck_assert(meter_check(&m, now + 2 * window, 4).allowed);
+        meter_free(&m);
+    }
+}
+END_TEST
+
+START_TEST(test_refund_never_goes_below_empty) {
+    for (int algorithm = RL_ALGO_FIXED_WINDOW; algorithm <= RL_ALGO_GCRA; algorithm++) {
+        meter m = bounded_meter(algorithm);
+        int64_t now = align(T0, 10 * SEC), window = rl_rate_window_us(&m.rate);
+        rl_verdict v = meter_adjust(&m, now, -4); /* a key never seen */
+        ck_assert(v.allowed && !v.capped);
+        ck_assert_uint_eq(v.remaining, 4);
+        ck_assert_int_eq(v.reset_after_us, 0);
+        meter_adjust(&m, now, INT64_MIN);
+        ck_assert(meter_check(&m, now, 4).allowed);
+        ck_assert_msg(!meter_check(&m, now, 1).allowed, "algorithm %d: a refund made credit",
+                      algorithm);
+        /* Half a window into the next one (the counter's previous window still weighs). */
+        now += window + window / 2;
+        v = meter_adjust(&m, now, INT64_MIN);
+        ck_assert_uint_eq(v.remaining, 4);
+        ck_assert(meter_check(&m, now, 4).allowed);
+        ck_assert_msg(!meter_check(&m, now, 1).allowed, "algorithm %d: a refund made credit",
+                      algorithm);
+        meter_free(&m);
+    }
+}
+END_TEST
+
+/* Returns the log's entry i (0 = oldest). */
+static rl_log_entry log_entry(const rl_log *log, uint32_t i) {
+    return log->entries[(log->head + i) % log->cap];
+}
+
+START_TEST(test_log_merges_its_two_oldest_entries) {
+    rl_rate rate = make_rate(RL_ALGO_SLIDING_LOG, 3, 10 * SEC, 0);
+    meter m = {.rate = rate};
+    for (int64_t i = 0; i < 3; i++)
+        ck_assert(!meter_adjust(&m, T0 + i * SEC, 1).capped);
+    /* A fourth entry would be one too many: those of T0 and T0 + 1 s become one at 1 s. */
+    ck_assert(!meter_adjust(&m, T0 + 3 * SEC, 1).capped);
+    ck_assert_uint_eq(m.log.len, 3);
+    ck_assert_int_eq(m.log.total, 4);
+    ck_assert_int_eq(log_entry(&m.log, 0).at_us, T0 + SEC);
+    ck_assert_int_eq(log_entry(&m.log, 0).cost, 2);
+    meter_adjust(&m, T0 + 4 * SEC, 2);
+    ck_assert_uint_eq(m.log.len, 3);
+    ck_assert_int_eq(log_entry(&m.log, 0).at_us, T0 + 2 * SEC);
+    ck_assert_int_eq(log_entry(&m.log, 0).cost, 3);
+    /* 6 units = 2 x limit: the next charge is held back whole. */
+    rl_verdict v = meter_adjust(&m, T0 + 5 * SEC, 1);
+    ck_assert(v.capped);
+    ck_assert_int_eq(m.log.total, 6);
+    /* At T0 + 11 s the units logged at 2 s, 3 s and 4 s (4 of them) still count, as they
+     * would unmerged: a cost-1 request waits for the one of 3 s to leave (at 13 s). */
+    v = log_check(&rate, &m.log, T0 + 11 * SEC, 1);
+    ck_assert(!v.allowed);
+    ck_assert_int_eq(v.retry_after_us, 2 * SEC);
+    /* The CHECK path's commit keeps the bound too, and limit 1 restamps the one entry. */
+    ck_assert_int_eq(rl_log_reserve(&rate, &m.log), 0);
+    rl_log_commit(&rate, &m.log, T0 + 12 * SEC, 1);
+    ck_assert_uint_eq(m.log.len, 3);
+    rl_rate one = make_rate(RL_ALGO_SLIDING_LOG, 1, 10 * SEC, 0);
+    rl_log log = {0};
+    for (int64_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(rl_log_reserve(&one, &log), 0);
+        rl_log_commit(&one, &log, T0 + i, 1);
+    }
+    ck_assert_uint_eq(log.len, 1);
+    ck_assert_int_eq(log_entry(&log, 0).at_us, T0 + 2);
+    ck_assert_int_eq(log.total, 3);
+    rl_log_free(&log);
+    meter_free(&m);
+}
+END_TEST
+
+#define FLOOD 100000 /* ADJUSTs of the flood test */
+
+/* 100,000 ADJUST +1 on a limit-5 log (15 min), one every 10 ms: the log keeps at most 5
+ * entries and 10 units; every probe that the units logged (unmerged) would deny is
+ * denied, and the key frees no earlier than they say, within a period of the last. */
+START_TEST(test_log_adjust_flood_stays_bounded) {
+    static int64_t logged[FLOOD]; /* instants of the units actually logged */
+    int count = 0, first = 0;     /* logged, and the first still in the trailing period */
+    int64_t period = 15 * 60 * SEC, now = T0;
+    meter m = make_meter(RL_ALGO_SLIDING_LOG, 5, period, 0);
+    for (int i = 0; i < FLOOD; i++) {
+        now = T0 + (int64_t)i * 10000;
+        rl_verdict v = meter_adjust(&m, now, 1);
+        if (!v.capped)
+            logged[count++] = now;
+        while (first < count && logged[first] <= now - period)
+            first++;
+        require(m.log.len <= 5 && m.log.total <= 10, "step %d: %u entries, %lld units", i,
+                m.log.len, (long long)m.log.total);
+        require(m.log.total >= count - first, "step %d: the log forgot units", i);
+        require(v.allowed == (count - first + 1 <= 5), "step %d: probe %d", i, v.allowed);
+    }
+    ck_assert_int_ge(count - first, 5);
+    rl_verdict v = log_peek(&m.rate, &m.log, now, 1);
+    ck_assert(!v.allowed);
+    assert_retry_exact(&m, now, 1, v.retry_after_us, false);
+    int64_t exact_free = logged[count - 5] + period; /* when 4 logged units are left */
+    ck_assert_int_ge(now + v.retry_after_us, exact_free);
+    ck_assert_int_le(now + v.retry_after_us, logged[count - 1] + period);
+    meter_free(&m);
+}
+END_TEST
+
 /* ---- randomized runs ---- */
 
 typedef struct run_config {
@@ -841,8 +988,13 @@ START_TEST(test_random_promises_hold) {
         bool adjust = rng_below(&rng, 10) == 0;
         /* An adjustment's verdict is that of a cost-1 probe. */
         uint64_t cost = adjust ? 1 : random_cost(&rng, rl_rate_capacity(&m.rate));
-        rl_verdict v = adjust ? meter_adjust(&m, now, (int64_t)rng_below(&rng, 9) - 4)
+        int64_t cap = (int64_t)rl_rate_capacity(&m.rate);
+        rl_verdict v = adjust ? meter_adjust(&m, now, (int64_t)rng_below(&rng, 2 * (uint64_t)cap + 9)
+                                                       - cap - 4)
                               : meter_check(&m, now, cost);
+        require(v.reset_after_us <= 2 * window, "reset_after %lld beyond two windows",
+                (long long)v.reset_after_us);
+        require(!is_log(&m) || m.log.len <= m.rate.limit, "%u log entries", m.log.len);
         if (!v.allowed) {
             denials++;
             assert_retry_exact(&m, now, cost, v.retry_after_us, small);
@@ -1053,6 +1205,10 @@ static Suite *algo_suite(void) {
     tcase_add_test(figures, test_zeroed_state_is_a_new_key);
     tcase_add_test(figures, test_cost_above_capacity_is_denied);
     tcase_add_test(figures, test_extreme_rates_do_not_overflow);
+    tcase_add_test(figures, test_adjust_saturates_at_twice_capacity);
+    tcase_add_test(figures, test_refund_never_goes_below_empty);
+    tcase_add_test(figures, test_log_merges_its_two_oldest_entries);
+    tcase_add_test(figures, test_log_adjust_flood_stays_bounded);
     suite_add_tcase(suite, figures);
     TCase *random = tcase_create("random");
     tcase_add_loop_test(random, test_random_promises_hold, 0, 3 * RUN_CONFIGS);

@@ -363,7 +363,7 @@ START_TEST(test_exempt_adjust_figures_stay_in_range) {
     ck_assert_int_eq(r.status, RL_ST_ALLOWED);
     ck_assert_uint_eq(r.flags, RL_FLAG_EXEMPT);
     ck_assert_msg(r.remaining <= r.limit, "remaining %u above the limit %u", r.remaining, r.limit);
-    r = op(RL_OP_ADJUST, "log5", "vip", 100);
+    r = op(RL_OP_ADJUST, "log5", "vip", 5);
     ck_assert_msg(r.remaining <= r.limit, "remaining %u above the limit %u", r.remaining, r.limit);
 }
 END_TEST
@@ -498,19 +498,62 @@ START_TEST(test_adjust) {
     ck_assert_int_eq(r.status, RL_ST_DENIED);
     ck_assert_uint_eq(r.remaining, 0);
     ck_assert_uint_gt(r.retry_after_ms, 0);
-    r = op(RL_OP_ADJUST, "log5", "a", 10); /* past the limit: allowed for ADJUST */
+    r = op(RL_OP_ADJUST, "log5", "a", 5); /* past the limit: allowed for ADJUST, to 2 x 5 */
     ck_assert_int_eq(r.status, RL_ST_DENIED);
-    r = op(RL_OP_ADJUST, "log5", "a", -12);
-    assert_allowed(r, 5, 2);
-    r = op(RL_OP_ADJUST, "log5", "a", -100); /* never below zero usage */
+    ck_assert_uint_eq(r.flags, 0);
+    r = op(RL_OP_ADJUST, "log5", "a", 1); /* above 2 x the limit: held there */
+    ck_assert_int_eq(r.status, RL_ST_DENIED);
+    ck_assert_uint_eq(r.flags, RL_FLAG_CAPPED);
+    r = op(RL_OP_ADJUST, "log5", "a", -5);
+    ck_assert_int_eq(r.status, RL_ST_DENIED);
+    ck_assert_uint_eq(r.remaining, 0);
+    r = op(RL_OP_ADJUST, "log5", "a", -3);
+    assert_allowed(r, 5, 3);
+    r = op(RL_OP_ADJUST, "log5", "a", -5); /* never below zero usage */
     assert_allowed(r, 5, 5);
     assert_allowed(check("log5", "a", 5), 5, 0);
     r = op(RL_OP_ADJUST, "log5", "never-seen", -2);
     assert_allowed(r, 5, 5);
     ck_assert_uint_eq(r.reset_after_ms, 0);
-    r = op(RL_OP_ADJUST, "tb5", "a", 30); /* far above the capacity: no COST_TOO_LARGE */
+    r = op(RL_OP_ADJUST, "tb5", "a", 5);
     ck_assert_int_eq(r.status, RL_ST_DENIED);
+    ck_assert_uint_le(r.reset_after_ms, 2 * HOUR_MS);
     assert_error(op(RL_OP_ADJUST, "nope", "a", 1), RL_ST_UNKNOWN_POLICY);
+}
+END_TEST
+
+// ADJUST's cost is bounded like CHECK's: |cost| at most the smallest capacity of the
+// key's rates (a refund too: a refund of everything is a RESET, which is admin-only).
+START_TEST(test_adjust_cost_is_bounded_by_the_capacity) {
+    static const struct {
+        const char *policy, *key;
+        int64_t capacity;
+    } cases[] = {{"log5", "k", 5},  {"tb", "k", 20},       {"gcra", "k", 2},
+                 {"fixed", "k", 5}, {"multi", "k", 10},    {"over", "k", 2},
+                 {"over", "partner", 4}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *policy = cases[i].policy, *key = cases[i].key;
+        int64_t c = cases[i].capacity;
+        assert_error(op_admin(RL_OP_ADJUST, policy, key, c + 1, 1).result, RL_ST_COST_TOO_LARGE);
+        assert_error(op_admin(RL_OP_ADJUST, policy, key, -(c + 1), 1).result,
+                     RL_ST_COST_TOO_LARGE);
+        assert_error(op_admin(RL_OP_ADJUST, policy, key, INT32_MAX, 1).result,
+                     RL_ST_COST_TOO_LARGE);
+        assert_error(op_admin(RL_OP_ADJUST, policy, key, INT32_MIN, 1).result,
+                     RL_ST_COST_TOO_LARGE);
+        ck_assert_int_eq(op_admin(RL_OP_ADJUST, policy, key, c, 1).result.status, RL_ST_DENIED);
+        rl_result r = op_admin(RL_OP_ADJUST, policy, key, -c, 1).result;
+        ck_assert_msg(r.status != RL_ST_COST_TOO_LARGE, "%s: -%lld refused", policy,
+                      (long long)c);
+    }
+    /* A denied key stays denied: INT32_MIN is refused, not a reset. */
+    for (int i = 0; i < 5; i++)
+        check("log5", "locked", 1);
+    assert_error(op_admin(RL_OP_ADJUST, "log5", "locked", INT32_MIN, 1).result,
+                 RL_ST_COST_TOO_LARGE);
+    ck_assert_int_eq(check("log5", "locked", 1).status, RL_ST_DENIED);
+    /* An exempt key's ADJUST cost is validated too. */
+    assert_error(op(RL_OP_ADJUST, "log5", "vip", 6), RL_ST_COST_TOO_LARGE);
 }
 END_TEST
 
@@ -1076,6 +1119,7 @@ static Suite *engine_suite(void) {
     tcase_add_test(tc, test_shadow_in_multi_check);
     tcase_add_test(tc, test_reset);
     tcase_add_test(tc, test_adjust);
+    tcase_add_test(tc, test_adjust_cost_is_bounded_by_the_capacity);
     tcase_add_test(tc, test_multi_check_figures);
     tcase_add_test(tc, test_multi_check_errors);
     tcase_add_test(tc, test_policies_json);
