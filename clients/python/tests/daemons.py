@@ -70,7 +70,7 @@ class Daemon:
     stop() kills it, start() starts it again on the same addresses, close() cleans up.
     """
 
-    def __init__(self, policies: dict[str, dict[str, Any]] = POLICIES) -> None:
+    def __init__(self, policies: dict[str, dict[str, Any]] = POLICIES, **config: Any) -> None:
         self.directory = socket_dir()  # holds the socket, config and log; close() removes it
         self.socket_path = os.path.join(self.directory, "rlimitd.sock")
         self.address = f"unix:{self.socket_path}"  # what clients connect to
@@ -78,7 +78,7 @@ class Daemon:
         self.config_path = os.path.join(self.directory, "rlimitd.json")
         self.log_path = os.path.join(self.directory, "rlimitd.log")
         self.process: subprocess.Popen[bytes] | None = None
-        config = {"listen": [self.address, self.tcp_address], "policies": policies}
+        config = {"listen": [self.address, self.tcp_address], "policies": policies, **config}
         Path(self.config_path).write_text(json.dumps(config, indent=2))
 
     def start(self) -> None:

@@ -270,3 +270,111 @@ def test_slow_daemon_times_out(fake: Any, caplog: pytest.LogCaptureFixture) -> N
         answer = client.get("/", headers={"x-key": "k"})  # within retry_interval: not asked
         assert answer.status_code == 200 and "x-ratelimit-limit" not in answer.headers
     assert len([r for r in caplog.records if r.name == "rlimit"]) == 1
+
+
+# One request's error status is that request's alone (issue 11, point 5).
+
+
+def test_store_full_for_one_request_leaves_every_other_answer_alone(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="rlimit")
+    daemon = Daemon({"pair_b": {"algorithm": "fixed_window", "limit": 1, "period": "1h"}},
+                    store={"type": "memory", "max_keys": 2})
+    try:
+        daemon.start()
+        app = make_app(address=daemon.address, policy="pair_b", key=raw_key, retry_interval=60)
+        with TestClient(app) as client:
+            def status(key: str) -> int:
+                return client.get("/", headers={"x-key": key}).status_code
+
+            assert [status("limited"), status("limited"), status("second")] == [200, 429, 200]
+            full = client.get("/", headers={"x-key": "third"})  # the store holds max_keys keys
+            assert full.status_code == 200 and "x-ratelimit-limit" not in full.headers  # on_error allow
+            assert [status("limited") for _ in range(50)] == [429] * 50
+            assert status("second") == 429
+            assert status("fourth") == 200  # STORE_FULL again: that request alone
+    finally:
+        daemon.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "rlimit"]
+    assert len(warnings) == 1 and "STORE_FULL" in warnings[0], warnings
+
+
+TRANSIENT = ["STORE_FULL", "BUSY", "INTERNAL", "STORE_UNAVAILABLE"]
+REFUSALS = ["UNKNOWN_POLICY", "KEY_TOO_LONG", "KEY_EMPTY", "COST_INVALID", "NOT_PERMITTED", "AUTH_REQUIRED",
+            "AUTH_FAILED", "UNKNOWN_OPCODE"]
+
+
+@pytest.mark.parametrize("on_error", ["allow", "deny"])
+@pytest.mark.parametrize("status", TRANSIENT + REFUSALS)
+def test_error_status_is_answered_for_that_request_alone(
+    fake: Any, status: str, on_error: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rlimit.protocol import Status
+
+    caplog.set_level(logging.WARNING, logger="rlimit")
+    fake.statuses["broken"] = Status[status]
+    app = make_app(address=f"unix:{fake.path}", policy="one", rules={"/upload": "broken"}, key=raw_key,
+                   on_error=on_error, retry_interval=60)
+    with TestClient(app) as client:
+        def get(key: str) -> Any:
+            return client.get("/", headers={"x-key": key})
+
+        assert [get("limited").status_code, get("limited").status_code] == [200, 429]
+        broken = [client.post("/upload", headers={"x-key": "someone"}) for _ in range(3)]
+        if status in TRANSIENT:
+            expected = 200 if on_error == "allow" else 503
+        else:
+            expected = 500  # the question is wrong: never let through, whatever on_error says
+        assert [b.status_code for b in broken] == [expected] * 3
+        assert all("x-ratelimit-limit" not in b.headers for b in broken)
+        assert [get("limited").status_code for _ in range(20)] == [429] * 20
+        fresh = get("fresh")
+        assert fresh.status_code == 200 and fresh.headers["X-RateLimit-Remaining"] == "0"
+    logged = [r for r in caplog.records if r.name == "rlimit"]
+    assert len(logged) == 1 and status in logged[0].getMessage()
+    assert logged[0].levelname == ("WARNING" if status in TRANSIENT else "ERROR")
+
+
+def test_dependency_answers_500_when_the_daemon_refuses_the_question(fake: Any) -> None:
+    from rlimit.protocol import Status
+
+    fake.statuses["swl1"] = Status.UNKNOWN_POLICY
+    app = make_app(address=f"unix:{fake.path}", policy="one", rules={"/limited": None}, key=raw_key)
+    with TestClient(app) as client:
+        answer = client.get("/limited", headers={"x-key": "k"})
+        assert answer.status_code == 500
+        assert answer.json() == {"detail": {"error": "rate_limiter_misconfigured"}}
+
+
+def test_denial_log_cannot_be_forged(daemon: Daemon, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rlimit.denied")
+    forged = f"{unique_key('evil')}\nINFO rlimit.denied: denied policy=swl1 key=victim"
+
+    def from_query(request: Request) -> str:
+        return "user:" + request.query_params["who"]
+
+    app = make_app(address=daemon.address, policy="swl1", key=from_query)
+
+    @app.get("/a\nb")
+    async def odd() -> dict[str, str]:
+        return {}
+
+    with TestClient(app) as client:
+        assert [client.get("/", params={"who": forged}).status_code for _ in range(2)] == [200, 429]
+        assert client.get("/a%0Ab", params={"who": forged}).status_code == 429
+    lines = [r.getMessage() for r in caplog.records if r.name == "rlimit.denied"]
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    escaped = forged.replace("\n", "\\n")
+    assert lines[0].startswith(f'denied policy="swl1" key="user:{escaped}" path="/" ')
+    assert f'path="/a\\nb"' in lines[1]
+
+
+def test_middleware_authenticates_with_its_token(fake: Any) -> None:
+    fake.token = b"s3cret-token-0123456789"
+    good = make_app(address=f"unix:{fake.path}", policy="five", key=raw_key, token="s3cret-token-0123456789")
+    with TestClient(good) as client:
+        assert client.get("/", headers={"x-key": "k"}).headers["X-RateLimit-Remaining"] == "4"
+    for token in (None, "wrong-token-0123456789"):
+        app = make_app(address=f"unix:{fake.path}", policy="five", key=raw_key, token=token)
+        with TestClient(app) as client:
+            assert [client.get("/", headers={"x-key": "k"}).status_code for _ in range(3)] == [500] * 3
+    assert fake.usage[("five", b"k")] == 1
