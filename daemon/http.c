@@ -387,7 +387,7 @@ static void listener_close(rl_http *h, http_listener *l) {
 
 static http_listener *listener_open(rl_http *h, const rl_listener_conf *lc, char *err,
                                     size_t errlen) {
-    int fd = rl_listen_open(lc, err, errlen);
+    int fd = rl_listen_open(lc, NULL, err, errlen);
     if (fd < 0)
         return NULL;
     http_listener *l = rl_calloc(1, sizeof(*l));

@@ -1,5 +1,7 @@
 /*
- * listen.c: listening sockets (Unix and TCP), with stale socket file handling.
+ * listen.c: listening sockets (Unix and TCP). At a Unix socket path, only a stale socket
+ * (connect() refused) is ever replaced, and only the socket file this daemon created is
+ * ever removed.
  */
 #include "listen.h"
 
@@ -15,6 +17,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "log.h"
+
 #define BACKLOG 1024
 
 static int fail(char *err, size_t errlen, const char *what, const char *address) {
@@ -27,17 +31,69 @@ static int set_nonblocking(int fd) {
     return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-// Returns 1 if a live process accepts connections on the socket file at sun.
-static int socket_is_live(const struct sockaddr_un *sun) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    int live = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
-    close(fd);
-    return live;
+static const char *file_kind(mode_t mode) {
+    return S_ISREG(mode)    ? "a regular file"
+           : S_ISLNK(mode)  ? "a symbolic link"
+           : S_ISDIR(mode)  ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO"
+                            : "a device file";
 }
 
-static int open_unix(const rl_listener_conf *l, char *err, size_t errlen) {
+// Probes the socket file at sun: returns 0 if connect() is refused (stale: nobody
+// accepts on it), else -1 with the reason in err.
+static int socket_is_stale(const rl_listener_conf *l, const struct sockaddr_un *sun, char *err,
+                           size_t errlen) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail(err, errlen, "socket", l->address);
+    int rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)), saved = errno;
+    close(fd);
+    if (rc == 0)
+        snprintf(err, errlen, "listen %s: another process is serving this socket", l->address);
+    else if (saved != ECONNREFUSED)
+        snprintf(err, errlen,
+                 "listen %s: %s is a socket that may be in use (connect: %s); refusing to "
+                 "replace it",
+                 l->address, l->path, strerror(saved));
+    return rc == 0 || saved != ECONNREFUSED ? -1 : 0;
+}
+
+// Clears the way for a socket at l->path: nothing there, or a stale socket (removed).
+// Returns 0, or -1 with the reason in err.
+static int clear_path(const rl_listener_conf *l, const struct sockaddr_un *sun, char *err,
+                      size_t errlen) {
+    struct stat st;
+    if (lstat(l->path, &st) != 0)
+        return errno == ENOENT ? 0 : fail(err, errlen, "listen", l->address);
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "listen %s: %s is %s, not a socket; refusing to replace it",
+                 l->address, l->path, file_kind(st.st_mode));
+        return -1;
+    }
+    if (socket_is_stale(l, sun, err, errlen) != 0)
+        return -1;
+    if (unlink(l->path) != 0 && errno != ENOENT)
+        return fail(err, errlen, "listen (removing a stale socket)", l->address);
+    rl_log_info("replaced the stale socket %s", l->path);
+    return 0;
+}
+
+// Binds fd to sun with the file mode l->mode (set through the umask: no chmod() that
+// could follow a symlink put at the path meanwhile), then records the file's identity.
+static int bind_unix(int fd, const rl_listener_conf *l, const struct sockaddr_un *sun,
+                     rl_listen_file *file) {
+    struct stat st;
+    mode_t old = umask((mode_t)(~l->mode & 0777));
+    int rc = bind(fd, (const struct sockaddr *)sun, sizeof(*sun));
+    umask(old);
+    if (rc != 0 || lstat(l->path, &st) != 0)
+        return -1;
+    if (file)
+        *file = (rl_listen_file){st.st_dev, st.st_ino};
+    return 0;
+}
+
+static int open_unix(const rl_listener_conf *l, rl_listen_file *file, char *err, size_t errlen) {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(l->path) >= sizeof(sun.sun_path)) {
         snprintf(err, errlen, "listen %s: the path is longer than %zu bytes", l->address,
@@ -45,16 +101,13 @@ static int open_unix(const rl_listener_conf *l, char *err, size_t errlen) {
         return -1;
     }
     strcpy(sun.sun_path, l->path);
-    if (socket_is_live(&sun)) {
-        snprintf(err, errlen, "listen %s: another process is serving this socket", l->address);
+    if (clear_path(l, &sun, err, errlen) != 0)
         return -1;
-    }
-    unlink(l->path); /* a stale file from a daemon that died */
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fail(err, errlen, "socket", l->address);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || chmod(l->path, (mode_t)l->mode) ||
-        listen(fd, BACKLOG) != 0 || set_nonblocking(fd) != 0) {
+    if (bind_unix(fd, l, &sun, file) != 0 || listen(fd, BACKLOG) != 0 ||
+        set_nonblocking(fd) != 0) {
         fail(err, errlen, "listen", l->address);
         close(fd);
         return -1;
@@ -96,10 +149,22 @@ static int open_tcp(const rl_listener_conf *l, char *err, size_t errlen) {
     return fd < 0 ? fail(err, errlen, "listen", l->address) : fd;
 }
 
-int rl_listen_open(const rl_listener_conf *l, char *err, size_t errlen) {
+int rl_listen_open(const rl_listener_conf *l, rl_listen_file *file, char *err, size_t errlen) {
     if (l->kind == RL_LISTEN_UNIX)
-        return open_unix(l, err, errlen);
+        return open_unix(l, file, err, errlen);
     return open_tcp(l, err, errlen);
+}
+
+void rl_listen_remove(const char *path, const rl_listen_file *file) {
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (!S_ISSOCK(st.st_mode) || st.st_dev != file->dev || st.st_ino != file->ino) {
+        rl_log_warn("not removing %s: it is no longer the socket this daemon created", path);
+        return;
+    }
+    if (unlink(path) != 0)
+        rl_log_warn("could not remove %s: %s", path, strerror(errno));
 }
 
 int rl_listen_address(int fd, char *buf, size_t len) {

@@ -14,9 +14,18 @@
  *
  * Limits that protect the daemon: max_frame (checked from the header, before the
  * frame is buffered), max_pending (answers owed per connection: BUSY past it),
- * max_output (unsent answer bytes: a client that does not read is dropped),
+ * max_output (unsent answer bytes: once that many are queued, a client that does not read
+ * is dropped; one answer is always queued, however large, so a STATS or POLICIES answer
+ * bigger than max_output still arrives),
  * max_connections (past it a new connection gets one BUSY frame and is closed),
  * idle_timeout (a silent connection with nothing owed is closed).
+ *
+ * Closing: a connection that stops reading before its peer has finished sending (a fatal
+ * frame, shutdown) writes every answer owed, shuts down writing (the peer reads them and
+ * then EOF), and discards what the peer still sends until EOF, for at most LINGER_MS
+ * and LINGER_BYTES (a lingering close, as nginx's lingering_close): closing with unread
+ * input would make the kernel send a reset, which discards answers the peer has not
+ * read yet.
  */
 #include "server.h"
 
@@ -24,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,11 +47,15 @@
 #define INPUT_MAX_CHUNK 65536
 #define ACCEPT_PAUSE_MS 100
 #define PREFETCH_FRAMES 16 /* frames whose keys are hinted to the store ahead of deciding */
+#define LINGER_MS 5000          /* a lingering close lasts at most this long... */
+#define LINGER_BYTES (1u << 20) /* ...and discards at most this many bytes */
 
 typedef enum conn_state {
     CONN_READING, /* reading frames and answering them */
     CONN_CLOSING, /* no more reading (peer EOF, fatal frame, shutdown): close once every
                      answer owed is written */
+    CONN_LINGERING, /* everything written and writing shut down: input is read and
+                       discarded until EOF or the linger bounds, then the socket closes */
     CONN_DEAD,    /* socket closed; the struct waits for answers still owed by the engine */
 } conn_state;
 
@@ -50,6 +64,7 @@ typedef struct listener {
     struct rl_server *server;/* owner */
     char *address;           /* as configured (owned) */
     char *unix_path;         /* socket file to unlink on close, or NULL (owned) */
+    rl_listen_file unix_file;/* the socket file bind() created (only it is unlinked) */
     int admin;               /* admin opcodes allowed */
     int fd;                  /* listening socket */
     struct event *accept_ev; /* readable: connections to accept */
@@ -63,6 +78,9 @@ typedef struct conn {
     int admin;                /* from an admin listener */
     conn_state state;         /* see conn_state */
     int processing;           /* inside the read handler: defer writes and frees */
+    int peer_done;            /* the peer's EOF (or a read error) was seen */
+    int64_t linger_until_us;  /* CONN_LINGERING: when to close regardless */
+    size_t lingered;          /* CONN_LINGERING: input bytes discarded so far */
     int64_t partial_since_us; /* when the partial frame in the input began, or 0 */
     int lean;                 /* the last read carried at most one frame: buffers are
                                  freed between requests (10,000 idle connections stay
@@ -137,10 +155,61 @@ static void conn_close(conn *c) {
     conn_maybe_free(c);
 }
 
+static int64_t now_us(rl_server *s) {
+    struct timeval tv;
+    event_base_gettimeofday_cached(s->base, &tv);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static void drop_buffers(conn *c) {
+    rl_free(c->in);
+    rl_free(c->out);
+    c->in = c->out = NULL;
+    c->in_len = c->in_cap = c->out_off = c->out_len = c->out_cap = 0;
+}
+
+// Ends a closing connection that owes nothing: closes it at once if its peer has
+// finished sending (or, in shutdown, has nothing unread), else shuts down writing and
+// lingers (see the top of this file).
+static void conn_linger(conn *c) {
+    int unread = 0;
+    int ms = c->server->idle_timeout_ms < LINGER_MS ? c->server->idle_timeout_ms : LINGER_MS;
+    struct timeval limit = {ms / 1000, (ms % 1000) * 1000};
+    if (c->peer_done ||
+        (c->server->shutting_down && ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0) ||
+        shutdown(c->fd, SHUT_WR) != 0 || event_add(c->read_ev, &limit) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->state = CONN_LINGERING;
+    c->linger_until_us = now_us(c->server) + (int64_t)ms * 1000;
+    drop_buffers(c);
+}
+
+// Discards what a lingering connection's peer still sends. Returns 1 once the
+// connection should close (EOF, an error, LINGER_BYTES discarded).
+static int linger_done(conn *c) {
+    uint8_t buf[4096];
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+        if (n <= 0)
+            return n == 0 || !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+        c->lingered += (size_t)n;
+        if (c->lingered > LINGER_BYTES)
+            return 1;
+    }
+    return 0;
+}
+
+static void linger_read(conn *c, short what) {
+    if ((what & EV_TIMEOUT) || linger_done(c) || now_us(c->server) >= c->linger_until_us)
+        conn_close(c);
+}
+
 // Closes a closing connection once it owes nothing.
 static void conn_settle(conn *c) {
     if (c->state == CONN_CLOSING && c->in_flight == 0 && c->out_len == c->out_off)
-        conn_close(c);
+        conn_linger(c);
     else
         conn_maybe_free(c);
 }
@@ -217,7 +286,7 @@ static void conn_reply(void *arg, const rl_response *resp) {
         return;
     }
     size_t n = rl_response_size(resp);
-    if (c->out_len - c->out_off + n > c->server->max_output) {
+    if (c->out_len - c->out_off > c->server->max_output) { /* (the answer itself may be larger) */
         rl_log_warn("dropping a connection that does not read its answers (%zu bytes unsent)",
                     c->out_len - c->out_off);
         conn_close(c);
@@ -424,6 +493,10 @@ static int read_some(conn *c) {
 static void on_readable(evutil_socket_t fd, short what, void *arg) {
     conn *c = arg;
     (void)fd;
+    if (c->state == CONN_LINGERING) {
+        linger_read(c, what);
+        return;
+    }
     if (what & EV_TIMEOUT) {
         if (c->in_flight == 0 && c->out_len == c->out_off) {
             rl_log_debug("closing an idle connection");
@@ -436,10 +509,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg) {
     if (frames > 0)
         c->partial_since_us = 0; /* progress: a partial frame left now is a new one */
     c->lean = frames <= 1;
-    if (rc < 0)
+    if (rc < 0) {
+        c->peer_done = 1;
         conn_stop_reading(c);
-    else if (c->state == CONN_READING)
+    } else if (c->state == CONN_READING) {
         (void)frame_overdue(c);
+    }
     if (c->state != CONN_DEAD && c->in_len == 0 && c->lean) {
         rl_free(c->in); /* one request at a time: hold no memory while idle */
         c->in = NULL;
@@ -535,7 +610,7 @@ static void listener_free(listener *l) {
     if (l->fd >= 0)
         close(l->fd);
     if (l->unix_path)
-        unlink(l->unix_path);
+        rl_listen_remove(l->unix_path, &l->unix_file);
     rl_free(l->unix_path);
     rl_free(l->address);
     rl_free(l);
@@ -550,7 +625,7 @@ static listener *listener_open(rl_server *s, const rl_listener_conf *lc, char *e
     l->server = s;
     l->admin = lc->admin;
     l->address = rl_strndup(lc->address, strlen(lc->address));
-    l->fd = rl_listen_open(lc, err, errlen);
+    l->fd = rl_listen_open(lc, &l->unix_file, err, errlen);
     if (l->fd >= 0 && lc->kind == RL_LISTEN_UNIX)
         l->unix_path = rl_strndup(lc->path, strlen(lc->path));
     if (l->fd >= 0) {

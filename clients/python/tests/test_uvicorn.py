@@ -1,8 +1,10 @@
 """examples/app.py under a real uvicorn, real HTTP through httpx, a real daemon.
 
 Under each of uvicorn's two stacks (STACKS), two servers share one daemon: `allow` (on_error allow, trusting the proxy
-127.0.0.2) and `deny` (on_error deny). Requests from 127.0.0.2 play the proxy.
-The last test kills the daemon under both servers and brings it back.
+127.0.0.2) and `deny` (on_error deny). Requests from 127.0.0.2 play the proxy. The
+genuine API keys are GENUINE_KEYS; tests that key by address each send from a
+loopback address of their own (127.0.0.3 and up). The last test kills the daemon
+under both servers and brings it back.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import pytest
 from daemons import PYTHON_DIR, Daemon, free_port, unique_key
 
 PROXY = "127.0.0.2"
+LONG_KEY = "long-" + "k" * 600  # over the daemon's max_key (512)
+GENUINE_KEYS = ["genuine-key-1", "genuine-key-2", LONG_KEY]
 
 
 @dataclass
@@ -71,7 +75,10 @@ def uvicorn_servers(request: pytest.FixtureRequest) -> Iterator[tuple[Daemon, Se
     servers: list[Server] = []
     try:
         daemon.start()
-        common = {"RLIMITD_ADDRESS": daemon.address, "RLIMIT_TRUSTED_PROXIES": PROXY}
+        keys_file = Path(daemon.directory) / "api-keys"
+        keys_file.write_text("".join(key + "\n" for key in GENUINE_KEYS))
+        common = {"RLIMITD_ADDRESS": daemon.address, "RLIMIT_TRUSTED_PROXIES": PROXY,
+                  "RLIMIT_API_KEYS_FILE": str(keys_file)}
         for name in ("allow", "deny"):
             servers.append(start_server(daemon.directory, name, request.param, {**common, "RLIMIT_ON_ERROR": name}))
         for server in servers:
@@ -91,7 +98,7 @@ def allow(uvicorn_servers: tuple[Daemon, Server, Server]) -> Iterator[httpx.Clie
 
 
 def test_denial_headers_over_http(allow: httpx.Client) -> None:
-    key = {"x-api-key": unique_key("http")}
+    key = {"x-api-key": "genuine-key-1"}
     first = allow.post("/auth/token", headers=key)
     assert first.status_code == 200
     assert first.headers["RateLimit"] == '"login";r=1;t=900'
@@ -155,3 +162,52 @@ def test_daemon_killed_under_the_servers(uvicorn_servers: tuple[Daemon, Server, 
     for server in (allow_server, deny_server):
         assert server.log().count("cannot decide") == 1, server.log()
         assert server.log().count("answers again after") == 1, server.log()
+
+
+# A client cannot choose its key (issue 11, point 6): unknown API keys are limited by address.
+
+
+def from_address(servers: tuple[Daemon, Server, Server], address: str) -> httpx.Client:
+    """A client of the `allow` server sending from a loopback address of its own."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=servers[1].url, transport=transport, timeout=5)
+
+
+def test_invented_api_keys_gain_nothing(uvicorn_servers: tuple[Daemon, Server, Server]) -> None:
+    with from_address(uvicorn_servers, "127.0.0.3") as client:
+        answers = [client.post("/auth/token", headers={"x-api-key": unique_key("rotated")}) for _ in range(8)]
+    assert [a.status_code for a in answers] == [200, 200] + [429] * 6
+
+
+def test_api_key_cannot_pose_as_an_exempt_address(uvicorn_servers: tuple[Daemon, Server, Server]) -> None:
+    with from_address(uvicorn_servers, "127.0.0.4") as client:
+        answers = [client.post("/auth/token", headers={"x-api-key": forged})
+                   for forged in ("10.0.0.1", "ip:10.0.0.1", "10.0.0.1", "ip:10.0.0.1")]
+    assert [a.status_code for a in answers] == [200, 200, 429, 429]
+    assert answers[0].headers["RateLimit"] == '"login";r=1;t=900'  # counted: not exempt
+
+
+def test_api_key_cannot_claim_an_override(uvicorn_servers: tuple[Daemon, Server, Server]) -> None:
+    with from_address(uvicorn_servers, "127.0.0.5") as client:
+        for forged in ("partner-42", "apikey:partner-42"):
+            answer = client.post("/auth/token", headers={"x-api-key": forged})
+            assert answer.headers["RateLimit-Policy"] == '"login";q=2;w=900'  # not the partner's 50
+
+
+def test_api_key_cannot_spend_a_victims_address(uvicorn_servers: tuple[Daemon, Server, Server]) -> None:
+    with from_address(uvicorn_servers, "127.0.0.6") as attacker:
+        for forged in ("127.0.0.7", "ip:127.0.0.7") * 3:
+            attacker.post("/auth/token", headers={"x-api-key": forged})
+    with from_address(uvicorn_servers, "127.0.0.7") as victim:
+        answer = victim.post("/auth/token")
+    assert answer.status_code == 200 and answer.headers["RateLimit"] == '"login";r=1;t=900'
+
+
+def test_genuine_keys_have_their_own_counters(uvicorn_servers: tuple[Daemon, Server, Server]) -> None:
+    with from_address(uvicorn_servers, "127.0.0.8") as client:
+        assert client.post("/auth/token").headers["RateLimit"] == '"login";r=1;t=900'
+        for key in ("genuine-key-2", LONG_KEY):  # the long one is hashed, never an error
+            answers = [client.post("/auth/token", headers={"x-api-key": key}) for _ in range(3)]
+            assert [a.status_code for a in answers] == [200, 200, 429]
+            assert answers[0].headers["RateLimit"] == '"login";r=1;t=900'
+        assert client.post("/auth/token").headers["RateLimit"] == '"login";r=0;t=900'
