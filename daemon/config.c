@@ -166,7 +166,9 @@ static int parse_mode(json_t *v, int *mode) {
 
 static int parse_listener_object(rl_conf_ctx *ctx, json_t *v, const char *path,
                                  rl_listener_conf *l) {
-    static const char *const fields[] = {"address", "admin", "mode", NULL};
+    static const char *const fields[] = {"address",   "admin",     "mode",       "ops",
+                                         "peer_uids", "peer_gids", "token_file", "insecure",
+                                         NULL};
     char sub[256];
     if (rl_conf_fields(ctx, v, path, fields) != 0)
         return -1;
@@ -199,7 +201,7 @@ static int parse_listener(rl_conf_ctx *ctx, json_t *v, const char *path, rl_list
         l->admin = l->kind == RL_LISTEN_UNIX;
     if (l->kind == RL_LISTEN_HTTP && l->admin)
         return rl_conf_fail(ctx, path, "the HTTP listener serves no admin operations");
-    return 0;
+    return rl_conf_listener_trust(ctx, json_is_object(v) ? v : NULL, path, l);
 }
 
 static int parse_listeners(rl_conf_ctx *ctx, json_t *v, rl_config *c) {
@@ -355,6 +357,7 @@ rl_config *rl_config_parse(const char *json, const char *source, char *err, size
 }
 
 static void free_listener(rl_listener_conf *l) {
+    rl_conf_listener_trust_free(l);
     rl_free(l->address);
     rl_free(l->path);
     rl_free(l->host);

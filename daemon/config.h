@@ -66,14 +66,47 @@ typedef enum rl_listener_kind {
     RL_LISTEN_HTTP, /* the HTTP endpoint (evhttp) */
 } rl_listener_kind;
 
+/* Operations a listener allows (its "ops"), as bits of a permission mask. PING and AUTH
+   need none. */
+#define RL_PERM_CHECK (1u << 0)       /* "check": CHECK (HTTP: /check, /auth) */
+#define RL_PERM_PEEK (1u << 1)        /* "peek": PEEK */
+#define RL_PERM_MULTI_CHECK (1u << 2) /* "multi_check": MULTI_CHECK */
+#define RL_PERM_CHARGE (1u << 3)      /* "charge": ADJUST with a positive cost */
+#define RL_PERM_REFUND (1u << 4)      /* "refund": ADJUST with a negative cost */
+#define RL_PERM_RESET (1u << 5)       /* "reset": RESET */
+#define RL_PERM_POLICIES (1u << 6)    /* "policies": POLICIES */
+#define RL_PERM_STATS (1u << 7)       /* "stats": STATS (HTTP: /metrics) */
+#define RL_PERM_TOP (1u << 8)         /* "top": TOP */
+#define RL_PERM_RELOAD (1u << 9)      /* "reload": RELOAD */
+#define RL_PERM_ALL ((1u << 10) - 1)  /* an admin listener's */
+/* Not an operation: the connection may use its listener's operations (it authenticated,
+   or its listener needs no token). Without it only PING and AUTH are served. */
+#define RL_PERM_AUTHENTICATED (1u << 31)
+/* The defaults of listeners without "ops" and not "admin". */
+#define RL_PERM_DEFAULT_BINARY                                                                     \
+    (RL_PERM_CHECK | RL_PERM_PEEK | RL_PERM_MULTI_CHECK | RL_PERM_CHARGE | RL_PERM_POLICIES |      \
+     RL_PERM_STATS)
+#define RL_PERM_DEFAULT_HTTP (RL_PERM_CHECK | RL_PERM_STATS)
+#define RL_MAX_PEERS 64 /* entries of peer_uids, of peer_gids */
+#define RL_MIN_TOKEN_LEN 16 /* token_file: bytes at least */
+
 typedef struct rl_listener_conf {
     char *address;         /* as written: unix:PATH, tcp:HOST:PORT, http:HOST:PORT (owned) */
     rl_listener_kind kind; /* which kind */
     char *path;            /* unix: socket path (owned) */
     char *host;            /* tcp/http: host (owned) */
     uint16_t port;         /* tcp/http: port (0: any free port) */
-    int admin;             /* admin opcodes allowed here (default: unix yes, others no) */
+    int admin;             /* every operation allowed (default: unix yes, others no) */
+    uint32_t perms;        /* the operations allowed (RL_PERM_*), from admin or ops */
     int mode;              /* unix: socket file mode (default 0660) */
+    uint32_t *peer_uids;   /* unix: uids a peer may have, or NULL for any (owned) */
+    size_t peer_uid_count; /* entries in peer_uids */
+    uint32_t *peer_gids;   /* unix: gids a peer may have, or NULL for any (owned) */
+    size_t peer_gid_count; /* entries in peer_gids */
+    char *token_file;      /* tcp/http: the file the token was read from, or NULL (owned) */
+    char *token;           /* its content without trailing newlines (owned; not NUL-ended) */
+    size_t token_len;      /* bytes of token (RL_MIN_TOKEN_LEN..RL_MAX_TOKEN_LEN) */
+    int insecure;          /* "insecure": true: no token on a non-loopback host, on purpose */
 } rl_listener_conf;
 
 typedef enum rl_store_type {
@@ -147,5 +180,29 @@ int rl_duration_parse(const char *text, int64_t *ms);
 
 // Returns the algorithm's config name ("token_bucket", ...).
 const char *rl_algorithm_name(rl_algorithm algorithm);
+
+// Returns 1 if a peer with uid and gid may use listener l (it lists neither peer_uids
+// nor peer_gids, or one of them holds the peer's id), 0 otherwise.
+int rl_listener_peer_allowed(const rl_listener_conf *l, uint32_t uid, uint32_t gid);
+
+// Compares a token given by a client (given_len bytes) with the expected one, in a time
+// that depends only on expected_len. Returns 1 if they are equal, 0 otherwise.
+int rl_token_equal(const char *expected, size_t expected_len, const char *given,
+                   size_t given_len);
+
+// Returns the config name of the operation bit perm ("check", ...), or NULL.
+const char *rl_perm_name(uint32_t perm);
+
+// Copies what decides who may use listener l and for what (kind, admin, perms, peers,
+// token, insecure; not its address). Returns the copy (rl_listener_trust_release), or
+// NULL if out of memory.
+rl_listener_conf *rl_listener_trust_dup(const rl_listener_conf *l);
+
+// Frees a copy made by rl_listener_trust_dup (the token wiped first). NULL is fine.
+void rl_listener_trust_release(rl_listener_conf *l);
+
+// Returns 1 if a and b admit the same peers and the same token (their operations may
+// differ), 0 otherwise.
+int rl_listener_trust_same(const rl_listener_conf *a, const rl_listener_conf *b);
 
 #endif

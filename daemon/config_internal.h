@@ -48,4 +48,12 @@ int rl_conf_policies(rl_conf_ctx *ctx, json_t *v, rl_config *c);
 // Frees what one policy owns.
 void rl_conf_policy_free(rl_policy *policy);
 
+// Sets a listener's operations, peers and token from its JSON object obj (NULL for
+// the string form) at path, once its address and admin are parsed; fails on a
+// tcp:/http: listener on a non-loopback host with no token that is not "insecure".
+int rl_conf_listener_trust(rl_conf_ctx *ctx, json_t *obj, const char *path, rl_listener_conf *l);
+
+// Frees what rl_conf_listener_trust gave l (the token wiped first).
+void rl_conf_listener_trust_free(rl_listener_conf *l);
+
 #endif

@@ -454,8 +454,18 @@ static void pending_finish(pending *p) {
 
 /* ---- entry points ---- */
 
-void rl_engine_handle(rl_engine *e, const rl_request *req, int admin, rl_engine_reply *reply,
-                      void *arg) {
+// Returns the status refusing req to a connection holding perms, or OK if it may run.
+static rl_status permission(const rl_opcode_handler *h, const rl_request *req, uint32_t perms) {
+    uint32_t needs = rl_engine_needs(h, req);
+    if (needs == 0)
+        return RL_ST_OK; /* PING, AUTH */
+    if (!(perms & RL_PERM_AUTHENTICATED))
+        return RL_ST_AUTH_REQUIRED;
+    return (perms & needs) ? RL_ST_OK : RL_ST_NOT_PERMITTED;
+}
+
+void rl_engine_handle(rl_engine *e, const rl_request *req, uint32_t perms,
+                      rl_engine_reply *reply, void *arg) {
     pending *p = pending_get(e, reply, arg);
     if (!p) {
         rl_engine_refuse(e, req->opcode, req->id, RL_ST_INTERNAL, reply, arg);
@@ -467,13 +477,11 @@ void rl_engine_handle(rl_engine *e, const rl_request *req, int admin, rl_engine_
     p->item_count = 0;
     p->error = RL_ST_OK;
     p->keys_lost = 0;
-    p->admin = admin;
+    p->perms = perms;
     const rl_opcode_handler *h = rl_engine_handler(req->opcode);
-    if (!h) {
-        p->error = RL_ST_UNKNOWN_OPCODE;
-        pending_finish(p);
-    } else if (h->admin_only && !admin) {
-        p->error = RL_ST_NOT_PERMITTED;
+    rl_status refused = h ? permission(h, req, perms) : RL_ST_UNKNOWN_OPCODE;
+    if (refused != RL_ST_OK) {
+        p->error = refused;
         pending_finish(p);
     } else {
         h->run(p, req);

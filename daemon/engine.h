@@ -27,10 +27,22 @@ typedef void rl_engine_reply(void *arg, const rl_response *resp);
 // timers that sweep expired keys. Returns NULL with the reason in err.
 rl_engine *rl_engine_new(struct event_base *base, rl_config *config, char *err, size_t errlen);
 
-// Handles one decoded request from a listener (admin: it may run admin opcodes).
-// Calls reply exactly once. The request's strings need only live during this call.
-void rl_engine_handle(rl_engine *engine, const rl_request *req, int admin,
+// Handles one decoded request from a listener whose connection holds the permissions
+// perms (RL_PERM_* of config.h: the listener's operations, plus RL_PERM_AUTHENTICATED
+// once the connection may use them; for AUTH, the server sets RL_PERM_AUTHENTICATED if
+// the token matched). A request the listener does not allow answers NOT_PERMITTED, one
+// before authentication AUTH_REQUIRED (PING and AUTH are always served). Calls reply
+// exactly once. The request's strings need only live during this call.
+void rl_engine_handle(rl_engine *engine, const rl_request *req, uint32_t perms,
                       rl_engine_reply *reply, void *arg);
+
+// Counts a connection refused at accept because its peer's uid/gid is not listed
+// (STATS "refused_peers").
+void rl_engine_note_refused_peer(rl_engine *engine);
+
+// Counts a failed authentication (a wrong AUTH token, or an HTTP request without the
+// right bearer token; STATS "auth_failures").
+void rl_engine_note_auth_failure(rl_engine *engine);
 
 // Hints that req will be handled soon (see rl_store_ops.prefetch): call with stage 0
 // for a batch of requests, then stage 1 for the same batch, then handle them. Optional.

@@ -263,7 +263,9 @@ static json_t *policy_json(const rl_policy *p) {
 
 // Answers p with the JSON value (consumed), or INTERNAL if it cannot be written.
 static void finish_json(pending *p, json_t *value) {
-    p->text = value ? json_dumps(value, JSON_COMPACT) : NULL;
+    /* ASCII only: a name's bidi or control characters travel as \u escapes, which no
+       terminal acts on when the JSON is printed as it is (rlimitctl --json) */
+    p->text = value ? json_dumps(value, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(value);
     if (!p->text)
         p->error = RL_ST_INTERNAL;
@@ -325,6 +327,8 @@ static void run_stats(pending *p, const rl_request *req) {
         (json_int_t)e->reloads, "reload_failures", (json_int_t)e->reload_failures);
     if (e->store != e->local)
         json_object_set_new(o, "local_store", store_json(e->local));
+    json_object_set_new(o, "refused_peers", json_integer((json_int_t)e->refused_peers));
+    json_object_set_new(o, "auth_failures", json_integer((json_int_t)e->auth_failures));
     admin_extras(e, o);
     finish_json(p, o);
 }
@@ -343,15 +347,16 @@ static void run_reload(pending *p, const rl_request *req) {
                              (json_int_t)e->conf->config->policy_count));
 }
 
-// A key as TOP shows it: as text if it is UTF-8 without control characters, else
-// escaped (escape.h) with its exact bytes in hex.
+// A key as TOP shows it: as it is if escaping leaves it so (escape.h), else escaped
+// (UTF-8 kept) with "escaped": true and its exact bytes in hex, so that no key shows
+// as another does.
 static json_t *top_key_json(const rl_topk_key *k) {
     json_t *o;
     if (rl_key_is_text(k->key, k->kept)) {
         o = json_pack("{s:s%}", "key", k->key, k->kept);
     } else {
         char shown[RL_TOPK_KEY_MAX * 4 + 1], hex[RL_TOPK_KEY_MAX * 2 + 1];
-        rl_escape_key(k->key, k->kept, shown, sizeof(shown));
+        rl_escape(k->key, k->kept, RL_ESCAPE_UTF8, shown, sizeof(shown));
         rl_hex_key(k->key, k->kept, hex, sizeof(hex));
         o = json_pack("{s:s, s:s, s:b}", "key", shown, "key_hex", hex, "escaped", 1);
     }
@@ -408,25 +413,52 @@ static void run_ping(pending *p, const rl_request *req) {
     rl_engine_finish(p);
 }
 
+// AUTH: the server compared the token (RL_PERM_AUTHENTICATED set if it matched, or if
+// the listener has none); a wrong one answers AUTH_FAILED, after which the server closes
+// the connection.
+static void run_auth(pending *p, const rl_request *req) {
+    (void)req;
+    if (!(p->perms & RL_PERM_AUTHENTICATED)) {
+        p->error = RL_ST_AUTH_FAILED;
+        p->engine->auth_failures++;
+    }
+    rl_engine_finish(p);
+}
+
 /* ---- the opcode table ---- */
 
 static const rl_opcode_handler handlers[] = {
     [RL_OP_PING] = {run_ping, 0},
-    [RL_OP_CHECK] = {rl_engine_decide, 0},
-    [RL_OP_PEEK] = {rl_engine_decide, 0},
-    [RL_OP_ADJUST] = {rl_engine_decide, 0},
-    [RL_OP_RESET] = {rl_engine_decide, 1},
-    [RL_OP_MULTI_CHECK] = {rl_engine_decide, 0},
-    [RL_OP_POLICIES] = {run_policies, 0},
-    [RL_OP_STATS] = {run_stats, 0},
-    [RL_OP_TOP] = {run_top, 0},
-    [RL_OP_RELOAD] = {run_reload, 1},
+    [RL_OP_CHECK] = {rl_engine_decide, RL_PERM_CHECK},
+    [RL_OP_PEEK] = {rl_engine_decide, RL_PERM_PEEK},
+    [RL_OP_ADJUST] = {rl_engine_decide, RL_PERM_CHARGE}, /* or REFUND: rl_engine_needs */
+    [RL_OP_RESET] = {rl_engine_decide, RL_PERM_RESET},
+    [RL_OP_MULTI_CHECK] = {rl_engine_decide, RL_PERM_MULTI_CHECK},
+    [RL_OP_AUTH] = {run_auth, 0},
+    [RL_OP_POLICIES] = {run_policies, RL_PERM_POLICIES},
+    [RL_OP_STATS] = {run_stats, RL_PERM_STATS},
+    [RL_OP_TOP] = {run_top, RL_PERM_TOP},
+    [RL_OP_RELOAD] = {run_reload, RL_PERM_RELOAD},
 };
 
 const rl_opcode_handler *rl_engine_handler(uint8_t opcode) {
     if (opcode >= sizeof(handlers) / sizeof(handlers[0]) || !handlers[opcode].run)
         return NULL;
     return &handlers[opcode];
+}
+
+uint32_t rl_engine_needs(const rl_opcode_handler *h, const rl_request *req) {
+    if (h == &handlers[RL_OP_ADJUST] && req->item_count == 1 && req->items[0].cost < 0)
+        return RL_PERM_REFUND;
+    return h->needs;
+}
+
+void rl_engine_note_refused_peer(rl_engine *e) {
+    e->refused_peers++;
+}
+
+void rl_engine_note_auth_failure(rl_engine *e) {
+    e->auth_failures++;
 }
 
 /* ---- reload ---- */

@@ -53,7 +53,7 @@ typedef struct pending {
     uint8_t opcode;            /* opcode */
     rl_store_op opcode_store;  /* what the store is asked (PEEK when a key is blocked) */
     uint8_t item_count;        /* slots in use */
-    uint8_t admin;             /* came from an admin listener */
+    uint32_t perms;            /* the connection's permissions (RL_PERM_*) */
     uint8_t done;              /* the current pass's store answer arrived */
     uint8_t pass;              /* 0 first, 1 the shadow second pass */
     uint8_t fallback;          /* answered under on_store_error */
@@ -67,7 +67,8 @@ typedef struct pending {
 /* One opcode's handler. */
 typedef struct rl_opcode_handler {
     void (*run)(pending *p, const rl_request *req); /* must end in rl_engine_finish, once */
-    int admin_only;                                  /* served on admin listeners only */
+    uint32_t needs; /* the operation bit it needs (RL_PERM_*); 0: always served (PING,
+                       AUTH); ADJUST's depends on its cost (rl_engine_needs) */
 } rl_opcode_handler;
 
 struct rl_engine {
@@ -81,6 +82,8 @@ struct rl_engine {
     uint64_t refused;        /* frames answered before decoding (BUSY, too large...) */
     uint64_t reloads;        /* successful reloads */
     uint64_t reload_failures;/* refused reloads */
+    uint64_t refused_peers;  /* connections refused for their peer's uid/gid */
+    uint64_t auth_failures;  /* wrong tokens (AUTH, HTTP bearer) */
     int64_t started_us;      /* when the engine started */
     int store_down;          /* the store reported an error last */
     uint64_t local_errors;   /* embedded store errors not logged yet */
@@ -108,6 +111,10 @@ void rl_result_from_verdict(rl_result *r, const rl_verdict *v, rl_status status)
 
 // Returns the handler of opcode, or NULL if it is not defined.
 const rl_opcode_handler *rl_engine_handler(uint8_t opcode);
+
+// Returns the permission req needs (RL_PERM_*, 0 for none): its handler's, or for
+// ADJUST "refund" when its cost is negative and "charge" otherwise.
+uint32_t rl_engine_needs(const rl_opcode_handler *h, const rl_request *req);
 
 // Runs a decision opcode (CHECK, PEEK, ADJUST, RESET, MULTI_CHECK) for p.
 void rl_engine_decide(pending *p, const rl_request *req);

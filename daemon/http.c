@@ -12,12 +12,16 @@
 #include "http.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -36,6 +40,9 @@ typedef struct http_listener {
     char *address;                     /* as configured (owned) */
     struct evhttp_bound_socket *bound; /* evhttp's handle (owned by evhttp) */
     int staged;                        /* opened by the last prepare, not committed */
+    struct sockaddr_storage local;     /* the bound address: tells its requests apart */
+    rl_listener_conf *rules;           /* its operations and token (a copy, owned) */
+    rl_listener_conf *next_rules;      /* those of the config being applied, or NULL */
 } http_listener;
 
 struct rl_http {
@@ -75,6 +82,7 @@ static const char *reason_phrase(int code) {
         const char *phrase; /* its reason phrase */
     } phrases[] = {{200, "OK"},
                    {400, "Bad Request"},
+                   {401, "Unauthorized"},
                    {403, "Forbidden"},
                    {404, "Not Found"},
                    {405, "Method Not Allowed"},
@@ -311,7 +319,7 @@ static void handle_decision(rl_http *h, struct evhttp_request *req, call_kind ki
         r.items[0] = (rl_item){cost, p.value[RL_PARAM_POLICY], p.value[RL_PARAM_KEY],
                                (uint16_t)p.len[RL_PARAM_KEY], (uint8_t)p.len[RL_PARAM_POLICY]};
         h->in_flight++;
-        rl_engine_handle(h->engine, &r, 0, on_answer, call);
+        rl_engine_handle(h->engine, &r, RL_PERM_CHECK | RL_PERM_AUTHENTICATED, on_answer, call);
     }
     rl_free(query);
 }
@@ -332,7 +340,7 @@ static void handle_metrics(rl_http *h, struct evhttp_request *req) {
     }
     rl_request r = {.id = h->next_id++, .opcode = RL_OP_STATS, .item_count = 0};
     h->in_flight++;
-    rl_engine_handle(h->engine, &r, 0, on_answer, call);
+    rl_engine_handle(h->engine, &r, RL_PERM_STATS | RL_PERM_AUTHENTICATED, on_answer, call);
 }
 
 static void handle_healthz(rl_http *h, struct evhttp_request *req) {
@@ -342,12 +350,76 @@ static void handle_healthz(rl_http *h, struct evhttp_request *req) {
 static const struct {
     const char *path;                                       /* exact path */
     void (*handle)(rl_http *h, struct evhttp_request *req); /* its handler */
+    uint32_t needs; /* the listener operation it needs (0: open to all) */
 } routes[] = {
-    {"/check", handle_check},
-    {"/auth", handle_auth},
-    {"/metrics", handle_metrics},
-    {"/healthz", handle_healthz},
+    {"/check", handle_check, RL_PERM_CHECK},
+    {"/auth", handle_auth, RL_PERM_CHECK},
+    {"/metrics", handle_metrics, RL_PERM_STATS},
+    {"/healthz", handle_healthz, 0},
 };
+
+// Returns 1 if a connection's local address is that of a listener bound to bound (the
+// same port and family, and the same address unless the listener's is a wildcard).
+static int same_endpoint(const struct sockaddr_storage *bound,
+                         const struct sockaddr_storage *local) {
+    if (bound->ss_family != local->ss_family)
+        return 0;
+    if (bound->ss_family == AF_INET) {
+        const struct sockaddr_in *b = (const void *)bound, *a = (const void *)local;
+        return b->sin_port == a->sin_port &&
+               (b->sin_addr.s_addr == htonl(INADDR_ANY) || b->sin_addr.s_addr == a->sin_addr.s_addr);
+    }
+    const struct sockaddr_in6 *b = (const void *)bound, *a = (const void *)local;
+    return bound->ss_family == AF_INET6 && b->sin6_port == a->sin6_port &&
+           (IN6_IS_ADDR_UNSPECIFIED(&b->sin6_addr) ||
+            memcmp(&b->sin6_addr, &a->sin6_addr, sizeof(a->sin6_addr)) == 0);
+}
+
+// Returns the listener req came in on (by the local address of its connection), or NULL.
+static http_listener *listener_of(rl_http *h, struct evhttp_request *req) {
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    if (!bev || getsockname(bufferevent_getfd(bev), (struct sockaddr *)&local, &len) != 0)
+        return NULL;
+    for (http_listener *l = h->listeners; l; l = l->next)
+        if (same_endpoint(&l->local, &local))
+            return l;
+    return NULL;
+}
+
+// Returns 1 if req carries "Authorization: Bearer <the listener's token>" (or the
+// listener has no token).
+static int bearer_ok(const rl_listener_conf *rules, struct evhttp_request *req) {
+    const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!rules->token)
+        return 1;
+    if (!v || strncasecmp(v, "Bearer ", 7) != 0)
+        return 0;
+    for (v += 7; *v == ' '; v++)
+        ;
+    return rl_token_equal(rules->token, rules->token_len, v, strlen(v));
+}
+
+// Answers 401 or 403 and returns 0 unless the request's listener allows needs to it.
+static int allowed(rl_http *h, struct evhttp_request *req, const char *path, uint32_t needs) {
+    http_listener *l = needs ? listener_of(h, req) : NULL;
+    if (!needs)
+        return 1;
+    if (l && !bearer_ok(l->rules, req)) {
+        rl_engine_note_auth_failure(h->engine);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+        reply_text(h, req, 401, "%s needs the listener's token: Authorization: Bearer TOKEN",
+                   path);
+        return 0;
+    }
+    if (!l || !(l->rules->perms & needs)) {
+        reply_text(h, req, 403, "this listener does not serve %s (its \"ops\")", path);
+        return 0;
+    }
+    return 1;
+}
 
 static void on_request(struct evhttp_request *req, void *arg) {
     rl_http *h = arg;
@@ -366,7 +438,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
         if (strcmp(path, routes[i].path) != 0)
             continue;
         if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) {
-            routes[i].handle(h, req);
+            if (allowed(h, req, path, routes[i].needs))
+                routes[i].handle(h, req);
             return;
         }
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
@@ -381,6 +454,8 @@ static void on_request(struct evhttp_request *req, void *arg) {
 static void listener_close(rl_http *h, http_listener *l) {
     if (l->bound)
         evhttp_del_accept_socket(h->evh, l->bound);
+    rl_listener_trust_release(l->rules);
+    rl_listener_trust_release(l->next_rules);
     rl_free(l->address);
     rl_free(l);
 }
@@ -391,13 +466,18 @@ static http_listener *listener_open(rl_http *h, const rl_listener_conf *lc, char
     if (fd < 0)
         return NULL;
     http_listener *l = rl_calloc(1, sizeof(*l));
-    if (l && (l->address = rl_strndup(lc->address, strlen(lc->address))))
+    socklen_t len = sizeof(struct sockaddr_storage);
+    if (l && (l->address = rl_strndup(lc->address, strlen(lc->address))) &&
+        (l->rules = rl_listener_trust_dup(lc)) &&
+        getsockname(fd, (struct sockaddr *)&l->local, &len) == 0)
         l->bound = evhttp_accept_socket_with_handle(h->evh, fd);
     if (!l || !l->bound) {
         snprintf(err, errlen, "listen %s: out of memory", lc->address);
         close(fd);
         if (l)
             rl_free(l->address);
+        if (l)
+            rl_listener_trust_release(l->rules);
         rl_free(l);
         return NULL;
     }
@@ -417,7 +497,13 @@ static http_listener *find(rl_http *h, const char *address) {
 int rl_http_prepare(rl_http *h, const rl_config *c, char *err, size_t errlen) {
     for (size_t i = 0; i < c->listener_count; i++) {
         const rl_listener_conf *lc = &c->listeners[i];
-        if (lc->kind != RL_LISTEN_HTTP || find(h, lc->address))
+        http_listener *kept = lc->kind == RL_LISTEN_HTTP ? find(h, lc->address) : NULL;
+        if (kept && !(kept->next_rules = rl_listener_trust_dup(lc))) {
+            snprintf(err, errlen, "listen %s: out of memory", lc->address);
+            rl_http_rollback(h);
+            return RL_ERR;
+        }
+        if (lc->kind != RL_LISTEN_HTTP || kept)
             continue;
         http_listener *l = listener_open(h, lc, err, errlen);
         if (!l) {
@@ -442,6 +528,11 @@ void rl_http_commit(rl_http *h, const rl_config *c) {
     for (http_listener **lp = &h->listeners; *lp;) {
         http_listener *l = *lp;
         l->staged = 0;
+        if (l->next_rules) { /* (new rules apply to every later request) */
+            rl_listener_trust_release(l->rules);
+            l->rules = l->next_rules;
+            l->next_rules = NULL;
+        }
         if (listed(c, l->address)) {
             lp = &l->next;
             continue;
@@ -455,6 +546,8 @@ void rl_http_commit(rl_http *h, const rl_config *c) {
 void rl_http_rollback(rl_http *h) {
     for (http_listener **lp = &h->listeners; *lp;) {
         http_listener *l = *lp;
+        rl_listener_trust_release(l->next_rules);
+        l->next_rules = NULL;
         if (!l->staged) {
             lp = &l->next;
             continue;
@@ -503,6 +596,8 @@ void rl_http_free(rl_http *h) {
     while (h->listeners) {
         http_listener *l = h->listeners;
         h->listeners = l->next;
+        rl_listener_trust_release(l->rules);
+        rl_listener_trust_release(l->next_rules);
         rl_free(l->address);
         rl_free(l);
     }

@@ -65,7 +65,7 @@ typedef struct listener {
     char *address;           /* as configured (owned) */
     char *unix_path;         /* socket file to unlink on close, or NULL (owned) */
     rl_listen_file unix_file;/* the socket file bind() created (only it is unlinked) */
-    int admin;               /* admin opcodes allowed */
+    rl_listener_conf *rules; /* who may connect, for what (a copy; swapped by a reload) */
     int fd;                  /* listening socket */
     struct event *accept_ev; /* readable: connections to accept */
     struct event *pause_ev;  /* re-enables accepting after running out of descriptors */
@@ -75,7 +75,8 @@ typedef struct conn {
     struct conn *prev, *next; /* the server's list of connections */
     struct rl_server *server; /* owner */
     int fd;                   /* the socket, or -1 once closed */
-    int admin;                /* from an admin listener */
+    struct listener *listener;/* where it came from (its rules), NULL once that closed */
+    int authenticated;        /* sent the listener's token (or it needs none) */
     conn_state state;         /* see conn_state */
     int processing;           /* inside the read handler: defer writes and frees */
     int peer_done;            /* the peer's EOF (or a read error) was seen */
@@ -112,6 +113,7 @@ struct rl_server {
     int shutting_down;        /* rl_server_shutdown was called */
     struct event *grace_ev;   /* ends the shutdown's grace period */
     time_t last_limit_warning;/* rate-limits the max_connections warning */
+    time_t last_peer_warning; /* rate-limits the refused peer warning */
 };
 
 static void conn_close(conn *c);
@@ -378,6 +380,21 @@ static void refuse(conn *c, uint8_t opcode, uint32_t id, rl_status status) {
     rl_engine_refuse(c->server->engine, opcode, id, status, conn_reply, c);
 }
 
+// Returns the permissions c holds for req. AUTH authenticates c if its token is the
+// listener's (compared in constant time); a wrong one leaves RL_PERM_AUTHENTICATED out,
+// the engine answers AUTH_FAILED and the connection closes (one guess per connection).
+static uint32_t conn_perms(conn *c, const rl_request *req) {
+    const rl_listener_conf *rules = c->listener ? c->listener->rules : NULL;
+    if (!rules)
+        return 0;
+    if (req->opcode == RL_OP_AUTH) {
+        const rl_item *it = &req->items[0];
+        c->authenticated = !rules->token ||
+                           rl_token_equal(rules->token, rules->token_len, it->key, it->key_len);
+    }
+    return rules->perms | (c->authenticated ? RL_PERM_AUTHENTICATED : 0);
+}
+
 // Handles the whole frame of frame_len bytes at buf. Returns 0 to go on reading,
 // -1 if the connection must stop reading.
 static int handle_frame(conn *c, const uint8_t *buf, size_t frame_len) {
@@ -394,8 +411,9 @@ static int handle_frame(conn *c, const uint8_t *buf, size_t frame_len) {
         return rl_status_closes(status) ? -1 : 0;
     }
     c->in_flight++;
-    rl_engine_handle(c->server->engine, &req, c->admin, conn_reply, c);
-    return 0;
+    uint32_t perms = conn_perms(c, &req);
+    rl_engine_handle(c->server->engine, &req, perms, conn_reply, c);
+    return req.opcode == RL_OP_AUTH && !(perms & RL_PERM_AUTHENTICATED) ? -1 : 0;
 }
 
 // Makes room for a frame of need bytes in the input buffer.
@@ -562,7 +580,8 @@ static void conn_new(listener *l, int fd) {
     }
     c->server = s;
     c->fd = fd;
-    c->admin = l->admin;
+    c->listener = l;
+    c->authenticated = !l->rules->token;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -575,6 +594,28 @@ static void on_pause_over(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     event_add(l->accept_ev, NULL);
+}
+
+// Closes cfd if the listener names the peers it admits (peer_uids, peer_gids) and the
+// peer (SO_PEERCRED) is not one of them. Returns 1 if it did, 0 otherwise.
+static int peer_refused(listener *l, int cfd) {
+    const rl_listener_conf *rules = l->rules;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (!rules->peer_uids && !rules->peer_gids)
+        return 0;
+    if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof(cred) &&
+        rl_listener_peer_allowed(rules, (uint32_t)cred.uid, (uint32_t)cred.gid))
+        return 0;
+    close(cfd);
+    rl_engine_note_refused_peer(l->server->engine);
+    time_t now = time(NULL);
+    if (now != l->server->last_peer_warning)
+        rl_log_warn("%s: refused a connection of uid %d gid %d (not in peer_uids/peer_gids)",
+                    l->address, len == sizeof(cred) ? (int)cred.uid : -1,
+                    len == sizeof(cred) ? (int)cred.gid : -1);
+    l->server->last_peer_warning = now;
+    return 1;
 }
 
 static void on_accept(evutil_socket_t fd, short what, void *arg) {
@@ -595,14 +636,31 @@ static void on_accept(evutil_socket_t fd, short what, void *arg) {
         }
         if (s->conn_count >= s->max_connections)
             refuse_connection(s, cfd);
-        else
+        else if (peer_refused(l, cfd) == 0)
             conn_new(l, cfd);
     }
 }
 
 /* ---- listeners ---- */
 
+// Detaches the connections accepted on l from it; if close is set, they stop reading
+// and close once their answers are written.
+static void listener_drop_conns(listener *l, int close_them) {
+    for (conn *c = l->server->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->listener != l)
+            continue;
+        c->listener = NULL; /* (conn_perms then grants nothing) */
+        if (close_them) {
+            conn_stop_reading(c);
+            conn_settle(c);
+        }
+    }
+}
+
 static void listener_free(listener *l) {
+    listener_drop_conns(l, 0);
+    rl_listener_trust_release(l->rules);
     if (l->accept_ev)
         event_free(l->accept_ev);
     if (l->pause_ev)
@@ -623,9 +681,11 @@ static listener *listener_open(rl_server *s, const rl_listener_conf *lc, char *e
         return NULL;
     }
     l->server = s;
-    l->admin = lc->admin;
+    l->rules = rl_listener_trust_dup(lc);
     l->address = rl_strndup(lc->address, strlen(lc->address));
-    l->fd = rl_listen_open(lc, &l->unix_file, err, errlen);
+    l->fd = l->rules ? rl_listen_open(lc, &l->unix_file, err, errlen) : -1;
+    if (!l->rules)
+        snprintf(err, errlen, "listen %s: out of memory", lc->address);
     if (l->fd >= 0 && lc->kind == RL_LISTEN_UNIX)
         l->unix_path = rl_strndup(lc->path, strlen(lc->path));
     if (l->fd >= 0) {
@@ -641,20 +701,20 @@ static listener *listener_open(rl_server *s, const rl_listener_conf *lc, char *e
     }
     char bound[256];
     if (rl_listen_address(l->fd, bound, sizeof(bound)) == 0)
-        rl_log_info("listening on %s%s", bound, l->admin ? " (admin)" : "");
+        rl_log_info("listening on %s%s", bound, l->rules->admin ? " (admin)" : "");
     return l;
 }
 
 static listener *find_listener(rl_server *s, const rl_listener_conf *lc) {
     for (listener *l = s->listeners; l; l = l->next)
-        if (strcmp(l->address, lc->address) == 0 && l->admin == lc->admin)
+        if (strcmp(l->address, lc->address) == 0)
             return l;
     return NULL;
 }
 
 static int listed(const rl_config *c, const listener *l) {
     for (size_t i = 0; i < c->listener_count; i++)
-        if (strcmp(c->listeners[i].address, l->address) == 0 && c->listeners[i].admin == l->admin)
+        if (strcmp(c->listeners[i].address, l->address) == 0)
             return 1;
     return 0;
 }
@@ -665,6 +725,41 @@ static void take_limits(rl_server *s, const rl_config *c) {
     s->max_output = c->max_output;
     s->max_connections = c->max_connections;
     s->idle_timeout_ms = c->idle_timeout_ms;
+}
+
+// Copies the rules c gives the listeners already open into next (by index in c), so
+// that applying them cannot fail half-way. Returns RL_ERR if out of memory.
+static int copy_rules(rl_server *s, const rl_config *c, rl_listener_conf **next, char *err,
+                      size_t errlen) {
+    for (size_t i = 0; i < c->listener_count; i++) {
+        const rl_listener_conf *lc = &c->listeners[i];
+        if (lc->kind == RL_LISTEN_HTTP || !find_listener(s, lc))
+            continue;
+        next[i] = rl_listener_trust_dup(lc);
+        if (!next[i]) {
+            snprintf(err, errlen, "listen %s: out of memory", lc->address);
+            return RL_ERR;
+        }
+    }
+    return RL_OK;
+}
+
+// Gives the open listeners their rules from c (next, from copy_rules). New operations
+// apply at once to their connections; a listener whose token or peers changed closes
+// its connections (after their answers), so that each client authenticates again.
+static void swap_rules(rl_server *s, const rl_config *c, rl_listener_conf **next) {
+    for (size_t i = 0; i < c->listener_count; i++) {
+        listener *l = next[i] ? find_listener(s, &c->listeners[i]) : NULL;
+        if (!l)
+            continue;
+        if (!rl_listener_trust_same(l->rules, next[i])) {
+            rl_log_info("%s: token or peers changed: closing its connections", l->address);
+            listener_drop_conns(l, 1);
+        }
+        rl_listener_trust_release(l->rules);
+        l->rules = next[i];
+        next[i] = NULL;
+    }
 }
 
 // Opens the listeners of c that are not open yet, prepending them to *opened.
@@ -685,22 +780,28 @@ static int open_missing(rl_server *s, const rl_config *c, listener **opened, cha
 
 int rl_server_apply(rl_server *s, const rl_config *c, char *err, size_t errlen) {
     listener *opened = NULL;
-    if (open_missing(s, c, &opened, err, errlen) != RL_OK) {
+    rl_listener_conf *rules[RL_MAX_LISTENERS] = {NULL};
+    if (copy_rules(s, c, rules, err, errlen) != RL_OK ||
+        open_missing(s, c, &opened, err, errlen) != RL_OK) {
         while (opened) {
             listener *next = opened->next;
             listener_free(opened);
             opened = next;
         }
+        for (size_t i = 0; i < RL_MAX_LISTENERS; i++)
+            rl_listener_trust_release(rules[i]);
         return RL_ERR;
     }
+    swap_rules(s, c, rules);
     for (listener **lp = &s->listeners; *lp;) {
         listener *l = *lp;
         if (listed(c, l)) {
             lp = &l->next;
             continue;
         }
-        rl_log_info("no longer listening on %s", l->address);
+        rl_log_info("no longer listening on %s: closing its connections", l->address);
         *lp = l->next;
+        listener_drop_conns(l, 1);
         listener_free(l);
     }
     while (opened) {

@@ -142,6 +142,7 @@ static body_kind body_of(uint8_t opcode) {
     case RL_OP_PEEK:
     case RL_OP_RESET:
     case RL_OP_TOP:
+    case RL_OP_AUTH:
         return BODY_ITEM;
     case RL_OP_ADJUST:
         return BODY_SIGNED_ITEM;
@@ -343,6 +344,8 @@ static const char *const status_names[] = {
     [RL_ST_BUSY] = "BUSY",
     [RL_ST_INTERNAL] = "INTERNAL",
     [RL_ST_RELOAD_FAILED] = "RELOAD_FAILED",
+    [RL_ST_AUTH_REQUIRED] = "AUTH_REQUIRED",
+    [RL_ST_AUTH_FAILED] = "AUTH_FAILED",
 };
 
 const char *rl_status_name(int status) {
@@ -360,6 +363,7 @@ const char *rl_opcode_name(int opcode) {
     case RL_OP_ADJUST: return "ADJUST";
     case RL_OP_RESET: return "RESET";
     case RL_OP_MULTI_CHECK: return "MULTI_CHECK";
+    case RL_OP_AUTH: return "AUTH";
     case RL_OP_POLICIES: return "POLICIES";
     case RL_OP_STATS: return "STATS";
     case RL_OP_TOP: return "TOP";
@@ -370,5 +374,6 @@ const char *rl_opcode_name(int opcode) {
 
 int rl_status_closes(int status) {
     return status == RL_ST_MALFORMED || status == RL_ST_UNSUPPORTED_VERSION ||
-           status == RL_ST_FRAME_TOO_LARGE || status == RL_ST_TOO_MANY_ITEMS;
+           status == RL_ST_FRAME_TOO_LARGE || status == RL_ST_TOO_MANY_ITEMS ||
+           status == RL_ST_AUTH_FAILED;
 }

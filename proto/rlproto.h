@@ -20,6 +20,7 @@
 #define RL_MAX_KEY_LEN 65535    /* the wire limit; the daemon's max_key is lower */
 #define RL_DEFAULT_MAX_FRAME 16384
 #define RL_DEFAULT_MAX_KEY 512
+#define RL_MAX_TOKEN_LEN 1024   /* AUTH: token bytes at most */
 
 /* Return codes of every codec function (and the project's status convention). */
 enum { RL_OK = 0, RL_AGAIN = 1, RL_ERR = -1 };
@@ -31,6 +32,7 @@ typedef enum rl_opcode {
     RL_OP_ADJUST = 0x04,
     RL_OP_RESET = 0x05,
     RL_OP_MULTI_CHECK = 0x06,
+    RL_OP_AUTH = 0x07,
     RL_OP_ACQUIRE = 0x10, /* reserved */
     RL_OP_RELEASE = 0x11, /* reserved */
     RL_OP_POLICIES = 0x20,
@@ -58,6 +60,8 @@ typedef enum rl_status {
     RL_ST_BUSY = 29,
     RL_ST_INTERNAL = 30,
     RL_ST_RELOAD_FAILED = 31,
+    RL_ST_AUTH_REQUIRED = 32,
+    RL_ST_AUTH_FAILED = 33,
 } rl_status;
 
 #define RL_ST_OK RL_ST_ALLOWED

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MS 1000LL /* microseconds in a millisecond */
 #define LISTEN "'listen':['unix:/tmp/rl-test.sock']"
@@ -189,8 +191,11 @@ END_TEST
 
 START_TEST(test_every_documented_field) {
     rl_config *c = ACCEPTED(parse(
-        "{'listen': ['unix:/tmp/a.sock', {'address': 'tcp:0.0.0.0:7000', 'admin': true},"
-        "            {'address': 'unix:/tmp/b.sock', 'admin': false, 'mode': '0600'}],"
+        "{'listen': ['unix:/tmp/a.sock', {'address': 'tcp:0.0.0.0:7000', 'admin': true,"
+        "                                 'insecure': true},"
+        "            {'address': 'unix:/tmp/b.sock', 'admin': false, 'mode': '0600',"
+        "             'peer_uids': [0, 1000], 'peer_gids': [5]},"
+        "            {'address': 'http:127.0.0.1:7380', 'ops': ['stats']}],"
         " 'store': {'type': 'redis', 'url': 'redis://10.1.2.3:6390/3', 'max_keys': 5000,"
         "   'username': 'u', 'password': 'pw', 'connect_timeout_ms': 300,"
         "   'command_timeout_ms': 40, 'key_prefix': 'app:', 'pool': 4, 'batch_max': 64},"
@@ -206,8 +211,14 @@ START_TEST(test_every_documented_field) {
         "  'y': {'rates': [{'algorithm': 'sliding_window_counter', 'limit': 2, 'period': '1m'},"
         "                  {'algorithm': 'token_bucket', 'limit': 6, 'period': '1h', 'burst': 2}],"
         "        'on_store_error': 'allow', 'mode': 'shadow'}}}"));
-    ck_assert_uint_eq(c->listener_count, 3);
+    ck_assert_uint_eq(c->listener_count, 4);
     ck_assert_int_eq(c->listeners[0].mode, 0660);
+    ck_assert_int_eq(c->listeners[1].insecure, 1);
+    ck_assert_uint_eq(c->listeners[2].peer_uid_count, 2);
+    ck_assert_uint_eq(c->listeners[2].peer_uids[1], 1000);
+    ck_assert_uint_eq(c->listeners[2].peer_gid_count, 1);
+    ck_assert_uint_eq(c->listeners[2].peer_gids[0], 5);
+    ck_assert_uint_eq(c->listeners[3].perms, RL_PERM_STATS);
     ck_assert_int_eq(c->listeners[1].kind, RL_LISTEN_TCP);
     ck_assert_str_eq(c->listeners[1].host, "0.0.0.0");
     ck_assert_int_eq(c->listeners[1].admin, 1);
@@ -835,6 +846,48 @@ START_TEST(test_windows_fit_u32_ms) {
 }
 END_TEST
 
+/* A sliding log keeps up to `limit` entries per key; above RL_SLIDING_LOG_MAX_LIMIT the
+ * config says to use the counter, for a policy's rate, each of its rates, an override. */
+START_TEST(test_sliding_log_limit_has_a_maximum) {
+    rl_config *c = ACCEPTED(parse_policies(
+        "'a':{'algorithm':'sliding_window_log','limit':10000,'period':'1h'},"
+        "'b':{'algorithm':'sliding_window_counter','limit':20000,'period':'1h'}"));
+    ck_assert_uint_eq(c->policies[0].limits.rates[0].limit, RL_SLIDING_LOG_MAX_LIMIT);
+    rl_config_free(c);
+    REFUSED(parse_policies("'login':{'algorithm':'sliding_window_log','limit':20000,"
+                           "'period':'15m'}"),
+            "policies.login.limit: 20000 is above the sliding_window_log maximum 10000; use "
+            "sliding_window_counter for large limits");
+    REFUSED(parse_policies("'m':{'algorithm':'fixed_window','rates':[{'limit':5,'period':'1s'},"
+                           "{'algorithm':'sliding_window_log','limit':10001,'period':'1h'}]}"),
+            "policies.m.rates[1].limit: 10001 is above", "sliding_window_counter");
+    REFUSED(parse_policies("'login':{'algorithm':'sliding_window_log','limit':5,'period':'15m',"
+                           "'overrides':{'partner':{'limit':50000}}}"),
+            "policies.login.overrides.partner.limit: 50000 is above", "sliding_window_counter");
+    REFUSED(parse_policies("'m':{'algorithm':'sliding_window_log','rates':[{'limit':5,"
+                           "'period':'1s'}],'overrides':{'x':{'rates':[{'limit':10001,"
+                           "'period':'1h'}]}}}"),
+            "policies.m.overrides.x.rates[0].limit", "sliding_window_counter");
+    /* An override switching to another algorithm may go above it. */
+    c = ACCEPTED(parse_policies("'login':{'algorithm':'sliding_window_log','limit':5,"
+                                "'period':'15m','overrides':{'big':{'algorithm':"
+                                "'sliding_window_counter','limit':50000}}}"));
+    rl_config_free(c);
+}
+END_TEST
+
+/* The Redis store refuses a key_prefix with hash-tag braces; the parser (and so
+ * rlimitd --check-config) says so first. */
+START_TEST(test_key_prefix_without_hash_tags) {
+    REFUSED(parse_store("'type':'redis','url':'redis://h','key_prefix':'app{1}:'"),
+            "store.key_prefix", "must not hold { or }");
+    REFUSED(parse_store("'type':'redis','url':'redis://h','key_prefix':'}'"), "store.key_prefix");
+    rl_config *c = ACCEPTED(parse_store("'type':'redis','url':'redis://h','key_prefix':'a:b-c_'"));
+    ck_assert_str_eq(c->store.key_prefix, "a:b-c_");
+    rl_config_free(c);
+}
+END_TEST
+
 /* ---- redis ---- */
 
 START_TEST(test_redis_urls) {
@@ -1002,6 +1055,189 @@ START_TEST(test_listener_addresses) {
 }
 END_TEST
 
+/* ---- who may use a listener ---- */
+
+START_TEST(test_listener_default_operations) {
+    rl_config *c = ACCEPTED(parse_listen("'unix:/tmp/a', {'address':'unix:/tmp/b','admin':false},"
+                                         "'tcp:127.0.0.1:1', 'http:127.0.0.1:2',"
+                                         "{'address':'tcp:[::1]:3','admin':true}"));
+    const rl_listener_conf *l = c->listeners;
+    ck_assert_uint_eq(l[0].perms, RL_PERM_ALL);
+    ck_assert_uint_eq(l[1].perms, RL_PERM_DEFAULT_BINARY);
+    ck_assert_uint_eq(l[2].perms, RL_PERM_DEFAULT_BINARY);
+    ck_assert_uint_eq(l[3].perms, RL_PERM_CHECK | RL_PERM_STATS);
+    ck_assert_uint_eq(l[4].perms, RL_PERM_ALL);
+    /* the non-admin default: no refund, reset, top or reload */
+    ck_assert_uint_eq(RL_PERM_DEFAULT_BINARY & (RL_PERM_REFUND | RL_PERM_RESET | RL_PERM_TOP |
+                                                RL_PERM_RELOAD),
+                      0);
+    ck_assert_ptr_null(l[0].token);
+    ck_assert_ptr_null(l[0].peer_uids);
+    rl_config_free(c);
+}
+END_TEST
+
+START_TEST(test_listener_ops) {
+    rl_config *c = ACCEPTED(parse_listen(
+        "{'address':'tcp:127.0.0.1:1','ops':['check','refund','ping']},"
+        "{'address':'unix:/tmp/a','ops':['peek']},"
+        "{'address':'unix:/tmp/b','admin':false,'ops':['reset','reload']},"
+        "{'address':'tcp:127.0.0.1:2','ops':['check','peek','multi_check','charge','refund',"
+        "  'reset','policies','stats','top','reload']},"
+        "{'address':'http:127.0.0.1:3','ops':['stats']}, {'address':'unix:/tmp/c','ops':[]}"));
+    const rl_listener_conf *l = c->listeners;
+    ck_assert_uint_eq(l[0].perms, RL_PERM_CHECK | RL_PERM_REFUND);
+    ck_assert_int_eq(l[0].admin, 0);
+    ck_assert_uint_eq(l[1].perms, RL_PERM_PEEK); /* replaces the unix admin default */
+    ck_assert_int_eq(l[1].admin, 0);
+    ck_assert_uint_eq(l[2].perms, RL_PERM_RESET | RL_PERM_RELOAD);
+    ck_assert_uint_eq(l[3].perms, RL_PERM_ALL);
+    ck_assert_int_eq(l[3].admin, 1);
+    ck_assert_uint_eq(l[4].perms, RL_PERM_STATS);
+    ck_assert_uint_eq(l[5].perms, 0); /* PING and AUTH only */
+    rl_config_free(c);
+    ck_assert_str_eq(rl_perm_name(RL_PERM_REFUND), "refund");
+    ck_assert_ptr_null(rl_perm_name(RL_PERM_AUTHENTICATED));
+
+    REFUSED(parse_listen("{'address':'unix:/a','ops':['check','bogus']}"), "listen[0].ops[1]",
+            "\"refund\"");
+    REFUSED(parse_listen("{'address':'unix:/a','ops':'check'}"), "listen[0].ops");
+    REFUSED(parse_listen("{'address':'unix:/a','ops':[5]}"), "listen[0].ops[0]");
+    REFUSED(parse_listen("'unix:/a', {'address':'http:127.0.0.1:1','ops':['check','top']}"),
+            "listen[1].ops[1]", "HTTP");
+    REFUSED(parse_listen("{'address':'unix:/a','admin':true,'ops':['check']}"), "listen[0].ops");
+}
+END_TEST
+
+START_TEST(test_listener_peers) {
+    rl_config *c = ACCEPTED(
+        parse_listen("{'address':'unix:/tmp/a','peer_uids':[0,4294967294]},"
+                     "{'address':'unix:/tmp/b','peer_gids':[100]}, 'unix:/tmp/c'"));
+    const rl_listener_conf *l = c->listeners;
+    ck_assert_int_eq(rl_listener_peer_allowed(&l[0], 0, 7), 1);
+    ck_assert_int_eq(rl_listener_peer_allowed(&l[0], 4294967294u, 7), 1);
+    ck_assert_int_eq(rl_listener_peer_allowed(&l[0], 1000, 0), 0); /* gid 0 not listed */
+    ck_assert_int_eq(rl_listener_peer_allowed(&l[1], 1000, 100), 1);
+    ck_assert_int_eq(rl_listener_peer_allowed(&l[1], 100, 1000), 0);
+    ck_assert_int_eq(rl_listener_peer_allowed(&l[2], 12345, 12345), 1); /* no lists: anyone */
+    rl_listener_conf *copy = rl_listener_trust_dup(&l[0]);
+    ck_assert_ptr_nonnull(copy);
+    ck_assert_int_eq(rl_listener_trust_same(copy, &l[0]), 1);
+    ck_assert_int_eq(rl_listener_trust_same(copy, &l[1]), 0);
+    rl_listener_trust_release(copy);
+    rl_config_free(c);
+
+    REFUSED(parse_listen("{'address':'tcp:127.0.0.1:1','peer_uids':[0]}"), "listen[0].peer_uids",
+            "unix");
+    REFUSED(parse_listen("{'address':'http:127.0.0.1:1','peer_gids':[0]}"), "listen[0].peer_gids");
+    REFUSED(parse_listen("{'address':'unix:/a','peer_uids':[]}"), "listen[0].peer_uids");
+    REFUSED(parse_listen("{'address':'unix:/a','peer_uids':0}"), "listen[0].peer_uids");
+    REFUSED(parse_listen("{'address':'unix:/a','peer_gids':[1,'root']}"), "listen[0].peer_gids[1]");
+    REFUSED(parse_listen("{'address':'unix:/a','peer_uids':[-1]}"), "listen[0].peer_uids[0]");
+    REFUSED(parse_listen("{'address':'unix:/a','peer_uids':[4294967295]}"),
+            "listen[0].peer_uids[0]");
+}
+END_TEST
+
+static char token_dir[64];
+
+/* Writes content to token_dir/name with mode; returns the path (static buffer). */
+static const char *token_file(const char *name, const char *content, int mode) {
+    static char path[128];
+    if (!token_dir[0]) {
+        snprintf(token_dir, sizeof(token_dir), "/tmp/rl-test-token-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(token_dir));
+    }
+    snprintf(path, sizeof(path), "%s/%s", token_dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(content, f);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, (mode_t)mode), 0);
+    return path;
+}
+
+/* Parses a listener with the token file at path. */
+static rl_config *parse_token_listener(const char *address, const char *path) {
+    char listen[512];
+    snprintf(listen, sizeof(listen), "{'address':'%s','token_file':'%s'}", address, path);
+    return parse_listen(listen);
+}
+
+START_TEST(test_listener_token_file) {
+    rl_config *c = ACCEPTED(parse_token_listener(
+        "tcp:0.0.0.0:1", token_file("good", "0123456789abcdef0123\n", 0600)));
+    ck_assert_uint_eq(c->listeners[0].token_len, 20);
+    ck_assert_int_eq(memcmp(c->listeners[0].token, "0123456789abcdef0123", 20), 0);
+    ck_assert_uint_eq(c->listeners[0].perms, RL_PERM_DEFAULT_BINARY);
+    rl_config_free(c);
+    c = ACCEPTED(parse_token_listener("http:[::]:1", token_file("crlf", "abcdefghijklmnop\r\n",
+                                                                 0400)));
+    ck_assert_uint_eq(c->listeners[0].token_len, 16);
+    rl_config_free(c);
+
+    REFUSED(parse_token_listener("tcp:0.0.0.0:1", token_file("shared", "0123456789abcdef\n", 0644)),
+            "listen[0].token_file", "/shared", "mode 0644");
+    REFUSED(parse_token_listener("tcp:0.0.0.0:1", token_file("group", "0123456789abcdef", 0640)),
+            "listen[0].token_file", "mode 0640");
+    REFUSED(parse_token_listener("tcp:0.0.0.0:1", token_file("short", "0123456789abcde\n", 0600)),
+            "listen[0].token_file", "/short", "16..1024");
+    REFUSED(parse_token_listener("tcp:0.0.0.0:1", token_file("empty", "\n", 0600)),
+            "listen[0].token_file", "empty");
+    char big[1100];
+    memset(big, 'x', 1025);
+    big[1025] = '\0';
+    REFUSED(parse_token_listener("tcp:0.0.0.0:1", token_file("long", big, 0600)),
+            "listen[0].token_file", "too long");
+    REFUSED(parse_token_listener("tcp:0.0.0.0:1", "/nonexistent/rl-token"), "listen[0].token_file",
+            "/nonexistent/rl-token", "No such file");
+    REFUSED(parse_token_listener("tcp:0.0.0.0:1", "/tmp"), "listen[0].token_file",
+            "not a regular file");
+    REFUSED(parse_token_listener("unix:/tmp/a", token_file("unix", "0123456789abcdef\n", 0600)),
+            "listen[0].token_file", "unix");
+    REFUSED(parse_listen("{'address':'tcp:0.0.0.0:1','token_file':5}"), "listen[0].token_file");
+    static const char *const names[] = {"good", "crlf", "shared", "group", "short",
+                                        "empty", "long", "unix"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/%s", token_dir, names[i]);
+        ck_assert_int_eq(unlink(path), 0);
+    }
+    ck_assert_int_eq(rmdir(token_dir), 0);
+}
+END_TEST
+
+START_TEST(test_non_loopback_needs_a_token) {
+    static const char *const exposed[] = {"'tcp:0.0.0.0:1'", "'http:0.0.0.0:1'",
+                                          "'tcp:[::]:1'", "'tcp:10.0.0.1:1'",
+                                          "'tcp:example.com:1'", "{'address':'tcp:0.0.0.0:1'}",
+                                          "{'address':'tcp:0.0.0.0:1','insecure':false}",
+                                          "{'address':'tcp:192.168.1.1:1','admin':true}"};
+    for (size_t i = 0; i < sizeof(exposed) / sizeof(exposed[0]); i++)
+        REFUSED(parse_listen(exposed[i]), "listen[0]", "token_file", "insecure");
+    rl_config *c = ACCEPTED(parse_listen(
+        "{'address':'tcp:0.0.0.0:1','insecure':true}, {'address':'http:[::]:2','insecure':true},"
+        "'tcp:127.0.0.1:3', 'tcp:127.255.0.9:4', 'tcp:[::1]:5', 'tcp:localhost:6',"
+        "'http:[::ffff:127.0.0.1]:7'"));
+    ck_assert_int_eq(c->listeners[0].insecure, 1);
+    ck_assert_int_eq(c->listeners[2].insecure, 0);
+    rl_config_free(c);
+    REFUSED(parse_listen("{'address':'tcp:0.0.0.0:1','insecure':'yes'}"), "listen[0].insecure");
+    REFUSED(parse_listen("{'address':'unix:/a','insecure':true}"), "listen[0].insecure");
+}
+END_TEST
+
+START_TEST(test_token_compare) {
+    ck_assert_int_eq(rl_token_equal("0123456789abcdef", 16, "0123456789abcdef", 16), 1);
+    ck_assert_int_eq(rl_token_equal("0123456789abcdef", 16, "0123456789abcdeX", 16), 0);
+    ck_assert_int_eq(rl_token_equal("0123456789abcdef", 16, "0123456789abcde", 15), 0);
+    ck_assert_int_eq(rl_token_equal("0123456789abcdef", 16, "0123456789abcdef0", 17), 0);
+    ck_assert_int_eq(rl_token_equal("0123456789abcdef", 16, "", 0), 0);
+    /* a NUL byte in the given token is compared like any other */
+    ck_assert_int_eq(rl_token_equal("0123456789abcdef", 16, "0123456789abcde\0", 16), 0);
+}
+END_TEST
+
 START_TEST(test_admin_on_http_is_refused) {
     REFUSED(parse_listen("'unix:/a', {'address':'http:127.0.0.1:7380','admin':true}"), "listen[1]",
             "HTTP");
@@ -1062,7 +1298,7 @@ END_TEST
 
 /* Errors after partial work free what was built (valgrind, ASan). */
 START_TEST(test_errors_late_in_the_file_free_everything) {
-    REFUSED(parse("{'listen': ['unix:/a', 'tcp:1.2.3.4:5'],"
+    REFUSED(parse("{'listen': ['unix:/a', 'tcp:127.0.0.1:5'],"
                   " 'store': {'type': 'redis', 'url': 'redis://u:p@h:1/2', 'key_prefix': 'k'},"
                   " 'denial_log': {'path': '/x'},"
                   " 'policies': {'a': {'algorithm': 'gcra', 'limit': 1, 'period': '1s',"
@@ -1070,8 +1306,11 @@ START_TEST(test_errors_late_in_the_file_free_everything) {
                   "  'b': {'algorithm': 'gcra', 'limit': 1, 'period': '1s',"
                   "   'overrides': {'o': {'limit': 3}, 'p': {'limit': 0}}}}}"),
             "policies.b.overrides.p.limit");
-    REFUSED(parse("{'listen': ['unix:/a', 'tcp:1.2.3.4:5', 'tcp:x'],'policies':{" P_OK "}}"),
+    REFUSED(parse("{'listen': ['unix:/a', 'tcp:127.0.0.1:5', 'tcp:x'],'policies':{" P_OK "}}"),
             "listen[2]");
+    REFUSED(parse("{'listen': [{'address':'unix:/a','peer_uids':[1],'peer_gids':[2]},"
+                  " {'address':'unix:/b','peer_uids':[1,'x']}],'policies':{" P_OK "}}"),
+            "listen[1].peer_uids[1]");
 }
 END_TEST
 
@@ -1102,9 +1341,17 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_large_keyset);
     tcase_add_test(tc, test_fingerprints);
     tcase_add_test(tc, test_windows_fit_u32_ms);
+    tcase_add_test(tc, test_sliding_log_limit_has_a_maximum);
+    tcase_add_test(tc, test_key_prefix_without_hash_tags);
     tcase_add_test(tc, test_redis_urls);
     tcase_add_test(tc, test_listener_addresses);
     tcase_add_test(tc, test_admin_on_http_is_refused);
+    tcase_add_test(tc, test_listener_default_operations);
+    tcase_add_test(tc, test_listener_ops);
+    tcase_add_test(tc, test_listener_peers);
+    tcase_add_test(tc, test_listener_token_file);
+    tcase_add_test(tc, test_non_loopback_needs_a_token);
+    tcase_add_test(tc, test_token_compare);
     tcase_add_test(tc, test_allocation_failure_memory_config);
     tcase_add_test(tc, test_allocation_failure_redis_config);
     tcase_add_test(tc, test_errors_late_in_the_file_free_everything);

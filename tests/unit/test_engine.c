@@ -107,11 +107,30 @@ static void on_reply(void *arg, const rl_response *resp) {
     }
 }
 
+/* The permissions of an authenticated connection: on an admin listener, or (admin 0) on
+   one that allows every operation but RESET and RELOAD. */
+#define PUBLIC_PERMS ((RL_PERM_ALL & ~(RL_PERM_RESET | RL_PERM_RELOAD)) | RL_PERM_AUTHENTICATED)
+
+static uint32_t perms_of(int admin) {
+    return admin ? RL_PERM_ALL | RL_PERM_AUTHENTICATED : PUBLIC_PERMS;
+}
+
+/* Sends req to the engine with perms; asserts one reply, with req's id and opcode. */
+static rl_response send_with(rl_request *req, uint32_t perms) {
+    req->id = next_id++;
+    box.calls = 0;
+    rl_engine_handle(engine, req, perms, on_reply, &box);
+    ck_assert_msg(box.calls == 1, "opcode 0x%02x: %d replies", req->opcode, box.calls);
+    ck_assert_uint_eq(box.resp.id, req->id);
+    ck_assert_uint_eq(box.resp.opcode, req->opcode);
+    return box.resp;
+}
+
 /* Sends req to the engine; asserts one reply, with req's id and opcode. */
 static rl_response send_request(rl_request *req, int admin) {
     req->id = next_id++;
     box.calls = 0;
-    rl_engine_handle(engine, req, admin, on_reply, &box);
+    rl_engine_handle(engine, req, perms_of(admin), on_reply, &box);
     ck_assert_msg(box.calls == 1, "opcode 0x%02x: %d replies", req->opcode, box.calls);
     ck_assert_uint_eq(box.resp.id, req->id);
     ck_assert_uint_eq(box.resp.opcode, req->opcode);
@@ -299,7 +318,7 @@ START_TEST(test_validation_errors) {
 END_TEST
 
 START_TEST(test_unknown_opcodes) {
-    static const uint8_t undefined[] = {0x00, 0x07, 0x0f, 0x10, 0x11, 0x1f,
+    static const uint8_t undefined[] = {0x00, 0x08, 0x0f, 0x10, 0x11, 0x1f,
                                         0x24, 0x3f, 0x40, 0x7f, 0xff};
     for (size_t i = 0; i < sizeof(undefined); i++) {
         for (int admin = 0; admin < 2; admin++) {
@@ -880,7 +899,7 @@ START_TEST(test_allocation_failure_answers_internal) {
     req.items[0] = item("log5", "k", 1);
     rl_alloc_fail_after(0);
     box.calls = 0;
-    rl_engine_handle(engine, &req, 0, on_reply, &box);
+    rl_engine_handle(engine, &req, PUBLIC_PERMS, on_reply, &box);
     rl_alloc_fail_after(-1);
     ck_assert_int_eq(box.calls, 1);
     assert_error(box.resp.result, RL_ST_INTERNAL);
@@ -889,7 +908,7 @@ START_TEST(test_allocation_failure_answers_internal) {
     req.items[0] = item("log5", "new", 1);
     rl_alloc_fail_after(0);
     box.calls = 0;
-    rl_engine_handle(engine, &req, 0, on_reply, &box);
+    rl_engine_handle(engine, &req, PUBLIC_PERMS, on_reply, &box);
     rl_alloc_fail_after(-1);
     ck_assert_int_eq(box.calls, 1);
     assert_error(box.resp.result, RL_ST_INTERNAL);
@@ -905,7 +924,7 @@ START_TEST(test_allocation_failure_answers_internal) {
         mreq.items[2] = item("tb", k1, 1);
         rl_alloc_fail_after(n);
         box.calls = 0;
-        rl_engine_handle(engine, &mreq, 0, on_reply, &box);
+        rl_engine_handle(engine, &mreq, PUBLIC_PERMS, on_reply, &box);
         rl_alloc_fail_after(-1);
         ck_assert_int_eq(box.calls, 1);
         rl_status st = box.resp.result.status;
@@ -1063,7 +1082,7 @@ START_TEST(test_fallback_allocation_failure) {
         req.items[1] = item("open", key, 1);
         rl_alloc_fail_after(n);
         box.calls = 0;
-        rl_engine_handle(engine, &req, 0, on_reply, &box);
+        rl_engine_handle(engine, &req, PUBLIC_PERMS, on_reply, &box);
         rl_alloc_fail_after(-1);
         ck_assert_int_eq(box.calls, 1);
         rl_status st = box.resp.result.status;
@@ -1101,12 +1120,67 @@ START_TEST(test_top_lists_denied_keys) {
 }
 END_TEST
 
+/* ---- permissions ---- */
+
+static rl_response with_perms(uint8_t opcode, const char *key, int64_t cost, uint32_t perms) {
+    rl_request req = {.opcode = opcode, .item_count = 1};
+    req.items[0] = item("tb", key, cost);
+    return send_with(&req, perms);
+}
+
+START_TEST(test_each_opcode_needs_its_operation) {
+    uint32_t authed = RL_PERM_AUTHENTICATED;
+    uint32_t def = RL_PERM_DEFAULT_BINARY | authed;
+    /* the default of a non-admin listener: no refund, no reset, no top, no reload */
+    ck_assert_int_eq(with_perms(RL_OP_CHECK, "p", 1, def).result.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(with_perms(RL_OP_ADJUST, "p", 3, def).result.status, RL_ST_ALLOWED);
+    assert_error(with_perms(RL_OP_ADJUST, "p", -3, def).result, RL_ST_NOT_PERMITTED);
+    assert_error(with_perms(RL_OP_RESET, "p", 0, def).result, RL_ST_NOT_PERMITTED);
+    assert_error(with_perms(RL_OP_TOP, "", 0, def).result, RL_ST_NOT_PERMITTED);
+    rl_request reload = {.opcode = RL_OP_RELOAD};
+    assert_error(send_with(&reload, def).result, RL_ST_NOT_PERMITTED);
+    /* one operation alone allows exactly its opcode */
+    assert_allowed(with_perms(RL_OP_ADJUST, "p", -1, RL_PERM_REFUND | authed).result, 20, 17);
+    assert_error(with_perms(RL_OP_ADJUST, "p", 1, RL_PERM_REFUND | authed).result,
+                 RL_ST_NOT_PERMITTED);
+    assert_error(with_perms(RL_OP_CHECK, "p", 1, RL_PERM_REFUND | authed).result,
+                 RL_ST_NOT_PERMITTED);
+    /* nothing counted for a refused request */
+    assert_allowed(with_perms(RL_OP_PEEK, "p", 1, def).result, 20, 16); /* (after the peek) */
+}
+END_TEST
+
+START_TEST(test_unauthenticated_gets_ping_and_auth_only) {
+    uint32_t perms = RL_PERM_ALL; /* without RL_PERM_AUTHENTICATED */
+    rl_request ping = {.opcode = RL_OP_PING};
+    assert_error(send_with(&ping, perms).result, RL_ST_OK);
+    assert_error(with_perms(RL_OP_CHECK, "u", 1, perms).result, RL_ST_AUTH_REQUIRED);
+    rl_request stats = {.opcode = RL_OP_STATS};
+    rl_response r = send_with(&stats, perms);
+    ck_assert_int_eq(r.result.status, RL_ST_AUTH_REQUIRED);
+    /* AUTH: the server says whether the token matched */
+    assert_error(with_perms(RL_OP_AUTH, "token", 0, perms).result, RL_ST_AUTH_FAILED);
+    assert_error(with_perms(RL_OP_AUTH, "token", 0, perms | RL_PERM_AUTHENTICATED).result,
+                 RL_ST_OK);
+    r = send_with(&stats, perms | RL_PERM_AUTHENTICATED);
+    ck_assert_int_eq(r.result.status, RL_ST_OK);
+    json_t *doc = json_loads(box.text, 0, NULL);
+    ck_assert_ptr_nonnull(doc);
+    ck_assert_int_eq(counter(doc, "auth_failures"), 1);
+    ck_assert_int_eq(counter(doc, "refused_peers"), 0);
+    json_decref(doc);
+    ck_assert_int_eq(peek("tb", "u", 1).remaining, 19); /* the refused CHECK took nothing */
+}
+END_TEST
+
 static Suite *engine_suite(void) {
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("engine");
     tcase_set_timeout(tc, 60);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_ping);
+    tcase_add_test(tc, test_each_opcode_needs_its_operation);
+    tcase_add_test(tc, test_unauthenticated_gets_ping_and_auth_only);
     tcase_add_test(tc, test_check_exact_counts);
     tcase_add_test(tc, test_validation_errors);
     tcase_add_test(tc, test_unknown_opcodes);
