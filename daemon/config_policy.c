@@ -90,6 +90,19 @@ static int check_wire_figures(rl_conf_ctx *ctx, const rl_rate *rate, const char 
     return 0;
 }
 
+// Fails if a sliding_window_log rate's limit is above RL_SLIDING_LOG_MAX_LIMIT: a log
+// keeps up to `limit` entries per key, and a denied request may walk all of them.
+static int check_log_limit(rl_conf_ctx *ctx, const rl_rate *rate, const char *path) {
+    char sub[512];
+    if (rate->algorithm != RL_ALGO_SLIDING_LOG || rate->limit <= RL_SLIDING_LOG_MAX_LIMIT)
+        return 0;
+    rl_conf_path(sub, sizeof(sub), path, "limit");
+    return rl_conf_fail(ctx, sub,
+                        "%llu is above the sliding_window_log maximum %d; use "
+                        "sliding_window_counter for large limits",
+                        (unsigned long long)rate->limit, RL_SLIDING_LOG_MAX_LIMIT);
+}
+
 // Turns a complete raw rate into a rate, applying defaults and checking that its
 // figures fit the wire.
 static int resolve_rate(rl_conf_ctx *ctx, const raw_rate *raw, const char *path, rl_rate *rate) {
@@ -106,6 +119,8 @@ static int resolve_rate(rl_conf_ctx *ctx, const raw_rate *raw, const char *path,
     if (raw->burst && !is_bucket(raw->algorithm))
         return rl_conf_fail(ctx, path, "\"burst\" applies only to token_bucket and gcra");
     rate->burst = raw->burst ? raw->burst : rate->algorithm == RL_ALGO_GCRA ? 1 : raw->limit;
+    if (check_log_limit(ctx, rate, path) != 0)
+        return -1;
     return check_wire_figures(ctx, rate, path);
 }
 

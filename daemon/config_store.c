@@ -169,6 +169,9 @@ static int parse_redis_strings(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
         return -1;
     if (prefix && strlen(s->key_prefix) > 64)
         return rl_conf_fail(ctx, "store.key_prefix", "at most 64 bytes");
+    if (strpbrk(s->key_prefix, "{}"))
+        return rl_conf_fail(ctx, "store.key_prefix",
+                            "\"%s\" must not hold { or } (hash tags)", s->key_prefix);
     return 0;
 }
 
