@@ -73,12 +73,25 @@ static void copy_names(rl_redis_item *copy, const rl_store_item *it, const char 
     *at = p;
 }
 
+static int is_log(const rl_rate *rate) {
+    return rate->algorithm == RL_ALGO_SLIDING_LOG;
+}
+
+// Returns 1 if one of the rates is a sliding log (whose companion key is the longest).
+static int has_log(const rl_limits *limits) {
+    for (size_t r = 0; r < limits->rate_count; r++)
+        if (is_log(&limits->rates[r]))
+            return 1;
+    return 0;
+}
+
 rl_redis_request *rl_redis_request_new(rl_store_op op, const rl_store_item *items, size_t n,
                                        const char *prefix, size_t prefix_len, rl_status *status) {
     size_t bytes = sizeof(rl_redis_request) + n * sizeof(rl_redis_item);
     for (size_t i = 0; i < n; i++) {
         size_t rlen = rkey_len(&items[i], prefix_len);
-        if (rlen + 1 > RL_REDIS_MAX_KEY) { /* + the rate index digit */
+        /* + the rate index digit, and a log's companion mark */
+        if (rlen + 1 + (size_t)has_log(items[i].limits) > RL_REDIS_MAX_KEY) {
             *status = RL_ST_KEY_TOO_LONG;
             return NULL;
         }
@@ -217,6 +230,14 @@ static uint32_t find_set(call_plan *plan, const rl_limits *limits) {
     return (uint32_t)plan->set_count++;
 }
 
+// Returns the Redis keys of an item: one per rate, two for a sliding log.
+static size_t item_keys(const rl_limits *limits) {
+    size_t keys = limits->rate_count;
+    for (size_t r = 0; r < limits->rate_count; r++)
+        keys += (size_t)is_log(&limits->rates[r]);
+    return keys;
+}
+
 static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t count) {
     size_t items = 0;
     for (size_t q = 0; q < count; q++)
@@ -233,7 +254,7 @@ static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t coun
         plan->arg_count += (plan->compact ? 0 : 2) + 2 * (size_t)reqs[q]->count;
         for (size_t k = 0; k < reqs[q]->count; k++) {
             plan->set_of[i++] = find_set(plan, &reqs[q]->items[k].limits);
-            plan->key_count += reqs[q]->items[k].limits.rate_count;
+            plan->key_count += item_keys(&reqs[q]->items[k].limits);
         }
     }
     return RL_OK;
@@ -248,11 +269,13 @@ static int put_keys(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t 
     for (size_t q = 0; q < count; q++) {
         for (size_t k = 0; k < reqs[q]->count; k++) {
             const rl_redis_item *it = &reqs[q]->items[k];
-            if (reserve(buf, it->limits.rate_count * (it->rkey_len + 32)) != RL_OK)
+            if (reserve(buf, item_keys(&it->limits) * (it->rkey_len + 32)) != RL_OK)
                 return RL_ERR;
             for (uint8_t r = 0; r < it->limits.rate_count; r++) {
-                char digit = (char)('0' + r);
-                put_bulk2(buf, it->rkey, it->rkey_len, &digit, 1);
+                char suffix[2] = {(char)('0' + r), RL_REDIS_COMPANION_MARK};
+                put_bulk2(buf, it->rkey, it->rkey_len, suffix, 1);
+                if (is_log(&it->limits.rates[r]))
+                    put_bulk2(buf, it->rkey, it->rkey_len, suffix, 2);
             }
         }
     }
@@ -326,11 +349,40 @@ static size_t expected_elements(rl_redis_request *const *reqs, size_t count, int
     return n;
 }
 
-// Returns 1 if the verdict fields at e look like the script's: allowed 0 or 1,
-// remaining not negative, no retry time when allowed.
+// Returns 1 if the verdict fields at e look like the script's: allowed 0 or 1 (plus
+// RL_REDIS_CAPPED), remaining not negative, no retry time when allowed.
 static int verdict_sane(redisReply *const *e) {
-    return (e[0]->integer == 0 || e[0]->integer == 1) && e[1]->integer >= 0 &&
-           (e[0]->integer == 0 || e[3]->integer == 0);
+    return e[0]->integer >= 0 && e[0]->integer <= (1 | RL_REDIS_CAPPED) && e[1]->integer >= 0 &&
+           ((e[0]->integer & 1) == 0 || e[3]->integer == 0);
+}
+
+// Returns 1 if element e is an integer, or (where the script may put a failed batch's
+// error) a string.
+static int element_ok(const redisReply *e, int may_fail) {
+    return e->type == REDIS_REPLY_INTEGER || (may_fail && e->type == REDIS_REPLY_STRING);
+}
+
+// Returns 1 if every element of the reply is an integer, but for the error text a failed
+// batch has in place of its status (general form) or its first field (compact form).
+static int elements_ok(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
+                       int compact) {
+    if (!element_ok(reply->element[0], 0))
+        return 0;
+    size_t at = 1;
+    for (size_t q = 0; q < count; q++) {
+        size_t fields = compact ? RL_REDIS_COMPACT_FIELDS : 1;
+        for (size_t k = 0; k < reqs[q]->count && !compact; k++)
+            fields += RL_REDIS_VERDICT_FIELDS * (size_t)reqs[q]->items[k].limits.rate_count;
+        for (size_t i = 0; i < fields; i++)
+            if (!element_ok(reply->element[at + i], i == 0))
+                return 0;
+        at += fields;
+    }
+    return 1;
+}
+
+static int failed(const redisReply *e) {
+    return e->type == REDIS_REPLY_STRING;
 }
 
 static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
@@ -343,15 +395,15 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
         *errstr = "the script's reply has the wrong number of elements";
         return RL_ERR;
     }
-    for (size_t i = 0; i < reply->elements; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
-            *errstr = "the script's reply holds a non-integer";
-            return RL_ERR;
-        }
+    if (!elements_ok(reply, reqs, count, compact)) {
+        *errstr = "the script's reply holds a non-integer";
+        return RL_ERR;
     }
     if (compact) {
         for (size_t at = 1; at < reply->elements; at += RL_REDIS_COMPACT_FIELDS) {
             redisReply *const *e = &reply->element[at];
+            if (failed(e[0]))
+                continue;
             if (e[0]->integer < 0 || ((e[0]->integer & 1) && e[2]->integer != 0)) {
                 *errstr = "the script's reply holds an impossible verdict";
                 return RL_ERR;
@@ -361,7 +413,8 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
     }
     size_t at = 1;
     for (size_t q = 0; q < count; q++) {
-        int refused = reply->element[at++]->integer != 0; /* its verdicts are not read */
+        const redisReply *st = reply->element[at++];
+        int refused = failed(st) || st->integer != 0; /* its verdicts are not read */
         for (size_t k = 0; k < reqs[q]->count; k++) {
             for (size_t r = 0; r < reqs[q]->items[k].limits.rate_count; r++) {
                 if (!refused && !verdict_sane(&reply->element[at])) {
@@ -375,34 +428,39 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
     return RL_OK;
 }
 
-// Reads one rate's verdict; limit and window are the rate's own.
-static void read_verdict(redisReply *const *e, const rl_rate *rate, rl_verdict *v) {
-    v->allowed = e[0]->integer != 0;
+// Reads one rate's verdict; limit and window are the rate's own. Returns 1 if an
+// ADJUST's charge was capped.
+static int read_verdict(redisReply *const *e, const rl_rate *rate, rl_verdict *v) {
+    v->allowed = (e[0]->integer & 1) != 0;
     v->limit = rl_rate_capacity(rate);
     v->remaining = (uint64_t)e[1]->integer;
     v->reset_after_us = e[2]->integer;
     v->retry_after_us = e[3]->integer;
     v->window_us = rl_rate_window_us(rate);
+    return (e[0]->integer & RL_REDIS_CAPPED) != 0;
 }
 
 // Reads one request's part of the reply from *at on; fills answer.
 static void read_request(const redisReply *reply, size_t *at, const rl_redis_request *req,
                          rl_store_answer *answer) {
-    long long status = reply->element[(*at)++]->integer;
-    int all = 1;
+    const redisReply *status = reply->element[(*at)++];
+    int all = 1, capped = 0;
     answer->count = req->count;
     for (size_t k = 0; k < req->count; k++) {
         rl_verdict *acc = &answer->verdicts[k];
         memset(acc, 0, sizeof(*acc));
         for (size_t r = 0; r < req->items[k].limits.rate_count; r++) {
             rl_verdict v;
-            read_verdict(&reply->element[*at], &req->items[k].limits.rates[r], &v);
+            capped |= read_verdict(&reply->element[*at], &req->items[k].limits.rates[r], &v);
             *at += RL_REDIS_VERDICT_FIELDS;
             rl_verdict_merge(acc, &v);
         }
         all &= acc->allowed;
     }
-    if (status != 0) {
+    if (failed(status)) {
+        answer->status = RL_ST_INTERNAL;
+        answer->errstr = status->str; /* a command failed inside the script */
+    } else if (status->integer != 0) {
         answer->status = RL_ST_INTERNAL;
         answer->errstr = "the script refused the batch";
     } else if (req->op == RL_STORE_RESET) {
@@ -410,6 +468,8 @@ static void read_request(const redisReply *reply, size_t *at, const rl_redis_req
     } else {
         answer->status = all ? RL_ST_ALLOWED : RL_ST_DENIED;
     }
+    if (capped && answer->status != RL_ST_INTERNAL)
+        answer->flags |= RL_FLAG_CAPPED;
 }
 
 // Reads a compact reply's verdict of req (one item, one rate) at e.
@@ -417,13 +477,19 @@ static void read_compact(redisReply *const *e, const rl_redis_request *req,
                          rl_store_answer *answer) {
     const rl_rate *rate = &req->items[0].limits.rates[0];
     rl_verdict *v = &answer->verdicts[0];
+    answer->count = 1;
+    if (failed(e[0])) {
+        memset(v, 0, sizeof(*v));
+        answer->status = RL_ST_INTERNAL;
+        answer->errstr = e[0]->str; /* its write failed inside the script */
+        return;
+    }
     v->allowed = (e[0]->integer & 1) != 0;
     v->limit = rl_rate_capacity(rate);
     v->remaining = (uint64_t)(e[0]->integer >> 1);
     v->reset_after_us = e[1]->integer;
     v->retry_after_us = e[2]->integer;
     v->window_us = rl_rate_window_us(rate);
-    answer->count = 1;
     answer->status = v->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
 }
 

@@ -32,6 +32,7 @@ typedef struct error_counts {
     uint64_t timeout;      /* no reply within command_timeout_ms */
     uint64_t disconnected; /* the connection was lost with the call in flight */
     uint64_t redis;        /* Redis answered the call with an error */
+    uint64_t item;         /* a command failed inside the script: that request only */
     uint64_t reply;        /* the reply was not what the script returns */
     uint64_t key_too_long; /* a Redis key over RL_REDIS_MAX_KEY */
     uint64_t internal;     /* out of memory */
@@ -236,6 +237,11 @@ static void on_answer(void *arg, rl_redis_request *req, rl_store_answer *ans) {
     redis_store *s = c->store;
     if (req->answered)
         return; /* answered at its deadline already */
+    if (ans->status == RL_ST_INTERNAL) {
+        s->errors.item++;
+        log_limited(s, "a request failed inside the script (the others of its call were "
+                       "answered): %s", ans->errstr ? ans->errstr : "?");
+    }
     if (s->cache && req->op == RL_STORE_CHECK && req->count == 1 && ans->status == RL_ST_DENIED)
         rl_redis_cache_insert(s->cache, &req->items[0], req->cache_stamp, c->sent_clock,
                               ans->now_us, &ans->verdicts[0]);
@@ -491,7 +497,7 @@ static int redis_stats_json(rl_store *store, char *buf, size_t len) {
         "\"in_flight\":%zu,\"noscript_retries\":%llu,\"connects\":%llu,\"reconnects\":%llu,"
         "\"connection_failures\":%llu,\"dead_connections\":%llu,\"forgets\":%llu,"
         "\"errors\":{\"down\":%llu,\"timeout\":%llu,\"disconnected\":%llu,\"redis\":%llu,"
-        "\"reply\":%llu,\"key_too_long\":%llu,\"internal\":%llu},"
+        "\"item\":%llu,\"reply\":%llu,\"key_too_long\":%llu,\"internal\":%llu},"
         "\"cache\":{\"enabled\":%s,\"hits\":%llu,\"inserts\":%llu,\"stale\":%llu,\"slots\":%zu},"
         "\"latency_us\":{\"count\":%llu,\"p50\":%lld,\"p99\":%lld,\"max\":%lld}}",
         rl_redis_pool_up(s->pool) ? "up" : "down", p.connections, p.ready,
@@ -501,7 +507,7 @@ static int redis_stats_json(rl_store *store, char *buf, size_t len) {
         (unsigned long long)p.reconnects, (unsigned long long)p.failures,
         (unsigned long long)p.dead, (unsigned long long)s->forgets, (unsigned long long)e->down,
         (unsigned long long)e->timeout, (unsigned long long)e->disconnected,
-        (unsigned long long)e->redis, (unsigned long long)e->reply,
+        (unsigned long long)e->redis, (unsigned long long)e->item, (unsigned long long)e->reply,
         (unsigned long long)e->key_too_long, (unsigned long long)e->internal,
         s->cache ? "true" : "false", (unsigned long long)c.hits, (unsigned long long)c.inserts,
         (unsigned long long)c.stale, c.slots, (unsigned long long)s->latency_count,

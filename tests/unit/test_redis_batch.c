@@ -103,9 +103,10 @@ START_TEST(a_call_carries_every_batch_with_shared_limit_sets) {
     const char sha[] = "0123456789abcdef0123456789abcdef01234567";
     ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 2, sha, 1234), RL_OK);
     redisReply *cmd = parse(buf.data, buf.len);
-    const char *const head[] = {"EVALSHA",    sha,          "4",         "rl:{p:x}:0",
-                                "rl:{q:y}:0", "rl:{q:y}:1", "rl:{p:z}:0"};
-    assert_args(cmd, 0, head, 7);
+    /* a sliding log has a second key, its companion: the same name and a mark */
+    const char *const head[] = {"EVALSHA",     sha,          "5",         "rl:{p:x}:0",
+                                "rl:{q:y}:0", "rl:{q:y}:0#", "rl:{q:y}:1", "rl:{p:z}:0"};
+    assert_args(cmd, 0, head, 8);
     const char *const argv[] = {"1234",                                  /* now */
                                 "2",                                     /* limit sets */
                                 "1",    "0",        "5", "1000000", "0", /* set 1 */
@@ -113,14 +114,14 @@ START_TEST(a_call_carries_every_batch_with_shared_limit_sets) {
                                 "7",    "60000000", "4", "2",                 /* batches */
                                 "0",    "2",        "1", "1",       "2", "2", /* CHECK x, y */
                                 "2",    "1",        "1", "-4"};               /* ADJUST z */
-    assert_args(cmd, 7, argv, sizeof(argv) / sizeof(argv[0]));
-    ck_assert_uint_eq(cmd->elements, 7 + sizeof(argv) / sizeof(argv[0]));
+    assert_args(cmd, 8, argv, sizeof(argv) / sizeof(argv[0]));
+    ck_assert_uint_eq(cmd->elements, 8 + sizeof(argv) / sizeof(argv[0]));
     freeReplyObject(cmd);
     ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 1, NULL, 0), RL_OK);
     cmd = parse(buf.data, buf.len);
     assert_arg(cmd, 0, "EVAL", 4);
     assert_arg(cmd, 1, rl_redis_script, rl_redis_script_len);
-    assert_arg(cmd, 2, "3", 1);
+    assert_arg(cmd, 2, "4", 1);
     freeReplyObject(cmd);
     rl_alloc_fail_after(0);
     ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 2, sha, 0), RL_ERR);
@@ -288,7 +289,9 @@ START_TEST(unexpected_replies_are_refused_whole) {
         "*0\r\n",
         "*7\r\n:1\r\n:0\r\n:1\r\n:4\r\n:0\r\n:0\r\n:1\r\n", /* too long */
         "*6\r\n:1\r\n:0\r\n:1\r\n$1\r\n4\r\n:0\r\n:0\r\n",  /* a string */
-        "*6\r\n:1\r\n:0\r\n:2\r\n:4\r\n:0\r\n:0\r\n",       /* allowed 2 */
+        "*6\r\n:1\r\n:0\r\n:4\r\n:4\r\n:0\r\n:0\r\n",       /* allowed 4 */
+        "*6\r\n:1\r\n:0\r\n$1\r\n1\r\n:4\r\n:0\r\n:0\r\n",  /* a string verdict */
+        "*6\r\n$1\r\n1\r\n:0\r\n:1\r\n:4\r\n:0\r\n:0\r\n",  /* a string now */
         "*6\r\n:1\r\n:0\r\n:1\r\n:-1\r\n:0\r\n:0\r\n",      /* remaining < 0 */
         "*6\r\n:1\r\n:0\r\n:1\r\n:4\r\n:0\r\n:7\r\n",       /* allowed, retry */
         "*6\r\n:1\r\n*1\r\n:0\r\n:1\r\n:4\r\n:0\r\n:0\r\n", /* nested */
@@ -304,6 +307,49 @@ START_TEST(unexpected_replies_are_refused_whole) {
 }
 END_TEST
 
+// A batch whose command failed inside the script has the error's text as its status
+// (general form) or first field (compact form): that request alone is INTERNAL with
+// the text; the others are read as usual. A capped charge sets RL_FLAG_CAPPED.
+START_TEST(a_failed_batch_is_answered_alone) {
+    rl_limits one = limits1(RL_ALGO_FIXED_WINDOW, 5, 1000000, 0);
+    rl_store_item a = item(&one, "p", "x", 1), b = item(&one, "p", "y", 9);
+    rl_status st;
+    rl_redis_request *reqs[2] = {rl_redis_request_new(RL_STORE_CHECK, &a, 1, "rl:", 3, &st),
+                                 rl_redis_request_new(RL_STORE_ADJUST, &b, 1, "rl:", 3, &st)};
+    answers got;
+    const char *why;
+    ck_assert_int_eq(decode("*11\r\n:777\r\n"
+                            "$3\r\nOOM\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
+                            ":0\r\n:2\r\n:0\r\n:1000000\r\n:1000000\r\n",
+                            reqs, 2, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.count, 2);
+    ck_assert_int_eq(got.got[0].status, RL_ST_INTERNAL);
+    ck_assert_ptr_nonnull(got.got[0].errstr);
+    ck_assert_int_eq(got.got[1].status, RL_ST_DENIED);
+    ck_assert_int_eq(got.got[1].flags, RL_FLAG_CAPPED);
+    ck_assert_int_eq(got.got[1].verdicts[0].retry_after_us, 1000000);
+    rl_free(reqs[0]);
+    rl_free(reqs[1]);
+    rl_limits g = limits1(RL_ALGO_GCRA, 10, 1000000, 2);
+    rl_store_item x = item(&g, "p", "x", 1), y = item(&g, "p", "y", 1);
+    reqs[0] = rl_redis_request_new(RL_STORE_CHECK, &x, 1, "rl:", 3, &st);
+    reqs[1] = rl_redis_request_new(RL_STORE_CHECK, &y, 1, "rl:", 3, &st);
+    ck_assert_int_eq(decode("*7\r\n:777\r\n:3\r\n:100000\r\n:0\r\n$3\r\nOOM\r\n:0\r\n:0\r\n",
+                            reqs, 2, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.got[0].status, RL_ST_ALLOWED);
+    ck_assert_int_eq(got.got[0].flags, 0);
+    ck_assert_int_eq(got.got[1].status, RL_ST_INTERNAL);
+    ck_assert_ptr_nonnull(got.got[1].errstr);
+    ck_assert_int_eq(decode("*7\r\n:777\r\n:3\r\n:100000\r\n:0\r\n:0\r\n$3\r\nOOM\r\n:0\r\n",
+                            reqs, 2, &got, &why),
+                     RL_ERR); /* a string elsewhere */
+    rl_free(reqs[0]);
+    rl_free(reqs[1]);
+}
+END_TEST
+
 static Suite *batch_suite(void) {
     Suite *s = suite_create("redis_batch");
     TCase *tc = tcase_create("batch");
@@ -314,6 +360,7 @@ static Suite *batch_suite(void) {
     tcase_add_test(tc, unexpected_replies_are_refused_whole);
     tcase_add_test(tc, single_bucket_checks_take_the_compact_form);
     tcase_add_test(tc, compact_replies_become_answers);
+    tcase_add_test(tc, a_failed_batch_is_answered_alone);
     suite_add_tcase(s, tc);
     return s;
 }
