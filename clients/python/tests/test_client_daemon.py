@@ -212,3 +212,60 @@ def test_tcp_listener(daemon: Daemon, run: Runner[Any]) -> None:
             return (await client.check("fw5", key)).remaining
 
     assert run(main()) == 3
+
+
+# A TCP listener with a token_file (issue 11, point 2)
+
+TOKEN = b"python-client-token-0123456789"
+
+
+@pytest.fixture
+def token_daemon() -> Any:
+    """A real daemon whose TCP listener requires TOKEN (its file holds it with a newline)."""
+    import json
+    import os
+    from pathlib import Path
+
+    instance = Daemon()
+    token_path = Path(instance.directory) / "token"
+    token_path.write_bytes(TOKEN + b"\n")
+    os.chmod(token_path, 0o600)
+    config = json.loads(Path(instance.config_path).read_text())
+    config["listen"] = [instance.address, {"address": instance.tcp_address, "token_file": str(token_path)}]
+    Path(instance.config_path).write_text(json.dumps(config))
+    try:
+        instance.start()
+        yield instance, str(token_path)
+    finally:
+        instance.close()
+
+
+def test_token_listener_with_the_real_daemon(token_daemon: Any) -> None:
+    from rlimit import read_token
+    from rlimit.errors import AuthFailed, AuthRequired
+
+    daemon, token_path = token_daemon
+    key = unique_key("token")
+    with Client(daemon.tcp_address, token=read_token(token_path)) as client:
+        assert client.check("fw5", key).remaining == 4
+    with Client(daemon.tcp_address) as client:
+        with pytest.raises(AuthRequired):
+            client.check("fw5", key)
+        assert client.ping() >= 0
+    with Client(daemon.tcp_address, token=b"wrong-token-0123456789") as client:
+        with pytest.raises(AuthFailed):
+            client.check("fw5", key)
+
+    async def main() -> list[int]:
+        async with AsyncClient(daemon.tcp_address, token=TOKEN) as aclient:
+            first = await asyncio.gather(*(aclient.check("fw5", key) for _ in range(2)))
+            conn = aclient._conn
+            assert conn is not None
+            conn.fail(ConnectionLost("dropped by the test"))  # the next call reconnects and authenticates
+            second = await aclient.check("fw5", key)
+            return sorted([d.remaining for d in first], reverse=True) + [second.remaining]
+
+    assert asyncio.run(main()) == [3, 2, 1]
+    with Client(daemon.address) as admin:  # nothing was counted without the token
+        peek = admin.peek("fw5", key)  # 4 used: a fifth would pass, leaving 0
+        assert peek.allowed and peek.remaining == 0
