@@ -2,7 +2,7 @@
  * rlimit-bench: load generator for rlimitd.
  *
  *   rlimit-bench -s ADDR -p POLICY [-c CONNECTIONS] [-d IN_FLIGHT] [-k KEYS] [-t SECONDS]
- *                [-r RATE] [--op check|peek] [--json]
+ *                [-r RATE] [--op check|peek] [--token-file FILE] [--json]
  *
  * One thread, one epoll loop over every connection. Each connection keeps up to d
  * requests in flight (pipelined). Closed loop (default): an answer lets the next
@@ -50,6 +50,7 @@ static const char usage_text[] =
     "                  the core to a process sharing it; a send may go out up to the\n"
     "                  kernel's timer slack, ~50 us, late, which counts in its latency)\n"
     "  --op OP         check (default) or peek\n"
+    "  --token-file FILE  authenticate each connection with the token in FILE\n"
     "  --json          print one JSON object\n";
 
 /* ---- histogram: log-linear buckets of microseconds ---- */
@@ -118,6 +119,8 @@ typedef struct options {
     uint8_t opcode;       /* --op: RL_OP_CHECK or RL_OP_PEEK */
     int json;             /* --json */
     int sleep;            /* --sleep */
+    char *token;          /* --token-file: the token read from it, or NULL (owned) */
+    size_t token_len;     /* bytes of token */
 } options;
 
 static int usage_error(const char *message, const char *what) {
@@ -138,6 +141,14 @@ static int parse_number(const char *text, double min, double max, double *out) {
 /* Applies option arg with value. Returns 0, or -1 if the value is bad. */
 static int set_option(options *o, const char *arg, const char *value) {
     double v;
+    char err[512];
+    if (strcmp(arg, "--token-file") == 0) {
+        free(o->token);
+        o->token = rl_client_read_token(value, &o->token_len, err, sizeof(err));
+        if (!o->token)
+            fprintf(stderr, "rlimit-bench: %s\n", err);
+        return o->token ? 0 : -1;
+    }
     if (strcmp(arg, "-s") == 0)
         o->address = value;
     else if (strcmp(arg, "-p") == 0)
@@ -163,7 +174,8 @@ static int set_option(options *o, const char *arg, const char *value) {
 
 /* Fills o from argv. Returns -1 to go on, else an exit status. */
 static int parse_args(int argc, char **argv, options *o) {
-    static const char *const with_value[] = {"-s", "-p", "-c", "-d", "-k", "-t", "-r", "--op"};
+    static const char *const with_value[] = {"-s", "-p", "-c", "-d",  "-k",
+                                             "-t", "-r", "--op", "--token-file"};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         int known = 0;
@@ -275,6 +287,14 @@ static int conn_open(bench *b, conn *c, uint32_t index) {
     c->client = rl_client_connect(b->opt.address, CONNECT_TIMEOUT_MS, err, sizeof(err));
     if (!c->client) {
         fprintf(stderr, "rlimit-bench: %s\n", err);
+        return -1;
+    }
+    rl_result auth;
+    int rc = b->opt.token ? rl_client_auth(c->client, b->opt.token, b->opt.token_len, &auth)
+                          : RLC_OK;
+    if (rc != RLC_OK || (b->opt.token && auth.status != RL_ST_OK)) {
+        fprintf(stderr, "rlimit-bench: authentication failed: %s\n",
+                rc != RLC_OK ? rl_client_errstr(rc) : rl_status_name(auth.status));
         return -1;
     }
     c->sent_ns = calloc(d, sizeof(*c->sent_ns));
@@ -509,6 +529,7 @@ static void teardown(bench *b) {
         free(b->conns[i].free_slots);
     }
     free(b->conns);
+    free(b->opt.token);
     free(b->frames.bytes);
     free(b->frames.lens);
     if (b->epoll_fd >= 0)

@@ -54,6 +54,8 @@ struct rl_client {
     size_t text_count;      /* texts used */
     size_t text_cap;        /* texts allocated */
     char error[256];        /* detail of the last error */
+    char *token;            /* sent by AUTH on every new connection, or NULL */
+    size_t token_len;       /* bytes of token */
 };
 
 /* ---- byte buffers ---- */
@@ -325,6 +327,9 @@ void rl_client_close(rl_client *c) {
     free(c->in.data);
     free(c->out.data);
     free(c->address);
+    if (c->token)
+        explicit_bzero(c->token, c->token_len);
+    free(c->token);
     free(c);
 }
 
@@ -485,12 +490,20 @@ static void drop_if_stale(rl_client *c) {
         close_socket(c);
 }
 
+static int send_auth(rl_client *c, rl_result *out);
+
 static int ensure_connected(rl_client *c) {
     drop_if_stale(c);
     if (c->fd >= 0)
         return RLC_OK;
     c->fd = open_address(c->address, c->connect_timeout_ms, c->error, sizeof(c->error));
-    return c->fd >= 0 ? RLC_OK : RLC_ERR_CONNECT;
+    if (c->fd < 0)
+        return RLC_ERR_CONNECT;
+    rl_result r;
+    int rc = c->token ? send_auth(c, &r) : RLC_OK;
+    if (rc == RLC_OK && c->token && r.status != RL_ST_OK)
+        return fail(c, RLC_ERR_CONNECT, "authentication refused: %s", rl_status_name(r.status));
+    return rc;
 }
 
 /* Keeps a NUL-terminated copy of an admin text until the next call; repoints resp. */
@@ -675,4 +688,65 @@ int rl_client_admin(rl_client *c, int opcode, const char *policy, uint32_t n, ch
     if (out)
         *out = resp.result;
     return RLC_OK;
+}
+
+/* Sends AUTH with the client's token on the open connection and waits for its answer. */
+static int send_auth(rl_client *c, rl_result *out) {
+    rl_request req = {.opcode = RL_OP_AUTH, .item_count = 1};
+    rl_response resp;
+    req.items[0] = (rl_item){.key = c->token, .key_len = (uint16_t)c->token_len};
+    call k = {&req, &resp, 1, 0, c->next_id, 0};
+    resp.opcode = 0;
+    int rc = rl_client_queue(c, &req, NULL);
+    if (rc == RLC_OK)
+        rc = run_call(c, &k, deadline_after(c->timeout_ms));
+    if (rc == RLC_OK && k.closes)
+        close_socket(c);
+    if (rc == RLC_OK)
+        *out = resp.result;
+    return rc;
+}
+
+int rl_client_auth(rl_client *c, const char *token, size_t len, rl_result *out) {
+    if (!c || !token || !out || len == 0 || len > RL_MAX_TOKEN_LEN)
+        return c ? fail(c, RLC_ERR_ARG, "a token has 1..%d bytes", RL_MAX_TOKEN_LEN) : RLC_ERR_ARG;
+    char *copy = malloc(len);
+    if (!copy)
+        return fail(c, RLC_ERR_NOMEM, "out of memory");
+    memcpy(copy, token, len);
+    if (c->token)
+        explicit_bzero(c->token, c->token_len);
+    free(c->token);
+    c->token = copy;
+    c->token_len = len;
+    free_texts(c);
+    c->error[0] = '\0';
+    drop_if_stale(c);
+    if (c->fd < 0)
+        c->fd = open_address(c->address, c->connect_timeout_ms, c->error, sizeof(c->error));
+    return c->fd < 0 ? RLC_ERR_CONNECT : send_auth(c, out);
+}
+
+char *rl_client_read_token(const char *path, size_t *len, char *err, size_t errlen) {
+    char buf[RL_MAX_TOKEN_LEN + 3];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_error(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    if (n > 0 && buf[n - 1] == '\n' && --n > 0 && buf[n - 1] == '\r')
+        n--;
+    char *token = n > 0 && n <= RL_MAX_TOKEN_LEN ? malloc(n + 1) : NULL;
+    if (token) {
+        memcpy(token, buf, n);
+        token[n] = '\0';
+        *len = n;
+    } else {
+        set_error(err, errlen, "%s: %s", path,
+                  n == 0 || n > RL_MAX_TOKEN_LEN ? "a token has 1..1024 bytes" : "out of memory");
+    }
+    explicit_bzero(buf, sizeof(buf));
+    return token;
 }

@@ -88,6 +88,19 @@ int rl_client_adjust(rl_client *client, const char *policy, const char *key, int
 // listener). As rl_client_check().
 int rl_client_reset(rl_client *client, const char *policy, const char *key, rl_result *out);
 
+// AUTH: sends token (len bytes, 1..1024: the listener's token_file content without its
+// trailing newline) and keeps a copy, sent again first thing on every reconnection.
+// *out gets status OK, or AUTH_FAILED (the daemon then closes the connection; the
+// next call reconnects and fails with RLC_ERR_CONNECT, "authentication refused").
+// Until a connection on a listener with a token has authenticated, every call but
+// PING answers AUTH_REQUIRED. Returns an rlc_code.
+int rl_client_auth(rl_client *client, const char *token, size_t len, rl_result *out);
+
+// Reads a token file as the daemon reads a listener's token_file: its content with one
+// trailing newline ("\n" or "\r\n") removed, 1..1024 bytes. Returns the token
+// (NUL-terminated, *len bytes; free() it), or NULL with a message in err.
+char *rl_client_read_token(const char *path, size_t *len, char *err, size_t errlen);
+
 // PING: *out gets status OK. Returns an rlc_code.
 int rl_client_ping(rl_client *client, rl_result *out);
 

@@ -6,6 +6,7 @@
  * Decisions (check, peek, adjust) exit 0 when allowed, 1 when denied; every other
  * command exits 0 on success; any error exits 2 with a message on stderr.
  */
+#include "escape.h"
 #include "rlimit.h"
 #include "rlimitctl_json.h"
 
@@ -41,6 +42,8 @@ static const char usage_text[] =
     "  -s ADDR        unix:PATH or tcp:HOST:PORT (default: $RLIMITD_ADDRESS, else\n"
     "                 " DEFAULT_ADDRESS ")\n"
     "  -t TIMEOUT_MS  connect and answer timeout (default 2000)\n"
+    "  --token-file FILE  authenticate with the token in FILE (a listener with a\n"
+    "                 token_file; default: $RLIMITD_TOKEN_FILE if set)\n"
     "  --json         print the answer as JSON, on one line (admin commands: the\n"
     "                 daemon's JSON as it is)\n"
     "  -h, --help     print this help\n"
@@ -50,6 +53,7 @@ static const char usage_text[] =
 /* What the command line asks for. */
 typedef struct options {
     const char *address; /* -s, else $RLIMITD_ADDRESS, else the default */
+    const char *token_file; /* --token-file, else $RLIMITD_TOKEN_FILE, or NULL */
     int timeout_ms;      /* -t */
     int json;            /* --json */
     int64_t n;           /* -n COST or DELTA */
@@ -100,6 +104,11 @@ static int parse_option(int argc, char **argv, int *i, options *o) {
         o->json = 1;
         return -1;
     }
+    if (strcmp(arg, "--token-file") == 0) {
+        if (!(o->token_file = option_value(argc, argv, i)))
+            return usage_error("option %s needs a value", arg);
+        return -1;
+    }
     if (strcmp(arg, "-s") && strcmp(arg, "-t") && strcmp(arg, "-n") && strcmp(arg, "-k"))
         return usage_error("unknown option %s", arg);
     if (!(value = option_value(argc, argv, i)))
@@ -142,6 +151,29 @@ static int parse_args(int argc, char **argv, options *o) {
 }
 
 /* ---- output ---- */
+
+#define SHOWN_MAX 2048 /* an escaped name: 4 bytes per byte of a 255-byte policy name, and more */
+
+/* Writes s (len bytes) as people may see it (escape.h: `\\`, `\xHH` for controls,
+   spaces, bidi and invisible characters and invalid UTF-8) to buf; returns buf. Every
+   name, key and text of the daemon goes through it before it reaches the terminal. */
+static const char *shown(const char *s, size_t len, char *buf, size_t buflen) {
+    rl_escape(s, len, RL_ESCAPE_UTF8, buf, buflen);
+    return buf;
+}
+
+/* Like shown, for a JSON string (else fallback as it is). */
+static const char *shown_jv(const jv *v, const char *fallback, char *buf, size_t buflen) {
+    if (!v || v->type != JV_STRING)
+        return fallback;
+    return shown(v->string, v->len, buf, buflen);
+}
+
+/* Like shown, for text (messages: spaces kept). */
+static const char *shown_text(const char *s, char *buf, size_t buflen) {
+    rl_escape(s, strlen(s), RL_ESCAPE_UTF8 | RL_ESCAPE_KEEP_SPACE, buf, buflen);
+    return buf;
+}
 
 static const struct {
     uint16_t bit;     /* RL_FLAG_* */
@@ -189,8 +221,10 @@ static void print_decision(const rl_result *r) {
 }
 
 /* Explains an error status; returns EXIT_ERROR. */
-static int status_error(const rl_result *r, const char *policy, int64_t cost) {
+static int status_error(const rl_result *r, const char *policy_arg, int64_t cost) {
     const char *name = rl_status_name(r->status);
+    char policy[SHOWN_MAX];
+    shown(policy_arg, strlen(policy_arg), policy, sizeof(policy));
     switch (r->status) {
     case RL_ST_UNKNOWN_POLICY:
         fprintf(stderr, "rlimitctl: %s: no policy \"%s\"\n", name, policy);
@@ -217,7 +251,8 @@ static int status_error(const rl_result *r, const char *policy, int64_t cost) {
 }
 
 static int client_error(rl_client *c, int rc) {
-    const char *detail = rl_client_error(c);
+    char detail[SHOWN_MAX];
+    shown_text(rl_client_error(c), detail, sizeof(detail));
     fprintf(stderr, "rlimitctl: %s%s%s\n", rl_client_errstr(rc), *detail ? ": " : "", detail);
     return EXIT_ERROR;
 }
@@ -379,8 +414,9 @@ static void print_policies(const jv *root) {
         for (size_t r = 0; r < jv_len(rates) || r == 0; r++) {
             const jv *rate = r < jv_len(rates) ? &rates->items[r] : p;
             char limit[32], period[32], burst[32], over[32], exempt[32], block[32];
+            char name[SHOWN_MAX];
             const char *row[] = {
-                r ? "" : jv_str(jv_get(p, "name"), "?"),
+                r ? "" : shown_jv(jv_get(p, "name"), "?", name, sizeof(name)),
                 jv_str(jv_get(rate, "algorithm"), "?"),
                 number_cell(jv_get(rate, "limit"), limit, sizeof(limit)),
                 period_cell(jv_num(jv_get(rate, "period_ms"), 0), period, sizeof(period)),
@@ -403,9 +439,10 @@ static void print_members(const jv *v) {
         const jv *m = &v->items[i];
         if (strcmp(v->keys[i], "type") == 0 || m->type == JV_OBJECT || m->type == JV_ARRAY)
             continue;
-        printf("%s %s ", sep, v->keys[i]);
+        char buf[SHOWN_MAX];
+        printf("%s %s ", sep, shown_text(v->keys[i], buf, sizeof(buf)));
         if (m->type == JV_STRING)
-            printf("%s", m->string);
+            printf("%s", shown_jv(m, "", buf, sizeof(buf)));
         else if (m->type == JV_BOOL)
             printf("%s", m->number ? "yes" : "no");
         else if (m->number == (double)(long long)m->number)
@@ -420,9 +457,10 @@ static void print_members(const jv *v) {
    store's "latency_us") and a line per group of figures (errors, cache...). */
 static void print_store(const char *label, const jv *store) {
     const jv *latency = jv_get(store, "latency_us");
+    char buf[SHOWN_MAX];
     if (!store || store->type != JV_OBJECT)
         return;
-    printf("%s %s:", label, jv_str(jv_get(store, "type"), "?"));
+    printf("%s %s:", label, shown_jv(jv_get(store, "type"), "?", buf, sizeof(buf)));
     print_members(store);
     printf("\n");
     if (latency)
@@ -432,7 +470,7 @@ static void print_store(const char *label, const jv *store) {
     for (size_t i = 0; i < store->count; i++) {
         if (store->items[i].type != JV_OBJECT || &store->items[i] == latency)
             continue;
-        printf("  %s:", store->keys[i]);
+        printf("  %s:", shown_text(store->keys[i], buf, sizeof(buf)));
         print_members(&store->items[i]);
         printf("\n");
     }
@@ -479,13 +517,45 @@ static void print_stats(const jv *root) {
     table_add(&t, head);
     for (size_t i = 0; i < jv_len(policies); i++) {
         const jv *p = &policies->items[i];
-        char cells[8][32];
-        const char *row[9] = {jv_str(jv_get(p, "name"), "?")};
+        char cells[8][32], name[SHOWN_MAX];
+        const char *row[9] = {shown_jv(jv_get(p, "name"), "?", name, sizeof(name))};
         for (size_t f = 0; f < 8; f++)
             row[f + 1] = number_cell(jv_get(p, fields[f]), cells[f], sizeof(cells[f]));
         table_add(&t, row);
     }
     table_print(&t);
+}
+
+/* Returns the exact bytes of a TOP key in buf (from key_hex, else key) and their count
+   in *len. */
+static const char *top_key_bytes(const jv *key, char *buf, size_t buflen, size_t *len) {
+    const jv *hex = jv_get(key, "key_hex"), *text = jv_get(key, "key");
+    size_t n = 0;
+    unsigned byte;
+    if (hex && hex->type == JV_STRING && hex->len % 2 == 0) {
+        for (; n < hex->len / 2 && n < buflen && sscanf(hex->string + 2 * n, "%2x", &byte) == 1; n++)
+            buf[n] = (char)byte;
+        if (n == hex->len / 2) {
+            *len = n;
+            return buf;
+        }
+    }
+    *len = text && text->type == JV_STRING ? text->len : 1;
+    return text && text->type == JV_STRING ? text->string : "?";
+}
+
+/* Writes a TOP key as people see it: its bytes escaped (shown), then, if the daemon
+   kept only its first bytes, "... (N bytes)" (after a space, which no escaped key
+   holds, so no key can pass for a cut one). */
+static const char *top_key_cell(const jv *key, char *buf, size_t buflen) {
+    char bytes[1024];
+    size_t len;
+    const char *k = top_key_bytes(key, bytes, sizeof(bytes), &len);
+    shown(k, len, buf, buflen);
+    if (jv_get(key, "truncated"))
+        snprintf(buf + strlen(buf), buflen - strlen(buf), "... (%.0f bytes)",
+                 jv_num(jv_get(key, "key_len"), 0));
+    return buf;
 }
 
 static void print_top(const jv *root) {
@@ -498,10 +568,9 @@ static void print_top(const jv *root) {
         const jv *p = &policies->items[i], *keys = jv_get(p, "keys");
         for (size_t k = 0; k < jv_len(keys); k++) {
             const jv *key = &keys->items[k];
-            char shown[1024], denied[32], error[32];
-            snprintf(shown, sizeof(shown), "%s%s", jv_str(jv_get(key, "key"), "?"),
-                     jv_get(key, "truncated") ? "..." : "");
-            const char *row[] = {jv_str(jv_get(p, "name"), "?"), shown,
+            char cell[SHOWN_MAX], name[SHOWN_MAX], denied[32], error[32];
+            const char *row[] = {shown_jv(jv_get(p, "name"), "?", name, sizeof(name)),
+                                 top_key_cell(key, cell, sizeof(cell)),
                                  number_cell(jv_get(key, "denied"), denied, sizeof(denied)),
                                  number_cell(jv_get(key, "error"), error, sizeof(error))};
             table_add(&t, row);
@@ -518,8 +587,10 @@ static void print_top(const jv *root) {
 /* Prints an admin answer for people. Returns an exit status. */
 static int print_admin(int opcode, const char *text) {
     jv *root = jv_parse(text);
+    char buf[SHOWN_MAX];
     if (!root) {
-        fprintf(stderr, "rlimitctl: the daemon's answer is not JSON: %s\n", text);
+        fprintf(stderr, "rlimitctl: the daemon's answer is not JSON: %s\n",
+                shown_text(text, buf, sizeof(buf)));
         return EXIT_ERROR;
     }
     if (opcode == RL_OP_POLICIES)
@@ -538,7 +609,10 @@ static int print_admin(int opcode, const char *text) {
 static int admin_failed(const options *o, const rl_result *r, const char *policy,
                         const char *text) {
     jv *root = *text ? jv_parse(text) : NULL;
-    const char *why = jv_str(jv_get(root, "error"), NULL);
+    char buf[SHOWN_MAX];
+    const jv *error = jv_get(root, "error");
+    const char *why = error && error->type == JV_STRING
+                          ? shown_text(error->string, buf, sizeof(buf)) : NULL;
     if (o->json && *text)
         printf("%s\n", text);
     if (why)
@@ -588,6 +662,28 @@ static int is_item_command(const char *command) {
            strcmp(command, "adjust") == 0 || strcmp(command, "reset") == 0;
 }
 
+// Sends the token of o->token_file, if any. Returns 0, or -1 after saying why not.
+static int authenticate(rl_client *c, const options *o) {
+    char err[512];
+    size_t len;
+    rl_result r;
+    if (!o->token_file)
+        return 0;
+    char *token = rl_client_read_token(o->token_file, &len, err, sizeof(err));
+    if (!token) {
+        fprintf(stderr, "rlimitctl: token file %s\n", err);
+        return -1;
+    }
+    int rc = rl_client_auth(c, token, len, &r);
+    explicit_bzero(token, len);
+    free(token);
+    if (rc == RLC_OK && r.status == RL_ST_OK)
+        return 0;
+    fprintf(stderr, "rlimitctl: authentication failed: %s\n",
+            rc != RLC_OK ? rl_client_errstr(rc) : rl_status_name(r.status));
+    return -1;
+}
+
 static int run(const options *o) {
     const char *command = o->args[0];
     int opcode = admin_opcode(command);
@@ -600,7 +696,9 @@ static int run(const options *o) {
         return EXIT_ERROR;
     }
     int status;
-    if (opcode)
+    if (authenticate(c, o) != 0)
+        status = EXIT_ERROR;
+    else if (opcode)
         status = run_admin(c, o, opcode, command);
     else if (strcmp(command, "ping") == 0)
         status = run_ping(c, o);
@@ -615,6 +713,9 @@ int main(int argc, char **argv) {
     o.address = getenv("RLIMITD_ADDRESS");
     if (!o.address || !*o.address)
         o.address = DEFAULT_ADDRESS;
+    o.token_file = getenv("RLIMITD_TOKEN_FILE");
+    if (o.token_file && !*o.token_file)
+        o.token_file = NULL;
     int status = parse_args(argc, argv, &o);
     if (status >= 0)
         return status;
