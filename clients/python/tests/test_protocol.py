@@ -144,3 +144,21 @@ def test_status_names() -> None:
     assert status_name(0) == "ALLOWED"
     assert status_name(19) == "UNKNOWN_POLICY"
     assert status_name(2) == "UNKNOWN"
+
+
+def test_auth_request_bytes_and_statuses() -> None:
+    from rlimit.calls import auth_frame
+
+    frame = auth_frame(9, b"tok")
+    assert frame == bytes.fromhex("00000012 01 07 0000 00000009 00000000 00 0003 746f6b")
+    assert decode_request(frame) == Request(9, Opcode.AUTH, (Item("", b"tok", 0),))
+    assert (status_name(32), status_name(33)) == ("AUTH_REQUIRED", "AUTH_FAILED")
+
+
+def test_capped_flag() -> None:
+    from rlimit.decision import decision_of
+
+    capped = encode_response(Response(5, Opcode.ADJUST, Result(Status.DENIED, 0x0020, 5, 0, 1000, 1000, 1000)))
+    decision = decision_of(capped)
+    assert decision.capped and not decision.allowed and not decision.blocked
+    assert not decision_of(ALLOWED_99).capped
