@@ -9,8 +9,8 @@
 #   unix:/run/rlimitd/rlimitd.sock    decisions; /run/rlimitd is the volume shared with
 #                                     the app container (socket mode 0666)
 #   unix:/var/lib/rlimitd/admin.sock  admin (reset, reload): docker exec ... rlimitctl
-#   tcp:0.0.0.0:7379                  decisions over TCP (same pod: 127.0.0.1:7379)
-#   http:0.0.0.0:7380                 /check, /auth, /metrics, /healthz
+#   tcp:127.0.0.1:7379                decisions over TCP (same pod only)
+#   http:0.0.0.0:7380                 /metrics, /healthz only ("ops": ["stats"])
 # SIGTERM stops it cleanly (answers in flight are written); SIGHUP reloads the config.
 # See conf/sidecar/ for a compose file and a Kubernetes pod, and conf/README.md.
 

@@ -117,6 +117,42 @@ expect_match "... naming the field, the file and its mode" "listen\[0\]\.token_f
 check_config '{"address": "unix:/tmp/x.sock", "ops": ["check", "refnud"]}'
 expect_match "an unknown operation names its field" 'listen\[0\]\.ops\[1\]: must be one of' "$OUT"
 
+# ---- the sidecar example publishes nothing unauthenticated (point 10) ----
+"$PYTHON" - "$ROOT/conf/sidecar" "$DIR" <<'PY' >"$DIR/sidecar.out" 2>&1
+import ipaddress, json, os, sys
+src, out = sys.argv[1], sys.argv[2]
+pod = open(os.path.join(src, "pod.yaml")).read().split("rlimitd.json: |\n")[1].split("---")[0]
+open(os.path.join(out, "pod.json"), "w").write("\n".join(l[4:] for l in pod.splitlines()))
+def loopback(host):
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+for name in ("rlimitd.json", "pod.json"):
+    path = os.path.join(src if name == "rlimitd.json" else out, name)
+    for l in json.load(open(path))["listen"]:
+        l = l if isinstance(l, dict) else {"address": l}
+        kind, rest = l["address"].split(":", 1)
+        if kind == "unix" or loopback(rest.rsplit(":", 1)[0]) or "token_file" in l:
+            continue
+        if kind == "http" and l.get("ops") == ["stats"]:
+            continue  # /metrics and /healthz only
+        print("%s: %s is reachable unauthenticated" % (name, l["address"]))
+compose = open(os.path.join(src, "docker-compose.yml")).read()
+for line in compose.splitlines():
+    if line.strip().startswith('- "') and ":" in line and "127.0.0.1:" not in line and "8000" not in line:
+        print("docker-compose.yml publishes %s beyond loopback" % line.strip())
+PY
+expect_eq "the sidecar configs expose no decision listener without a token" "" "$(cat "$DIR/sidecar.out")"
+OUT=$("$RLIMITD" --check-config -c "$ROOT/conf/sidecar/rlimitd.json" 2>&1)
+expect_eq "conf/sidecar/rlimitd.json passes --check-config" 0 "$?"
+OUT=$("$RLIMITD" --check-config -c "$DIR/pod.json" 2>&1)
+expect_eq "conf/sidecar/pod.yaml's config passes --check-config" 0 "$?"
+for f in "$ROOT"/conf/rlimitd.json "$ROOT"/conf/systemd/rlimitd.json; do
+    OUT=$("$RLIMITD" --check-config -c "$f" 2>&1)
+    expect_eq "${f#"$ROOT"/} passes --check-config" 0 "$?"
+done
+
 write_config '["peek", "refund"]' "$DIR/token"
 start_daemon "$DIR/rlimitd.json"
 
