@@ -141,11 +141,13 @@ START_TEST(test_example_file_loads) {
     const rl_policy *login = policy(c, "login");
     assert_rate(&login->limits.rates[0], RL_ALGO_SLIDING_LOG, 5, 900000, 0);
     ck_assert_uint_eq(login->override_count, 1);
-    const rl_limits *partner = override_limits(login, "partner-42");
+    const rl_limits *partner = override_limits(login, "apikey:partner-42");
     ck_assert_uint_eq(partner->rate_count, 1);
     assert_rate(&partner->rates[0], RL_ALGO_SLIDING_LOG, 50, 900000, 0);
-    ck_assert(rl_keyset_has(&login->exempt, "10.0.0.1", 8));
-    ck_assert(!rl_keyset_has(&login->exempt, "10.0.0.2", 8));
+    ck_assert(rl_policy_limits(login, "partner-42", 10) == &login->limits); /* keys name their kind */
+    ck_assert(rl_keyset_has(&login->exempt, "ip:10.0.0.1", 11));
+    ck_assert(!rl_keyset_has(&login->exempt, "10.0.0.1", 8));
+    ck_assert(!rl_keyset_has(&login->exempt, "ip:10.0.0.2", 11));
     ck_assert_uint_eq(login->block.count, 0);
 
     const rl_policy *upload = policy(c, "upload");
