@@ -89,7 +89,7 @@ $(CLIENT_LIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC))
 $(BUILD)/rlimitd: $(call obj,daemon/main.c) $(DAEMON_LIB)
 	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
 
-$(BUILD)/rlimitctl: $(call obj,clients/c/rlimitctl.c) $(CLIENT_LIB)
+$(BUILD)/rlimitctl: $(call obj,clients/c/rlimitctl.c daemon/escape.c) $(CLIENT_LIB)
 	$(CC) $(LDFLAGS) $^ -o $@
 
 $(BUILD)/rlimit-bench: $(call obj,clients/c/rlimit-bench.c) $(CLIENT_LIB)

@@ -14,7 +14,8 @@
 #include "alloc.h"
 #include "escape.h"
 
-#define LINE_MAX_BYTES 2048 /* longer keys are cut (the line says so with "...") */
+#define LINE_MAX_BYTES 2048 /* longer keys are cut (the line says so with key_len=) */
+#define KEY_CUT_TAIL 64     /* room kept after a key for what follows it */
 
 struct rl_denylog {
     char *path;             /* the file, or NULL with syslog (owned) */
@@ -115,12 +116,16 @@ void rl_denylog_write(rl_denylog *log, int64_t now_us, const char *policy, size_
         return;
     }
     log->in_second++;
-    int n = snprintf(text, sizeof(text), "policy=%.*s key=", (int)policy_len, policy);
-    size_t room = sizeof(text) - (size_t)n - 40;
+    size_t n = (size_t)snprintf(text, sizeof(text), "policy=");
+    n += rl_escape_key(policy, policy_len, text + n, sizeof(text) - n); /* fits: 4 * 255 */
+    n += (size_t)snprintf(text + n, sizeof(text) - n, " key=");
+    size_t room = sizeof(text) - n - KEY_CUT_TAIL;
     size_t need = rl_escape_key(key, key_len, text + n, room);
-    n += (int)(need < room ? need : room - 1);
-    snprintf(text + n, sizeof(text) - (size_t)n, "%s retry_after_ms=%u", need < room ? "" : "...",
-             retry_after_ms);
+    if (need < room)
+        snprintf(text + n + need, sizeof(text) - n - need, " retry_after_ms=%u", retry_after_ms);
+    else /* cut: whole escapes only, then a field only a cut key has */
+        snprintf(text + n + strlen(text + n), KEY_CUT_TAIL, "... key_len=%zu retry_after_ms=%u",
+                 key_len, retry_after_ms);
     emit(log, now_us, text);
     log->stats.lines++;
 }

@@ -4,7 +4,14 @@
  *
  *   2026-11-25T11:45:35.123Z policy=api key=10.0.0.7 retry_after_ms=1200
  *
- * Keys are escaped (rl_escape_key), so a line is always one line of printable ASCII.
+ * Policy names and keys are escaped (rl_escape_key: `\\` for a backslash, `\xHH` for
+ * spaces, controls and every byte from 0x80 up), so a line is always one line of
+ * printable ASCII and no name or key can pass for another or forge a field. A key
+ * too long for the line is cut after a whole escape and followed by "..." and a
+ * field only a cut key has, its length in bytes:
+ *
+ *   2026-11-25T11:45:35.123Z policy=api key=zzzz... key_len=60000 retry_after_ms=1200
+ *
  * The log limits itself to lines_per_s lines per wall-clock second; the lines it
  * drops are counted and reported once the second is over, as
  *

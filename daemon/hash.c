@@ -14,7 +14,6 @@
 
 #define TABLE_C_ROUNDS 1 /* SipHash-1-3 for tables */
 #define TABLE_D_ROUNDS 3
-#define NAME_BUFFER 128 /* names up to this size are hashed from one copy */
 
 static uint64_t process_key[2]; /* k0, k1 */
 
@@ -114,20 +113,43 @@ uint64_t rl_hash(const void *data, size_t len) {
     return end(&h, TABLE_C_ROUNDS, TABLE_D_ROUNDS);
 }
 
+static inline uint64_t load_le32(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, sizeof(x));
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    x = __builtin_bswap32(x);
+#endif
+    return x;
+}
+
+// Returns the n (< 8) bytes at p as a little-endian word, reading only those bytes
+// (two overlapping loads: the bytes they share are the same, so or-ing them is exact).
+static inline uint64_t load_partial(const uint8_t *p, size_t n) {
+    if (n >= 4)
+        return load_le32(p) | load_le32(p + n - 4) << (8 * (n - 4));
+    if (n >= 2)
+        return (uint64_t)(p[0] | p[1] << 8) | (uint64_t)(p[n - 2] | p[n - 1] << 8) << (8 * (n - 2));
+    return n ? p[0] : 0;
+}
+
+// Compresses the whole words of s (len bytes); returns the bytes left (< 8) as a word.
+static inline uint64_t compress_words(uint64_t v[4], const uint8_t *s, size_t len) {
+    size_t full = len & ~(size_t)7;
+    for (size_t i = 0; i < full; i += 8)
+        compress(v, load_le64(s + i), TABLE_C_ROUNDS);
+    return load_partial(s + full, len - full);
+}
+
 uint64_t rl_hash_name(const char *ns, size_t ns_len, const char *key, size_t key_len) {
-    uint8_t buf[NAME_BUFFER];
-    buf[0] = (uint8_t)ns_len;
-    if (1 + ns_len + key_len <= sizeof(buf)) {
-        memcpy(buf + 1, ns, ns_len);
-        memcpy(buf + 1 + ns_len, key, key_len);
-        return rl_hash(buf, 1 + ns_len + key_len);
-    }
     rl_hasher h;
-    rl_hash_begin(&h);
-    rl_hash_feed(&h, buf, 1);
-    rl_hash_feed(&h, ns, ns_len);
-    rl_hash_feed(&h, key, key_len);
-    return rl_hash_end(&h);
+    begin(&h, process_key[0], process_key[1]);
+    compress(h.v, (uint64_t)ns_len | (uint64_t)key_len << 16, TABLE_C_ROUNDS);
+    uint64_t ns_tail = compress_words(h.v, (const uint8_t *)ns, ns_len);
+    if (ns_len & 7)
+        compress(h.v, ns_tail, TABLE_C_ROUNDS);
+    h.tail = compress_words(h.v, (const uint8_t *)key, key_len);
+    h.total = 8 + ((ns_len + 7) & ~(size_t)7) + key_len;
+    return end(&h, TABLE_C_ROUNDS, TABLE_D_ROUNDS);
 }
 
 void rl_hash_set_key(const uint8_t key[RL_HASH_KEY_BYTES]) {

@@ -39,8 +39,10 @@ uint64_t rl_hash_end(rl_hasher *h);
 // Returns the hash of data (len bytes) under the process key.
 uint64_t rl_hash(const void *data, size_t len);
 
-// Returns the hash of the name (ns, key) under the process key: that of a byte holding
-// ns_len (at most 255), then ns, then key, so no two names hash the same input.
+// Returns the hash of the name (ns, key) under the process key: rl_hash of a word
+// (8 bytes, little-endian) holding ns_len | key_len << 16, then ns padded with zero
+// bytes to a whole number of words, then key; so no two names hash the same input,
+// and nothing is copied.
 uint64_t rl_hash_name(const char *ns, size_t ns_len, const char *key, size_t key_len);
 
 // Tests only: replaces the process key (drawn from getrandom() at start) with key.

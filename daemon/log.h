@@ -19,7 +19,10 @@ void rl_log_set_level(int level);
 // Returns 1 if messages of level are written.
 int rl_log_enabled(int level);
 
-// Writes one line "rlimitd: LEVEL: message" to stderr if level is enabled.
+// Writes one line "rlimitd: LEVEL: message" to stderr if level is enabled. The message
+// is escaped (escape.h, with spaces and valid UTF-8 kept): a backslash is written `\\`,
+// controls (a newline too), bidi and invisible characters and bytes of invalid UTF-8
+// `\xHH`; callers pass names as they are.
 void rl_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define rl_log_error(...) rl_log_write(RL_LOG_ERROR, __VA_ARGS__)

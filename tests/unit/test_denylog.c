@@ -77,7 +77,7 @@ START_TEST(test_line_format) {
     rl_denylog_close(log);
     ck_assert_str_eq(slurp(path),
                      "1970-01-01T00:00:00.005Z policy=api key=10.0.0.7 retry_after_ms=1200\n"
-                     "1970-01-02T00:00:00.123Z policy=login key=a\\x20b\\x5c\\x00\\xff "
+                     "1970-01-02T00:00:00.123Z policy=login key=a\\x20b\\\\\\x00\\xff "
                      "retry_after_ms=7\n");
 }
 END_TEST
@@ -122,8 +122,36 @@ START_TEST(test_long_key_cut) {
     rl_denylog_write(log, 0, "p", 1, key, sizeof(key), 9);
     rl_denylog_close(log);
     const char *text = slurp(path);
-    ck_assert_ptr_nonnull(strstr(text, "zzz... retry_after_ms=9\n"));
+    ck_assert_ptr_nonnull(strstr(text, "zzz... key_len=65535 retry_after_ms=9\n"));
     ck_assert_uint_lt(strlen(text), 2200);
+}
+END_TEST
+
+/* A key of escapes cut short is cut after a whole escape, and a key that merely ends
+   in "..." does not pass for a cut one. */
+START_TEST(test_cut_key_keeps_whole_escapes) {
+    static char key[2000];
+    memset(key, '\n', sizeof(key));
+    rl_denylog *log = open_log(10);
+    rl_denylog_write(log, 0, "p", 1, key, sizeof(key), 9);
+    rl_denylog_write(log, 0, "p", 1, "zzz...", 6, 9);
+    rl_denylog_close(log);
+    const char *text = slurp(path);
+    ck_assert_ptr_nonnull(strstr(text, "\\x0a... key_len=2000 retry_after_ms=9\n"));
+    ck_assert_ptr_nonnull(strstr(text, " key=zzz... retry_after_ms=9\n"));
+}
+END_TEST
+
+/* The finding: a policy name holding a newline wrote a second, forged denial line. A
+   name can no more forge a field (a space) or pass for another (a backslash). */
+START_TEST(test_policy_name_escaped) {
+    const char name[] = "api key=victim retry_after_ms=1\n1970-01-01T00:00:00.000Z policy=\\x";
+    rl_denylog *log = open_log(10);
+    rl_denylog_write(log, 0, name, sizeof(name) - 1, "k", 1, 5);
+    rl_denylog_close(log);
+    ck_assert_str_eq(slurp(path), "1970-01-01T00:00:00.000Z policy=api\\x20key=victim\\x20"
+                                  "retry_after_ms=1\\x0a1970-01-01T00:00:00.000Z\\x20"
+                                  "policy=\\\\x key=k retry_after_ms=5\n");
 }
 END_TEST
 
@@ -173,8 +201,8 @@ START_TEST(test_escape) {
     char out[64];
     ck_assert_uint_eq(rl_escape_key("plain-key_1", 11, out, sizeof(out)), 11);
     ck_assert_str_eq(out, "plain-key_1");
-    ck_assert_uint_eq(rl_escape_key("a b\n\\\x7f", 6, out, sizeof(out)), 18);
-    ck_assert_str_eq(out, "a\\x20b\\x0a\\x5c\\x7f");
+    ck_assert_uint_eq(rl_escape_key("a b\n\\\x7f", 6, out, sizeof(out)), 16);
+    ck_assert_str_eq(out, "a\\x20b\\x0a\\\\\\x7f");
     ck_assert_uint_eq(rl_escape_key("\x01\x02", 2, out, 5), 8); /* snprintf semantics */
     ck_assert_str_eq(out, "\\x01");
     rl_hex_key("\x00\xab"
@@ -211,6 +239,8 @@ static Suite *denylog_suite(void) {
     tcase_add_test(tc, test_limit_and_summary);
     tcase_add_test(tc, test_summary_on_close);
     tcase_add_test(tc, test_long_key_cut);
+    tcase_add_test(tc, test_cut_key_keeps_whole_escapes);
+    tcase_add_test(tc, test_policy_name_escaped);
     tcase_add_test(tc, test_reopen);
     tcase_add_test(tc, test_same);
     tcase_add_test(tc, test_allocation_failure);

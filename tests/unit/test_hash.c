@@ -70,25 +70,30 @@ START_TEST(test_pieces_hash_as_whole) {
 }
 END_TEST
 
-/* rl_hash_name is the hash of (ns_len byte, ns, key), short names and long alike. */
+/* rl_hash_name is rl_hash of (ns_len | key_len << 16 as 8 bytes, ns padded with zeros
+   to whole words, key), for names of every length up to a few words and past. */
 START_TEST(test_name_layout) {
     char ns[40], key[300];
-    uint8_t whole[1 + sizeof(ns) + sizeof(key)];
+    uint8_t whole[8 + sizeof(ns) + 8 + sizeof(key)];
     memset(ns, 'p', sizeof(ns));
     for (size_t i = 0; i < sizeof(key); i++)
-        key[i] = (char)(i * 7);
-    size_t lens[] = {0, 1, 50, 86, 87, 88, 127, 200, 300};
-    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-        size_t ns_len = 1 + i % 40, key_len = lens[i];
-        whole[0] = (uint8_t)ns_len;
-        memcpy(whole + 1, ns, ns_len);
-        memcpy(whole + 1 + ns_len, key, key_len);
-        ck_assert_msg(rl_hash_name(ns, ns_len, key, key_len) ==
-                          rl_hash(whole, 1 + ns_len + key_len),
-                      "key length %zu", key_len);
+        key[i] = (char)(i * 7 + 1);
+    for (size_t ns_len = 0; ns_len <= 20; ns_len++) {
+        for (size_t key_len = 0; key_len <= 40; key_len += 1 + (key_len > 20) * 9) {
+            size_t padded = (ns_len + 7) / 8 * 8;
+            memset(whole, 0, sizeof(whole));
+            whole[0] = (uint8_t)ns_len;
+            whole[2] = (uint8_t)key_len;
+            memcpy(whole + 8, ns, ns_len);
+            memcpy(whole + 8 + padded, key, key_len);
+            ck_assert_msg(rl_hash_name(ns, ns_len, key, key_len) ==
+                              rl_hash(whole, 8 + padded + key_len),
+                          "ns %zu, key %zu bytes", ns_len, key_len);
+        }
     }
     /* where the policy name ends is part of the input */
     ck_assert(rl_hash_name("ab", 2, "c", 1) != rl_hash_name("a", 1, "bc", 2));
+    ck_assert(rl_hash_name("a", 1, "", 0) != rl_hash_name("a\0", 2, "", 0));
 }
 END_TEST
 
