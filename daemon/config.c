@@ -223,9 +223,23 @@ static int parse_listeners(rl_conf_ctx *ctx, json_t *v, rl_config *c) {
 
 /* ---- limits, logs ---- */
 
+// Reads the duration limits.NAME into *out, if given.
+static int parse_timeout(rl_conf_ctx *ctx, json_t *v, const char *name, int *out) {
+    json_t *f = json_object_get(v, name);
+    char path[64];
+    int64_t ms;
+    snprintf(path, sizeof(path), "limits.%s", name);
+    if (f && rl_conf_duration(ctx, f, path, INT32_MAX, &ms) != 0)
+        return -1;
+    if (f)
+        *out = (int)ms;
+    return 0;
+}
+
 static int parse_limits(rl_conf_ctx *ctx, json_t *v, rl_config *c) {
     static const char *const fields[] = {"max_frame",   "max_key",    "max_connections",
-                                         "max_pending", "max_output", "idle_timeout", NULL};
+                                         "max_pending", "max_output", "idle_timeout",
+                                         "max_http_connections", "http_header_timeout", NULL};
     if (!v)
         return 0;
     if (rl_conf_fields(ctx, v, "limits", fields) != 0)
@@ -238,7 +252,8 @@ static int parse_limits(rl_conf_ctx *ctx, json_t *v, rl_config *c) {
                 {"max_key", 1, RL_MAX_KEY_LEN, &c->max_key},
                 {"max_connections", 1, 1000000, &c->max_connections},
                 {"max_pending", 1, 1000000, &c->max_pending},
-                {"max_output", 4096, 1u << 30, &c->max_output}};
+                {"max_output", 4096, 1u << 30, &c->max_output},
+                {"max_http_connections", 1, 1000000, &c->max_http_connections}};
     for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++) {
         json_t *f = json_object_get(v, spec[i].name);
         char path[64];
@@ -249,13 +264,10 @@ static int parse_limits(rl_conf_ctx *ctx, json_t *v, rl_config *c) {
         if (f)
             *spec[i].out = (uint32_t)n;
     }
-    json_t *idle = json_object_get(v, "idle_timeout");
-    int64_t ms;
-    if (idle && rl_conf_duration(ctx, idle, "limits.idle_timeout", INT32_MAX, &ms) != 0)
-        return -1;
-    if (idle)
-        c->idle_timeout_ms = (int)ms;
-    return 0;
+    return parse_timeout(ctx, v, "idle_timeout", &c->idle_timeout_ms) ||
+                   parse_timeout(ctx, v, "http_header_timeout", &c->http_header_timeout_ms)
+               ? -1
+               : 0;
 }
 
 static int parse_denial_log(rl_conf_ctx *ctx, json_t *v, rl_config *c) {
@@ -301,6 +313,8 @@ static void set_defaults(rl_config *c) {
     c->max_pending = 4096;
     c->max_output = 4u << 20;
     c->idle_timeout_ms = 300000;
+    c->max_http_connections = 1024;
+    c->http_header_timeout_ms = 10000;
     c->denial_log.lines_per_s = 100;
     c->log_level = 2;
     c->store.type = RL_STORE_MEMORY;

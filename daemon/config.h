@@ -150,6 +150,8 @@ typedef struct rl_config {
     uint32_t max_pending;     /* limits.max_pending: requests in flight per connection */
     uint32_t max_output;      /* limits.max_output: unsent reply bytes per connection */
     int idle_timeout_ms;      /* limits.idle_timeout: close idle connections after */
+    uint32_t max_http_connections; /* limits.max_http_connections: open HTTP connections */
+    int http_header_timeout_ms;    /* limits.http_header_timeout: a request's headers within */
     rl_denial_log_conf denial_log; /* denial_log */
     int log_level;            /* log_level: 0 error, 1 warn, 2 info, 3 debug */
 } rl_config;

@@ -27,6 +27,7 @@
 #include "alloc.h"
 #include "listen.h"
 #include "log.h"
+#include "http_conns.h"
 #include "http_query.h"
 #include "metrics.h"
 
@@ -52,7 +53,7 @@ struct rl_http {
     http_listener *listeners; /* open listeners */
     uint32_t next_id;         /* request ids given to the engine */
     size_t in_flight;         /* requests the engine has not answered yet */
-    size_t closing;           /* answered during shutdown, connection not closed yet */
+    rl_http_conns *conns;     /* open connections: cap, header deadline (owned) */
     int stopping;             /* rl_http_close was called */
     uint64_t responses[6];    /* answers by status class (index: code / 100) */
 };
@@ -96,12 +97,6 @@ static const char *reason_phrase(int code) {
     return NULL;
 }
 
-static void on_closed(struct evhttp_connection *evcon, void *arg) {
-    rl_http *h = arg;
-    (void)evcon;
-    h->closing--;
-}
-
 // During shutdown: the connection closes once this reply is out, and is counted until
 // then (rl_http_owed). A client that already left has no connection.
 static void close_after_reply(rl_http *h, struct evhttp_request *req) {
@@ -109,8 +104,7 @@ static void close_after_reply(rl_http *h, struct evhttp_request *req) {
     if (!evcon)
         return;
     evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-    evhttp_connection_set_closecb(evcon, on_closed, h);
-    h->closing++;
+    rl_http_conns_close_after(h->conns, req);
 }
 
 static void send_reply(rl_http *h, struct evhttp_request *req, int code, const char *type,
@@ -241,6 +235,16 @@ static void http_metrics(const rl_http *h, struct evbuffer *body) {
     for (int c = 1; c < 6; c++)
         evbuffer_add_printf(body, "rlimitd_http_responses_total{code=\"%dxx\"} %" PRIu64 "\n", c,
                             h->responses[c]);
+    uint64_t refused;
+    size_t open = rl_http_conns_open(h->conns, &refused);
+    evbuffer_add_printf(body,
+                        "# HELP rlimitd_http_connections Open HTTP connections.\n"
+                        "# TYPE rlimitd_http_connections gauge\nrlimitd_http_connections %zu\n"
+                        "# HELP rlimitd_http_refused_connections_total HTTP connections refused "
+                        "at limits.max_http_connections.\n"
+                        "# TYPE rlimitd_http_refused_connections_total counter\n"
+                        "rlimitd_http_refused_connections_total %" PRIu64 "\n",
+                        open, refused);
 }
 
 static void reply_metrics(http_call *call, const rl_response *resp) {
@@ -423,6 +427,7 @@ static int allowed(rl_http *h, struct evhttp_request *req, const char *path, uin
 
 static void on_request(struct evhttp_request *req, void *arg) {
     rl_http *h = arg;
+    rl_http_conns_request(h->conns, req); /* (its headers are in: no deadline now) */
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -452,8 +457,10 @@ static void on_request(struct evhttp_request *req, void *arg) {
 /* ---- listeners ---- */
 
 static void listener_close(rl_http *h, http_listener *l) {
-    if (l->bound)
+    if (l->bound) {
+        rl_http_conns_unwatch(h->conns, l->bound);
         evhttp_del_accept_socket(h->evh, l->bound);
+    }
     rl_listener_trust_release(l->rules);
     rl_listener_trust_release(l->next_rules);
     rl_free(l->address);
@@ -471,9 +478,15 @@ static http_listener *listener_open(rl_http *h, const rl_listener_conf *lc, char
         (l->rules = rl_listener_trust_dup(lc)) &&
         getsockname(fd, (struct sockaddr *)&l->local, &len) == 0)
         l->bound = evhttp_accept_socket_with_handle(h->evh, fd);
+    if (l && l->bound && rl_http_conns_watch(h->conns, l->bound) != 0) {
+        evhttp_del_accept_socket(h->evh, l->bound); /* (closes fd) */
+        fd = -1;
+        l->bound = NULL;
+    }
     if (!l || !l->bound) {
         snprintf(err, errlen, "listen %s: out of memory", lc->address);
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         if (l)
             rl_free(l->address);
         if (l)
@@ -525,6 +538,7 @@ static int listed(const rl_config *c, const char *address) {
 }
 
 void rl_http_commit(rl_http *h, const rl_config *c) {
+    rl_http_conns_limits(h->conns, c->max_http_connections, c->http_header_timeout_ms);
     for (http_listener **lp = &h->listeners; *lp;) {
         http_listener *l = *lp;
         l->staged = 0;
@@ -567,13 +581,15 @@ void rl_http_close(rl_http *h) {
 }
 
 size_t rl_http_owed(const rl_http *h) {
-    return h->in_flight + h->closing;
+    return h->in_flight + rl_http_conns_closing(h->conns);
 }
 
 rl_http *rl_http_new(struct event_base *base, rl_engine *engine, char *err, size_t errlen) {
     rl_http *h = rl_calloc(1, sizeof(*h));
-    if (!h || !(h->evh = evhttp_new(base))) {
+    if (!h || !(h->evh = evhttp_new(base)) || !(h->conns = rl_http_conns_new(base, h->evh))) {
         snprintf(err, errlen, "http: out of memory");
+        if (h && h->evh)
+            evhttp_free(h->evh);
         rl_free(h);
         return NULL;
     }
@@ -593,6 +609,7 @@ void rl_http_free(rl_http *h) {
     if (!h)
         return;
     evhttp_free(h->evh); /* closes the bound sockets and the connections */
+    rl_http_conns_free(h->conns);
     while (h->listeners) {
         http_listener *l = h->listeners;
         h->listeners = l->next;

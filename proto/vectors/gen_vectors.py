@@ -23,6 +23,7 @@ OPCODES = {
     "ADJUST": 0x04,
     "RESET": 0x05,
     "MULTI_CHECK": 0x06,
+    "AUTH": 0x07,
     "POLICIES": 0x20,
     "STATS": 0x21,
     "TOP": 0x22,
@@ -48,6 +49,8 @@ STATUS = {
     "BUSY": 29,
     "INTERNAL": 30,
     "RELOAD_FAILED": 31,
+    "AUTH_REQUIRED": 32,
+    "AUTH_FAILED": 33,
 }
 
 FALLBACK, SHADOW, CACHED, EXEMPT, BLOCKED = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -189,6 +192,13 @@ def requests():
     long_policy = "p" * 250 + "-255b"
     return [
         request_vector("ping_request", "PING, empty body", "PING", 1),
+        request_vector(
+            "auth_request",
+            "AUTH with the listener's token as the key (cost 0, policy empty)",
+            "AUTH",
+            2,
+            [("", "correct-horse-battery-staple", 0)],
+        ),
         request_vector(
             "check_request_example",
             "the CHECK example of PROTOCOL.md: policy api, key user1, cost 1, id 42. Its length "
@@ -392,6 +402,28 @@ def responses():
             "RELOAD", 26, result("RELOAD_FAILED"),
             text='{"error":"policies.api.limit: must be a positive integer"}',
         ),
+        r("auth_response", "AUTH: the token matched (or the listener has none)", "AUTH", 40,
+          result()),
+        r(
+            "auth_response_failed",
+            "AUTH with a wrong token: AUTH_FAILED; the daemon closes the connection after it",
+            "AUTH", 41, result("AUTH_FAILED"),
+        ),
+        r(
+            "check_response_auth_required",
+            "CHECK on a token listener before AUTH: AUTH_REQUIRED, the connection stays open",
+            "CHECK", 42, result("AUTH_REQUIRED"),
+        ),
+        r(
+            "stats_response_auth_required",
+            "STATS before AUTH: AUTH_REQUIRED, still with its text tail (empty)",
+            "STATS", 43, result("AUTH_REQUIRED"),
+        ),
+        r(
+            "adjust_response_not_permitted",
+            "ADJUST with a negative cost on a listener without \"refund\": NOT_PERMITTED",
+            "ADJUST", 44, result("NOT_PERMITTED"),
+        ),
         r(
             "reload_response_not_permitted",
             "RELOAD on a listener not marked admin: NOT_PERMITTED, empty text",
@@ -462,6 +494,18 @@ def refused():
             "refuse_unknown_opcode_with_body",
             "opcode 0x7f with a body: still UNKNOWN_OPCODE, the body is skipped",
             frame(0x7F, 105, check),
+            "UNKNOWN_OPCODE",
+        ),
+        refuse(
+            "refuse_auth_without_body",
+            "AUTH carries an item (the token as its key): an empty body is MALFORMED",
+            frame("AUTH", 120, b""),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_unknown_opcode_08",
+            "opcode 0x08 is not defined (0x07 is AUTH)",
+            frame(0x08, 121, b""),
             "UNKNOWN_OPCODE",
         ),
         refuse(

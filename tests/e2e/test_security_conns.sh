@@ -12,6 +12,7 @@
 #                     descriptor limit reached the daemon does not spin and still answers
 #                     a binary PING; a client sending its headers slowly is closed after
 #                     limits.http_header_timeout
+#                     (tests/tools/rlhttpconns.py)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/tools/fault_lib.sh
@@ -155,5 +156,31 @@ time.sleep(60)' "$WORK/other/live.sock" &
 else
     echo "another user's live socket: skipped (needs root to run as nobody and daemon)"
 fi
+
+# ---- point 8: the HTTP listener ----
+http_port() { # the port NAME's HTTP listener was bound to (port 0 in the config)
+    sed -n 's/.*listening on http:127.0.0.1:\([0-9]*\).*/\1/p' "$(daemon_log "$1")" | head -1
+}
+HTTPCONNS="$PYTHON $TOOLS/rlhttpconns.py"
+daemon_start http '{"listen": ["unix:@DIR@/rlimitd.sock", "http:127.0.0.1:0"],
+ "limits": {"max_http_connections": 4, "http_header_timeout": "2s"},
+ "policies": {"p": {"algorithm": "fixed_window", "limit": 1, "period": "1s"}}}'
+$HTTPCONNS cap "127.0.0.1:$(http_port http)" 4 ||
+    check_failed "HTTP connections over limits.max_http_connections were not refused with 503 (or the count leaked)"
+$HTTPCONNS slow "127.0.0.1:$(http_port http)" 4 ||
+    check_failed "an HTTP client sending its headers slowly was not closed by http_header_timeout (2 s)"
+daemon_stop http
+
+# Descriptors run out (the daemon's limit is 64): no spinning, binary clients still served.
+(ulimit -n 64 && daemon_start exhaust '{"listen": ["unix:@DIR@/rlimitd.sock", "http:127.0.0.1:0"],
+ "limits": {"max_http_connections": 1000, "http_header_timeout": "30s"},
+ "policies": {"p": {"algorithm": "fixed_window", "limit": 1, "period": "1s"}}}' &&
+    echo "${DPID[exhaust]}" >"$WORK/exhaust.pid" && wait "${DPID[exhaust]}") &
+for _ in $(seq 1 500); do [ -s "$WORK/exhaust.pid" ] && break; sleep 0.02; done
+EPID=$(cat "$WORK/exhaust.pid")
+$HTTPCONNS exhaust "127.0.0.1:$(http_port exhaust)" "unix:$WORK/exhaust/rlimitd.sock" "$EPID" ||
+    check_failed "with descriptors exhausted by idle HTTP connections the daemon spun or left PING unanswered"
+kill -TERM "$EPID" 2>/dev/null
+wait
 
 fault_finish test_security_conns
