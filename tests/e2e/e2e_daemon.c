@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,12 @@ static void teardown(void) {
 static rl_result check(const char *policy, const char *key, uint32_t cost) {
     rl_result r;
     ck_assert_int_eq(rl_client_check(client, policy, key, cost, &r), RLC_OK);
+    return r;
+}
+
+static rl_result check_on(rl_client *c, const char *policy, const char *key, uint32_t cost) {
+    rl_result r;
+    ck_assert_int_eq(rl_client_check(c, policy, key, cost, &r), RLC_OK);
     return r;
 }
 
@@ -143,12 +150,14 @@ START_TEST(adjust_charges_and_gives_back) {
     ck_assert_int_eq(check("five", "adj", 1).remaining, 4);
     ck_assert_int_eq(rl_client_adjust(client, "five", "adj", 3, &r), RLC_OK);
     ck_assert_int_eq(r.remaining, 1);
-    ck_assert_int_eq(rl_client_adjust(client, "five", "adj", 10, &r), RLC_OK);
+    ck_assert_int_eq(rl_client_adjust(client, "five", "adj", 5, &r), RLC_OK);
     ck_assert_int_eq(r.status, RL_ST_DENIED); /* over the limit after the fact */
     ck_assert_int_eq(r.remaining, 0);
-    ck_assert_int_eq(rl_client_adjust(client, "five", "adj", -12, &r), RLC_OK);
+    ck_assert_int_eq(rl_client_adjust(client, "five", "adj", -5, &r), RLC_OK);
     ck_assert_int_eq(r.status, RL_ST_ALLOWED);
-    ck_assert_int_eq(r.remaining, 3);
+    ck_assert_int_eq(r.remaining, 1);
+    ck_assert_int_eq(rl_client_adjust(client, "five", "adj", -5, &r), RLC_OK);
+    ck_assert_int_eq(r.remaining, 5); /* never below zero usage */
 }
 END_TEST
 
@@ -417,6 +426,135 @@ START_TEST(sigterm_unlinks_the_socket) {
 }
 END_TEST
 
+/* ---- ADJUST is bounded (issue 11, point 1) ---- */
+
+static rl_result adjust(rl_client *c, const char *policy, const char *key, int32_t delta) {
+    rl_result r;
+    ck_assert_int_eq(rl_client_adjust(c, policy, key, delta, &r), RLC_OK);
+    return r;
+}
+
+START_TEST(adjust_cannot_reset_or_lock_a_key) {
+    for (int i = 0; i < 3; i++)
+        check("log", "victim", 1);
+    ck_assert_int_eq(check("log", "victim", 1).status, RL_ST_DENIED);
+    /* Before: ALLOWED with remaining 3 (a RESET in all but name). */
+    ck_assert_int_eq(adjust(client, "log", "victim", INT32_MIN).status, RL_ST_COST_TOO_LARGE);
+    ck_assert_int_eq(adjust(client, "log", "victim", -4).status, RL_ST_COST_TOO_LARGE);
+    ck_assert_int_eq(check("log", "victim", 1).status, RL_ST_DENIED);
+    /* Before: reset_after_ms 4294967295 (40 years), on any listener. */
+    char err[256];
+    char public_sock[400];
+    snprintf(public_sock, sizeof(public_sock), "unix:%s/public.sock", daemon_.dir);
+    rl_client *pub = rl_client_connect(public_sock, 5000, err, sizeof(err));
+    ck_assert_msg(pub != NULL, "connect: %s", err);
+    ck_assert_int_eq(adjust(pub, "bucket", "b", INT32_MAX).status, RL_ST_COST_TOO_LARGE);
+    ck_assert_int_eq(adjust(pub, "bucket", "b", 5).status, RL_ST_COST_TOO_LARGE); /* burst 4 */
+    rl_result r = adjust(pub, "bucket", "b", 4);
+    ck_assert_int_eq(r.status, RL_ST_DENIED);
+    ck_assert_uint_eq(r.flags, 0);
+    adjust(pub, "bucket", "b", 4);
+    r = adjust(pub, "bucket", "b", 4);
+    ck_assert_uint_eq(r.flags, RL_FLAG_CAPPED);
+    ck_assert_uint_le(r.reset_after_ms, 2 * r.window_ms);
+    rl_client_close(pub);
+}
+END_TEST
+
+#define BOUNDED_WINDOW_MS 300 /* the token bucket's window in the next test */
+
+static const char *const BOUNDED_CONFIG =
+    "{\"listen\": [\"unix:@DIR@/rlimitd.sock\"],"
+    " \"store\": {\"type\": \"memory\", \"max_keys\": 1000},"
+    " \"policies\": {"
+    "  \"tb\": {\"algorithm\": \"token_bucket\", \"limit\": 10, \"period\": \"300ms\"},"
+    "  \"other\": {\"algorithm\": \"fixed_window\", \"limit\": 5, \"period\": \"1h\"}"
+    " }}";
+
+static int64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1,000 keys charged far past their capacity fill a store of max_keys 1000; they expire
+ * within two windows, after which every new key of another policy is taken. Before, an
+ * ADJUST +2147483647 made them live ~40 years and every new key got STORE_FULL. */
+START_TEST(charged_keys_expire_within_two_windows) {
+    rlt_daemon d;
+    char err[256], key[32];
+    ck_assert_int_eq(rlt_daemon_start(&d, BOUNDED_CONFIG), 0);
+    rl_client *c = rl_client_connect(d.sock, 5000, err, sizeof(err));
+    ck_assert_msg(c != NULL, "connect: %s", err);
+    ck_assert_int_eq(adjust(c, "tb", "k0", INT32_MAX).status, RL_ST_COST_TOO_LARGE);
+    int64_t first = monotonic_ms(); /* no key can expire before first + 2 windows */
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        for (int n = 0; n < 3; n++) {
+            rl_result r = adjust(c, "tb", key, 10);
+            ck_assert_int_eq(r.status, RL_ST_DENIED);
+            ck_assert_uint_le(r.reset_after_ms, 2 * BOUNDED_WINDOW_MS);
+            ck_assert_uint_eq(r.flags, n == 2 ? RL_FLAG_CAPPED : 0);
+        }
+    }
+    int64_t charged = monotonic_ms();
+    rl_result full = check_on(c, "other", "new", 1);
+    if (monotonic_ms() < first + 2 * BOUNDED_WINDOW_MS) /* else a slow run: some expired */
+        ck_assert_int_eq(full.status, RL_ST_STORE_FULL);
+    /* Wait out the two windows (bounded), then every key must be evictable. */
+    while (monotonic_ms() < charged + 2 * BOUNDED_WINDOW_MS + 50)
+        usleep(20000);
+    for (int i = 0; i < 999; i++) { /* with "new", which a slow run may have taken */
+        snprintf(key, sizeof(key), "new%d", i);
+        ck_assert_int_eq(check_on(c, "other", key, 1).status, RL_ST_ALLOWED);
+    }
+    rl_client_close(c);
+    ck_assert_int_eq(rlt_daemon_stop(&d), 0);
+}
+END_TEST
+
+/* ---- --check-config runs the daemon's own checks (issue 11, points 3 and 14) ---- */
+
+// Runs rlimitd --check-config on config; returns its exit status, its output in out.
+static int check_config(const char *config, char *out, size_t len) {
+    char path[] = "/tmp/rl-e2e-check-XXXXXX", cmd[600];
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, config, strlen(config)), (ssize_t)strlen(config));
+    close(fd);
+    const char *bin = getenv("RLIMITD_BIN") ? getenv("RLIMITD_BIN") : "build/rlimitd";
+    snprintf(cmd, sizeof(cmd), "%s --check-config -c %s 2>&1", bin, path);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    unlink(path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(check_config_refuses_what_the_daemon_refuses) {
+    char out[2048];
+    ck_assert_int_ne(check_config("{\"listen\": [\"unix:/tmp/x.sock\"], \"store\": {\"type\": "
+                                  "\"redis\", \"url\": \"redis://127.0.0.1:1\", "
+                                  "\"key_prefix\": \"{app}:\"}, \"policies\": {\"p\": "
+                                  "{\"algorithm\": \"fixed_window\", \"limit\": 1, "
+                                  "\"period\": \"1s\"}}}",
+                                  out, sizeof(out)),
+                     0);
+    ck_assert_msg(strstr(out, "store.key_prefix") && strstr(out, "must not hold { or }"),
+                  "output: %s", out);
+    ck_assert_int_ne(check_config("{\"listen\": [\"unix:/tmp/x.sock\"], \"policies\": "
+                                  "{\"login\": {\"algorithm\": \"sliding_window_log\", "
+                                  "\"limit\": 20000, \"period\": \"15m\"}}}",
+                                  out, sizeof(out)),
+                     0);
+    ck_assert_msg(strstr(out, "policies.login.limit: 20000 is above the sliding_window_log "
+                              "maximum 10000; use sliding_window_counter for large limits"),
+                  "output: %s", out);
+}
+END_TEST
+
 static Suite *daemon_suite(void) {
     Suite *s = suite_create("daemon");
     TCase *tc = tcase_create("end to end");
@@ -440,7 +578,13 @@ static Suite *daemon_suite(void) {
     tcase_add_test(tc, idle_connections_are_closed);
     tcase_add_test(tc, sighup_reloads_and_keeps_counters);
     tcase_add_test(tc, sigterm_unlinks_the_socket);
+    tcase_add_test(tc, adjust_cannot_reset_or_lock_a_key);
     suite_add_tcase(s, tc);
+    TCase *alone = tcase_create("own daemon");
+    tcase_set_timeout(alone, 120);
+    tcase_add_test(alone, charged_keys_expire_within_two_windows);
+    tcase_add_test(alone, check_config_refuses_what_the_daemon_refuses);
+    suite_add_tcase(s, alone);
     return s;
 }
 
