@@ -6,8 +6,10 @@
 . "$(dirname "$0")/ops_common.sh"
 watchdog 120
 
+# The public listener lists its ops: a non-admin listener's default has no refund, no top.
 cat >"$DIR/rlimitd.json" <<JSON
-{"listen": ["unix:$DIR/admin.sock", {"address": "unix:$DIR/public.sock", "admin": false}],
+{"listen": ["unix:$DIR/admin.sock", {"address": "unix:$DIR/public.sock",
+             "ops": ["check", "peek", "multi_check", "charge", "refund", "policies", "stats", "top"]}],
  "policies": {
    "five":     {"algorithm": "fixed_window", "limit": 5, "period": "1h"},
    "multi":    {"algorithm": "fixed_window", "rates": [{"limit": 3, "period": "1h"},

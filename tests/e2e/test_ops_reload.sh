@@ -14,8 +14,10 @@ HTTP2=$(free_port)
 
 # write_config EXTRA_LISTENERS POLICIES
 write_config() {
-    cat >"$DIR/rlimitd.json" <<JSON
-{"listen": ["unix:$DIR/admin.sock", {"address": "unix:$DIR/public.sock", "admin": false},
+    # The public listener lists its ops: a non-admin listener's default has no refund, no top.
+cat >"$DIR/rlimitd.json" <<JSON
+{"listen": ["unix:$DIR/admin.sock", {"address": "unix:$DIR/public.sock",
+             "ops": ["check", "peek", "multi_check", "charge", "refund", "policies", "stats", "top"]},
             "http:127.0.0.1:0" $1],
  "policies": {$2}}
 JSON
