@@ -437,7 +437,8 @@ static int read_verdict(redisReply *const *e, const rl_rate *rate, rl_verdict *v
     v->reset_after_us = e[2]->integer;
     v->retry_after_us = e[3]->integer;
     v->window_us = rl_rate_window_us(rate);
-    return (e[0]->integer & RL_REDIS_CAPPED) != 0;
+    v->capped = (e[0]->integer & RL_REDIS_CAPPED) != 0;
+    return v->capped;
 }
 
 // Reads one request's part of the reply from *at on; fills answer.
@@ -448,13 +449,16 @@ static void read_request(const redisReply *reply, size_t *at, const rl_redis_req
     answer->count = req->count;
     for (size_t k = 0; k < req->count; k++) {
         rl_verdict *acc = &answer->verdicts[k];
+        int item_capped = 0;
         memset(acc, 0, sizeof(*acc));
         for (size_t r = 0; r < req->items[k].limits.rate_count; r++) {
             rl_verdict v;
-            capped |= read_verdict(&reply->element[*at], &req->items[k].limits.rates[r], &v);
+            item_capped |= read_verdict(&reply->element[*at], &req->items[k].limits.rates[r], &v);
             *at += RL_REDIS_VERDICT_FIELDS;
             rl_verdict_merge(acc, &v);
         }
+        acc->capped = item_capped; /* any rate's, as the embedded store says */
+        capped |= item_capped;
         all &= acc->allowed;
     }
     if (failed(status)) {
@@ -485,6 +489,7 @@ static void read_compact(redisReply *const *e, const rl_redis_request *req,
         return;
     }
     v->allowed = (e[0]->integer & 1) != 0;
+    v->capped = false; /* a CHECK */
     v->limit = rl_rate_capacity(rate);
     v->remaining = (uint64_t)(e[0]->integer >> 1);
     v->reset_after_us = e[1]->integer;

@@ -63,6 +63,7 @@ static rl_status ref_decide(ref_key *k, const rl_limits *l, int commit, int64_t 
 
 static rl_status ref_adjust(ref_key *k, const rl_limits *l, int64_t cost, int64_t now,
                             rl_verdict *out) {
+    bool capped = false;
     for (size_t r = 0; r < l->rate_count; r++) {
         rl_verdict v;
         if (is_log(l, r)) {
@@ -74,8 +75,10 @@ static rl_status ref_adjust(ref_key *k, const rl_limits *l, int64_t cost, int64_
             rl_cell_adjust(&l->rates[r], &k->cells[r], now, cost, &next, &v);
             k->cells[r] = next;
         }
+        capped |= v.capped;
         rl_verdict_merge(out, &v);
     }
+    out->capped = capped; /* any rate's (the stores' RL_FLAG_CAPPED) */
     return out->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
 }
 
@@ -100,7 +103,8 @@ static void assert_same(const rl_store_answer *got, rl_status status, const rl_v
     for (size_t i = 0; i < n; i++) {
         const rl_verdict *g = &got->verdicts[i], *w = &want[i];
         ck_assert_msg(
-            g->allowed == w->allowed && g->limit == w->limit && g->remaining == w->remaining &&
+            g->allowed == w->allowed && g->capped == w->capped && g->limit == w->limit &&
+                g->remaining == w->remaining &&
                 g->reset_after_us == w->reset_after_us && g->retry_after_us == w->retry_after_us &&
                 g->window_us == w->window_us,
             "%s item %zu: got allowed %d limit %llu remaining %llu reset %lld retry "
@@ -192,6 +196,9 @@ static void run_sequence(const rl_limits *l, uint64_t seed, int steps, int64_t a
     rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
     rl_store *store = h_store(&h, &opt);
     ref_key keys[2] = {0};
+    redisContext *c = rlt_redis_connect(&h.redis, NULL); /* the reference starts empty */
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    redisFree(c);
     const char *names[2] = {"alice", "bob\xff\x00x"};
     rng_state = seed;
     for (int step = 0; step < steps; step++) {
@@ -281,6 +288,23 @@ START_TEST(large_figures_match_algo) {
     run_sequence(&g, 18, 250, 20);
     rl_limits c = one_rate(RL_ALGO_SLIDING_COUNTER, 4000000000ULL, 4000000000000LL, 0);
     run_sequence(&c, 19, 250, 2000000000);
+}
+END_TEST
+
+/* Charges as large as the capacity: usage saturates at 2 x capacity (CAPPED), logs merge
+ * their two oldest entries past limit entries; the same answers as algo.c. */
+START_TEST(capped_charges_match_algo) {
+    rl_limits l = {.rate_count = 3};
+    l.rates[0] = (rl_rate){RL_ALGO_SLIDING_LOG, 5, 1000000, 0};
+    l.rates[1] = (rl_rate){RL_ALGO_FIXED_WINDOW, 6, 2000000, 0};
+    l.rates[2] = (rl_rate){RL_ALGO_SLIDING_COUNTER, 7, 1000000, 0};
+    run_sequence(&l, 31, 300, 5);
+    rl_limits one = one_rate(RL_ALGO_SLIDING_LOG, 1, 1000000, 0);
+    run_sequence(&one, 32, 200, 1);
+    rl_limits b = one_rate(RL_ALGO_TOKEN_BUCKET, 5, 1000000, 4);
+    run_sequence(&b, 33, 200, 4);
+    rl_limits g = one_rate(RL_ALGO_GCRA, 5, 1000000, 3);
+    run_sequence(&g, 34, 200, 3);
 }
 END_TEST
 
@@ -715,6 +739,136 @@ START_TEST(unix_socket_and_stats) {
 }
 END_TEST
 
+/* ---- abuse: charges, log sizes, logs of older versions ---- */
+
+static long long redis_int(redisContext *c, const char *fmt, const char *key) {
+    redisReply *r = redisCommand(c, fmt, key);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+// Issue 11: 100,000 ADJUST +1 on a login key (5 per 15 min) made its sorted set 10,000
+// members and every call on it 9-11 ms of Redis time. Now the set holds at most limit
+// entries and the usage stays at 2 x limit.
+START_TEST(a_login_log_stays_within_its_limit) {
+    enum { ADJUSTS = 100000, WAVE = 2000 };
+    rl_limits l = one_rate(RL_ALGO_SLIDING_LOG, 5, 900000000LL, 0);
+    h.conf.command_timeout_ms = 5000;
+    rl_store_redis_options opt = {.no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    rl_store_item it = h_item(&l, "login", "victim", 1);
+    static outcome outs[WAVE];
+    int capped = 0;
+    for (int done = 0; done < ADJUSTS; done += WAVE) {
+        for (int i = 0; i < WAVE; i++)
+            h_submit(store, RL_STORE_ADJUST, &it, 1, &outs[i]);
+        h_wait(&h, outs, WAVE);
+        for (int i = 0; i < WAVE; i++) {
+            ck_assert(outs[i].ans.status == RL_ST_ALLOWED || outs[i].ans.status == RL_ST_DENIED);
+            capped += (outs[i].ans.flags & RL_FLAG_CAPPED) != 0;
+        }
+    }
+    ck_assert_int_ge(capped, ADJUSTS - 10); /* all but the first 10 units were held back */
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    ck_assert_int_le(redis_int(c, "ZCARD %s", "rl:{login:victim}:0"), 5);
+    ck_assert_int_le(redis_int(c, "PTTL %s", "rl:{login:victim}:0"), 900000);
+    rl_store_answer ans = h_do(&h, store, RL_STORE_CHECK, &it, 1);
+    ck_assert_int_eq(ans.status, RL_ST_DENIED);
+    ck_assert_int_eq(ans.verdicts[0].remaining, 0);
+    it.cost = -5; /* a refund of 5 leaves the 5 units over the limit */
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_ADJUST, &it, 1).status, RL_ST_DENIED);
+    it.cost = -100; /* never below empty */
+    ans = h_do(&h, store, RL_STORE_ADJUST, &it, 1);
+    ck_assert_int_eq(ans.verdicts[0].remaining, 5);
+    ck_assert_int_eq(redis_int(c, "EXISTS %s", "rl:{login:victim}:0"), 0);
+    ck_assert_int_eq(redis_int(c, "EXISTS %s", "rl:{login:victim}:0#"), 0);
+    ck_assert_int_eq(h_stat(store, "errors.item"), 0);
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
+// ADJUST +capacity repeated: the usage stops at 2 x capacity (CAPPED from the third
+// on), reset_after and the key's TTL stay within 2 windows, for every algorithm.
+START_TEST(charges_are_capped_at_two_windows) {
+    const rl_algorithm algos[5] = {RL_ALGO_TOKEN_BUCKET, RL_ALGO_GCRA, RL_ALGO_FIXED_WINDOW,
+                                   RL_ALGO_SLIDING_COUNTER, RL_ALGO_SLIDING_LOG};
+    int64_t clock = h_wall_us() + 1000000;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    for (int a = 0; a < 5; a++) {
+        rl_limits l = one_rate(algos[a], 5, 60000000, 5);
+        int64_t window = rl_rate_window_us(&l.rates[0]);
+        char ns[8], key[32];
+        snprintf(ns, sizeof(ns), "a%d", a);
+        rl_store_item it = h_item(&l, ns, "k", 5);
+        for (int i = 0; i < 6; i++) {
+            rl_store_answer ans = h_do(&h, store, RL_STORE_ADJUST, &it, 1);
+            ck_assert_int_eq(ans.status, RL_ST_DENIED);
+            ck_assert_msg(((ans.flags & RL_FLAG_CAPPED) != 0) == (i >= 2),
+                          "algorithm %d adjust %d: flags %d", a, i, ans.flags);
+            ck_assert_int_le(ans.verdicts[0].reset_after_us, 2 * window);
+        }
+        snprintf(key, sizeof(key), "rl:{%s:k}:0", ns);
+        long long ttl = redis_int(c, "PTTL %s", key);
+        ck_assert_msg(ttl > 0 && ttl <= 2 * window / 1000, "algorithm %d ttl %lld", a, ttl);
+        it.cost = 1; /* a CHECK is denied until the usage is back within the limit */
+        ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_DENIED);
+    }
+    /* a bucket pushed 40 years ahead by an older rlimitd counts as 2 windows ahead */
+    rl_limits b = one_rate(RL_ALGO_TOKEN_BUCKET, 5, 60000000, 5);
+    freeReplyObject(redisCommand(c, "SET rl:{old:k}:0 %lld", (long long)(clock + 1262304000000000LL)));
+    rl_store_item old = h_item(&b, "old", "k", 1);
+    rl_store_answer ans = h_do(&h, store, RL_STORE_CHECK, &old, 1);
+    ck_assert_int_eq(ans.status, RL_ST_DENIED);
+    ck_assert_int_le(ans.verdicts[0].reset_after_us, 2 * rl_rate_window_us(&b.rates[0]));
+    ck_assert_int_le(ans.verdicts[0].retry_after_us, 2 * rl_rate_window_us(&b.rates[0]));
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
+// A sorted set written by an rlimitd before the companion (no companion, more entries
+// than limit), or changed by one after (the companion is stale), is counted whole: the
+// new code never admits more than the set holds.
+START_TEST(logs_of_an_older_rlimitd_are_counted_whole) {
+    int64_t clock = h_wall_us() + 1000000;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    rl_limits l = one_rate(RL_ALGO_SLIDING_LOG, 50, 3600000000LL, 0);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    for (int64_t i = 0; i < 200; i++) { /* 200 units, 1 per ms, ending 200 ms ago */
+        long long at = (long long)(clock - 400000 + i * 1000);
+        freeReplyObject(redisCommand(c, "ZADD rl:{p:old}:0 %lld %lld:1", at, at));
+    }
+    rl_store_item it = h_item(&l, "p", "old", 1);
+    rl_store_answer ans = h_do(&h, store, RL_STORE_PEEK, &it, 1);
+    ck_assert_int_eq(ans.status, RL_ST_DENIED);
+    ck_assert_int_eq(ans.verdicts[0].remaining, 0);
+    /* all 200 units count until 151 have left: the 151 oldest merged into one at the
+       instant of the newest of them, so the wait is until that instant leaves the hour */
+    ck_assert_int_eq(ans.verdicts[0].retry_after_us, 3600000000LL - 400000 + 150 * 1000);
+    ck_assert_int_eq(redis_int(c, "ZCARD %s", "rl:{p:old}:0"), 50);
+    /* an older rlimitd appends after the companion was written: still counted */
+    it.cost = -200;
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_ADJUST, &it, 1).verdicts[0].remaining, 50);
+    it.cost = 49;
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
+    clock += 1000;
+    freeReplyObject(redisCommand(c, "ZADD rl:{p:old}:0 %lld %lld:1", (long long)clock,
+                                 (long long)clock));
+    it.cost = 1;
+    ans = h_do(&h, store, RL_STORE_CHECK, &it, 1);
+    ck_assert_int_eq(ans.status, RL_ST_DENIED); /* 49 + the old rlimitd's 1 = 50 */
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
 static Suite *store_suite(void) {
     Suite *s = suite_create("redis_store");
     TCase *decide = tcase_create("decisions");
@@ -730,6 +884,10 @@ static Suite *store_suite(void) {
     tcase_add_test(decide, multi_matches_memory_store);
     tcase_add_test(decide, multi_is_all_or_nothing);
     tcase_add_test(decide, reset_and_adjust);
+    tcase_add_test(decide, capped_charges_match_algo);
+    tcase_add_test(decide, a_login_log_stays_within_its_limit);
+    tcase_add_test(decide, charges_are_capped_at_two_windows);
+    tcase_add_test(decide, logs_of_an_older_rlimitd_are_counted_whole);
     suite_add_tcase(s, decide);
     TCase *store = tcase_create("store");
     tcase_add_checked_fixture(store, setup, teardown);
