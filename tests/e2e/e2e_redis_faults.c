@@ -401,6 +401,63 @@ START_TEST(nonsense_replies_are_errors_not_crashes) {
 }
 END_TEST
 
+// Issue 11 point 4: one request whose Redis command fails inside the script (here a
+// write refused because Redis is out of memory) is answered INTERNAL on its own; the
+// other requests of the same script call get their exact answers (the old script failed
+// the whole call: every request STORE_UNAVAILABLE, which the engine answers FALLBACK).
+START_TEST(a_failing_request_is_answered_alone) {
+    int64_t clock = h_wall_us() + 1000000;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    rl_limits fixed = h_limits1(RL_ALGO_FIXED_WINDOW, 5, 3600000000LL, 0), log = hour_log(5);
+    rl_limits bucket = h_limits1(RL_ALGO_TOKEN_BUCKET, 5, 3600000000LL, 5);
+    rl_store_item full = h_item(&fixed, "f", "full", 5), logged = h_item(&log, "l", "a", 1);
+    rl_store_item bucket_full = h_item(&bucket, "b", "full", 5);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &full, 1).status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &logged, 1).status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &bucket_full, 1).status, RL_ST_ALLOWED);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 1")); /* every write: OOM */
+    full.cost = 1;
+    rl_store_item fresh = h_item(&fixed, "f", "new", 1);
+    outcome outs[4];
+    h_submit(store, RL_STORE_PEEK, &logged, 1, &outs[0]);
+    h_submit(store, RL_STORE_CHECK, &full, 1, &outs[1]);
+    h_submit(store, RL_STORE_CHECK, &fresh, 1, &outs[2]);
+    h_submit(store, RL_STORE_PEEK, &fresh, 1, &outs[3]);
+    h_wait(&h, outs, 4);
+    ck_assert_int_eq(h_stat(store, "calls"), 4); /* the four in one call */
+    ck_assert_int_eq(outs[0].ans.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(outs[0].ans.verdicts[0].remaining, 3);
+    ck_assert_int_eq(outs[1].ans.status, RL_ST_DENIED);
+    ck_assert_int_eq(outs[1].ans.verdicts[0].remaining, 0);
+    ck_assert_int_eq(outs[1].ans.verdicts[0].retry_after_us,
+                     3600000000LL - clock % 3600000000LL);
+    ck_assert_int_eq(outs[2].ans.status, RL_ST_INTERNAL);
+    ck_assert_ptr_nonnull(outs[2].ans.errstr); /* Redis's OOM error (valid during done) */
+    ck_assert_int_eq(outs[3].ans.status, RL_ST_ALLOWED); /* nothing of the failed one stayed */
+    ck_assert_int_eq(outs[3].ans.verdicts[0].remaining, 4);
+    /* the compact form (single bucket CHECKs): the same, item by item */
+    bucket_full.cost = 1;
+    rl_store_item bucket_new = h_item(&bucket, "b", "new", 1);
+    h_submit(store, RL_STORE_CHECK, &bucket_full, 1, &outs[0]);
+    h_submit(store, RL_STORE_CHECK, &bucket_new, 1, &outs[1]);
+    h_wait(&h, outs, 2);
+    ck_assert_int_eq(outs[0].ans.status, RL_ST_DENIED);
+    ck_assert_int_eq(outs[0].ans.verdicts[0].retry_after_us, 720000000LL);
+    ck_assert_int_eq(outs[1].ans.status, RL_ST_INTERNAL);
+    ck_assert_int_eq(h_stat(store, "errors.item"), 2);
+    ck_assert_int_eq(h_stat(store, "errors.redis"), 0);
+    freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 0"));
+    rl_store_answer ans = h_do(&h, store, RL_STORE_CHECK, &fresh, 1);
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(ans.verdicts[0].remaining, 4);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &bucket_new, 1).verdicts[0].remaining, 4);
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
 static Suite *faults_suite(void) {
     Suite *s = suite_create("redis_faults");
     TCase *tc = tcase_create("faults");
@@ -415,6 +472,7 @@ static Suite *faults_suite(void) {
     tcase_add_test(tc, unreachable_at_startup_starts_down);
     tcase_add_test(tc, hot_key_never_over_admits);
     tcase_add_test(tc, nonsense_replies_are_errors_not_crashes);
+    tcase_add_test(tc, a_failing_request_is_answered_alone);
     suite_add_tcase(s, tc);
     return s;
 }
