@@ -59,8 +59,7 @@ int rl_listener_peer_allowed(const rl_listener_conf *l, uint32_t uid, uint32_t g
     return 0;
 }
 
-int rl_token_equal(const char *expected, size_t expected_len, const char *given,
-                   size_t given_len) {
+int rl_token_equal(const char *expected, size_t expected_len, const char *given, size_t given_len) {
     /* every byte of expected is read whatever given holds: no early exit */
     volatile unsigned char diff = expected_len != given_len;
     for (size_t i = 0; i < expected_len; i++) {
@@ -109,8 +108,7 @@ static int parse_ops(rl_conf_ctx *ctx, json_t *v, const char *path, rl_listener_
 /* ---- peers ---- */
 
 // Reads a non-empty array of ids (uids or gids) into *ids (owned by the caller).
-static int parse_ids(rl_conf_ctx *ctx, json_t *v, const char *path, uint32_t **ids,
-                     size_t *count) {
+static int parse_ids(rl_conf_ctx *ctx, json_t *v, const char *path, uint32_t **ids, size_t *count) {
     if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > RL_MAX_PEERS)
         return rl_conf_fail(ctx, path, "must be an array of 1..%d numeric ids", RL_MAX_PEERS);
     *ids = rl_calloc(json_array_size(v), sizeof(**ids));
@@ -184,7 +182,7 @@ static int read_token(rl_conf_ctx *ctx, const char *path, const char *file, rl_l
     if (len >= RL_MIN_TOKEN_LEN && (size_t)n < sizeof(buf) && len <= RL_MAX_TOKEN_LEN)
         return rl_conf_fail(ctx, path, "out of memory");
     return rl_conf_fail(ctx, path, "\"%s\" holds %s token: it must have %d..%d bytes", file,
-                        len == 0                   ? "an empty"
+                        len == 0                 ? "an empty"
                         : len < RL_MIN_TOKEN_LEN ? "a too short"
                                                  : "a too long",
                         RL_MIN_TOKEN_LEN, RL_MAX_TOKEN_LEN);
@@ -249,10 +247,11 @@ static int parse_perms(rl_conf_ctx *ctx, json_t *obj, const char *path, rl_liste
     char sub[300];
     rl_conf_path(sub, sizeof(sub), path, "ops");
     if (ops && json_is_true(json_object_get(obj, "admin")))
-        return rl_conf_fail(ctx, sub, "an admin listener allows every operation: give "
-                                      "either \"admin\": true or \"ops\"");
+        return rl_conf_fail(ctx, sub,
+                            "an admin listener allows every operation: give "
+                            "either \"admin\": true or \"ops\"");
     if (!ops) {
-        l->perms = l->admin                      ? RL_PERM_ALL
+        l->perms = l->admin                    ? RL_PERM_ALL
                    : l->kind == RL_LISTEN_HTTP ? RL_PERM_DEFAULT_HTTP
                                                : RL_PERM_DEFAULT_BINARY;
         return 0;
@@ -331,7 +330,8 @@ static int same_ids(const uint32_t *a, size_t na, const uint32_t *b, size_t nb) 
 }
 
 int rl_listener_trust_same(const rl_listener_conf *a, const rl_listener_conf *b) {
-    return a->token_len == b->token_len && (a->token_len == 0 || memcmp(a->token, b->token, a->token_len) == 0) &&
+    return a->token_len == b->token_len &&
+           (a->token_len == 0 || memcmp(a->token, b->token, a->token_len) == 0) &&
            same_ids(a->peer_uids, a->peer_uid_count, b->peer_uids, b->peer_uid_count) &&
            same_ids(a->peer_gids, a->peer_gid_count, b->peer_gids, b->peer_gid_count);
 }
