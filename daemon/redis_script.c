@@ -361,7 +361,7 @@ const char rl_redis_script[] =
     " log_head(lg)\n"
     " local t, c, m = match(value(k + 1) or '', '^(%d+):(%d+):(.+)$')\n"
     " local total = tonumber(t)\n"
-    " if tonumber(c) ~= cnt or not lg.head or m ~= lg.head[3] then total = log_sum(key) end\n"
+    " if tonumber(c) ~= cnt or not lg.head or m ~= lg.head[3] then total = log_sum(key); log_touch(lg) end\n"
     " if not total then lg.wipe, lg.head = true, nil; return lg end\n"
     " local horizon = now - rt.period\n"
     " local old = call('ZRANGEBYSCORE', key, '-inf', horizon)\n"
