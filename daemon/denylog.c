@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "escape.h"
 
 #define LINE_MAX_BYTES 2048 /* longer keys are cut (the line says so with key_len=) */
@@ -162,9 +163,7 @@ rl_denylog_stats rl_denylog_get_stats(const rl_denylog *log) {
 void rl_denylog_close(rl_denylog *log) {
     if (!log)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    report_dropped(log, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+    report_dropped(log, rl_clock_real_us());
     if (log->fd >= 0)
         close(log->fd);
     if (log->use_syslog)

@@ -9,9 +9,9 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "denylog.h"
 #include "engine_internal.h"
 #include "escape.h"
@@ -31,18 +31,6 @@ typedef struct admin_state {
     size_t (*connections)(void *arg); /* counts the server's connections, or NULL */
     void *connections_arg;            /* its argument */
 } admin_state;
-
-static int64_t wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- heavy hitters and the denial log ---- */
 
@@ -72,9 +60,9 @@ static void note_denial(pending *p, const slot *s, const rl_result *r) {
         return;
     rl_topk *top = top_of(p->engine, p, s->policy);
     if (top)
-        rl_topk_add(top, s->key, s->key_len, monotonic_ms());
+        rl_topk_add(top, s->key, s->key_len, rl_clock_mono_us() / 1000);
     if (a->denylog)
-        rl_denylog_write(a->denylog, wall_us(), s->policy->name, s->policy->name_len, s->key,
+        rl_denylog_write(a->denylog, rl_clock_real_us(), s->policy->name, s->policy->name_len, s->key,
                          s->key_len, r->retry_after_ms);
 }
 
@@ -83,7 +71,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     if (a->denylog)
-        rl_denylog_tick(a->denylog, wall_us());
+        rl_denylog_tick(a->denylog, rl_clock_real_us());
 }
 
 // Opens the denial log of config (keeping the current one if it is the same, reopened
@@ -166,7 +154,7 @@ void rl_engine_store_error(struct rl_engine *e, const rl_store_answer *ans) {
 }
 
 void rl_engine_local_error(struct rl_engine *e, const rl_store_answer *ans) {
-    int64_t now = wall_us();
+    int64_t now = rl_clock_real_us();
     e->local_errors++;
     if (now - e->last_local_error_log < 1000000)
         return;
@@ -178,7 +166,7 @@ void rl_engine_local_error(struct rl_engine *e, const rl_store_answer *ans) {
 }
 
 void rl_engine_started(struct rl_engine *e) {
-    e->started_us = wall_us();
+    e->started_us = rl_clock_real_us();
     admin_state *a = rl_calloc(1, sizeof(*a));
     if (!a) {
         rl_log_warn("out of memory: no top keys, no denial log");
@@ -322,7 +310,7 @@ static void run_stats(pending *p, const rl_request *req) {
         json_array_append_new(policies, policy_stats_json(&c->policies[i], &p->conf->stats[i]));
     json_t *o = json_pack(
         "{s:o, s:o, s:I, s:I, s:I, s:I, s:I}", "policies", policies, "store", store_json(e->store),
-        "uptime_s", (json_int_t)((wall_us() - e->started_us) / 1000000), "in_flight",
+        "uptime_s", (json_int_t)((rl_clock_real_us() - e->started_us) / 1000000), "in_flight",
         (json_int_t)e->in_flight - 1, "refused", (json_int_t)e->refused, "reloads",
         (json_int_t)e->reloads, "reload_failures", (json_int_t)e->reload_failures);
     if (e->store != e->local)
@@ -378,7 +366,7 @@ static void top_policy_json(rl_engine *e, const rl_policy *policy, size_t i, siz
     admin_state *a = e->admin;
     rl_topk_key keys[TOP_MAX_KEYS];
     rl_topk *top = a && i < a->top_count ? a->tops[i] : NULL;
-    size_t count = top ? rl_topk_list(top, monotonic_ms(), keys, n) : 0;
+    size_t count = top ? rl_topk_list(top, rl_clock_mono_us() / 1000, keys, n) : 0;
     if (count == 0 && skip_empty)
         return;
     json_t *arr = json_array();

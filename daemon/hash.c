@@ -7,9 +7,9 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define TABLE_C_ROUNDS 1 /* SipHash-1-3 for tables */
@@ -177,10 +177,9 @@ static int random_key(uint8_t key[RL_HASH_KEY_BYTES]) {
 __attribute__((constructor)) static void draw_process_key(void) {
     uint8_t key[RL_HASH_KEY_BYTES];
     if (random_key(key) != 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t mix[2] = {(uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid(),
-                           (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&mix};
+        uint64_t now = (uint64_t)rl_clock_mono_us();
+        uint64_t mix[2] = {now * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid(),
+                           (uint64_t)rl_clock_real_us() ^ (uint64_t)(uintptr_t)&mix};
         memcpy(key, mix, sizeof(key));
         rl_log_warn("no random source (getrandom, /dev/urandom): hash tables are keyed "
                     "from the clock, so colliding keys are easier to guess");

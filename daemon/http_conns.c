@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 
 #define ACCEPT_PAUSE_MS 100
@@ -47,7 +47,7 @@ struct rl_http_conns {
     uint64_t refused;             /* refused at the cap */
     uint32_t max_connections;     /* limits.max_http_connections */
     int header_timeout_ms;        /* limits.http_header_timeout */
-    time_t last_warning;          /* rate-limits the warnings */
+    int64_t last_warning;         /* second (monotonic) of the last warning */
     watch *watches;               /* watched listeners */
 };
 
@@ -59,7 +59,7 @@ static const char refusal[] = "HTTP/1.1 503 Service Unavailable\r\n"
                               "limits.max_http_connections reached\r\n";
 
 static void warn_rarely(rl_http_conns *hc, const char *what) {
-    time_t now = time(NULL);
+    int64_t now = rl_clock_mono_us() / 1000000;
     if (now != hc->last_warning)
         rl_log_warn("http: %s", what);
     hc->last_warning = now;

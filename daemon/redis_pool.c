@@ -17,9 +17,9 @@
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -70,12 +70,6 @@ struct rl_redis_pool {
     uint32_t jitter;             /* xorshift state for the backoff's jitter */
     char refusal[256];           /* the last handshake refusal logged */
 };
-
-int64_t rl_redis_monotonic_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static struct timeval ms_to_tv(int ms) {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -477,7 +471,7 @@ static void arm_watch(rl_redis_pool *pool) {
 
 static void on_watch(evutil_socket_t fd, short what, void *arg) {
     rl_redis_pool *pool = arg;
-    int64_t now = rl_redis_monotonic_us();
+    int64_t now = rl_clock_mono_us();
     size_t out = 0;
     (void)fd;
     (void)what;
@@ -539,7 +533,7 @@ rl_redis_pool *rl_redis_pool_new(struct event_base *base, const rl_store_conf *c
     pool->starting = 1;
     pool->dead_after_us = dead_after_ms * 1000;
     pool->events = events;
-    pool->jitter = (uint32_t)rl_redis_monotonic_us() | 1u;
+    pool->jitter = (uint32_t)rl_clock_mono_us() | 1u;
     pool->watch = event_new(base, -1, 0, on_watch, pool);
     if (!pool->watch || copy_conf(pool, conf) != RL_OK ||
         make_conns(pool, conf->pool > 0 ? conf->pool : 2) != RL_OK) {
@@ -589,7 +583,7 @@ int rl_redis_pool_send(rl_redis_pool *pool, rl_redis_conn *conn, rl_redis_cmd *c
         return RL_ERR;
     cmd->conn = conn;
     cmd->next = NULL;
-    cmd->sent_us = rl_redis_monotonic_us();
+    cmd->sent_us = rl_clock_mono_us();
     if (conn->tail)
         conn->tail->next = cmd;
     else

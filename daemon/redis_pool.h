@@ -107,7 +107,4 @@ rl_redis_pool_stats rl_redis_pool_figures(const rl_redis_pool *pool);
 // the pool. NULL is fine.
 void rl_redis_pool_free(rl_redis_pool *pool);
 
-// Returns the monotonic clock in microseconds.
-int64_t rl_redis_monotonic_us(void);
-
 #endif

@@ -35,10 +35,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "listen.h"
 #include "log.h"
 #include "rlproto.h"
@@ -112,8 +112,8 @@ struct rl_server {
     int idle_timeout_ms;
     int shutting_down;        /* rl_server_shutdown was called */
     struct event *grace_ev;   /* ends the shutdown's grace period */
-    time_t last_limit_warning;/* rate-limits the max_connections warning */
-    time_t last_peer_warning; /* rate-limits the refused peer warning */
+    int64_t last_limit_warning; /* second (monotonic) of the last max_connections warning */
+    int64_t last_peer_warning;  /* second (monotonic) of the last refused peer warning */
 };
 
 static void conn_close(conn *c);
@@ -157,12 +157,6 @@ static void conn_close(conn *c) {
     conn_maybe_free(c);
 }
 
-static int64_t now_us(rl_server *s) {
-    struct timeval tv;
-    event_base_gettimeofday_cached(s->base, &tv);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
 static void drop_buffers(conn *c) {
     rl_free(c->in);
     rl_free(c->out);
@@ -184,7 +178,7 @@ static void conn_linger(conn *c) {
         return;
     }
     c->state = CONN_LINGERING;
-    c->linger_until_us = now_us(c->server) + (int64_t)ms * 1000;
+    c->linger_until_us = rl_clock_mono_us() + (int64_t)ms * 1000;
     drop_buffers(c);
 }
 
@@ -204,7 +198,7 @@ static int linger_done(conn *c) {
 }
 
 static void linger_read(conn *c, short what) {
-    if ((what & EV_TIMEOUT) || linger_done(c) || now_us(c->server) >= c->linger_until_us)
+    if ((what & EV_TIMEOUT) || linger_done(c) || rl_clock_mono_us() >= c->linger_until_us)
         conn_close(c);
 }
 
@@ -229,13 +223,11 @@ static void watch_writes(conn *c) {
 // did.
 static int frame_overdue(conn *c) {
     /* (partial_since_us is reset by the caller whenever a frame completes) */
-    struct timeval tv;
     if (c->in_len == 0) {
         c->partial_since_us = 0;
         return 0;
     }
-    event_base_gettimeofday_cached(c->server->base, &tv);
-    int64_t now = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    int64_t now = rl_clock_mono_us();
     if (c->partial_since_us == 0)
         c->partial_since_us = now;
     if (now - c->partial_since_us <= (int64_t)c->server->idle_timeout_ms * 1000)
@@ -554,7 +546,7 @@ static void refuse_connection(rl_server *s, int fd) {
     if (send(fd, frame, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         rl_log_debug("could not tell a refused connection why: %s", strerror(errno));
     close(fd);
-    time_t now = time(NULL);
+    int64_t now = rl_clock_mono_us() / 1000000;
     if (now != s->last_limit_warning)
         rl_log_warn("max_connections (%u) reached: refusing new connections", s->max_connections);
     s->last_limit_warning = now;
@@ -609,7 +601,7 @@ static int peer_refused(listener *l, int cfd) {
         return 0;
     close(cfd);
     rl_engine_note_refused_peer(l->server->engine);
-    time_t now = time(NULL);
+    int64_t now = rl_clock_mono_us() / 1000000;
     if (now != l->server->last_peer_warning)
         rl_log_warn("%s: refused a connection of uid %d gid %d (not in peer_uids/peer_gids)",
                     l->address, len == sizeof(cred) ? (int)cred.uid : -1,

@@ -10,9 +10,9 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "hash.h"
 
 #define INITIAL_BUCKETS 1024u
@@ -53,11 +53,7 @@ typedef struct memory_store {
 } memory_store;
 
 static int64_t now_us(const memory_store *m) {
-    if (m->clock)
-        return *m->clock;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return m->clock ? *m->clock : rl_clock_real_us();
 }
 
 /* Keyed (hash.h): clients cannot choose keys that share a bucket. */

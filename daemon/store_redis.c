@@ -13,9 +13,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 #include "redis_batch.h"
 #include "redis_cache.h"
@@ -85,19 +85,13 @@ static void schedule_flush(redis_store *s);
 /* ---- clocks, logs, latency ---- */
 
 static int64_t cache_clock(const redis_store *s) {
-    return s->clock ? *s->clock : rl_redis_monotonic_us();
-}
-
-static int64_t wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return s->clock ? *s->clock : rl_clock_mono_us();
 }
 
 // Logs a warning, at most one line a second; the others are counted and reported.
 __attribute__((format(printf, 2, 3))) static void log_limited(redis_store *s, const char *fmt,
                                                               ...) {
-    int64_t second = rl_redis_monotonic_us() / 1000000;
+    int64_t second = rl_clock_mono_us() / 1000000;
     if (second == s->log_second) {
         s->log_suppressed++;
         return;
@@ -157,7 +151,7 @@ static void unlink_unanswered(redis_store *s, rl_redis_request *req) {
 }
 
 static void answer(redis_store *s, rl_redis_request *req, const rl_store_answer *ans) {
-    int64_t took = rl_redis_monotonic_us() - req->submitted_us;
+    int64_t took = rl_clock_mono_us() - req->submitted_us;
     unlink_unanswered(s, req);
     req->answered = 1;
     s->latency[latency_bucket(took)]++;
@@ -169,7 +163,7 @@ static void answer(redis_store *s, rl_redis_request *req, const rl_store_answer 
 static void error_answer(rl_store_answer *ans, rl_status status, size_t n, const char *errstr) {
     memset(ans, 0, sizeof(*ans));
     ans->status = status;
-    ans->now_us = wall_us();
+    ans->now_us = rl_clock_real_us();
     ans->count = n;
     ans->errstr = errstr;
 }
@@ -380,7 +374,7 @@ static void schedule_flush(redis_store *s) {
 static void arm_expiry(redis_store *s) {
     if (!s->oldest)
         return;
-    int64_t wait = s->oldest->submitted_us + s->timeout_us - rl_redis_monotonic_us();
+    int64_t wait = s->oldest->submitted_us + s->timeout_us - rl_clock_mono_us();
     wait = wait > 0 ? wait : 0;
     struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
     event_add(s->expiry, &tv);
@@ -388,7 +382,7 @@ static void arm_expiry(redis_store *s) {
 
 static void on_expiry(evutil_socket_t fd, short what, void *arg) {
     redis_store *s = arg;
-    int64_t now = rl_redis_monotonic_us();
+    int64_t now = rl_clock_mono_us();
     (void)fd;
     (void)what;
     while (s->oldest && s->oldest->submitted_us + s->timeout_us <= now) {
@@ -466,7 +460,7 @@ static int redis_submit(rl_store *store, rl_store_op op, const rl_store_item *it
     }
     req->done = done;
     req->arg = arg;
-    req->submitted_us = rl_redis_monotonic_us();
+    req->submitted_us = rl_clock_mono_us();
     if (s->cache && op == RL_STORE_CHECK && n == 1)
         req->cache_stamp = rl_redis_cache_stamp(s->cache, &items[0]);
     enqueue(s, req);
