@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "config_internal.h"
+#include "config_json.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

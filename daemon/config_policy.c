@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "config_internal.h"
+#include "config_json.h"
 #include "rlproto.h"
 
 #define MAX_PERIOD_MS 4294967295LL /* periods and windows travel as u32 milliseconds */

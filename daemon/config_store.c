@@ -7,6 +7,7 @@
 
 #include "alloc.h"
 #include "config_internal.h"
+#include "config_json.h"
 
 static int dup_range(rl_conf_ctx *ctx, const char *path, const char *from, const char *to,
                      char **out) {

@@ -13,7 +13,7 @@ trap 'rm -rf "$work"' EXIT
 
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Iproto -Idaemon"
 libs="$(pkg-config --cflags --libs jansson)"
-daemon_src="daemon/config.c daemon/config_listener.c daemon/config_policy.c daemon/config_store.c daemon/alloc.c daemon/algo.c"
+daemon_src="daemon/config.c daemon/config_json.c daemon/config_listener.c daemon/config_policy.c daemon/config_store.c daemon/alloc.c daemon/algo.c"
 
 build() { # target sources...
     local target=$1; shift
