@@ -22,9 +22,10 @@ typedef struct rl_engine rl_engine;
 // rl_engine_handle returns. resp and its text are valid only during the call.
 typedef void rl_engine_reply(void *arg, const rl_response *resp);
 
-// Creates an engine for config (which it takes over, freeing it when done) on base:
-// creates the store the config names (and the embedded fallback store), and the
-// timers that sweep expired keys. Returns NULL with the reason in err.
+// Creates an engine for config on base: creates the store the config names (and the
+// embedded fallback store), and the timer that sweeps expired keys. On success the
+// engine owns config (freed by rl_engine_free or a later reload). Returns NULL with the
+// reason in err on failure; config then stays the caller's, to free.
 rl_engine *rl_engine_new(struct event_base *base, rl_config *config, char *err, size_t errlen);
 
 // Handles one decoded request from a listener whose connection holds the permissions

@@ -8,8 +8,11 @@
  * policies' names beyond their use as a namespace, shadow mode or fallbacks: the
  * engine does those.
  *
- * Completion: submit calls done exactly once, either before it returns (the memory
- * store) or later from the event loop (Redis). Everything an item points to need
+ * Completion: submit calls done exactly once, either before it returns or later from
+ * the event loop. The memory store always answers before returning; the Redis store
+ * also does when it can answer at once (the over-limit cache denies, Redis is down, a
+ * key too long, out of memory), and later otherwise. A caller must therefore not touch
+ * what done may release once submit has been called. Everything an item points to need
  * only live until submit returns: an asynchronous store copies what it keeps.
  */
 #ifndef RL_STORE_H

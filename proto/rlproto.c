@@ -119,7 +119,8 @@ static int get_multi(cursor *c, rl_request *req, rl_status *status) {
     if (c->bad)
         return RL_ERR;
     if (count == 0 || count > RL_MAX_ITEMS) {
-        *status = RL_ST_TOO_MANY_ITEMS;
+        /* no items is a body that does not parse; too many is its own refusal */
+        *status = count == 0 ? RL_ST_MALFORMED : RL_ST_TOO_MANY_ITEMS;
         return RL_ERR;
     }
     for (uint8_t i = 0; i < count; i++)

@@ -129,9 +129,10 @@ typedef struct rl_header {
 int rl_header_read(const uint8_t *buf, size_t len, uint32_t max_frame, rl_header *hdr,
                    rl_status *status);
 
-// Decodes one complete request frame of RL_HEADER_LEN - 4 + hdr.length bytes at buf
-// (the caller checked completeness with rl_header_read). Returns RL_OK, or RL_ERR with
-// *status naming the problem (MALFORMED, TOO_MANY_ITEMS, UNKNOWN_OPCODE; req->id and
+// Decodes one complete request frame of 4 + hdr.length bytes at buf (the length field
+// itself, then what it counts; the caller checked completeness with rl_header_read).
+// Returns RL_OK, or RL_ERR with *status naming the problem (MALFORMED, also for a
+// MULTI_CHECK of 0 items; TOO_MANY_ITEMS above 16; UNKNOWN_OPCODE; req->id and
 // req->opcode are set even then). Checks only the wire format: limits such as max_key
 // are the daemon's. Item strings point into buf.
 int rl_request_decode(const uint8_t *buf, size_t len, rl_request *req, rl_status *status);

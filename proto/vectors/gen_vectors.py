@@ -556,9 +556,9 @@ def refused():
         ),
         refuse(
             "refuse_multi_count_0",
-            "MULTI_CHECK with count 0",
+            "MULTI_CHECK with count 0: nothing to decide, a body that does not parse",
             frame("MULTI_CHECK", 114, multi_body([])),
-            "TOO_MANY_ITEMS",
+            "MALFORMED",
         ),
         refuse(
             "refuse_multi_count_17",

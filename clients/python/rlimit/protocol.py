@@ -354,7 +354,9 @@ def _read_request_body(cursor: _Cursor, request_id: int, opcode: int) -> tuple[I
     if opcode != Opcode.MULTI_CHECK:
         return ()
     count, _reserved = cursor.unpack(_MULTI_HEAD)
-    if not 1 <= count <= MAX_ITEMS:
+    if count == 0:
+        raise _refuse("MULTI_CHECK of 0 items", Status.MALFORMED, request_id, opcode)
+    if count > MAX_ITEMS:
         raise _refuse(f"MULTI_CHECK of {count} items", Status.TOO_MANY_ITEMS, request_id, opcode)
     return tuple(_read_item(cursor, False) for _ in range(count))
 

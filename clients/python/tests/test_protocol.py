@@ -92,7 +92,7 @@ def test_malformed_responses_raise(frame: bytes) -> None:
         (CHECK_API_USER1[:6] + b"\x00\x01" + CHECK_API_USER1[8:], Status.MALFORMED),
         (b"\0\0\0\x18" + CHECK_API_USER1[4:] + b"!", Status.MALFORMED),
         (b"\0\0\0\x16" + CHECK_API_USER1[4:-1], Status.MALFORMED),
-        (bytes.fromhex("0000000a 01 06 0000 00000005 0000"), Status.TOO_MANY_ITEMS),
+        (bytes.fromhex("0000000a 01 06 0000 00000005 0000"), Status.MALFORMED),
         (bytes.fromhex("0000000a 01 06 0000 00000005 1100"), Status.TOO_MANY_ITEMS),
         (bytes.fromhex("00004001 01 02 0000 00000005"), Status.FRAME_TOO_LARGE),
     ],
