@@ -3,7 +3,7 @@
  *
  *   evhttp --request--> route (path table) --> /check, /auth: parse query and headers
  *   --> rl_request (CHECK, on the stack) --rl_engine_handle--> engine --on_decision-->
- *   status + headers + body --> evhttp_send_reply
+ *   status + headers (http_headers.c) + body --> evhttp_send_reply
  *
  * A decision may be answered later (Redis): the request's `call` lives on the heap
  * until on_decision. evhttp keeps a request it handed out alive until it is answered,
@@ -28,6 +28,7 @@
 #include "listen.h"
 #include "log.h"
 #include "http_conns.h"
+#include "http_headers.h"
 #include "http_query.h"
 #include "metrics.h"
 
@@ -138,45 +139,12 @@ static void reply_text(rl_http *h, struct evhttp_request *req, int code, const c
         evbuffer_free(body);
 }
 
-static uint32_t seconds_up(uint32_t ms) {
-    return ms / 1000 + (ms % 1000 != 0);
-}
-
-static void add_number(struct evkeyvalq *out, const char *name, uint32_t value) {
-    char v[16];
-    snprintf(v, sizeof(v), "%" PRIu32, value);
-    evhttp_add_header(out, name, v);
-}
-
-// Writes name as a structured-field string: quoted, with \ and " escaped.
-static void sf_string(char *buf, size_t len, const char *name) {
-    size_t o = 0;
-    buf[o++] = '"';
-    for (const char *p = name; *p && o + 3 < len; p++) {
-        if (*p == '"' || *p == '\\')
-            buf[o++] = '\\';
-        buf[o++] = *p;
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
-}
-
-// The headers of a decision (allowed or denied).
+// Adds the rate-limit headers of decision r (proto/HEADERS.md).
 static void decision_headers(struct evkeyvalq *out, const char *policy, const rl_result *r) {
-    char name[2 * RL_MAX_POLICY_LEN + 3], v[2 * RL_MAX_POLICY_LEN + 64];
-    add_number(out, "X-RateLimit-Limit", r->limit);
-    add_number(out, "X-RateLimit-Remaining", r->remaining);
-    add_number(out, "X-RateLimit-Reset", seconds_up(r->reset_after_ms));
-    sf_string(name, sizeof(name), policy);
-    snprintf(v, sizeof(v), "%s;q=%" PRIu32 ";w=%" PRIu32, name, r->limit, seconds_up(r->window_ms));
-    evhttp_add_header(out, "RateLimit-Policy", v);
-    snprintf(v, sizeof(v), "%s;r=%" PRIu32 ";t=%" PRIu32, name, r->remaining,
-             seconds_up(r->reset_after_ms));
-    evhttp_add_header(out, "RateLimit", v);
-    if (r->status == RL_ST_DENIED) {
-        uint32_t retry = seconds_up(r->retry_after_ms);
-        add_number(out, "Retry-After", retry ? retry : 1);
-    }
+    rl_http_headers h;
+    rl_http_headers_of(&h, policy, strlen(policy), r);
+    for (size_t i = 0; i < h.count; i++)
+        evhttp_add_header(out, h.name[i], h.value[i]);
 }
 
 static void reply_decision(http_call *call, const rl_result *r) {
