@@ -2,17 +2,18 @@
  * redis_pool.c: the Redis store's connections (see redis_pool.h for the state
  * diagram and the contracts).
  *
- * hiredis 0.14 notes this file relies on: a context is freed by hiredis itself after
- * a failed connect (onConnect(ERR)) or an I/O error (onDisconnect); redisAsyncFree runs
- * every pending callback with a NULL reply, then onDisconnect if it was connected, and
- * is deferred until the callback returns when called from inside one. A callback tells
- * a stale context from the live one by comparing it with conn->ac, which is cleared
- * before any context is let go.
+ * It uses only hiredis's public async API; redis_io.c drives the contexts on the event
+ * loop. What it relies on holds in hiredis 0.14 and 1.x: a context is freed by hiredis
+ * itself after a failed connect (onConnect(ERR)) or an I/O error (onDisconnect);
+ * redisAsyncFree runs every pending callback with a NULL reply, then onDisconnect if it
+ * was connected, and is deferred until the callback returns when called from inside
+ * one. A callback tells a stale context from the live one by comparing it with
+ * conn->ac, which is cleared before any context is let go. Timeouts are the pool's own
+ * (the connect timer and the dead-connection watch), not redisAsyncSetTimeout (1.x only).
  */
 #include "redis_pool.h"
 
 #include <stdarg.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
+#include "redis_io.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -309,98 +311,6 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     cmd->fn(cmd, reply);
 }
 
-/* ---- I/O: hiredis's libevent adapter, minus two epoll_ctl calls per command ----
- *
- * The adapter's events are one-shot: every reply read costs an epoll_ctl to re-arm the
- * read event and every command written two (arm the write event, then its removal
- * once it fired), and a command waits for the next loop iteration to be written. Once
- * a context is connected, io_hooks sits between hiredis and the adapter: the read
- * event is made persistent (re-arming it is then free), and a command to send marks
- * the context and activates a flush that writes it at the end of this loop iteration
- * (redisAsyncHandleWrite, one write() for every command queued meanwhile); only a
- * write that did not finish arms the adapter's write event. Before the connection is
- * up (connect completion is seen as writability) everything goes to the adapter. */
-
-typedef struct io_hooks {
-    redisLibeventEvents *adapter; /* the adapter's own data (its events) */
-    redisAsyncContext *ac;        /* the context hooked */
-    struct event *flush;          /* writes what hiredis holds; active while wanted */
-    int flushing;                 /* inside on_io_flush */
-    int freed;                    /* hiredis let go of the context during the flush */
-} io_hooks;
-
-static void io_free(io_hooks *h) {
-    event_free(h->flush);
-    rl_free(h);
-}
-
-static void on_io_flush(evutil_socket_t fd, short what, void *arg) {
-    io_hooks *h = arg;
-    (void)fd;
-    (void)what;
-    h->flushing = 1;
-    redisAsyncHandleWrite(h->ac); /* may free the context (and call io_cleanup) */
-    h->flushing = 0;
-    if (h->freed)
-        io_free(h);
-}
-
-static void io_add_read(void *data) {
-    redisLibeventAddRead(((io_hooks *)data)->adapter);
-}
-
-static void io_del_read(void *data) {
-    redisLibeventDelRead(((io_hooks *)data)->adapter);
-}
-
-static void io_add_write(void *data) {
-    io_hooks *h = data;
-    if (h->flushing || !(h->ac->c.flags & REDIS_CONNECTED))
-        redisLibeventAddWrite(h->adapter); /* a short write, or a connect in progress */
-    else
-        event_active(h->flush, EV_WRITE, 0);
-}
-
-static void io_del_write(void *data) {
-    redisLibeventDelWrite(((io_hooks *)data)->adapter);
-}
-
-static void io_cleanup(void *data) {
-    io_hooks *h = data;
-    redisLibeventCleanup(h->adapter);
-    if (h->flushing)
-        h->freed = 1; /* on_io_flush frees h once redisAsyncHandleWrite returns */
-    else
-        io_free(h);
-}
-
-// Attaches ac to the loop: the libevent adapter, with io_hooks in front of it.
-static int io_attach(redisAsyncContext *ac, struct event_base *base) {
-    if (redisLibeventAttach(ac, base) != REDIS_OK)
-        return RL_ERR;
-    redisLibeventEvents *adapter = ac->ev.data;
-    io_hooks *h = rl_calloc(1, sizeof(*h));
-    struct event *flush = h ? event_new(base, -1, 0, on_io_flush, h) : NULL;
-    if (!flush) {
-        rl_free(h);
-        return RL_ERR; /* (the adapter is cleaned up with the context) */
-    }
-    h->adapter = adapter;
-    h->ac = ac;
-    h->flush = flush;
-    event_del(adapter->rev);
-    event_assign(adapter->rev, base, ac->c.fd, EV_READ | EV_PERSIST, redisLibeventReadEvent,
-                 adapter);
-    event_add(adapter->rev, NULL);
-    ac->ev.addRead = io_add_read;
-    ac->ev.delRead = io_del_read;
-    ac->ev.addWrite = io_add_write;
-    ac->ev.delWrite = io_del_write;
-    ac->ev.cleanup = io_cleanup;
-    ac->ev.data = h;
-    return RL_OK;
-}
-
 /* ---- connecting ---- */
 
 static int send_handshake(rl_redis_conn *conn) {
@@ -439,7 +349,7 @@ static void conn_connect(rl_redis_conn *conn) {
     }
     ac->data = conn;
     conn->ac = ac;
-    if (io_attach(ac, pool->base) != RL_OK ||
+    if (rl_redis_io_attach(ac, pool->base) != RL_OK ||
         redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
         redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK ||
         send_handshake(conn) != RL_OK) {

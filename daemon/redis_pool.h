@@ -1,6 +1,6 @@
 /*
- * redis_pool.h: the Redis store's connections, on hiredis's async API driven by a
- * libevent event_base.
+ * redis_pool.h: the Redis store's connections, on hiredis's public async API driven by
+ * a libevent event_base (through redis_io.h).
  *
  * Each connection goes through
  *     IDLE --connect--> CONNECTING --handshake replies--> READY
