@@ -106,56 +106,75 @@ $(BUILD)/tests/e2e_%: $(call obj,tests/e2e/e2e_%.c $(TEST_SUPPORT)) $(CLIENT_LIB
 run: deps all
 	$(BUILD)/rlimitd -f -c conf/rlimitd.json
 
-# Every test. Each step starts what it needs and cleans up after itself; every step runs
-# even when an earlier one failed, and the failed steps are listed at the end.
+# Every test. Each step starts what it needs and cleans up after itself. The tests run
+# side by side through tests/tools/run_tests.sh (TEST_JOBS at a time, the longest first):
+# each test's output is printed whole, with its time, when it ends; every test runs even
+# when another failed, and the failed ones are listed at the end. `make test` runs the
+# tests of every step in one such run (the ASan and fuzz builds are tests of it too).
 TEST_STEPS := unit e2e pytest check-asan valgrind fuzz-short
-test: deps all
-	@failed=""; for step in $(TEST_STEPS); do \
-		echo "==== make $$step"; t0=$$(date +%s); \
-		$(MAKE) --no-print-directory $$step || failed="$$failed $$step"; \
-		echo "==== make $$step: $$(( $$(date +%s) - t0 ))s"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "make test FAILED:$$failed"; exit 1; fi; \
+TEST_JOBS ?= 4
+ASAN_BUILD := $(BUILD)-asan
+ASAN_MAKE := $(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SANITIZER=address,undefined \
+	CFLAGS="-O1 -g"
+FUZZ_BUILD := $(BUILD)-fuzz
+VALGRIND_CMD := valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99
+RUN_TESTS = bash tests/tools/run_tests.sh -j $(TEST_JOBS) -d $(BUILD)/test-logs/$@
+E2E_SH := $(wildcard tests/e2e/test_*.sh)
+# The longest first (they start in this order; the others follow).
+E2E_LONG := tests/e2e/test_fault_redis.sh tests/e2e/test_accuracy_redis.sh \
+	tests/e2e/test_fault_sighup.sh tests/e2e/test_fault_clients.sh \
+	tests/e2e/test_security_conns.sh tests/e2e/test_fault_conns.sh
+E2E_ORDER := $(filter $(E2E_SH),$(E2E_LONG)) $(sort $(filter-out $(E2E_LONG),$(E2E_SH)))
+FUZZ_TARGETS := frame config http
+
+# $(call unit_tests,BUILD_DIR,LABEL_PREFIX[,DEPENDENCY]): the unit tests of run_tests.sh.
+unit_tests = $(foreach t,$(UNIT_BINS:$(BUILD)/%=$(1)/%),'$(2)$(notdir $(t))$(3:%=@%)=CK_DEFAULT_TIMEOUT=60 $(t)')
+# $(call e2e_tests,BUILD_DIR,LABEL_PREFIX,WRAPPER[,DEPENDENCY]): the end-to-end tests.
+e2e_tests = $(foreach t,$(E2E_BINS:$(BUILD)/%=$(1)/%),'$(2)$(notdir $(t))$(4:%=@%)=RLIMITD_BIN=$(1)/rlimitd RLIMITCTL_BIN=$(1)/rlimitctl RLIMITD_WRAPPER="$(3)" CK_DEFAULT_TIMEOUT=120 $(t)') \
+	$(foreach t,$(E2E_ORDER),'$(2)$(notdir $(t))$(4:%=@%)=BUILD=$(1) RLIMITD_WRAPPER="$(3)" PYTHON=$(PYTHON) bash $(t)')
+PYTEST_TEST = 'pytest=RLIMITD_BIN=$(abspath $(BUILD)/rlimitd) PYTHONPATH=clients/python $(PYTHON) -m pytest -q -p no:cacheprovider clients/python/tests'
+# $(call fuzz_tests,SECONDS): the fuzz build, then each target (after it) for SECONDS.
+fuzz_tests = 'fuzz-build=FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh build' \
+	$(foreach f,$(FUZZ_TARGETS),'fuzz-short/$(f)@fuzz-build=FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(1) bash tests/fuzz/run.sh run $(f)')
+
+test: deps all $(UNIT_BINS) $(E2E_BINS)
+	@rm -rf $(BUILD)/test-logs/test; t0=$$(date +%s); \
+	$(RUN_TESTS) -n "make test" -s $(BUILD)/test-logs/test/summary \
+		'asan-build=$(ASAN_MAKE) -j2 all $(UNIT_BINS:$(BUILD)/%=$(ASAN_BUILD)/%) $(E2E_BINS:$(BUILD)/%=$(ASAN_BUILD)/%)' \
+		$(call e2e_tests,$(BUILD),valgrind/,$(VALGRIND_CMD)) \
+		$(call fuzz_tests,10) \
+		$(call e2e_tests,$(ASAN_BUILD),check-asan/,,asan-build) \
+		$(call e2e_tests,$(BUILD),e2e/,) $(PYTEST_TEST) \
+		$(call unit_tests,$(ASAN_BUILD),check-asan/,asan-build) $(call unit_tests,$(BUILD),unit/); \
+	rc=$$?; failed=$$(awk '$$2 == "FAILED" {sub("/.*", "", $$1); print $$1}' \
+		$(BUILD)/test-logs/test/summary | sort -u | tr '\n' ' '); \
+	echo "make test: $$(( $$(date +%s) - t0 ))s"; \
+	if [ "$$rc" != 0 ] || [ -n "$$failed" ]; then echo "make test FAILED: $${failed:-see above}"; exit 1; fi; \
 	echo "make test: every step passed ($(TEST_STEPS))"
 
 unit: $(UNIT_BINS)
-	@failed=""; for t in $(UNIT_BINS); do echo "== $$t"; \
-		CK_DEFAULT_TIMEOUT=60 $$t || failed="$$failed $$t"; done; \
-	if [ -n "$$failed" ]; then echo "unit FAILED:$$failed"; exit 1; fi
+	@rm -rf $(BUILD)/test-logs/$@; $(RUN_TESTS) -n unit $(call unit_tests,$(BUILD),)
 
 e2e: all $(E2E_BINS)
-	@failed=""; \
-	for t in $(E2E_BINS); do \
-		echo "== $$t"; t0=$$(date +%s); RLIMITD_BIN=$(BUILD)/rlimitd \
-		RLIMITCTL_BIN=$(BUILD)/rlimitctl RLIMITD_WRAPPER="$(VALGRIND)" CK_DEFAULT_TIMEOUT=120 \
-		$$t || failed="$$failed $$t"; echo "== $$t: $$(( $$(date +%s) - t0 ))s"; \
-	done; \
-	for t in $(sort $(wildcard tests/e2e/test_*.sh)); do \
-		echo "== $$t"; t0=$$(date +%s); BUILD=$(BUILD) RLIMITD_WRAPPER="$(VALGRIND)" \
-		PYTHON=$(PYTHON) bash $$t || failed="$$failed $$t"; \
-		echo "== $$t: $$(( $$(date +%s) - t0 ))s"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "e2e FAILED:$$failed"; exit 1; fi
+	@rm -rf $(BUILD)/test-logs/$@; $(RUN_TESTS) -n e2e $(call e2e_tests,$(BUILD),,$(VALGRIND))
 
 pytest: all
-	@if [ -d clients/python/tests ]; then \
-		RLIMITD_BIN=$(abspath $(BUILD)/rlimitd) PYTHONPATH=clients/python \
-		$(PYTHON) -m pytest -q -p no:cacheprovider clients/python/tests; fi
+	RLIMITD_BIN=$(abspath $(BUILD)/rlimitd) PYTHONPATH=clients/python \
+		$(PYTHON) -m pytest -q -p no:cacheprovider clients/python/tests
 
 check-asan:
-	$(MAKE) --no-print-directory BUILD=build-asan SANITIZER=address,undefined CFLAGS="-O1 -g" unit e2e
+	$(ASAN_MAKE) unit e2e
 
 valgrind: all
-	$(MAKE) --no-print-directory e2e \
-		VALGRIND="valgrind -q --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99"
+	$(MAKE) --no-print-directory e2e VALGRIND="$(VALGRIND_CMD)"
 
 asan: check-asan
 
 fuzz-short:
-	@if [ -f tests/fuzz/run.sh ]; then FUZZ_SECONDS=10 bash tests/fuzz/run.sh; fi
+	FUZZ_SECONDS=10 FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh
 
 fuzz:
-	@if [ -f tests/fuzz/run.sh ]; then FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh; fi
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh
 
 bench: deps all
 	bash tests/bench/run.sh

@@ -11,9 +11,9 @@
 # generous (2 s) so that a noisy machine does not turn the test into a fallback test.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/tools/fault_lib.sh
-fault_init
-fault_redis_start
+# shellcheck source=tests/e2e/harness.sh
+. tests/e2e/harness.sh
+start_redis
 
 DAEMONS=4 CLIENTS=32
 if [ -n "$RLIMITD_WRAPPER" ]; then

@@ -16,8 +16,8 @@
 # Under RLIMITD_WRAPPER (valgrind) the connection counts are scaled down (printed).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/tools/fault_lib.sh
-fault_init
+# shellcheck source=tests/e2e/harness.sh
+. tests/e2e/harness.sh
 
 MIDFRAME=500 STALLERS=20 SLOWLORIS=20
 if [ -n "$RLIMITD_WRAPPER" ]; then

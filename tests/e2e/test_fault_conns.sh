@@ -13,8 +13,8 @@
 # RSS bounds are asserted on the plain build only (RSS_STRICT).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/tools/fault_lib.sh
-fault_init
+# shellcheck source=tests/e2e/harness.sh
+. tests/e2e/harness.sh
 
 CONNECTIONS=10000
 HARD=$(ulimit -Hn)

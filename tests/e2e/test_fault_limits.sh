@@ -10,8 +10,8 @@
 #     more is FRAME_TOO_LARGE and the connection is closed; other clients are served.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/tools/fault_lib.sh
-fault_init
+# shellcheck source=tests/e2e/harness.sh
+. tests/e2e/harness.sh
 
 CONFIG='{"listen": ["unix:@DIR@/rlimitd.sock"],
  "store": {"type": "memory", "max_keys": 100},

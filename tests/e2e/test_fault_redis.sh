@@ -29,9 +29,9 @@
 # a policy that denies on store errors admits on a fresh key with its counter in Redis.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/tools/fault_lib.sh
-fault_init
-fault_redis_start
+# shellcheck source=tests/e2e/harness.sh
+. tests/e2e/harness.sh
+start_redis
 
 RATE=2000
 if [ -n "$RLIMITD_WRAPPER" ]; then

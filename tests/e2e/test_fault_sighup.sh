@@ -17,8 +17,8 @@
 # assertions apply.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/tools/fault_lib.sh
-fault_init
+# shellcheck source=tests/e2e/harness.sh
+. tests/e2e/harness.sh
 
 RATE=4000 STEADY_LIMIT=2000 SIGNALS=50 GAP=0.06
 if [ -n "$RLIMITD_WRAPPER" ]; then
@@ -137,7 +137,7 @@ daemon_stop d
 # that answers are in flight across reloads (decided under the old config, answered under
 # the new one): still exactly one answer each, and STATS must count every one of them.
 echo "-- Redis store: 20 SIGHUPs while Redis is paused now and then (answers in flight)"
-fault_redis_start
+start_redis
 redis_config() { # flip-limit
     cat <<EOF
 {"listen": ["unix:@DIR@/rlimitd.sock"],

@@ -4,14 +4,14 @@
 # with an HTTP listener: 200 while under the limit, then 429 with Retry-After, 200
 # again for an issued API key; a client cannot pick its own key, policy or cost, and
 # the documented fail-open variant lets requests through only while rlimitd is down.
-# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
-. "$(dirname "$0")/ops_common.sh"
+# shellcheck source=tests/e2e/harness.sh disable=SC2034
+. "$(dirname "$0")/harness.sh"
 watchdog 120
 
 NGINX=${NGINX:-/usr/sbin/nginx}
-if [ ! -x "$NGINX" ]; then
-    echo "test_nginx: skipped: no $NGINX (apt-get install nginx-light)"
-    exit 0
+if [ ! -x "$NGINX" ]; then # make deps installs it: a missing nginx is a failure
+    fail "no $NGINX (make deps installs nginx)"
+    finish
 fi
 
 cat >"$DIR/rlimitd.json" <<JSON

@@ -2,8 +2,8 @@
 # test_ops_cli.sh: every rlimitctl command against a real daemon, in human and JSON
 # form, with its exit status (0 allowed/done, 1 denied, 2 error); usage errors; the
 # admin restriction (reset and reload only on admin listeners).
-# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
-. "$(dirname "$0")/ops_common.sh"
+# shellcheck source=tests/e2e/harness.sh disable=SC2034
+. "$(dirname "$0")/harness.sh"
 watchdog 120
 
 # The public listener lists its ops: a non-admin listener's default has no refund, no top.

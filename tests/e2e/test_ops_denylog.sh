@@ -3,8 +3,8 @@
 # lines_per_s lines a second with a "suppressed N denial lines" summary, every
 # denial accounted for; reopened by SIGHUP (log rotation) even when the new config is
 # bad; a reload to a path that cannot be written is refused, and so is a start-up.
-# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
-. "$(dirname "$0")/ops_common.sh"
+# shellcheck source=tests/e2e/harness.sh disable=SC2034
+. "$(dirname "$0")/harness.sh"
 watchdog 120
 
 write_config() { # DENIAL_LOG_PATH

@@ -3,8 +3,8 @@
 # headers), /auth (403), parameters from the query or X-RateLimit-* headers, 400s
 # naming the parameter, 404/405/414, evhttp's limits, /healthz, /metrics, and 503
 # when the store cannot decide.
-# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
-. "$(dirname "$0")/ops_common.sh"
+# shellcheck source=tests/e2e/harness.sh disable=SC2034
+. "$(dirname "$0")/harness.sh"
 watchdog 120
 
 cat >"$DIR/rlimitd.json" <<JSON

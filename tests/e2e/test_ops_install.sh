@@ -5,8 +5,8 @@
 # built against the installed header and library, the Python package imported from
 # there, the installed daemon reading the installed config. A second install keeps an
 # edited config.
-# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
-. "$(dirname "$0")/ops_common.sh"
+# shellcheck source=tests/e2e/harness.sh disable=SC2034
+. "$(dirname "$0")/harness.sh"
 watchdog 300
 
 D="$DIR/root"

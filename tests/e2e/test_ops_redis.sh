@@ -4,17 +4,11 @@
 # once Redis goes away, the store errors and fallbacks; top keys work the same; HTTP
 # decisions answered later (Redis busy) reach their client, or are dropped safely when
 # the client left, and one still waiting on Redis at SIGTERM is answered before exit.
-# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
-. "$(dirname "$0")/ops_common.sh"
+# shellcheck source=tests/e2e/harness.sh disable=SC2034
+. "$(dirname "$0")/harness.sh"
 watchdog 120
 
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "test_ops_redis: skipped: no redis-server"
-    exit 0
-fi
-. "$ROOT/tests/support/redis.sh"
-redis_start || { echo "FAIL test_ops_redis: redis-server did not start" >&2; exit 1; }
-trap 'redis_cleanup; cleanup' EXIT
+start_redis # (fails the test when there is no redis-server: make deps installs it)
 
 cat >"$DIR/rlimitd.json" <<JSON
 {"listen": ["unix:$DIR/admin.sock", "http:127.0.0.1:0"],

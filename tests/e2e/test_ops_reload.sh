@@ -4,8 +4,8 @@
 # start afresh, HTTP listeners come and go), a bad one is refused with its reason
 # (exit 2) and the old config keeps serving; connections on kept listeners stay open;
 # a reload racing with traffic loses no decision.
-# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
-. "$(dirname "$0")/ops_common.sh"
+# shellcheck source=tests/e2e/harness.sh disable=SC2034
+. "$(dirname "$0")/harness.sh"
 watchdog 180
 
 ADMIN="unix:$DIR/admin.sock"

@@ -15,8 +15,8 @@
 #                     (tests/tools/rlhttpconns.py)
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/tools/fault_lib.sh
-fault_init
+# shellcheck source=tests/e2e/harness.sh
+. tests/e2e/harness.sh
 CTL=$BUILD/rlimitctl
 TOOLS=tests/tools
 

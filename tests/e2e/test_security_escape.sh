@@ -5,8 +5,8 @@
 # or other control byte from a key or name; a key spelling `\x0a` and a key holding a
 # newline print differently; the admin JSON is ASCII, so --json output cannot drive a
 # terminal either.
-# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
-. "$(dirname "$0")/ops_common.sh"
+# shellcheck source=tests/e2e/harness.sh disable=SC2034
+. "$(dirname "$0")/harness.sh"
 watchdog 120
 
 # Policy names as a hostile config may hold them (JSON escapes: \n, U+202E, U+009B).
@@ -118,5 +118,4 @@ expect_match "the name is escaped in the daemon log" 'csi\\xc2\\x9b2J\\x0arlimit
 no_raw_controls "the daemon log" "$(cat "$DAEMON_LOG")"
 
 stop_daemon
-[ "$FAILURES" -eq 0 ] || exit 1
-echo "ok   $TEST_NAME: all passed"
+finish

@@ -7,8 +7,8 @@
 # TCP listener without a token is a config error unless "insecure"; a token file others
 # can read is refused; a reload applies new ops at once and closes the connections of
 # a listener whose token changed.
-# shellcheck source=tests/e2e/ops_common.sh disable=SC2034
-. "$(dirname "$0")/ops_common.sh"
+# shellcheck source=tests/e2e/harness.sh disable=SC2034
+. "$(dirname "$0")/harness.sh"
 watchdog 120
 
 chmod 0755 "$DIR" # the peer tests connect as another user

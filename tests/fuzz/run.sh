@@ -3,43 +3,65 @@
 # after replaying every kept regression input. Seeds come from proto/vectors and
 # conf/. A crash fails the run; its input is left in tests/fuzz/regressions/<target>/
 # to be kept as a regression test once fixed.
+#
+#   run.sh               build, then run every target
+#   run.sh build         build every target (in FUZZ_BUILD, default build-fuzz)
+#   run.sh run TARGET    run one built target (frame, config, http)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${FUZZ_SECONDS:-60}
-out=build-fuzz
-mkdir -p "$out"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+out=${FUZZ_BUILD:-build-fuzz}
+targets="frame config http"
 
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Iproto -Idaemon"
 libs="$(pkg-config --cflags --libs jansson)"
-daemon_src="daemon/config.c daemon/config_json.c daemon/config_listener.c daemon/config_policy.c daemon/config_store.c daemon/alloc.c daemon/algo.c"
+daemon_src="daemon/config.c daemon/config_json.c daemon/config_listener.c daemon/config_policy.c daemon/config_store.c daemon/alloc.c daemon/algo.c daemon/hash.c daemon/clock.c daemon/log.c daemon/escape.c"
 
-build() { # target sources...
-    local target=$1; shift
+build_one() { # target sources...
+    local target=$1
+    shift
     clang $flags "$@" $libs -o "$out/$target"
 }
-build fuzz_frame tests/fuzz/fuzz_frame.c proto/rlproto.c
-build fuzz_config tests/fuzz/fuzz_config.c $daemon_src
-if [ -f tests/fuzz/fuzz_http.c ]; then
-    build fuzz_http tests/fuzz/fuzz_http.c daemon/http_query.c
-fi
 
-# Seeds: every vector's bytes, every example config.
-mkdir -p "$work/frame" "$work/config" "$work/http"
-/usr/bin/python3 - "$work/frame" <<'PY'
+build_all() {
+    mkdir -p "$out"
+    build_one fuzz_frame tests/fuzz/fuzz_frame.c proto/rlproto.c
+    build_one fuzz_config tests/fuzz/fuzz_config.c $daemon_src
+    build_one fuzz_http tests/fuzz/fuzz_http.c daemon/http_query.c
+    echo "fuzz: built $targets in $out"
+}
+
+# Writes the seeds of target $1 into directory $2: every vector's bytes (frame), every
+# example config (config), two queries (http).
+seeds() {
+    mkdir -p "$2"
+    case $1 in
+    frame)
+        /usr/bin/python3 - "$2" <<'PY'
 import json, sys
 vectors = json.load(open("proto/vectors/vectors.json"))["vectors"]
 for i, v in enumerate(vectors):
     open(f"{sys.argv[1]}/v{i}", "wb").write(bytes.fromhex(v["hex"]))
 PY
-find conf -name '*.json' -exec cp {} "$work/config/" \;
-printf 'policy=api&key=alice&cost=1' > "$work/http/seed1"
-printf 'key=%%41%%42&policy=login' > "$work/http/seed2"
+        ;;
+    config) find conf -name '*.json' -exec cp {} "$2/" \; ;;
+    http)
+        printf 'policy=api&key=alice&cost=1' >"$2/seed1"
+        printf 'key=%%41%%42&policy=login' >"$2/seed2"
+        ;;
+    *)
+        echo "fuzz: no target $1 (targets: $targets)" >&2
+        exit 2
+        ;;
+    esac
+}
 
-for target in fuzz_frame fuzz_config fuzz_http; do
-    [ -x "$out/$target" ] || continue
-    name=${target#fuzz_}
+run_one() { # name (frame, config, http)
+    local name=$1 target=fuzz_$1 work
+    work=$(mktemp -d)
+    # shellcheck disable=SC2064
+    trap "rm -rf '$work'" EXIT
+    seeds "$name" "$work/seeds"
     mkdir -p "tests/fuzz/regressions/$name"
     if compgen -G "tests/fuzz/regressions/$name/*" >/dev/null; then
         echo "== $target: replaying regressions"
@@ -47,6 +69,20 @@ for target in fuzz_frame fuzz_config fuzz_http; do
     fi
     echo "== $target: fuzzing for ${seconds}s"
     "$out/$target" -max_total_time="$seconds" -max_len=20000 -timeout=10 \
-        -artifact_prefix="tests/fuzz/regressions/$name/" "$work/$name" 2>&1 | tail -3
-done
-echo "fuzz: no crash found"
+        -artifact_prefix="tests/fuzz/regressions/$name/" "$work/seeds" 2>&1 | tail -3
+    echo "fuzz $name: no crash found"
+}
+
+case ${1:-all} in
+build) build_all ;;
+run) run_one "${2:?run.sh run TARGET}" ;;
+all)
+    build_all
+    for name in $targets; do run_one "$name"; done
+    echo "fuzz: no crash found"
+    ;;
+*)
+    echo "usage: run.sh [build | run TARGET]" >&2
+    exit 2
+    ;;
+esac
