@@ -114,6 +114,16 @@ typedef enum rl_store_type {
     RL_STORE_REDIS,  /* shared counters in Redis */
 } rl_store_type;
 
+/* The Redis store's defaults, in one place: the config gives them to the fields it
+ * leaves unset, and the Redis store uses them for a field left 0 (or NULL) in a conf
+ * built without the parser. */
+#define RL_REDIS_DEFAULT_PORT 6379
+#define RL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS 1000
+#define RL_REDIS_DEFAULT_COMMAND_TIMEOUT_MS 250
+#define RL_REDIS_DEFAULT_POOL 2        /* connections */
+#define RL_REDIS_DEFAULT_BATCH_MAX 256 /* items per script call */
+#define RL_REDIS_DEFAULT_KEY_PREFIX "rl:"
+
 typedef struct rl_store_conf {
     rl_store_type type;      /* memory or redis */
     uint64_t max_keys;       /* embedded store (and local fallback): live keys at most */

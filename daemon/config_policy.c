@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "config_internal.h"
 #include "config_json.h"
+#include "hash.h"
 #include "rlproto.h"
 
 #define MAX_PERIOD_MS 4294967295LL /* periods and windows travel as u32 milliseconds */
@@ -302,20 +303,17 @@ static int parse_choice(rl_conf_ctx *ctx, json_t *v, const char *path, const cha
                         names[2] ? " or \"" : "", names[2] ? names[2] : "", names[2] ? "\"" : "");
 }
 
-static uint64_t fnv(uint64_t h, const void *data, size_t len) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
+// Returns the hash of the policy's limits and overrides (hash.h, under the process key:
+// fingerprints are compared only within one process, the old config's with the new's).
 static uint64_t fingerprint(const rl_policy *p) {
-    uint64_t h = fnv(14695981039346656037ull, &p->limits, sizeof(p->limits));
+    rl_hasher h;
+    rl_hash_begin(&h);
+    rl_hash_feed(&h, &p->limits, sizeof(p->limits));
     for (size_t i = 0; i < p->override_count; i++) {
-        h = fnv(h, p->overrides[i].key, p->overrides[i].key_len + 1);
-        h = fnv(h, &p->overrides[i].limits, sizeof(p->overrides[i].limits));
+        rl_hash_feed(&h, p->overrides[i].key, p->overrides[i].key_len + 1);
+        rl_hash_feed(&h, &p->overrides[i].limits, sizeof(p->overrides[i].limits));
     }
-    return h;
+    return rl_hash_end(&h);
 }
 
 static int parse_policy(rl_conf_ctx *ctx, const char *name, json_t *v, rl_policy *p) {

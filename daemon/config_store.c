@@ -66,7 +66,7 @@ static int parse_hostport(rl_conf_ctx *ctx, const char *path, const char *from, 
     }
     if (!*s->host)
         return rl_conf_fail(ctx, path, "the URL has no host");
-    s->port = 6379;
+    s->port = RL_REDIS_DEFAULT_PORT;
     if (colon) {
         unsigned long port;
         if (parse_digits(colon + 1, to, 65535, &port) != 0 || port == 0)
@@ -181,11 +181,11 @@ int rl_conf_store(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
     static const char *const redis_fields[] = {
         "type",     "max_keys",   "url",  "username",  "password", "connect_timeout_ms",
         "command_timeout_ms", "key_prefix", "pool", "batch_max", NULL};
-    s->connect_timeout_ms = 1000;
-    s->command_timeout_ms = 250;
-    s->pool = 2;
-    s->batch_max = 256;
-    s->key_prefix = rl_strndup("rl:", 3);
+    s->connect_timeout_ms = RL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS;
+    s->command_timeout_ms = RL_REDIS_DEFAULT_COMMAND_TIMEOUT_MS;
+    s->pool = RL_REDIS_DEFAULT_POOL;
+    s->batch_max = RL_REDIS_DEFAULT_BATCH_MAX;
+    s->key_prefix = rl_strndup(RL_REDIS_DEFAULT_KEY_PREFIX, strlen(RL_REDIS_DEFAULT_KEY_PREFIX));
     if (!s->key_prefix)
         return rl_conf_fail(ctx, "store", "out of memory");
     if (!v)

@@ -4,9 +4,11 @@
  * SipHash (Aumasson and Bernstein) with a 128-bit key drawn from getrandom() when the
  * process starts: without the key, nobody can compute which names share a bucket, so
  * a client cannot pick keys that pile into one chain or evict each other's slots.
- * Tables use SipHash-1-3 (rl_hash*); rl_siphash24 is the reference SipHash-2-4 with a
- * key of the caller's. Nothing hashed here is stored or sent anywhere: the key may
- * change from one run to the next.
+ * Tables use SipHash-1-3 (rl_hash*), and so do the fingerprints compared only within the
+ * process (a policy's limits across a reload, config_policy.c; the limits an over-limit
+ * cache entry was decided under, redis_cache.c); rl_siphash24 is the reference
+ * SipHash-2-4 with a key of the caller's. Nothing hashed here is stored or sent
+ * anywhere: the key may change from one run to the next.
  */
 #ifndef RL_HASH_H
 #define RL_HASH_H

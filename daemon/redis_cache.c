@@ -34,27 +34,23 @@ struct rl_redis_cache {
     uint64_t stale;      /* denials dropped: the item changed while in flight */
 };
 
-static uint64_t fnv(uint64_t h, const void *data, size_t len) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 /* Keyed (hash.h): clients cannot choose keys that evict each other's slots. */
 static uint64_t name_hash(const char *ns, size_t ns_len, const char *key, size_t key_len) {
     return rl_hash_name(ns, ns_len, key, key_len);
 }
 
+/* Under the process key too (hash.h): compared only with this process's own entries. */
 static uint64_t limits_fingerprint(const rl_limits *limits) {
-    uint64_t h = fnv(14695981039346656037ull, &limits->rate_count, 1);
+    rl_hasher h;
+    rl_hash_begin(&h);
+    rl_hash_feed(&h, &limits->rate_count, 1);
     for (size_t r = 0; r < limits->rate_count; r++) {
         const rl_rate *rate = &limits->rates[r];
         int64_t fields[4] = {(int64_t)rate->algorithm, (int64_t)rate->limit, rate->period_us,
                              (int64_t)rate->burst};
-        h = fnv(h, fields, sizeof(fields));
+        rl_hash_feed(&h, fields, sizeof(fields));
     }
-    return h;
+    return rl_hash_end(&h);
 }
 
 rl_redis_cache *rl_redis_cache_new(size_t slots) {

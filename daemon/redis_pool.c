@@ -410,7 +410,8 @@ static int copy_conf(rl_redis_pool *pool, const rl_store_conf *conf) {
             return RL_ERR;
     pool->port = conf->port;
     pool->db = conf->db;
-    pool->connect_timeout_ms = conf->connect_timeout_ms > 0 ? conf->connect_timeout_ms : 1000;
+    pool->connect_timeout_ms = conf->connect_timeout_ms > 0 ? conf->connect_timeout_ms
+                                                            : RL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS;
     return RL_OK;
 }
 
@@ -446,7 +447,7 @@ rl_redis_pool *rl_redis_pool_new(struct event_base *base, const rl_store_conf *c
     pool->jitter = (uint32_t)rl_clock_mono_us() | 1u;
     pool->watch = event_new(base, -1, 0, on_watch, pool);
     if (!pool->watch || copy_conf(pool, conf) != RL_OK ||
-        make_conns(pool, conf->pool > 0 ? conf->pool : 2) != RL_OK) {
+        make_conns(pool, conf->pool > 0 ? conf->pool : RL_REDIS_DEFAULT_POOL) != RL_OK) {
         rl_redis_pool_free(pool);
         return NULL;
     }

@@ -19,6 +19,7 @@
 #define FULL_SWEEP_INTERVAL_US 100000 /* a full sweep when at max_keys, at most this often */
 #define FULL_SWEEP_BUCKETS_PER_US 10  /* ...or as often as a table this small allows */
 #define SHAPE_BITS 3                  /* bits of an algorithm in entry.shape */
+#define HASH_MEMO_SLOTS 64            /* hashes prefetch leaves for the lookup (a power of 2) */
 
 /* The state of one rate of one key. */
 typedef union rate_state {
@@ -39,6 +40,15 @@ typedef struct entry {
     rate_state rates[];   /* one per rate, then ns bytes, then key bytes */
 } entry;
 
+/* A name's hash computed by prefetch, found again by the key's address: only a hint,
+ * which the lookup trusts only once an entry of that hash holds the very same name. */
+typedef struct hash_memo {
+    uintptr_t key;  /* the key bytes' address when prefetched (compared, never read) */
+    uint16_t key_len; /* bytes of key */
+    uint8_t ns_len;   /* bytes of namespace */
+    uint64_t hash;    /* hash_name of the name then */
+} hash_memo;
+
 typedef struct memory_store {
     rl_store base;          /* the interface */
     entry **buckets;        /* chains */
@@ -50,6 +60,7 @@ typedef struct memory_store {
     const int64_t *clock;   /* test clock, or NULL for the system's */
     uint64_t evictions;     /* expired entries freed */
     uint64_t full_refusals; /* new keys refused at max_keys */
+    hash_memo memo[HASH_MEMO_SLOTS]; /* hashes of names prefetched, by key address */
 } memory_store;
 
 static int64_t now_us(const memory_store *m) {
@@ -59,6 +70,25 @@ static int64_t now_us(const memory_store *m) {
 /* Keyed (hash.h): clients cannot choose keys that share a bucket. */
 static uint64_t hash_name(const char *ns, size_t ns_len, const char *key, size_t key_len) {
     return rl_hash_name(ns, ns_len, key, key_len);
+}
+
+static hash_memo *memo_slot(memory_store *m, const char *key) {
+    uint64_t mix = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ull;
+    return &m->memo[mix >> 58 & (HASH_MEMO_SLOTS - 1)];
+}
+
+// Returns the hash of (ns, key), from the memo if prefetch left it there (*from_memo
+// set), else computed and left in the memo.
+static uint64_t memo_hash(memory_store *m, const char *ns, size_t ns_len, const char *key,
+                          size_t key_len, int *from_memo) {
+    hash_memo *memo = memo_slot(m, key);
+    *from_memo = memo->key == (uintptr_t)key && memo->key_len == key_len &&
+                 memo->ns_len == ns_len;
+    if (*from_memo)
+        return memo->hash;
+    *memo = (hash_memo){(uintptr_t)key, (uint16_t)key_len, (uint8_t)ns_len,
+                        hash_name(ns, ns_len, key, key_len)};
+    return memo->hash;
 }
 
 static const char *entry_name(const entry *e) {
@@ -205,14 +235,28 @@ static rl_status insert(memory_store *m, uint64_t h, const rl_store_item *it, in
     return RL_ST_OK;
 }
 
+// Returns the slot of the item's entry (or where it would go), its name's hash in *h. A
+// hash from the memo is used only if an entry of that hash holds the item's name (so
+// it is that name's hash); otherwise the hash is computed.
+static entry **find_named(memory_store *m, const rl_store_item *it, uint64_t *h) {
+    int from_memo;
+    *h = memo_hash(m, it->ns, it->ns_len, it->key, it->key_len, &from_memo);
+    entry **slot = find_slot(m, *h, it);
+    if (*slot || !from_memo)
+        return slot;
+    *h = hash_name(it->ns, it->ns_len, it->key, it->key_len);
+    memo_slot(m, it->key)->hash = *h;
+    return find_slot(m, *h, it);
+}
+
 // Finds the item's entry; creates it if create is set. An entry whose rates no longer
 // match the item's limits (their number or algorithms) is dropped: the policy changed
 // under it, and its state means something else now. *out is NULL when the key has no
 // state and create is 0.
 static rl_status lookup(memory_store *m, const rl_store_item *it, int64_t now, int create,
                         entry **out) {
-    uint64_t h = hash_name(it->ns, it->ns_len, it->key, it->key_len);
-    entry **slot = find_slot(m, h, it);
+    uint64_t h;
+    entry **slot = find_named(m, it, &h);
     entry *e = *slot;
     *out = NULL;
     if (e && (e->rate_count != it->limits->rate_count || e->shape != shape_of(it->limits))) {
@@ -485,7 +529,9 @@ static void memory_free(rl_store *store) {
 static void memory_prefetch(rl_store *store, const char *ns, size_t ns_len, const char *key,
                             size_t key_len, int stage) {
     memory_store *m = (memory_store *)store;
-    entry **bucket = &m->buckets[hash_name(ns, ns_len, key, key_len) & (m->bucket_count - 1)];
+    int from_memo;
+    uint64_t h = memo_hash(m, ns, ns_len, key, key_len, &from_memo);
+    entry **bucket = &m->buckets[h & (m->bucket_count - 1)];
     if (stage == 0)
         __builtin_prefetch(bucket);
     else if (*bucket)

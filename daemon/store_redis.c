@@ -543,7 +543,7 @@ static const rl_store_ops redis_ops = {
 /* ---- construction ---- */
 
 static int check_conf(const rl_store_conf *conf, char *err, size_t errlen) {
-    const char *prefix = conf->key_prefix ? conf->key_prefix : "rl:";
+    const char *prefix = conf->key_prefix ? conf->key_prefix : RL_REDIS_DEFAULT_KEY_PREFIX;
     if (!conf->host && !conf->unix_path) {
         snprintf(err, errlen, "store: the redis store needs a host or a unix socket path");
         return RL_ERR;
@@ -557,14 +557,15 @@ static int check_conf(const rl_store_conf *conf, char *err, size_t errlen) {
 
 static int setup(redis_store *s, struct event_base *base, const rl_store_conf *conf,
                  const rl_store_redis_options *options) {
-    const char *prefix = conf->key_prefix ? conf->key_prefix : "rl:";
-    int timeout_ms = conf->command_timeout_ms > 0 ? conf->command_timeout_ms : 250;
+    const char *prefix = conf->key_prefix ? conf->key_prefix : RL_REDIS_DEFAULT_KEY_PREFIX;
+    int timeout_ms =
+        conf->command_timeout_ms > 0 ? conf->command_timeout_ms : RL_REDIS_DEFAULT_COMMAND_TIMEOUT_MS;
     s->base.ops = &redis_ops;
     s->clock = options->clock;
     s->prefix_len = strlen(prefix);
     s->prefix = rl_strndup(prefix, s->prefix_len);
     s->timeout_us = (int64_t)timeout_ms * 1000;
-    s->batch_max = conf->batch_max > 0 ? (size_t)conf->batch_max : 256;
+    s->batch_max = conf->batch_max > 0 ? (size_t)conf->batch_max : RL_REDIS_DEFAULT_BATCH_MAX;
     s->flush = event_new(base, -1, 0, on_flush, s);
     s->expiry = event_new(base, -1, 0, on_expiry, s);
     if (!options->no_cache)
@@ -585,7 +586,8 @@ rl_store *rl_store_redis_new_with(struct event_base *base, const rl_store_conf *
     if (rc == RL_AGAIN)
         rl_log_warn("redis store: %s; starting down (STORE_UNAVAILABLE) and reconnecting", err);
     redis_store *s = rl_calloc(1, sizeof(*s));
-    int timeout_ms = conf->command_timeout_ms > 0 ? conf->command_timeout_ms : 250;
+    int timeout_ms =
+        conf->command_timeout_ms > 0 ? conf->command_timeout_ms : RL_REDIS_DEFAULT_COMMAND_TIMEOUT_MS;
     int64_t dead_ms = options->dead_after_ms > 0
                           ? options->dead_after_ms
                           : (timeout_ms * 20 > 2000 ? timeout_ms * 20 : 2000);

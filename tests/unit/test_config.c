@@ -10,6 +10,7 @@
  */
 #include "alloc.h"
 #include "config.h"
+#include "hash.h"
 #include "rlproto.h"
 
 #include <check.h>
@@ -812,6 +813,23 @@ START_TEST(test_fingerprints) {
 }
 END_TEST
 
+/* Fingerprints are the process's keyed hash (hash.h), not a hash anyone can aim at. */
+START_TEST(test_fingerprint_is_keyed) {
+    const char *text = "'a':{'algorithm':'gcra','limit':1,'period':'1s','overrides':{'k':"
+                       "{'limit':2}}}";
+    uint8_t key_a[RL_HASH_KEY_BYTES] = {1}, key_b[RL_HASH_KEY_BYTES] = {2};
+    uint64_t fp[3];
+    for (int i = 0; i < 3; i++) {
+        rl_hash_set_key(i == 1 ? key_b : key_a);
+        rl_config *c = ACCEPTED(parse_policies(text));
+        fp[i] = policy(c, "a")->fingerprint;
+        rl_config_free(c);
+    }
+    ck_assert_uint_ne(fp[0], fp[1]);
+    ck_assert_uint_eq(fp[0], fp[2]);
+}
+END_TEST
+
 /* ---- windows that must fit the wire's u32 milliseconds ---- */
 
 START_TEST(test_windows_fit_u32_ms) {
@@ -1342,6 +1360,7 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_keysets);
     tcase_add_test(tc, test_large_keyset);
     tcase_add_test(tc, test_fingerprints);
+    tcase_add_test(tc, test_fingerprint_is_keyed);
     tcase_add_test(tc, test_windows_fit_u32_ms);
     tcase_add_test(tc, test_sliding_log_limit_has_a_maximum);
     tcase_add_test(tc, test_key_prefix_without_hash_tags);

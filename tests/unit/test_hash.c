@@ -2,7 +2,8 @@
  * test_hash.c: the keyed hash of names: SipHash-2-4 against the reference vectors of
  * the SipHash paper (key 00..0f, messages 00..len-1), the table hash (SipHash-1-3)
  * the same fed whole or in pieces, and keys that make bucket orders differ: between
- * two keys, and between two processes (each draws its own at start).
+ * two keys, and between two processes (each draws its own at start). The embedded
+ * store's lookup trusts a hash its prefetch left behind only when it finds that name.
  */
 #include "hash.h"
 
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "store_memory.h"
 
 #define PROBE_ENV "RL_TEST_HASH_PROBE" /* set: main prints a probe hash and exits */
 
@@ -150,6 +153,52 @@ START_TEST(test_processes_draw_their_own_key) {
 }
 END_TEST
 
+static void on_done(void *arg, const rl_store_answer *ans) {
+    *(rl_status *)arg = ans->status;
+}
+
+// CHECKs one unit of the name (ns "p", key at key) under a limit of 1 a minute.
+static rl_status check_once(rl_store *store, const char *key) {
+    static const rl_limits limits = {.rate_count = 1,
+                                     .rates = {{RL_ALGO_FIXED_WINDOW, 1, 60000000, 1}}};
+    rl_store_item it = {&limits, "p", 1, key, strlen(key), 1};
+    rl_status status = RL_ST_INTERNAL;
+    ck_assert_int_eq(store->ops->submit(store, RL_STORE_CHECK, &it, 1, on_done, &status), RL_OK);
+    return status;
+}
+
+/* The hash prefetch computes is found again by the key's address; a buffer that holds
+ * another key by the time it is decided must still reach that key's own entry. */
+START_TEST(test_prefetched_hash_is_only_a_hint) {
+    int64_t clock = 1000000;
+    rl_store *store = rl_store_memory_new_clocked(100, &clock);
+    char buf[] = "user-a";
+    ck_assert_int_eq(check_once(store, "user-a"), RL_ST_ALLOWED);
+    store->ops->prefetch(store, "p", 1, buf, strlen(buf), 0);
+    store->ops->prefetch(store, "p", 1, buf, strlen(buf), 1);
+    memcpy(buf, "user-b", 6); /* same address, same length, another key */
+    ck_assert_int_eq(check_once(store, buf), RL_ST_ALLOWED);
+    char other[] = "user-b"; /* no hint for this address: the hash is computed */
+    ck_assert_int_eq(check_once(store, other), RL_ST_DENIED);
+    ck_assert_int_eq(check_once(store, "user-a"), RL_ST_DENIED);
+    ck_assert_uint_eq(rl_store_memory_longest_chain(store) <= 2, 1);
+    store->ops->free(store);
+}
+END_TEST
+
+/* A prefetched name is decided against its own entry (the hint taken). */
+START_TEST(test_prefetched_hash_finds_the_entry) {
+    int64_t clock = 1000000;
+    rl_store *store = rl_store_memory_new_clocked(100, &clock);
+    char buf[] = "user-a";
+    ck_assert_int_eq(check_once(store, "user-a"), RL_ST_ALLOWED);
+    store->ops->prefetch(store, "p", 1, buf, strlen(buf), 0);
+    store->ops->prefetch(store, "p", 1, buf, strlen(buf), 1);
+    ck_assert_int_eq(check_once(store, buf), RL_ST_DENIED);
+    store->ops->free(store);
+}
+END_TEST
+
 static Suite *hash_suite(void) {
     Suite *s = suite_create("hash");
     TCase *tc = tcase_create("hash");
@@ -158,6 +207,8 @@ static Suite *hash_suite(void) {
     tcase_add_test(tc, test_pieces_hash_as_whole);
     tcase_add_test(tc, test_name_layout);
     tcase_add_test(tc, test_keys_change_bucket_order);
+    tcase_add_test(tc, test_prefetched_hash_is_only_a_hint);
+    tcase_add_test(tc, test_prefetched_hash_finds_the_entry);
     suite_add_tcase(s, tc);
     return s;
 }
