@@ -9,7 +9,13 @@
  *
  * A request in flight is a `pending`, taken from a free list so that the decision
  * path does not allocate. It holds a reference on the config it was decided under,
- * so a reload never frees policies an answer still needs.
+ * so a reload never frees policies an answer still needs. A store may answer before
+ * its submit returns (the memory store always does): the request is then answered at
+ * once, but its pending is released only after the submit has returned (the
+ * `submitting` guard), so nothing reads a pending another request has taken since.
+ *
+ * The opcode table below sends the decision opcodes here, the admin ones to
+ * engine_admin.c; what every answer feeds (counters, TOP, denial log) is engine_stats.c.
  */
 #include "engine.h"
 #include "engine_internal.h"
@@ -18,6 +24,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 #include "store_memory.h"
 #include "store_redis.h"
@@ -26,7 +33,6 @@
 #define SWEEP_BUCKETS 4096
 #define FALLBACK_DENY_RETRY_US 1000000 /* retry hint of the `deny` fallback */
 
-static void pending_finish(pending *p);
 static void on_store_done(void *arg, const rl_store_answer *ans);
 
 /* ---- config references ---- */
@@ -35,8 +41,9 @@ conf_ref *rl_conf_ref_new(rl_config *config) {
     conf_ref *ref = rl_calloc(1, sizeof(*ref));
     if (!ref)
         return NULL;
-    ref->stats = rl_calloc(config->policy_count ? config->policy_count : 1, sizeof(policy_stats));
-    if (!ref->stats) {
+    ref->counters = rl_calloc(config->policy_count ? config->policy_count : 1,
+                              sizeof(*ref->counters));
+    if (!ref->counters) {
         rl_free(ref);
         return NULL;
     }
@@ -48,23 +55,9 @@ conf_ref *rl_conf_ref_new(rl_config *config) {
 void rl_conf_ref_put(conf_ref *ref) {
     if (ref && --ref->refs == 0) {
         rl_config_free(ref->config);
-        rl_free(ref->stats);
+        rl_free(ref->counters);
         rl_free(ref);
     }
-}
-
-policy_stats *rl_engine_policy_stats(conf_ref *ref, const rl_policy *policy) {
-    return &ref->stats[policy - ref->config->policies];
-}
-
-policy_stats *rl_engine_stats_of(pending *p, const rl_policy *policy) {
-    conf_ref *now = p->engine->conf;
-    if (p->conf == now)
-        return rl_engine_policy_stats(now, policy);
-    /* A reload happened while p was in flight: the old counters were carried over
-       already, so count in the new config's policy of the same name, if it has one. */
-    const rl_policy *same = rl_config_policy(now->config, policy->name, policy->name_len);
-    return rl_engine_policy_stats(same ? now : p->conf, same ? same : policy);
 }
 
 /* ---- pending requests ---- */
@@ -82,7 +75,8 @@ static pending *pending_get(rl_engine *e, rl_engine_reply *reply, void *arg) {
     p->arg = arg;
     p->keys = NULL;
     p->text = NULL;
-    p->done = 0;
+    p->submitting = 0;
+    p->answered = 0;
     p->pass = 0;
     p->fallback = 0;
     e->in_flight++;
@@ -112,7 +106,8 @@ static uint32_t u32(uint64_t v) {
     return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-void rl_result_from_verdict(rl_result *r, const rl_verdict *v, rl_status status) {
+// Fills a wire result from a verdict (times rounded up to whole ms).
+static void result_from_verdict(rl_result *r, const rl_verdict *v, rl_status status) {
     r->status = (uint8_t)status;
     r->limit = u32(v->limit);
     r->remaining = u32(v->remaining);
@@ -193,7 +188,7 @@ static int resolve_items(pending *p, const rl_request *req) {
     if (first == RL_ST_OK)
         return 0;
     p->error = first;
-    pending_finish(p);
+    rl_engine_finish(p);
     return -1;
 }
 
@@ -210,7 +205,8 @@ static rl_store_op store_op(uint8_t opcode) {
 
 // Builds the store batch from the slots that need the store (not exempt, blocked, or
 // already decided in an earlier pass) and submits it to store. Returns 1 if the answer
-// is still to come, 0 if the request was answered (and p released) already.
+// is still to come, 0 if the request was answered already (p is then released, or will
+// be when the outermost submit on the stack returns: p must not be used).
 static int submit(pending *p, rl_store *store) {
     rl_store_item batch[RL_MAX_ITEMS];
     size_t n = 0;
@@ -223,17 +219,22 @@ static int submit(pending *p, rl_store *store) {
                                      s->key, s->key_len, s->cost};
     }
     if (n == 0) {
-        pending_finish(p);
+        rl_engine_finish(p);
         return 0;
     }
     p->store = store;
-    p->done = 0;
-    if (store->ops->submit(store, p->opcode_store, batch, n, on_store_done, p) != RL_OK) {
-        p->error = RL_ST_INTERNAL;
-        pending_finish(p);
-        return 0;
+    p->submitting++;
+    int rc = store->ops->submit(store, p->opcode_store, batch, n, on_store_done, p);
+    p->submitting--;
+    if (rc != RL_OK && !p->answered) {
+        p->error = RL_ST_INTERNAL; /* done will not be called */
+        rl_engine_finish(p);
     }
-    return !p->done; /* p stays readable on the free list after an answer */
+    if (!p->answered)
+        return 1;
+    if (p->submitting == 0)
+        pending_put(p); /* answered during the submit: released now that it returned */
+    return 0;
 }
 
 // The store did not answer at once: keep copies of the keys for a later pass.
@@ -291,12 +292,10 @@ static void fall_back(pending *p, const rl_store_answer *ans) {
     rl_engine *e = p->engine;
     rl_on_error mode = fallback_mode(p);
     p->fallback = 1;
-    for (size_t i = 0; i < p->item_count; i++)
-        rl_engine_stats_of(p, p->slots[i].policy)->store_errors++;
-    rl_engine_store_error(e, ans);
+    rl_engine_count_store_error(p, ans);
     if (mode == RL_ON_ERROR_LOCAL && p->keys_lost) {
         p->error = RL_ST_INTERNAL; /* out of memory for the keys: no local decision */
-        pending_finish(p);
+        rl_engine_finish(p);
         return;
     }
     if (mode == RL_ON_ERROR_LOCAL) {
@@ -305,13 +304,13 @@ static void fall_back(pending *p, const rl_store_answer *ans) {
     }
     if (p->opcode == RL_OP_RESET || p->opcode == RL_OP_ADJUST) {
         p->error = RL_ST_STORE_UNAVAILABLE; /* nothing was reset or charged: say so */
-        pending_finish(p);
+        rl_engine_finish(p);
         return;
     }
     for (size_t i = 0; i < p->item_count; i++)
         nominal_verdict(p->slots[i].limits, mode != RL_ON_ERROR_DENY, p->opcode,
                         p->slots[i].cost, &p->slots[i].verdict);
-    pending_finish(p);
+    rl_engine_finish(p);
 }
 
 // After a denial: if every denying item is in shadow mode, mark those SHADOW and
@@ -348,7 +347,6 @@ static int shadow_pass(pending *p, const rl_store_answer *ans) {
 static void on_store_done(void *arg, const rl_store_answer *ans) {
     pending *p = arg;
     rl_engine *e = p->engine;
-    p->done = 1;
     if (e->store_down && p->store == e->store && !is_store_error(ans->status)) {
         e->store_down = 0;
         rl_log_info("store %s is back", e->store->ops->name);
@@ -360,7 +358,7 @@ static void on_store_done(void *arg, const rl_store_answer *ans) {
     if (ans->status != RL_ST_ALLOWED && ans->status != RL_ST_DENIED) {
         p->error = ans->status; /* STORE_FULL, or INTERNAL from the embedded store */
         rl_engine_local_error(e, ans);
-        pending_finish(p);
+        rl_engine_finish(p);
         return;
     }
     if (ans->status == RL_ST_DENIED && p->pass == 0 && shadow_pass(p, ans))
@@ -372,7 +370,7 @@ static void on_store_done(void *arg, const rl_store_answer *ans) {
             s->flags |= ans->flags;
         }
     }
-    pending_finish(p);
+    rl_engine_finish(p);
 }
 
 /* ---- building the response ---- */
@@ -391,7 +389,7 @@ static void slot_result(pending *p, size_t i, rl_result *r) {
         flags |= RL_FLAG_SHADOW;
         allowed = 1;
     }
-    rl_result_from_verdict(r, &s->verdict, allowed ? RL_ST_ALLOWED : RL_ST_DENIED);
+    result_from_verdict(r, &s->verdict, allowed ? RL_ST_ALLOWED : RL_ST_DENIED);
     if (flags & RL_FLAG_SHADOW)
         r->retry_after_ms = 0;
     r->flags = flags;
@@ -425,7 +423,7 @@ static void error_response(pending *p, rl_response *resp) {
     rl_engine_count_error(p);
 }
 
-static void pending_finish(pending *p) {
+void rl_engine_finish(pending *p) {
     rl_response resp;
     resp.id = p->id;
     resp.opcode = p->opcode;
@@ -449,20 +447,78 @@ static void pending_finish(pending *p) {
         memset(&resp.result, 0, sizeof(resp.result));
     }
     p->reply(p->arg, &resp);
-    pending_put(p);
+    if (p->submitting)
+        p->answered = 1; /* a store answered inside its submit: submit releases p */
+    else
+        pending_put(p);
 }
 
-/* ---- entry points ---- */
+/* ---- the opcode table ---- */
+
+static void run_ping(pending *p, const rl_request *req) {
+    (void)req;
+    rl_engine_finish(p);
+}
+
+// AUTH: the server compared the token (RL_PERM_AUTHENTICATED set if it matched, or if
+// the listener has none); a wrong one answers AUTH_FAILED, after which the server closes
+// the connection.
+static void run_auth(pending *p, const rl_request *req) {
+    (void)req;
+    if (!(p->perms & RL_PERM_AUTHENTICATED)) {
+        p->error = RL_ST_AUTH_FAILED;
+        p->engine->auth_failures++;
+    }
+    rl_engine_finish(p);
+}
+
+/* One opcode's handler. */
+typedef struct opcode_handler {
+    void (*run)(pending *p, const rl_request *req); /* must end in rl_engine_finish, once */
+    uint32_t needs; /* the operation bit it needs (RL_PERM_*); 0: always served (PING,
+                       AUTH); ADJUST's depends on its cost (see needs_of) */
+} opcode_handler;
+
+static const opcode_handler handlers[] = {
+    [RL_OP_PING] = {run_ping, 0},
+    [RL_OP_CHECK] = {start, RL_PERM_CHECK},
+    [RL_OP_PEEK] = {start, RL_PERM_PEEK},
+    [RL_OP_ADJUST] = {start, RL_PERM_CHARGE}, /* or REFUND: needs_of */
+    [RL_OP_RESET] = {start, RL_PERM_RESET},
+    [RL_OP_MULTI_CHECK] = {start, RL_PERM_MULTI_CHECK},
+    [RL_OP_AUTH] = {run_auth, 0},
+    [RL_OP_POLICIES] = {rl_engine_run_policies, RL_PERM_POLICIES},
+    [RL_OP_STATS] = {rl_engine_run_stats, RL_PERM_STATS},
+    [RL_OP_TOP] = {rl_engine_run_top, RL_PERM_TOP},
+    [RL_OP_RELOAD] = {rl_engine_run_reload, RL_PERM_RELOAD},
+};
+
+// Returns the handler of opcode, or NULL if it is not defined.
+static const opcode_handler *handler_of(uint8_t opcode) {
+    if (opcode >= sizeof(handlers) / sizeof(handlers[0]) || !handlers[opcode].run)
+        return NULL;
+    return &handlers[opcode];
+}
+
+// Returns the permission req needs (RL_PERM_*, 0 for none): its handler's, or for
+// ADJUST "refund" when its cost is negative and "charge" otherwise.
+static uint32_t needs_of(const opcode_handler *h, const rl_request *req) {
+    if (h == &handlers[RL_OP_ADJUST] && req->item_count == 1 && req->items[0].cost < 0)
+        return RL_PERM_REFUND;
+    return h->needs;
+}
 
 // Returns the status refusing req to a connection holding perms, or OK if it may run.
-static rl_status permission(const rl_opcode_handler *h, const rl_request *req, uint32_t perms) {
-    uint32_t needs = rl_engine_needs(h, req);
+static rl_status permission(const opcode_handler *h, const rl_request *req, uint32_t perms) {
+    uint32_t needs = needs_of(h, req);
     if (needs == 0)
         return RL_ST_OK; /* PING, AUTH */
     if (!(perms & RL_PERM_AUTHENTICATED))
         return RL_ST_AUTH_REQUIRED;
     return (perms & needs) ? RL_ST_OK : RL_ST_NOT_PERMITTED;
 }
+
+/* ---- entry points ---- */
 
 void rl_engine_handle(rl_engine *e, const rl_request *req, uint32_t perms,
                       rl_engine_reply *reply, void *arg) {
@@ -478,11 +534,11 @@ void rl_engine_handle(rl_engine *e, const rl_request *req, uint32_t perms,
     p->error = RL_ST_OK;
     p->keys_lost = 0;
     p->perms = perms;
-    const rl_opcode_handler *h = rl_engine_handler(req->opcode);
+    const opcode_handler *h = handler_of(req->opcode);
     rl_status refused = h ? permission(h, req, perms) : RL_ST_UNKNOWN_OPCODE;
     if (refused != RL_ST_OK) {
         p->error = refused;
-        pending_finish(p);
+        rl_engine_finish(p);
     } else {
         h->run(p, req);
     }
@@ -498,14 +554,6 @@ void rl_engine_prefetch(rl_engine *e, const rl_request *req, int stage) {
     }
 }
 
-void rl_engine_decide(pending *p, const rl_request *req) {
-    start(p, req);
-}
-
-void rl_engine_finish(pending *p) {
-    pending_finish(p);
-}
-
 void rl_engine_refuse(rl_engine *e, uint8_t opcode, uint32_t id, rl_status status,
                       rl_engine_reply *reply, void *arg) {
     rl_response resp;
@@ -517,6 +565,8 @@ void rl_engine_refuse(rl_engine *e, uint8_t opcode, uint32_t id, rl_status statu
     reply(arg, &resp);
 }
 
+/* ---- construction ---- */
+
 static void sweep_cb(evutil_socket_t fd, short what, void *arg) {
     rl_engine *e = arg;
     (void)fd;
@@ -524,13 +574,38 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg) {
     rl_store_memory_sweep(e->local, SWEEP_BUCKETS);
 }
 
-static rl_store *make_store(rl_engine *e, const rl_store_conf *conf, char *err, size_t errlen) {
-    if (conf->type == RL_STORE_MEMORY)
-        return e->local;
-    return rl_store_redis_new(e->base, conf, err, errlen);
+// Starts the timer that sweeps the embedded store. Returns RL_OK, or RL_ERR with the
+// reason in err.
+static int start_sweep(rl_engine *e, char *err, size_t errlen) {
+    struct timeval every = {0, SWEEP_INTERVAL_MS * 1000};
+    e->sweep = event_new(e->base, -1, EV_PERSIST, sweep_cb, e);
+    if (e->sweep && event_add(e->sweep, &every) == 0)
+        return RL_OK;
+    snprintf(err, errlen, "cannot create the timer that sweeps expired keys (out of memory?)");
+    return RL_ERR;
 }
 
-rl_engine *rl_engine_new(struct event_base *base, rl_config *config, char *err, size_t errlen) {
+// The engine around an allocated e and its stores: store is the configured store, or
+// NULL if it could not be made (err holds why). On failure frees e (and store) but not
+// config.
+static rl_engine *engine_finish_new(rl_engine *e, rl_store *store, char *err, size_t errlen) {
+    e->store = store;
+    if (!e->local)
+        snprintf(err, errlen, "out of memory");
+    if (!e->local || !e->store || start_sweep(e, err, errlen) != RL_OK) {
+        e->conf->config = NULL; /* the caller keeps the config on failure */
+        rl_engine_free(e);
+        return NULL;
+    }
+    e->started_us = rl_clock_real_us();
+    rl_engine_stats_start(e);
+    return e;
+}
+
+// Allocates an engine with its config reference and embedded store (NULL if memory is
+// short: err says so).
+static rl_engine *engine_alloc(struct event_base *base, rl_config *config, char *err,
+                               size_t errlen) {
     rl_engine *e = rl_calloc(1, sizeof(*e));
     if (!e || !(e->conf = rl_conf_ref_new(config))) {
         snprintf(err, errlen, "out of memory");
@@ -539,27 +614,33 @@ rl_engine *rl_engine_new(struct event_base *base, rl_config *config, char *err, 
     }
     e->base = base;
     e->local = rl_store_memory_new(config->store.max_keys);
-    e->store = e->local ? make_store(e, &config->store, err, errlen) : NULL;
-    e->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, e);
-    struct timeval every = {0, SWEEP_INTERVAL_MS * 1000};
-    if (!e->store || !e->sweep || event_add(e->sweep, &every) != 0) {
-        if (!e->local)
-            snprintf(err, errlen, "out of memory");
-        e->conf->config = NULL; /* the caller keeps the config on failure */
-        rl_engine_free(e);
+    return e;
+}
+
+rl_engine *rl_engine_new(struct event_base *base, rl_config *config, char *err, size_t errlen) {
+    rl_engine *e = engine_alloc(base, config, err, errlen);
+    if (!e)
+        return NULL;
+    rl_store *store = NULL;
+    if (e->local && config->store.type == RL_STORE_MEMORY)
+        store = e->local;
+    else if (e->local)
+        store = rl_store_redis_new(base, &config->store, err, errlen);
+    return engine_finish_new(e, store, err, errlen);
+}
+
+rl_engine *rl_engine_new_with_store(struct event_base *base, rl_config *config, rl_store *store,
+                                    char *err, size_t errlen) {
+    rl_engine *e = engine_alloc(base, config, err, errlen);
+    if (!e) {
+        store->ops->free(store);
         return NULL;
     }
-    rl_engine_started(e);
-    return e;
+    return engine_finish_new(e, store, err, errlen);
 }
 
 const rl_config *rl_engine_config(const rl_engine *e) {
     return e->conf->config;
-}
-
-void rl_engine_set_reloader(rl_engine *e, int (*reload)(void *, char *, size_t), void *arg) {
-    e->reload = reload;
-    e->reload_arg = arg;
 }
 
 void rl_engine_free(rl_engine *e) {
@@ -576,7 +657,7 @@ void rl_engine_free(rl_engine *e) {
         e->free_list = p->next_free;
         rl_free(p);
     }
-    rl_engine_admin_free(e);
+    rl_engine_stats_stop(e);
     rl_conf_ref_put(e->conf);
     rl_free(e);
 }

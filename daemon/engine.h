@@ -4,8 +4,9 @@
  * The engine owns the config, the stores and the counters. For each request it
  * looks up the policies, checks the items (key length, cost), applies exempt and
  * block lists, submits the batch to the store, and turns the store's verdicts into
- * a response: shadow mode, the on_store_error fallback, and the per-policy stats
- * happen here. It knows nothing of sockets or frames.
+ * a response: shadow mode, the on_store_error fallback, and the per-policy counters
+ * happen here (engine.c, engine_stats.c, engine_admin.c: see engine_internal.h). It
+ * knows nothing of sockets or frames.
  */
 #ifndef RL_ENGINE_H
 #define RL_ENGINE_H
@@ -15,6 +16,9 @@
 
 #include "config.h"
 #include "rlproto.h"
+#include "stats.h"
+
+typedef struct rl_store rl_store;
 
 typedef struct rl_engine rl_engine;
 
@@ -27,6 +31,11 @@ typedef void rl_engine_reply(void *arg, const rl_response *resp);
 // engine owns config (freed by rl_engine_free or a later reload). Returns NULL with the
 // reason in err on failure; config then stays the caller's, to free.
 rl_engine *rl_engine_new(struct event_base *base, rl_config *config, char *err, size_t errlen);
+
+// Tests: like rl_engine_new, but decides with store (taken over, freed with the engine,
+// or at once if this fails) instead of the store the config names.
+rl_engine *rl_engine_new_with_store(struct event_base *base, rl_config *config, rl_store *store,
+                                    char *err, size_t errlen);
 
 // Handles one decoded request from a listener whose connection holds the permissions
 // perms (RL_PERM_* of config.h: the listener's operations, plus RL_PERM_AUTHENTICATED
@@ -82,6 +91,12 @@ void rl_engine_set_connections(rl_engine *engine, size_t (*count)(void *arg), vo
 // counts it, and reopens the denial log file, so that log rotation by SIGHUP works
 // even while the config file is bad. (A successful rl_engine_reload reopens it too.)
 void rl_engine_reload_refused(rl_engine *engine);
+
+// Fills out with a snapshot of every figure STATS and /metrics report (stats.h): the
+// policies' counters, the stores' figures, the engine's. Returns RL_OK, or RL_ERR if
+// memory is short. Free out with rl_stats_free either way. Policy names in it are valid
+// until the next reload.
+int rl_engine_stats(rl_engine *engine, rl_stats *out);
 
 // Stops the engine: the stores answer what is in flight, then everything is freed.
 void rl_engine_free(rl_engine *engine);

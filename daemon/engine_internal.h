@@ -1,31 +1,27 @@
 /*
- * engine_internal.h: the engine's state, shared by its files (engine.c: decisions;
- * engine_admin.c: dispatch table, admin opcodes, stats, reload). Not an interface
+ * engine_internal.h: the engine's state, shared by its three files. Not an interface
  * for other modules.
+ *
+ *   engine.c        the opcode table and the path of a request: validation, the store
+ *                   batch, fallbacks, shadow mode, the response
+ *   engine_stats.c  what every answer feeds: the per-policy counters, the top-keys
+ *                   summaries (TOP), the denial log; the stats snapshot (STATS, /metrics)
+ *   engine_admin.c  the admin opcodes (POLICIES, STATS, TOP, RELOAD) and reload
  */
 #ifndef RL_ENGINE_INTERNAL_H
 #define RL_ENGINE_INTERNAL_H
 
+#include "denylog.h"
 #include "engine.h"
+#include "stats.h"
 #include "store.h"
+#include "topk.h"
 
-/* Decision counters of one policy. */
-typedef struct policy_stats {
-    uint64_t allowed;       /* answered ALLOWED (shadow would-be denials excluded) */
-    uint64_t denied;        /* answered DENIED */
-    uint64_t shadow_denied; /* would have been denied; allowed by shadow mode */
-    uint64_t exempt;        /* allowed as exempt keys */
-    uint64_t blocked;       /* denied as blocked keys */
-    uint64_t errors;        /* answered with an error status */
-    uint64_t store_errors;  /* the store failed for a request of this policy */
-    uint64_t fallbacks;     /* answered by on_store_error */
-} policy_stats;
-
-/* A config with its stats, referenced by the engine and by requests in flight. */
+/* A config with its counters, referenced by the engine and by requests in flight. */
 typedef struct conf_ref {
-    rl_config *config;   /* the config (owned) */
-    policy_stats *stats; /* per policy, parallel to config->policies */
-    int refs;            /* holders: the engine while current, plus pendings */
+    rl_config *config;            /* the config (owned) */
+    rl_policy_counters *counters; /* per policy, parallel to config->policies */
+    int refs;                     /* holders: the engine while current, plus pendings */
 } conf_ref;
 
 /* One item of a request in flight. */
@@ -54,7 +50,10 @@ typedef struct pending {
     rl_store_op opcode_store;  /* what the store is asked (PEEK when a key is blocked) */
     uint8_t item_count;        /* slots in use */
     uint32_t perms;            /* the connection's permissions (RL_PERM_*) */
-    uint8_t done;              /* the current pass's store answer arrived */
+    uint8_t submitting;        /* store submits on the stack: the store may answer (and the
+                                  request be answered) before they return, so the pending
+                                  is released only once the outermost has returned */
+    uint8_t answered;          /* replied while submitting: release it when submit returns */
     uint8_t pass;              /* 0 first, 1 the shadow second pass */
     uint8_t fallback;          /* answered under on_store_error */
     uint8_t keys_lost;         /* could not copy keys for a later pass */
@@ -64,63 +63,58 @@ typedef struct pending {
     slot slots[RL_MAX_ITEMS];  /* the items */
 } pending;
 
-/* One opcode's handler. */
-typedef struct rl_opcode_handler {
-    void (*run)(pending *p, const rl_request *req); /* must end in rl_engine_finish, once */
-    uint32_t needs; /* the operation bit it needs (RL_PERM_*); 0: always served (PING,
-                       AUTH); ADJUST's depends on its cost (rl_engine_needs) */
-} rl_opcode_handler;
-
 struct rl_engine {
-    struct event_base *base; /* the event loop */
-    conf_ref *conf;          /* the config in force */
-    rl_store *store;         /* the configured store */
-    rl_store *local;         /* the embedded store (the store itself when memory) */
-    struct event *sweep;     /* evicts expired keys of the embedded store */
-    pending *free_list;      /* released pendings for reuse */
-    size_t in_flight;        /* pendings in use */
-    uint64_t refused;        /* frames answered before decoding (BUSY, too large...) */
-    uint64_t reloads;        /* successful reloads */
-    uint64_t reload_failures;/* refused reloads */
-    uint64_t refused_peers;  /* connections refused for their peer's uid/gid */
-    uint64_t auth_failures;  /* wrong tokens (AUTH, HTTP bearer) */
-    int64_t started_us;      /* when the engine started */
-    int store_down;          /* the store reported an error last */
-    uint64_t local_errors;   /* embedded store errors not logged yet */
-    int64_t last_local_error_log; /* when the last such line was written (us) */
+    struct event_base *base;      /* the event loop */
+    conf_ref *conf;               /* the config in force */
+    rl_store *store;              /* the configured store */
+    rl_store *local;              /* the embedded store (the store itself when memory) */
+    struct event *sweep;          /* evicts expired keys of the embedded store */
+    pending *free_list;           /* released pendings for reuse */
+    size_t in_flight;             /* pendings in use */
+    uint64_t refused;             /* frames answered before decoding (BUSY, too large...) */
+    uint64_t reloads;             /* successful reloads */
+    uint64_t reload_failures;     /* refused reloads */
+    uint64_t refused_peers;       /* connections refused for their peer's uid/gid */
+    uint64_t auth_failures;       /* wrong tokens (AUTH, HTTP bearer) */
+    int64_t started_us;           /* when the engine started (real time) */
+    int store_down;               /* the store reported an error last */
+    uint64_t local_errors;        /* embedded store errors not logged yet */
+    int64_t last_local_error_log; /* when the last such line was written (monotonic us) */
     int (*reload)(void *arg, char *err, size_t errlen); /* the daemon's reload */
-    void *reload_arg;        /* reload's argument */
-    void *admin;             /* engine_admin.c's state (top keys, denial log) */
+    void *reload_arg;                  /* reload's argument */
+    rl_topk **tops;                    /* per policy in force; NULL until its first denial */
+    size_t top_count;                  /* entries in tops (0 if memory was short) */
+    rl_denylog *denylog;               /* the denial log, or NULL */
+    struct event *denylog_tick;        /* reports the denial log's dropped lines each second */
+    size_t (*connections)(void *arg);  /* counts the server's connections, or NULL */
+    void *connections_arg;             /* its argument */
 };
 
-// Creates a reference (count 1) to config with zeroed stats; NULL if out of memory.
+/* ---- engine.c ---- */
+
+// Creates a reference (count 1) to config with zeroed counters; NULL if out of memory.
 conf_ref *rl_conf_ref_new(rl_config *config);
 
-// Drops a reference; the last frees the config and its stats.
+// Drops a reference; the last frees the config and its counters.
 void rl_conf_ref_put(conf_ref *ref);
 
-// Returns the stats of policy (which belongs to ref's config).
-policy_stats *rl_engine_policy_stats(conf_ref *ref, const rl_policy *policy);
-
-// Returns the counters an answer of p for policy goes to: those of the config in force
-// (p may have been decided under a config a reload has replaced since).
-policy_stats *rl_engine_stats_of(pending *p, const rl_policy *policy);
-
-// Fills a wire result from a verdict (times rounded up to whole ms).
-void rl_result_from_verdict(rl_result *r, const rl_verdict *v, rl_status status);
-
-// Returns the handler of opcode, or NULL if it is not defined.
-const rl_opcode_handler *rl_engine_handler(uint8_t opcode);
-
-// Returns the permission req needs (RL_PERM_*, 0 for none): its handler's, or for
-// ADJUST "refund" when its cost is negative and "charge" otherwise.
-uint32_t rl_engine_needs(const rl_opcode_handler *h, const rl_request *req);
-
-// Runs a decision opcode (CHECK, PEEK, ADJUST, RESET, MULTI_CHECK) for p.
-void rl_engine_decide(pending *p, const rl_request *req);
-
-// Answers p with what it holds (error, verdicts or text) and releases it.
+// Answers p with what it holds (error, verdicts or text) and releases it (once the
+// store submits on the stack have returned). Every opcode handler ends in it, once.
 void rl_engine_finish(pending *p);
+
+/* ---- engine_stats.c ---- */
+
+// Sets up the top-keys summaries and opens the denial log of the config in force;
+// called once by rl_engine_new. Out of memory only loses TOP (logged).
+void rl_engine_stats_start(struct rl_engine *e);
+
+// Frees the summaries and closes the denial log.
+void rl_engine_stats_stop(struct rl_engine *e);
+
+// Moves what survives a reload to next (not yet in force): the counters and summaries
+// of policies that keep their name (summaries only if their limits are unchanged too),
+// and reopens the denial log (or opens next's).
+void rl_engine_stats_reload(struct rl_engine *e, conf_ref *next);
 
 // Counts one answered item (allowed/denied/shadow/...), feeds the top-keys summary
 // and the denial log.
@@ -129,17 +123,30 @@ void rl_engine_count(pending *p, const slot *s, const rl_result *r);
 // Counts a request answered with an error status.
 void rl_engine_count_error(pending *p);
 
-// Notes a store failure (logged once per change of state, not per request).
-void rl_engine_store_error(struct rl_engine *e, const rl_store_answer *ans);
+// Counts a store failure for every item of p and logs it (once per change of state,
+// not per request).
+void rl_engine_count_store_error(pending *p, const rl_store_answer *ans);
 
 // Notes an error of the embedded store (STORE_FULL, out of memory): logged at most
 // once a second, with the number of such errors since the last line.
 void rl_engine_local_error(struct rl_engine *e, const rl_store_answer *ans);
 
-// Sets up engine_admin.c's state; called once by rl_engine_new.
-void rl_engine_started(struct rl_engine *e);
+// Lists the most denied keys of the policy at index i of the config in force into
+// keys (at most n). Returns how many.
+size_t rl_engine_top_keys(struct rl_engine *e, size_t i, rl_topk_key *keys, size_t n);
 
-// Frees engine_admin.c's state.
-void rl_engine_admin_free(struct rl_engine *e);
+/* ---- engine_admin.c: the admin opcodes' handlers (the table is engine.c's) ---- */
+
+// POLICIES: the policies in force as JSON.
+void rl_engine_run_policies(pending *p, const rl_request *req);
+
+// STATS: the stats snapshot as JSON.
+void rl_engine_run_stats(pending *p, const rl_request *req);
+
+// TOP: the most denied keys of one policy or of all.
+void rl_engine_run_top(pending *p, const rl_request *req);
+
+// RELOAD: the daemon's reload (rl_engine_set_reloader).
+void rl_engine_run_reload(pending *p, const rl_request *req);
 
 #endif

@@ -63,7 +63,6 @@ struct rl_http {
 typedef enum call_kind {
     CALL_CHECK,   /* /check: 429 when denied */
     CALL_AUTH,    /* /auth: 403 when denied */
-    CALL_METRICS, /* /metrics: a STATS answer to render */
 } call_kind;
 
 typedef struct http_call {
@@ -215,32 +214,12 @@ static void http_metrics(const rl_http *h, struct evbuffer *body) {
                         open, refused);
 }
 
-static void reply_metrics(http_call *call, const rl_response *resp) {
-    size_t len;
-    char *text = resp->result.status == RL_ST_OK
-                     ? rl_metrics_render(resp->text, resp->text_len, &len)
-                     : NULL;
-    struct evbuffer *body = evbuffer_new();
-    if (!text || !body) {
-        reply_text(call->http, call->req, 500, "metrics unavailable");
-    } else {
-        evbuffer_add(body, text, len);
-        http_metrics(call->http, body);
-        send_reply(call->http, call->req, 200, "text/plain; version=0.0.4", body);
-    }
-    if (body)
-        evbuffer_free(body);
-    rl_free(text);
-}
-
 // The engine's answer to a call, now or later.
 static void on_answer(void *arg, const rl_response *resp) {
     http_call *call = arg;
     rl_status st = (rl_status)resp->result.status;
     call->http->in_flight--;
-    if (call->kind == CALL_METRICS)
-        reply_metrics(call, resp);
-    else if (st == RL_ST_ALLOWED || st == RL_ST_DENIED)
+    if (st == RL_ST_ALLOWED || st == RL_ST_DENIED)
         reply_decision(call, &resp->result);
     else
         reply_status(call, st);
@@ -304,15 +283,25 @@ static void handle_auth(rl_http *h, struct evhttp_request *req) {
     handle_decision(h, req, CALL_AUTH);
 }
 
+// The engine's stats snapshot as Prometheus text (the numbers STATS reports), then the
+// endpoint's own counters.
 static void handle_metrics(rl_http *h, struct evhttp_request *req) {
-    http_call *call = call_new(h, req, CALL_METRICS);
-    if (!call) {
-        reply_text(h, req, 500, "out of memory");
-        return;
+    rl_stats stats;
+    size_t len = 0;
+    char *text = rl_engine_stats(h->engine, &stats) == RL_OK ? rl_metrics_render(&stats, &len)
+                                                             : NULL;
+    rl_stats_free(&stats);
+    struct evbuffer *body = evbuffer_new();
+    if (!text || !body) {
+        reply_text(h, req, 500, "metrics unavailable");
+    } else {
+        evbuffer_add(body, text, len);
+        http_metrics(h, body);
+        send_reply(h, req, 200, "text/plain; version=0.0.4", body);
     }
-    rl_request r = {.id = h->next_id++, .opcode = RL_OP_STATS, .item_count = 0};
-    h->in_flight++;
-    rl_engine_handle(h->engine, &r, RL_PERM_STATS | RL_PERM_AUTHENTICATED, on_answer, call);
+    if (body)
+        evbuffer_free(body);
+    rl_free(text);
 }
 
 static void handle_healthz(rl_http *h, struct evhttp_request *req) {

@@ -1,10 +1,11 @@
 /*
- * metrics.c: STATS JSON to Prometheus text.
+ * metrics.c: a stats snapshot (stats.h) as Prometheus text.
  */
 #include "metrics.h"
 
-#include <jansson.h>
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,117 +59,125 @@ static void family(text *t, const char *name, const char *type, const char *help
     put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static json_int_t int_of(json_t *o, const char *field) {
-    return json_integer_value(json_object_get(o, field));
-}
-
-// One line per policy of field, as name{policy="..."[,result="..."]}.
-static void per_policy(text *t, json_t *policies, const char *name, const char *field,
+// One line per policy of a counter, as name{policy="..."[,result="..."]}.
+static void per_policy(text *t, const rl_stats *s, const char *name, size_t offset,
                        const char *result) {
-    size_t i;
-    json_t *p;
-    json_array_foreach(policies, i, p) {
+    for (size_t i = 0; i < s->policy_count; i++) {
+        uint64_t value;
+        memcpy(&value, (const char *)&s->policies[i].counters + offset, sizeof(value));
         put(t, "%s{policy=\"", name);
-        put_label(t, json_string_value(json_object_get(p, "name")));
+        put_label(t, s->policies[i].name);
         if (result)
             put(t, "\",result=\"%s", result);
-        put(t, "\"} %lld\n", (long long)int_of(p, field));
+        put(t, "\"} %" PRIu64 "\n", value);
     }
 }
 
-static void decisions(text *t, json_t *policies) {
-    static const char *const results[][2] = {{"allowed", "allowed"},
-                                             {"denied", "denied"},
-                                             {"shadow_denied", "shadow_denied"},
-                                             {"errors", "error"}};
+#define COUNTER(field) offsetof(rl_policy_counters, field)
+
+static void decisions(text *t, const rl_stats *s) {
+    static const struct {
+        size_t offset;
+        const char *result;
+    } results[] = {{COUNTER(allowed), "allowed"},
+                   {COUNTER(denied), "denied"},
+                   {COUNTER(shadow_denied), "shadow_denied"},
+                   {COUNTER(errors), "error"}};
     family(t, "rlimitd_decisions_total", "counter", "Items answered, by policy and result.");
-    for (size_t r = 0; r < 4; r++)
-        per_policy(t, policies, "rlimitd_decisions_total", results[r][0], results[r][1]);
-    static const char *const others[][3] = {
-        {"rlimitd_exempt_total", "exempt", "Items allowed because the key is exempt."},
-        {"rlimitd_blocked_total", "blocked", "Items denied because the key is blocked."},
-        {"rlimitd_store_errors_total", "store_errors", "Items the store failed to decide."},
-        {"rlimitd_fallbacks_total", "fallbacks", "Items answered by on_store_error."}};
-    for (size_t i = 0; i < 4; i++) {
-        family(t, others[i][0], "counter", others[i][2]);
-        per_policy(t, policies, others[i][0], others[i][1], NULL);
+    for (size_t r = 0; r < sizeof(results) / sizeof(results[0]); r++)
+        per_policy(t, s, "rlimitd_decisions_total", results[r].offset, results[r].result);
+    static const struct {
+        const char *name;
+        size_t offset;
+        const char *help;
+    } others[] = {
+        {"rlimitd_exempt_total", COUNTER(exempt), "Items allowed because the key is exempt."},
+        {"rlimitd_blocked_total", COUNTER(blocked), "Items denied because the key is blocked."},
+        {"rlimitd_store_errors_total", COUNTER(store_errors), "Items the store failed to decide."},
+        {"rlimitd_fallbacks_total", COUNTER(fallbacks), "Items answered by on_store_error."}};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        family(t, others[i].name, "counter", others[i].help);
+        per_policy(t, s, others[i].name, others[i].offset, NULL);
     }
 }
 
-static void scalar(text *t, json_t *o, const char *field, const char *name, const char *type,
-                   const char *help) {
-    json_t *v = json_object_get(o, field);
-    if (!json_is_integer(v))
-        return;
+static void scalar(text *t, const char *name, const char *type, const char *help, uint64_t v) {
     family(t, name, type, help);
-    put(t, "%s %lld\n", name, (long long)json_integer_value(v));
+    put(t, "%s %" PRIu64 "\n", name, v);
 }
 
-// Seconds from a JSON number of microseconds.
-static double seconds(json_t *us) {
-    return json_is_number(us) ? json_number_value(us) / 1e6 : 0;
-}
-
-// The store's latency, if it measures one ("latency_us": {count, p50, p99, max, and
-// optionally sum and buckets: [[LE_US, CUMULATIVE], ...]}): a histogram when it gives
-// buckets, else a summary of its p50 and p99; the maximum as a gauge.
-static void latency(text *t, json_t *store) {
-    json_t *lat = json_object_get(store, "latency_us");
-    json_t *buckets = json_object_get(lat, "buckets"), *sum = json_object_get(lat, "sum");
-    const char *name = "rlimitd_store_latency_seconds";
-    if (!json_is_object(lat))
-        return;
-    family(t, name, buckets ? "histogram" : "summary", "Store round trips, submit to answer.");
-    size_t i;
-    json_t *b;
-    json_array_foreach(buckets, i, b) {
-        put(t, "%s_bucket{le=\"%g\"} %lld\n", name, seconds(json_array_get(b, 0)),
-            (long long)json_integer_value(json_array_get(b, 1)));
+// A store figure as PREFIX[GROUP_]NAME, with _total for a counter.
+static void store_figure(text *t, const char *prefix, const rl_figure *f) {
+    static const char *const types[] = {"counter", "gauge", "gauge", "gauge", "gauge"};
+    char name[160];
+    snprintf(name, sizeof(name), "%s%s%s%s%s", prefix, f->group ? f->group : "",
+             f->group ? "_" : "", f->name, f->kind == RL_FIGURE_COUNTER ? "_total" : "");
+    family(t, name, types[f->kind], "A store figure (STATS store, same name).");
+    if (f->kind == RL_FIGURE_RATIO)
+        put(t, "%s %.17g\n", name, f->ratio);
+    else if (f->kind == RL_FIGURE_WORD) {
+        put(t, "%s{%s=\"", name, f->name);
+        put_label(t, f->word);
+        put(t, "\"} 1\n");
     }
-    if (buckets)
-        put(t, "%s_bucket{le=\"+Inf\"} %lld\n", name, (long long)int_of(lat, "count"));
     else
-        put(t, "%s{quantile=\"0.5\"} %g\n%s{quantile=\"0.99\"} %g\n", name,
-            seconds(json_object_get(lat, "p50")), name, seconds(json_object_get(lat, "p99")));
-    if (sum)
-        put(t, "%s_sum %g\n", name, seconds(sum));
-    put(t, "%s_count %lld\n", name, (long long)int_of(lat, "count"));
-    if (json_object_get(lat, "max")) {
-        family(t, "rlimitd_store_latency_max_seconds", "gauge", "The longest store round trip.");
-        put(t, "rlimitd_store_latency_max_seconds %g\n", seconds(json_object_get(lat, "max")));
-    }
+        put(t, "%s %" PRIu64 "\n", name, f->value);
 }
 
-static void render(text *t, json_t *root) {
-    json_t *store = json_object_get(root, "store");
-    json_t *denials = json_object_get(root, "denial_log");
-    decisions(t, json_object_get(root, "policies"));
-    scalar(t, root, "connections", "rlimitd_connections", "gauge",
-           "Open connections of the binary protocol.");
-    scalar(t, root, "in_flight", "rlimitd_in_flight", "gauge", "Requests being decided.");
-    scalar(t, root, "uptime_s", "rlimitd_uptime_seconds", "gauge", "Seconds since the start.");
-    scalar(t, root, "refused", "rlimitd_refused_total", "counter",
-           "Frames refused before decoding (busy, too large...).");
-    scalar(t, root, "reloads", "rlimitd_reloads_total", "counter", "Config reloads applied.");
-    scalar(t, root, "reload_failures", "rlimitd_reload_failures_total", "counter",
-           "Config reloads refused.");
-    scalar(t, store, "keys", "rlimitd_store_keys", "gauge", "Keys held by the store.");
-    scalar(t, denials, "lines", "rlimitd_denial_log_lines_total", "counter",
-           "Denial log lines written.");
-    scalar(t, denials, "suppressed", "rlimitd_denial_log_suppressed_total", "counter",
-           "Denial log lines dropped by its own limit.");
-    latency(t, store);
+// The store's latency, if it measures one: a summary of its p50 and p99 and the count,
+// and the maximum as a gauge.
+static void latency(text *t, const char *prefix, const rl_latency_figures *l) {
+    char name[96];
+    if (!l->present)
+        return;
+    snprintf(name, sizeof(name), "%slatency_seconds", prefix);
+    family(t, name, "summary", "Store round trips, submit to answer.");
+    put(t, "%s{quantile=\"0.5\"} %g\n%s{quantile=\"0.99\"} %g\n", name, (double)l->p50_us / 1e6,
+        name, (double)l->p99_us / 1e6);
+    put(t, "%s_count %" PRIu64 "\n", name, l->count);
+    snprintf(name, sizeof(name), "%slatency_max_seconds", prefix);
+    family(t, name, "gauge", "The longest store round trip.");
+    put(t, "%s %g\n", name, (double)l->max_us / 1e6);
 }
 
-char *rl_metrics_render(const char *stats_json, size_t len, size_t *out_len) {
-    json_t *root = json_loadb(stats_json, len, 0, NULL);
+static void store(text *t, const char *prefix, const rl_store_figures *f) {
+    for (size_t i = 0; i < f->count; i++)
+        store_figure(t, prefix, &f->list[i]);
+    latency(t, prefix, &f->latency);
+}
+
+static void engine_figures(text *t, const rl_stats *s) {
+    if (s->has_connections)
+        scalar(t, "rlimitd_connections", "gauge", "Open connections of the binary protocol.",
+               s->connections);
+    scalar(t, "rlimitd_in_flight", "gauge", "Requests being decided.", s->in_flight);
+    scalar(t, "rlimitd_uptime_seconds", "gauge", "Seconds since the start.", s->uptime_s);
+    scalar(t, "rlimitd_refused_total", "counter",
+           "Frames refused before decoding (busy, too large...).", s->refused);
+    scalar(t, "rlimitd_reloads_total", "counter", "Config reloads applied.", s->reloads);
+    scalar(t, "rlimitd_reload_failures_total", "counter", "Config reloads refused.",
+           s->reload_failures);
+    scalar(t, "rlimitd_refused_peers_total", "counter",
+           "Connections refused for their peer's uid or gid.", s->refused_peers);
+    scalar(t, "rlimitd_auth_failures_total", "counter",
+           "Wrong tokens (AUTH, HTTP bearer).", s->auth_failures);
+    if (!s->has_denial_log)
+        return;
+    scalar(t, "rlimitd_denial_log_lines_total", "counter", "Denial log lines written.",
+           s->denial_lines);
+    scalar(t, "rlimitd_denial_log_suppressed_total", "counter",
+           "Denial log lines dropped by its own limit.", s->denial_suppressed);
+    scalar(t, "rlimitd_denial_log_errors_total", "counter",
+           "Denial log lines that could not be written.", s->denial_errors);
+}
+
+char *rl_metrics_render(const rl_stats *s, size_t *out_len) {
     text t = {NULL, 0, 0, 0};
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return NULL;
-    }
-    render(&t, root);
-    json_decref(root);
+    decisions(&t, s);
+    engine_figures(&t, s);
+    store(&t, "rlimitd_store_", &s->store);
+    if (s->has_local)
+        store(&t, "rlimitd_local_store_", &s->local);
     if (t.failed || !t.buf) {
         rl_free(t.buf);
         return NULL;

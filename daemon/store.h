@@ -24,6 +24,7 @@
 #include "algo.h"
 #include "config.h"
 #include "rlproto.h"
+#include "stats.h"
 
 typedef enum rl_store_op {
     RL_STORE_CHECK,  /* decide and consume if every item allows */
@@ -76,9 +77,10 @@ typedef struct rl_store_ops {
                      size_t key_len, int stage);
     // Forgets every key of the namespace (a policy removed or changed by a reload).
     void (*forget_ns)(rl_store *store, const char *ns, size_t ns_len);
-    // Writes a JSON object of the store's figures (keys, evictions, latency...) to
-    // buf; returns the bytes written (snprintf semantics).
-    int (*stats_json)(rl_store *store, char *buf, size_t len);
+    // Fills out (zeroed by the caller) with the store's type and figures (keys,
+    // evictions, latency...: stats.h), as many as it has. out->failed tells whether
+    // memory ran short; the caller frees out with rl_store_figures_free.
+    void (*stats)(rl_store *store, rl_store_figures *out);
     // Stops the store; done callbacks of batches still in flight are called with
     // STORE_UNAVAILABLE before it returns. Frees it.
     void (*free)(rl_store *store);

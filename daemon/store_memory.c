@@ -503,13 +503,14 @@ static void memory_forget_ns(rl_store *store, const char *ns, size_t ns_len) {
     }
 }
 
-static int memory_stats_json(rl_store *store, char *buf, size_t len) {
+static void memory_stats(rl_store *store, rl_store_figures *out) {
     memory_store *m = (memory_store *)store;
-    return snprintf(buf, len,
-                    "{\"type\":\"memory\",\"keys\":%zu,\"max_keys\":%llu,\"buckets\":%zu,"
-                    "\"evictions\":%llu,\"full_refusals\":%llu}",
-                    m->count, (unsigned long long)m->max_keys, m->bucket_count,
-                    (unsigned long long)m->evictions, (unsigned long long)m->full_refusals);
+    out->type = "memory";
+    rl_figures_add(out, NULL, "keys", RL_FIGURE_GAUGE, m->count);
+    rl_figures_add(out, NULL, "max_keys", RL_FIGURE_GAUGE, m->max_keys);
+    rl_figures_add(out, NULL, "buckets", RL_FIGURE_GAUGE, m->bucket_count);
+    rl_figures_add(out, NULL, "evictions", RL_FIGURE_COUNTER, m->evictions);
+    rl_figures_add(out, NULL, "full_refusals", RL_FIGURE_COUNTER, m->full_refusals);
 }
 
 static void memory_free(rl_store *store) {
@@ -543,7 +544,7 @@ static const rl_store_ops memory_ops = {
     .submit = memory_submit,
     .prefetch = memory_prefetch,
     .forget_ns = memory_forget_ns,
-    .stats_json = memory_stats_json,
+    .stats = memory_stats,
     .free = memory_free,
 };
 

@@ -477,36 +477,55 @@ static void redis_forget_ns(rl_store *store, const char *ns, size_t ns_len) {
                     (int)ns_len, ns);
 }
 
-static int redis_stats_json(rl_store *store, char *buf, size_t len) {
-    redis_store *s = (redis_store *)store;
+// The traffic and the pool's figures (connections and their handshakes).
+static void pool_stats(const redis_store *s, rl_store_figures *out) {
     rl_redis_pool_stats p = rl_redis_pool_figures(s->pool);
+    rl_figures_add(out, NULL, "connections", RL_FIGURE_GAUGE, (uint64_t)p.connections);
+    rl_figures_add(out, NULL, "ready", RL_FIGURE_GAUGE, (uint64_t)p.ready);
+    rl_figures_add(out, NULL, "requests", RL_FIGURE_COUNTER, s->requests);
+    rl_figures_add(out, NULL, "items", RL_FIGURE_COUNTER, s->items);
+    rl_figures_add(out, NULL, "calls", RL_FIGURE_COUNTER, s->calls);
+    rl_figures_ratio(out, NULL, "items_per_call",
+                     s->calls ? (double)s->call_items / (double)s->calls : 0.0);
+    rl_figures_add(out, NULL, "in_flight", RL_FIGURE_GAUGE, p.in_flight);
+    rl_figures_add(out, NULL, "noscript_retries", RL_FIGURE_COUNTER, s->noscript);
+    rl_figures_add(out, NULL, "connects", RL_FIGURE_COUNTER, p.connects);
+    rl_figures_add(out, NULL, "reconnects", RL_FIGURE_COUNTER, p.reconnects);
+    rl_figures_add(out, NULL, "connection_failures", RL_FIGURE_COUNTER, p.failures);
+    rl_figures_add(out, NULL, "dead_connections", RL_FIGURE_COUNTER, p.dead);
+}
+
+// The failures by kind, and the over-limit cache's figures.
+static void error_and_cache_stats(const redis_store *s, rl_store_figures *out) {
+    static const char *const names[] = {"down", "timeout", "disconnected", "redis",
+                                        "item", "reply",   "key_too_long", "internal"};
+    const error_counts *e = &s->errors;
+    const uint64_t counts[] = {e->down, e->timeout, e->disconnected, e->redis,
+                               e->item, e->reply,   e->key_too_long, e->internal};
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+        rl_figures_add(out, "errors", names[i], RL_FIGURE_COUNTER, counts[i]);
     rl_redis_cache_stats c = {0};
     if (s->cache)
         c = rl_redis_cache_figures(s->cache);
-    const error_counts *e = &s->errors;
-    return snprintf(
-        buf, len,
-        "{\"type\":\"redis\",\"state\":\"%s\",\"connections\":%d,\"ready\":%d,"
-        "\"requests\":%llu,\"items\":%llu,\"calls\":%llu,\"items_per_call\":%.2f,"
-        "\"in_flight\":%zu,\"noscript_retries\":%llu,\"connects\":%llu,\"reconnects\":%llu,"
-        "\"connection_failures\":%llu,\"dead_connections\":%llu,\"forgets\":%llu,"
-        "\"errors\":{\"down\":%llu,\"timeout\":%llu,\"disconnected\":%llu,\"redis\":%llu,"
-        "\"item\":%llu,\"reply\":%llu,\"key_too_long\":%llu,\"internal\":%llu},"
-        "\"cache\":{\"enabled\":%s,\"hits\":%llu,\"inserts\":%llu,\"stale\":%llu,\"slots\":%zu},"
-        "\"latency_us\":{\"count\":%llu,\"p50\":%lld,\"p99\":%lld,\"max\":%lld}}",
-        rl_redis_pool_up(s->pool) ? "up" : "down", p.connections, p.ready,
-        (unsigned long long)s->requests, (unsigned long long)s->items, (unsigned long long)s->calls,
-        s->calls ? (double)s->call_items / (double)s->calls : 0.0, p.in_flight,
-        (unsigned long long)s->noscript, (unsigned long long)p.connects,
-        (unsigned long long)p.reconnects, (unsigned long long)p.failures,
-        (unsigned long long)p.dead, (unsigned long long)s->forgets, (unsigned long long)e->down,
-        (unsigned long long)e->timeout, (unsigned long long)e->disconnected,
-        (unsigned long long)e->redis, (unsigned long long)e->item, (unsigned long long)e->reply,
-        (unsigned long long)e->key_too_long, (unsigned long long)e->internal,
-        s->cache ? "true" : "false", (unsigned long long)c.hits, (unsigned long long)c.inserts,
-        (unsigned long long)c.stale, c.slots, (unsigned long long)s->latency_count,
-        (long long)latency_percentile(s, 0.50), (long long)latency_percentile(s, 0.99),
-        (long long)s->latency_max);
+    rl_figures_add(out, "cache", "enabled", RL_FIGURE_FLAG, s->cache != NULL);
+    rl_figures_add(out, "cache", "hits", RL_FIGURE_COUNTER, c.hits);
+    rl_figures_add(out, "cache", "inserts", RL_FIGURE_COUNTER, c.inserts);
+    rl_figures_add(out, "cache", "stale", RL_FIGURE_COUNTER, c.stale);
+    rl_figures_add(out, "cache", "slots", RL_FIGURE_GAUGE, c.slots);
+}
+
+static void redis_stats(rl_store *store, rl_store_figures *out) {
+    redis_store *s = (redis_store *)store;
+    out->type = "redis";
+    rl_figures_word(out, NULL, "state", rl_redis_pool_up(s->pool) ? "up" : "down");
+    pool_stats(s, out);
+    rl_figures_add(out, NULL, "forgets", RL_FIGURE_COUNTER, s->forgets);
+    error_and_cache_stats(s, out);
+    out->latency = (rl_latency_figures){.present = 1,
+                                        .count = s->latency_count,
+                                        .p50_us = latency_percentile(s, 0.50),
+                                        .p99_us = latency_percentile(s, 0.99),
+                                        .max_us = s->latency_max};
 }
 
 static void redis_free(rl_store *store) {
@@ -536,7 +555,7 @@ static const rl_store_ops redis_ops = {
     .name = "redis",
     .submit = redis_submit,
     .forget_ns = redis_forget_ns,
-    .stats_json = redis_stats_json,
+    .stats = redis_stats,
     .free = redis_free,
 };
 

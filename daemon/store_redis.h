@@ -26,10 +26,10 @@
  * script call holds many keys, so a Cluster would need calls split by slot: not done.
  * A Redis key over RL_REDIS_MAX_KEY (4096) bytes is answered KEY_TOO_LONG.
  *
- * Stats (stats_json): state, connections, requests, items, calls, items_per_call,
- * in_flight, noscript_retries, connects, reconnects, connection failures, dead
- * connections, errors by kind (down, timeout, disconnected, redis, reply,
- * key_too_long, internal), the cache's hits/inserts/stale, and the submit-to-answer
+ * Stats (the stats op, as typed figures: stats.h): state, connections, requests, items,
+ * calls, items_per_call, in_flight, noscript_retries, connects, reconnects, connection
+ * failures, dead connections, errors by kind (down, timeout, disconnected, redis, item,
+ * reply, key_too_long, internal), the cache's hits/inserts/stale, and the submit-to-answer
  * latency (count, p50, p99, max, in us) of every submit that went through the queue.
  */
 #ifndef RL_STORE_REDIS_H

@@ -885,7 +885,7 @@ END_TEST
 
 /* ---- stats ---- */
 
-START_TEST(test_stats_json) {
+START_TEST(test_stats_figures) {
     rl_store *store = new_store(2);
     rl_limits l = one_rate(RL_ALGO_GCRA, 1, SEC, 1);
     now_us = T0;
@@ -895,25 +895,27 @@ START_TEST(test_stats_json) {
     now_us += 2 * SEC;
     rl_store_memory_sweep(store, SIZE_MAX);
     check(store, &l, "d", 1);
-    char buf[1024];
-    int n = store->ops->stats_json(store, buf, sizeof(buf));
-    ck_assert_int_gt(n, 0);
-    ck_assert_int_lt(n, (int)sizeof(buf));
-    ck_assert_uint_eq(strlen(buf), (size_t)n);
-    json_error_t jerr;
-    json_t *doc = json_loads(buf, 0, &jerr);
-    ck_assert_msg(doc, "not JSON: %s (%s)", buf, jerr.text);
-    ck_assert(json_is_object(doc));
+    rl_store_figures f = {0};
+    store->ops->stats(store, &f);
+    ck_assert(!f.failed);
+    json_t *doc = rl_store_figures_json(&f);
+    ck_assert_ptr_nonnull(doc);
     ck_assert_str_eq(json_string_value(json_object_get(doc, "type")), "memory");
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "keys")), 1);
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "max_keys")), 2);
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "evictions")), 2);
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "full_refusals")), 1);
+    ck_assert(json_is_integer(json_object_get(doc, "buckets")));
+    ck_assert_int_eq(json_object_size(doc), 6);
     json_decref(doc);
-    /* a short buffer: snprintf semantics */
-    char small[8];
-    ck_assert_int_eq(store->ops->stats_json(store, small, sizeof(small)), n);
-    ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+    rl_store_figures_free(&f);
+    /* out of memory: the figures say they are incomplete, and render to nothing */
+    rl_alloc_fail_after(0);
+    store->ops->stats(store, &f);
+    rl_alloc_fail_after(-1);
+    ck_assert(f.failed);
+    ck_assert_ptr_null(rl_store_figures_json(&f));
+    rl_store_figures_free(&f);
     store->ops->free(store);
 }
 END_TEST
@@ -1095,7 +1097,7 @@ static Suite *store_suite(void) {
     tcase_add_test(tc, test_binary_keys);
     tcase_add_test(tc, test_reset_and_adjust_figures);
     tcase_add_test(tc, test_changed_limits_reset_the_key);
-    tcase_add_test(tc, test_stats_json);
+    tcase_add_test(tc, test_stats_figures);
     tcase_add_test(tc, test_new_store_allocation_failure);
     tcase_add_test(tc, test_batch_allocation_failure);
     tcase_add_test(tc, test_adjust_allocation_failure);
