@@ -3,6 +3,9 @@
     results.py record FILE --name NAME --desc TEXT [--where TEXT] [--cmd TEXT] < JSON_LINES
     results.py skip FILE --name NAME --desc TEXT --reason TEXT
     results.py annotate FILE NAME FIELD=VALUE...
+    results.py round FILE --format rlimit-bench|redis-benchmark [--server-cpu "C0 C1"]
+                          [--wall "T0 T1"] [--requests N] < OUTPUT
+    results.py combine FILE
     results.py summary FILE --out BENCH_JSON [--meta JSON]
 
 `record` reads one JSON object a line on stdin (rlimit-bench --json, rlf_bench.js,
@@ -12,23 +15,36 @@ FILE (JSON lines) and prints one human line each. A line that is not JSON is ech
 ignored. No object at all on stdin is recorded as skipped (the measurement printed
 nothing), never as a zero.
 
-`summary` prints the table, the ratios and the targets of issues 2, 3 and 4, and writes
-everything as one JSON object to --out. A figure that is missing makes its ratio and
-target "skipped: <why>", never a guess.
+`round` appends one round of a side-by-side pair to FILE: rlimit-bench's JSON line or
+redis-benchmark's --csv output (rps and p50/p95/p99/max in ms) on stdin, with the server's
+CPU use meanwhile (--server-cpu: its CPU seconds before and after, --wall: the clock
+before and after). `combine` prints one JSON object for the rounds of FILE: the medians of
+their rates and percentiles, the rounds' own figures beside them.
+
+`summary` prints the table of figures, then one table of every ratio with its target and
+"met" / "not met" (issue 12: targets are ratios to peers measured in the same run), and
+writes everything as one JSON object to --out. A figure that is missing makes its ratio
+"skipped: <why>", never a guess. Latencies are information, not targets, except the one
+ratio of p99s against redis-server.
 """
 
 import argparse
+import csv
 import datetime
+import io
 import json
+import statistics
 import sys
 
-TARGET_MEMORY_PIPELINED = 1_000_000  # issue 2: decisions/s, memory store, Unix socket
-TARGET_MEMORY_P99_US = 1000  # issue 2: p99 at 100,000/s without pipelining
-TARGET_REDIS_RATIO = 3.0  # issue 3: rlimitd+redis / rate-limiter-flexible
-TARGET_REDIS_P99_US = 2000  # issue 3: p99 at 50,000/s
-TARGET_MIDDLEWARE_PCT = 10.0  # issue 4: throughput lost to the middleware
-TARGET_ASYNC_RATIO = 5.0  # issue 4: AsyncClient / limits with redis
-OPEN_LOOP_SHORTFALL = 0.97  # an open-loop run that reached less than this of its rate failed
+# The targets (issue 12), each a ratio of two figures measured in the same run.
+TARGET_VS_REDIS_INCR = 1.0  # memory store / redis-server INCR, same shape: throughput at least
+TARGET_VS_REDIS_INCR_P99 = 1.0  # memory store p99 / redis-server INCR p99, 64 x 1: at most
+TARGET_REDIS_RATIO = 3.0  # rlimitd+redis / rate-limiter-flexible: at least
+TARGET_VS_LIMITS_OVERHEAD = 1.0  # middleware overhead / in-process `limits` one (h11): at most
+TARGET_VS_REDIS_MW_OVERHEAD = 0.5  # middleware overhead / per-request Redis one: at most
+TARGET_ASYNC_RATIO = 5.0  # AsyncClient / limits with redis: at least
+SATURATED_PCT = 85  # a server below this CPU use (% of a core) was not what set the pace
+OPEN_LOOP_SHORTFALL = 0.97  # an open-loop run that reached less than this of its rate fell short
 
 
 def load(path):
@@ -80,6 +96,10 @@ def human(r):
         parts.append("latency " + " ".join(lat))
     if r.get("non_2xx_fraction"):
         parts.append(f"non-2xx={r['non_2xx_fraction']}")
+    if r.get("server_cpu_pct") is not None:
+        parts.append(f"server CPU {r['server_cpu_pct']}%")
+    if r.get("rounds"):
+        parts.append(f"median of {r['rounds']} rounds {r.get('round_rates')}")
     if r.get("where"):
         parts.append(f"[{r['where']}]")
     return f"  {r['name']}: " + "  ".join(parts)
@@ -187,15 +207,97 @@ def open_loop_problem(records, name):
     return None
 
 
-def cmd_summary(args):
-    records = load(args.file)
-    meta = json.loads(args.meta) if args.meta else {}
+def _median(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    m = statistics.median(values)
+    return round(m) if isinstance(m, float) and abs(m) >= 10 else m
 
+
+def _redis_benchmark_csv(text, requests):
+    """One record from redis-benchmark --csv: its last row (rps, latencies in ms)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or not rows[-1].get("rps"):
+        return None
+    row = rows[-1]
+
+    def us(field):
+        value = row.get(field)
+        return None if value in (None, "") else round(float(value) * 1000)
+
+    return {"decisions_per_s": round(float(row["rps"])), "p50_us": us("p50_latency_ms"),
+            "p95_us": us("p95_latency_ms"), "p99_us": us("p99_latency_ms"), "max_us": us("max_latency_ms"),
+            "avg_us": us("avg_latency_ms"), "requests": requests, "test": row.get("test")}
+
+
+def _pair_of_floats(text):
+    try:
+        a, b = (float(x) for x in text.split())
+        return a, b
+    except ValueError:
+        return None
+
+
+def cmd_round(args):
+    """Appends one round (see the module doc); exit status 1 when stdin holds no figures."""
+    text = sys.stdin.read()
+    if args.format == "redis-benchmark":
+        rec = _redis_benchmark_csv(text, args.requests)
+    else:
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        rec = lines[-1] if lines else None
+    if rec is None:
+        print(f"results.py round: no figures in: {text[-300:]!r}", file=sys.stderr)
+        return 1
+    cpu, wall = _pair_of_floats(args.server_cpu), _pair_of_floats(args.wall)
+    if cpu and wall and wall[1] > wall[0]:
+        rec["server_cpu_pct"] = round(100 * (cpu[1] - cpu[0]) / (wall[1] - wall[0]))
+        if cpu[1] > cpu[0] and rec.get("decisions_per_s"):
+            # What the server does per second of its own CPU: the load generator's speed
+            # drops out (it does not when the server's core was not kept busy).
+            rec["decisions_per_server_cpu_s"] = round(rec["decisions_per_s"] * (wall[1] - wall[0]) / (cpu[1] - cpu[0]))
+    with open(args.file, "a") as out:
+        out.write(json.dumps(rec) + "\n")
+    return 0
+
+
+def cmd_combine(args):
+    """Prints the medians of the rounds in FILE as one record (exit status 1 if none)."""
+    try:
+        with open(args.file) as f:
+            rounds = [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        rounds = []
+    if not rounds:
+        print("no round finished", file=sys.stderr)
+        return 1
+    out = {k: _median(r.get(k) for r in rounds)
+           for k in ("decisions_per_s", "p50_us", "p95_us", "p99_us", "p999_us", "server_cpu_pct",
+                     "decisions_per_server_cpu_s")}
+    out = {k: v for k, v in out.items() if v is not None}
+    out["max_us"] = max((r["max_us"] for r in rounds if r.get("max_us") is not None), default=None)
+    for k in ("allowed", "denied", "errors", "failed_connections", "requests"):
+        if any(k in r for r in rounds):
+            out[k] = sum(r.get(k) or 0 for r in rounds)
+    for k in ("connections", "in_flight", "keys", "test"):
+        if k in rounds[0]:
+            out[k] = rounds[0][k]
+    out["rounds"] = len(rounds)
+    out["round_rates"] = [r.get("decisions_per_s") for r in rounds]
+    out["round_p99_us"] = [r.get("p99_us") for r in rounds]
+    out["round_server_cpu_pct"] = [r.get("server_cpu_pct") for r in rounds]
+    print(json.dumps(out))
+    return 0
+
+
+def print_figures(records):
     print()
-    print("== results (one run, this machine) " + "=" * 44)
+    print("== figures (one run, this machine; latencies are information, not targets) " + "=" * 5)
     head = f"{'measurement':44} {'per s':>11} {'allowed':>10} {'denied':>10} {'err':>5} " \
-           f"{'p50us':>7} {'p99us':>7} {'p999us':>7} {'cpu%':>7}  where"
-    print("(cpu%: what a spinning process got on core 0 / core 1 just before that section; "
+           f"{'p50us':>7} {'p99us':>7} {'p999us':>7} {'srv%':>5} {'cpu%':>7}  where"
+    print("(srv%: the server's CPU use meanwhile, % of one core, median of the rounds where there are "
+          "rounds; cpu%: what a spinning process got on core 0 / core 1 just before that section, "
           "100/100: the machine was ours)")
     print(head)
     print("-" * len(head))
@@ -206,146 +308,197 @@ def cmd_summary(args):
         if r.get("overhead_pct") is not None and r.get("decisions_per_s") is None:
             continue  # printed with the ratios
         rate = r.get("requests_per_s", r.get("decisions_per_s"))
+        srv = r.get("server_cpu_pct", r.get("redis_cpu_pct"))
+        short = open_loop_problem(records, r["name"]) if r.get("target_rate") else None
         print(f"{r['name']:44} {fmt_int(rate):>11} {fmt_int(r.get('allowed')):>10} "
               f"{fmt_int(r.get('denied')):>10} {fmt_int(r.get('errors')):>5} "
               f"{fmt_int(r.get('p50_us')):>7} {fmt_int(r.get('p99_us')):>7} "
-              f"{fmt_int(r.get('p999_us')):>7} {short_cpu(r.get('cpu_available_before')):>7}  "
-              f"{r.get('where', '')}")
+              f"{fmt_int(r.get('p999_us')):>7} {fmt_int(srv):>5} {short_cpu(r.get('cpu_available_before')):>7}  "
+              f"{r.get('where', '')}" + (f"  ({short})" if short else ""))
 
-    ratios = {}
-    targets = []
 
-    def ratio(key, num, den, label):
-        (a, wa), (b, wb) = figure(records, *num), figure(records, *den)
+def run_problem(records, *names):
+    """Why the runs of names do not count (errors, lost connections, non-2xx answers), or None."""
+    for name in names:
+        r = records.get(name) or {}
+        if r.get("errors"):
+            return f"{name} had {r['errors']:,} errors"
+        if r.get("failed_connections"):
+            return f"{name} lost {r['failed_connections']} connections"
+        if r.get("non_2xx_fraction"):
+            return f"{r['non_2xx_fraction']:.1%} of {name}'s answers were not 2xx"
+    return None
+
+
+class Ratios:
+    """The ratios of one run: each with its goal ("at least" / "at most" a value, or none)."""
+
+    def __init__(self, records):
+        self.records = records
+        self.rows = []
+
+    def add(self, key, label, num, den, goal=None, at_most=False, problem_of=()):
+        """num and den: (record name, field). goal None: a ratio reported, not a target."""
+        row = {"key": key, "label": label, "goal": goal, "at_most": at_most}
+        (a, wa), (b, wb) = figure(self.records, *num), figure(self.records, *den)
         if wa or wb:
-            ratios[key] = {"label": label, "skipped": wa or wb}
-        elif not b:
-            ratios[key] = {"label": label, "skipped": f"{den[0]} is zero"}
+            row["status"] = "skipped: " + (wa or wb)
+        elif b <= 0:
+            row["status"] = f"skipped: {den[0]} {den[1]} is {b}"
         else:
-            ratios[key] = {"label": label, "value": round(a / b, 2), "numerator": a, "denominator": b}
-        return ratios[key]
+            row.update(value=round(a / b, 2), numerator=a, denominator=b)
+            row["status"] = self._status(row["value"], goal, at_most, problem_of)
+        self.rows.append(row)
+        return row
 
-    def target(label, rec_or_value, goal, met_fn, unit="", problem=None):
-        if isinstance(rec_or_value, dict) and "skipped" in rec_or_value:
-            t = {"target": label, "goal": goal, "status": "skipped: " + rec_or_value["skipped"]}
-        elif isinstance(rec_or_value, tuple):
-            v, why = rec_or_value
-            if why:
-                t = {"target": label, "goal": goal, "status": "skipped: " + why}
-            elif problem:
-                t = {"target": label, "goal": goal, "value": v, "status": "NOT met: " + problem}
+    def add_overheads(self, key, label, num, den, goal=None, problem_of=()):
+        """The ratio of two overheads (%), at most goal. When den's overhead is not above
+        zero (the peer cost nothing measurable) the ratio has no value; the goal then
+        reads num <= goal * den directly."""
+        (a, wa), (b, wb) = figure(self.records, num, "overhead_pct"), figure(self.records, den, "overhead_pct")
+        row = {"key": key, "label": label, "goal": goal, "at_most": True}
+        if wa or wb:
+            row["status"] = "skipped: " + (wa or wb)
+        else:
+            row.update(numerator=a, denominator=b, unit="%")
+            if b > 0:
+                row["value"] = round(a / b, 2)
+                row["status"] = self._status(row["value"], goal, True, problem_of)
             else:
-                t = {"target": label, "goal": goal, "value": v, "status": "met" if met_fn(v) else "NOT met"}
-        else:
-            v = rec_or_value["value"]
-            t = {"target": label, "goal": goal, "value": v, "status": "met" if met_fn(v) else "NOT met"}
-        targets.append(t)
+                met = goal is None or a <= goal * b
+                row["status"] = self._status(None, goal, True, problem_of, met=met,
+                                             why=f"{den} cost {b}%: no ratio; compared directly")
+        self.rows.append(row)
+        return row
 
-    # Memory store, pipelined, never denying: decisions/s against 1M/s.
-    mem = figure(records, "rlimitd_memory_pipelined", "decisions_per_s")
-    if mem[1] is None:
-        ratios["memory_pipelined_vs_1M"] = {"label": "rlimitd memory pipelined / 1,000,000 per s",
-                                            "value": round(mem[0] / TARGET_MEMORY_PIPELINED, 2)}
-    else:
-        ratios["memory_pipelined_vs_1M"] = {"label": "rlimitd memory pipelined / 1,000,000 per s",
-                                            "skipped": mem[1]}
-    target("issue 2: memory store, Unix socket, pipelined", mem, ">= 1,000,000 decisions/s",
-           lambda v: v >= TARGET_MEMORY_PIPELINED)
-    p99 = figure(records, "rlimitd_memory_open_loop_100k", "p99_us")
-    target("issue 2: memory store, no pipelining, 100,000/s open loop: p99", p99, "< 1000 us",
-           lambda v: v < TARGET_MEMORY_P99_US,
-           problem=open_loop_problem(records, "rlimitd_memory_open_loop_100k") if p99[1] is None else None)
+    def _status(self, value, goal, at_most, problem_of, met=None, why=None):
+        if goal is None:
+            return "reported" + (f": {why}" if why else "")
+        problem = run_problem(self.records, *problem_of)
+        if problem:
+            return "not met: " + problem
+        if met is None:
+            met = value <= goal if at_most else value >= goal
+        return ("met" if met else "not met") + (f": {why}" if why else "")
 
-    # Redis store against the peers.
-    rr = ratio("redis_vs_rate_limiter_flexible", ("rlimitd_redis_pipelined", "decisions_per_s"),
-               ("rate_limiter_flexible", "decisions_per_s"),
-               "rlimitd (redis store) / rate-limiter-flexible (ioredis, 64 in flight)")
-    target("issue 3: rlimitd with Redis vs rate-limiter-flexible", rr, ">= 3.0x",
-           lambda v: v >= TARGET_REDIS_RATIO)
+
+def fill_ratios(records):
+    rt = Ratios(records)
+    for shape, label in (("closed_64x1", "closed loop, 64 conns x 1 in flight"),
+                         ("pipelined_2x256", "pipelined, 2 conns x 256 in flight")):
+        mine, peer = "rlimitd_memory_" + shape, "redis_incr_" + shape
+        row = rt.add("memory_vs_redis_incr_" + shape, f"memory store / redis-server INCR, {label}: throughput",
+                     (mine, "decisions_per_s"), (peer, "decisions_per_s"), TARGET_VS_REDIS_INCR, problem_of=(mine,))
+        peer_cpu, _ = figure(records, peer, "server_cpu_pct")
+        if peer_cpu is not None and peer_cpu < SATURATED_PCT and "value" in row:
+            row["note"] = (f"redis-server used {peer_cpu}% of its core: redis-benchmark, not redis-server, "
+                           f"set its pace; see the per-CPU ratio")
+        rt.add("memory_vs_redis_incr_p99_" + shape, f"memory store / redis-server INCR, {label}: p99",
+               (mine, "p99_us"), (peer, "p99_us"),
+               TARGET_VS_REDIS_INCR_P99 if shape == "closed_64x1" else None, at_most=True, problem_of=(mine,))
+        rt.add("memory_vs_redis_incr_per_cpu_" + shape,
+               f"memory store / redis-server INCR, {label}: decisions per second of server CPU",
+               (mine, "decisions_per_server_cpu_s"), (peer, "decisions_per_server_cpu_s"))
+    rt.add("redis_vs_rate_limiter_flexible", "Redis store / rate-limiter-flexible (ioredis, 64 in flight)",
+           ("rlimitd_redis_pipelined", "decisions_per_s"), ("rate_limiter_flexible", "decisions_per_s"),
+           TARGET_REDIS_RATIO, problem_of=("rlimitd_redis_pipelined",))
     if "rate_limiter_flexible_autopipeline" in records:
-        ra = ratio("redis_vs_rate_limiter_flexible_autopipeline",
-                   ("rlimitd_redis_pipelined", "decisions_per_s"),
-                   ("rate_limiter_flexible_autopipeline", "decisions_per_s"),
-                   "rlimitd (redis store) / rate-limiter-flexible with ioredis auto-pipelining")
-        target("issue 3 (also): rlimitd with Redis vs rate-limiter-flexible, auto-pipelined", ra,
-               ">= 3.0x", lambda v: v >= TARGET_REDIS_RATIO)
-    ratio("redis_vs_evalsha_ceiling", ("rlimitd_redis_pipelined", "decisions_per_s"),
-          ("redis_evalsha_gcra_ceiling", "decisions_per_s"),
-          "rlimitd (redis store) / one pipelined EVALSHA per decision (the ceiling without batching)")
-    ratio("redis_vs_limits", ("rlimitd_redis_pipelined", "decisions_per_s"),
-          ("python_limits_moving_window_redis", "decisions_per_s"),
-          "rlimitd (redis store) / limits (moving window, 8 threads)")
-    p99r = figure(records, "rlimitd_redis_open_loop_50k", "p99_us")
-    target("issue 3: Redis store, 50,000/s open loop, clients pipelining: p99", p99r, "< 2000 us",
-           lambda v: v < TARGET_REDIS_P99_US,
-           problem=open_loop_problem(records, "rlimitd_redis_open_loop_50k") if p99r[1] is None else None)
-    ratio("memory_vs_redis", ("rlimitd_memory_pipelined", "decisions_per_s"),
-          ("rlimitd_redis_pipelined", "decisions_per_s"), "rlimitd memory store / redis store")
+        rt.add("redis_vs_rate_limiter_flexible_autopipeline",
+               "Redis store / rate-limiter-flexible with ioredis auto-pipelining",
+               ("rlimitd_redis_pipelined", "decisions_per_s"),
+               ("rate_limiter_flexible_autopipeline", "decisions_per_s"), TARGET_REDIS_RATIO,
+               problem_of=("rlimitd_redis_pipelined",))
+    rt.add("redis_vs_evalsha_ceiling", "Redis store / one pipelined EVALSHA per decision (no batching)",
+           ("rlimitd_redis_pipelined", "decisions_per_s"), ("redis_evalsha_gcra_ceiling", "decisions_per_s"))
+    rt.add("memory_vs_redis_store", "memory store / Redis store, pipelined",
+           ("rlimitd_memory_pipelined_2x256", "decisions_per_s"), ("rlimitd_redis_pipelined", "decisions_per_s"))
+    for suffix, stack in (("", "asyncio + h11"), ("_standard", "uvloop + httptools")):
+        mine = "python_middleware_overhead" + suffix
+        runs = ("python_fastapi_with_middleware" + suffix,)
+        rt.add_overheads("middleware_vs_limits" + suffix,
+                         f"FastAPI middleware overhead / in-process `limits` middleware's, {stack}",
+                         mine, "python_limits_middleware_overhead" + suffix,
+                         TARGET_VS_LIMITS_OVERHEAD if not suffix else None,
+                         problem_of=runs + ("python_fastapi_with_limits_middleware" + suffix,))
+        rt.add_overheads("middleware_vs_redis_middleware" + suffix,
+                         f"FastAPI middleware overhead / per-request Redis middleware's, {stack}",
+                         mine, "python_redis_middleware_overhead" + suffix, TARGET_VS_REDIS_MW_OVERHEAD,
+                         problem_of=runs + ("python_fastapi_with_redis_middleware" + suffix,))
+    rt.add("asyncclient_vs_limits", "AsyncClient (64 concurrent) / `limits` with Redis (8 threads)",
+           ("python_asyncclient", "decisions_per_s"), ("python_limits_moving_window_redis", "decisions_per_s"),
+           TARGET_ASYNC_RATIO)
+    return rt.rows
 
-    # Python.
-    for suffix, stack in (("", ""), ("_standard", " (uvicorn[standard]: uvloop, httptools)")):
-        ov = figure(records, "python_middleware_overhead" + suffix, "overhead_pct")
-        if ov[1] is not None:
-            # bench_python.py did not print it: compute it from the two app runs if both exist.
-            w, ww = figure(records, "python_fastapi_with_middleware" + suffix, "requests_per_s")
-            wo, wwo = figure(records, "python_fastapi_without_middleware" + suffix, "requests_per_s")
-            if not (ww or wwo) and wo:
-                ov = (round(100 * (1 - w / wo), 1), None)
-        label = "FastAPI throughput lost to the middleware" + stack + ", %"
-        ratios["middleware_overhead_pct" + suffix] = ({"label": label, "value": ov[0]} if ov[1] is None else
-                                                      {"label": label, "skipped": ov[1]})
-        app_problem = None
-        with_mw = records.get("python_fastapi_with_middleware" + suffix) or {}
-        if with_mw.get("non_2xx_fraction"):
-            app_problem = f"{with_mw['non_2xx_fraction']:.1%} of the middleware run's answers were not 2xx"
-        target("issue 4" + (" (also)" if suffix else "") + ": FastAPI middleware overhead" + stack, ov, "< 10 %",
-               lambda v: v < TARGET_MIDDLEWARE_PCT, problem=app_problem if ov[1] is None else None)
-    ra = ratio("asyncclient_vs_limits", ("python_asyncclient", "decisions_per_s"),
-               ("python_limits_moving_window_redis", "decisions_per_s"),
-               "AsyncClient (64 concurrent) / limits with Redis (8 threads)")
-    target("issue 4: AsyncClient vs limits with Redis", ra, ">= 5.0x", lambda v: v >= TARGET_ASYNC_RATIO)
 
-    print()
-    print("== ratios " + "=" * 70)
-    for key, r in ratios.items():
-        if "skipped" in r:
-            print(f"  {r['label']}: skipped: {r['skipped']}")
-        elif key.startswith("middleware_overhead_pct"):
-            print(f"  {r['label']}: {r['value']}%")
-        else:
-            print(f"  {r['label']}: {r['value']}x")
-    print()
-    print("== targets " + "=" * 69)
-    machine = meta.get("machine", {})
+def overheads_line(records):
+    parts = []
+    for suffix, stack in (("", "asyncio+h11"), ("_standard", "uvloop+httptools")):
+        shown = []
+        for name, who in (("python_middleware_overhead", "rlimitd"), ("python_limits_middleware_overhead", "limits"),
+                          ("python_redis_middleware_overhead", "redis")):
+            v, _ = figure(records, name + suffix, "overhead_pct")
+            shown.append(f"{who} {'-' if v is None else f'{v}%'}")
+        parts.append(f"{stack}: " + ", ".join(shown))
+    return "FastAPI overheads (1 - req/s with / req/s without): " + "; ".join(parts)
+
+
+def machine_busy(meta):
     spare = []
+    machine = meta.get("machine", {})
     for k in ("cpu_available_start", "cpu_available_end"):
         for part in str(machine.get(k, "")).split():
             try:
                 spare.append(int(part.split("=")[1].rstrip("%")))
             except (IndexError, ValueError):
                 pass
-    busy = bool(spare) and min(spare) < 90
+    return bool(spare) and min(spare) < 90
+
+
+def print_ratios(rows, records, busy, meta):
+    print()
+    print("== ratios and targets (each side measured in this run, same shape and placement) " + "=" * 3)
+    print("  " + overheads_line(records))
     if busy:
-        for t in targets:
-            t["machine_busy"] = True
-            if t["status"].startswith(("met", "NOT met")):
-                t["status"] += ": inconclusive, the machine was busy"
+        machine = meta.get("machine", {})
         print(f"  caution: other work held part of the cores during this run (a spinning process got "
               f"{machine.get('cpu_available_start')} at the start, {machine.get('cpu_available_end')} at the "
               f"end); figures are low and noisy, run again on an idle machine")
-    for t in targets:
-        v = t.get("value")
-        shown = "" if v is None else (f" = {v:,}" if isinstance(v, int) else f" = {v}")
-        print(f"  [{t['status'].split(':')[0]:>7}] {t['target']}: goal {t['goal']}{shown}"
-              + (f"  ({t['status']})" if ":" in t["status"] else ""))
-    print()
+    head = f"  {'ratio':78} {'value':>7} {'target':>8}  status"
+    print(head)
+    print("  " + "-" * (len(head) - 2))
+    for r in rows:
+        value = "-" if r.get("value") is None else f"{r['value']}x"
+        goal = "-" if r["goal"] is None else ("<= " if r["at_most"] else ">= ") + f"{r['goal']}x"
+        detail = ""
+        if r.get("numerator") is not None:
+            unit = r.get("unit", "")
+            detail = f"  ({fmt_int(r['numerator'])}{unit} / {fmt_int(r['denominator'])}{unit})"
+        status = r["status"]
+        if busy and status.startswith(("met", "not met")):
+            status += " (inconclusive: the machine was busy)"
+        print(f"  {r['label']:78} {value:>7} {goal:>8}  {status}{detail}")
+        if r.get("note"):
+            print(f"  {'':78} {'':>7} {'':>8}  note: {r['note']}")
+    met = sum(1 for r in rows if r["goal"] is not None and r["status"].startswith("met"))
+    total = sum(1 for r in rows if r["goal"] is not None)
+    print(f"  targets met: {met} of {total}")
 
+
+def cmd_summary(args):
+    records = load(args.file)
+    meta = json.loads(args.meta) if args.meta else {}
+    print_figures(records)
+    rows = fill_ratios(records)
+    busy = machine_busy(meta)
+    print_ratios(rows, records, busy, meta)
+    print()
     summary = {
         "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **meta,
+        "machine_busy": busy,
         "results": records,
-        "ratios": ratios,
-        "targets": targets,
+        "ratios": rows,
+        "targets": [r for r in rows if r["goal"] is not None],
     }
     with open(args.out, "w") as f:
         json.dump(summary, f, indent=2)
@@ -375,13 +528,21 @@ def main():
     a.add_argument("file")
     a.add_argument("name")
     a.add_argument("fields", nargs="*")
+    o = sub.add_parser("round")
+    o.add_argument("file")
+    o.add_argument("--format", choices=("rlimit-bench", "redis-benchmark"), required=True)
+    o.add_argument("--server-cpu", default="", help="the server's CPU seconds before and after")
+    o.add_argument("--wall", default="", help="the clock (s) before and after")
+    o.add_argument("--requests", type=int, help="redis-benchmark -n")
+    c = sub.add_parser("combine")
+    c.add_argument("file")
     m = sub.add_parser("summary")
     m.add_argument("file")
     m.add_argument("--out", required=True)
     m.add_argument("--meta", default="")
     args = p.parse_args()
-    return {"record": cmd_record, "skip": cmd_skip, "annotate": cmd_annotate,
-            "summary": cmd_summary}[args.cmd](args)
+    return {"record": cmd_record, "skip": cmd_skip, "annotate": cmd_annotate, "round": cmd_round,
+            "combine": cmd_combine, "summary": cmd_summary}[args.cmd](args)
 
 
 if __name__ == "__main__":

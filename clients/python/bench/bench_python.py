@@ -10,17 +10,22 @@ Parts (each runs for -t seconds; a part whose input is missing is skipped):
     client       the blocking Client, one call at a time
     limits       the `limits` library: MovingWindowRateLimiter on RedisStorage(--redis),
                  --threads (8) threads (a peer for comparison)
-    app          examples/app.py under uvicorn with and without the middleware
-                 (RLIMIT_DISABLE=1), loaded by wrk if it is on PATH, else by httpx:
-                 both apps run at once, loads alternate between them, medians count;
-                 uvicorn's pure-Python stack (--loop asyncio --http h11)
+    app          examples/app.py under uvicorn without a middleware (RLIMIT_DISABLE=1),
+                 with rlimit's RateLimitMiddleware, with an in-process `limits` middleware
+                 and with a per-request Redis middleware (peer_apps.py; the last only with
+                 --redis-socket), loaded by wrk if it is on PATH, else by httpx: all apps
+                 run at once, short loads alternate between them (each round in another
+                 order), medians count; uvicorn's pure-Python stack (--loop asyncio --http h11)
     app_standard the same on the stack of `pip install uvicorn[standard]` (--loop uvloop
                  --http httptools); its lines' names end in _standard
 
 Lines: {"name": ..., "decisions_per_s": ...} for the deciders; the app part prints
-{"name": ..., "requests_per_s": ...} for both runs (the middleware run also as
-decisions_per_s) and {"name": "python_middleware_overhead", "overhead_pct": ...}.
-Decisions use --policy (default "bench", a policy that admits everything).
+{"name": ..., "requests_per_s": ...} for each app (a middleware's run also as
+decisions_per_s) and, per middleware, {"name": ..., "overhead_pct": ...}: 1 - its req/s /
+the req/s without a middleware, in %: python_middleware_overhead (rlimit's),
+python_limits_middleware_overhead, python_redis_middleware_overhead.
+Decisions use --policy (default "bench", a policy that admits everything; the peers get
+the same name and a limit nothing reaches).
 """
 
 from __future__ import annotations
@@ -129,11 +134,24 @@ STACKS = {"app": ["--loop", "asyncio", "--http", "h11"],
           "app_standard": ["--loop", "uvloop", "--http", "httptools"]}
 
 
-def _start_app(args: argparse.Namespace, disable: bool, stack: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+# The apps of an app part: (line name, what uvicorn serves, RLIMIT_DISABLE, RLIMIT_BENCH_PEER).
+APPS = [("fastapi_without_middleware", "examples.app:app", "1", ""),
+        ("fastapi_with_middleware", "examples.app:app", "0", ""),
+        ("fastapi_with_limits_middleware", "peer_apps:app", "1", "limits"),
+        ("fastapi_with_redis_middleware", "peer_apps:app", "1", "redis")]
+# The overhead line of each middleware's app.
+OVERHEAD_NAMES = {"fastapi_with_middleware": "middleware_overhead",
+                  "fastapi_with_limits_middleware": "limits_middleware_overhead",
+                  "fastapi_with_redis_middleware": "redis_middleware_overhead"}
+
+
+def _start_app(args: argparse.Namespace, target: str, disable: str, peer: str,
+               stack: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), "RLIMITD_ADDRESS": args.address,
-           "RLIMIT_POLICY": args.policy, "RLIMIT_DISABLE": "1" if disable else "0"}
-    command = [sys.executable, "-m", "uvicorn", "examples.app:app", "--host", "127.0.0.1", "--port", str(port),
+    env = {**os.environ, "PYTHONPATH": f"{PYTHON_DIR}{os.pathsep}{Path(__file__).resolve().parent}",
+           "RLIMITD_ADDRESS": args.address, "RLIMIT_POLICY": args.policy, "RLIMIT_DISABLE": disable,
+           "RLIMIT_BENCH_PEER": peer, "RLIMIT_BENCH_REDIS_SOCKET": args.redis_socket or ""}
+    command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
                "--no-proxy-headers", "--no-access-log", "--log-level", "warning", *stack]
     process = subprocess.Popen(command, cwd=PYTHON_DIR, env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
@@ -188,38 +206,42 @@ def _load(url: str, seconds: float, concurrency: int) -> tuple[float, float, str
 
 
 def bench_app(args: argparse.Namespace, part: str = "app") -> None:
-    """Both apps run at once; short loads alternate between them (without, with, without,
-    ...) after a warm-up of each, and each app's figure is the median of its runs, so
-    that a disturbance of the machine lands on both rather than on one whole run."""
+    """All apps run at once; short loads alternate between them after a warm-up of each,
+    each round in another order (rotated), and each app's figure is the median of its
+    runs, so that a disturbance of the machine lands on all rather than on one."""
     stack = STACKS[part]
     suffix = "" if part == "app" else "_standard"
+    chosen = [a for a in APPS if a[3] != "redis" or args.redis_socket]
     apps: list[tuple[subprocess.Popen[bytes], str]] = []
     seconds = max(1.0, args.seconds / APP_ROUNDS)
-    runs: list[list[tuple[float, float]]] = [[], []]
+    runs: list[list[tuple[float, float]]] = [[] for _ in chosen]
     tool = "wrk"
     try:
-        apps.append(_start_app(args, True, stack))
-        apps.append(_start_app(args, False, stack))
+        for _, target, disable, peer in chosen:
+            apps.append(_start_app(args, target, disable, peer, stack))
         for _, url in apps:
             _load(url, 1, args.concurrency)  # warm-up: imports, first connections
-        for _ in range(APP_ROUNDS):
-            for index, (_, url) in enumerate(apps):
-                rate, non_2xx, tool = _load(url, seconds, args.concurrency)
+        for round_index in range(APP_ROUNDS):
+            for step in range(len(apps)):
+                index = (round_index + step) % len(apps)
+                rate, non_2xx, tool = _load(apps[index][1], seconds, args.concurrency)
                 runs[index].append((rate, non_2xx))
     finally:
         for process, _ in apps:
             process.terminate()
             process.wait(10)
     without = statistics.median(rate for rate, _ in runs[0])
-    with_middleware = statistics.median(rate for rate, _ in runs[1])
-    non_2xx = max(fraction for _, fraction in runs[1])
-    emit(name="python_fastapi_without_middleware" + suffix, requests_per_s=round(without), load=tool,
-         stack=" ".join(stack), runs=[round(rate) for rate, _ in runs[0]])
-    emit(name="python_fastapi_with_middleware" + suffix, requests_per_s=round(with_middleware),
-         decisions_per_s=round(with_middleware), non_2xx_fraction=round(non_2xx, 4), load=tool,
-         stack=" ".join(stack), runs=[round(rate) for rate, _ in runs[1]])
-    emit(name="python_middleware_overhead" + suffix,
-         overhead_pct=round(100 * (1 - with_middleware / without), 1))
+    for (name, *_), app_runs in zip(chosen, runs):
+        rate = statistics.median(r for r, _ in app_runs)
+        line: dict[str, Any] = {"requests_per_s": round(rate), "load": tool, "stack": " ".join(stack),
+                                "runs": [round(r) for r, _ in app_runs]}
+        if name in OVERHEAD_NAMES:
+            line.update(decisions_per_s=round(rate), non_2xx_fraction=round(max(f for _, f in app_runs), 4))
+        emit(name=f"python_{name}{suffix}", **line)
+    for (name, *_), app_runs in zip(chosen, runs):
+        if name in OVERHEAD_NAMES:
+            rate = statistics.median(r for r, _ in app_runs)
+            emit(name=f"python_{OVERHEAD_NAMES[name]}{suffix}", overhead_pct=round(100 * (1 - rate / without), 1))
 
 
 def main() -> None:
@@ -227,6 +249,7 @@ def main() -> None:
     parser.add_argument("-t", "--seconds", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--address", help="rlimitd address (unix:PATH or tcp:HOST:PORT)")
     parser.add_argument("--redis", help="redis URL for the limits peer")
+    parser.add_argument("--redis-socket", help="redis-server's Unix socket for the app parts' Redis middleware")
     parser.add_argument("--policy", default="bench", help="policy to check (default bench)")
     parser.add_argument("--concurrency", type=int, default=64, help="calls/connections in flight")
     parser.add_argument("--threads", type=int, default=8, help="threads of the limits peer")
