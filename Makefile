@@ -126,6 +126,12 @@ E2E_LONG := tests/e2e/test_fault_redis.sh tests/e2e/test_accuracy_redis.sh \
 	tests/e2e/test_security_conns.sh tests/e2e/test_fault_conns.sh
 E2E_ORDER := $(filter $(E2E_SH),$(E2E_LONG)) $(sort $(filter-out $(E2E_LONG),$(E2E_SH)))
 FUZZ_TARGETS := frame config http
+# tests/tools/fakeclock.c: CLOCK_REALTIME moved on by a test (LD_PRELOAD; never sanitized,
+# the daemon under test may be).
+FAKECLOCK = $(BUILD)/tests/fakeclock.so
+$(BUILD)/tests/fakeclock.so: tests/tools/fakeclock.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=gnu11 $(WARN) -D_GNU_SOURCE -shared -fPIC $< -ldl -o $@
 
 # $(call unit_tests,BUILD_DIR,LABEL_PREFIX[,DEPENDENCY]): the unit tests of run_tests.sh.
 unit_tests = $(foreach t,$(UNIT_BINS:$(BUILD)/%=$(1)/%),'$(2)$(notdir $(t))$(3:%=@%)=CK_DEFAULT_TIMEOUT=60 $(t)')
@@ -137,10 +143,10 @@ PYTEST_TEST = 'pytest=RLIMITD_BIN=$(abspath $(BUILD)/rlimitd) PYTHONPATH=clients
 fuzz_tests = 'fuzz-build=FUZZ_BUILD=$(FUZZ_BUILD) bash tests/fuzz/run.sh build' \
 	$(foreach f,$(FUZZ_TARGETS),'fuzz-short/$(f)@fuzz-build=FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(1) bash tests/fuzz/run.sh run $(f)')
 
-test: deps all $(UNIT_BINS) $(E2E_BINS)
+test: deps all $(UNIT_BINS) $(E2E_BINS) $(FAKECLOCK)
 	@rm -rf $(BUILD)/test-logs/test; t0=$$(date +%s); \
 	$(RUN_TESTS) -n "make test" -s $(BUILD)/test-logs/test/summary \
-		'asan-build=$(ASAN_MAKE) -j2 all $(UNIT_BINS:$(BUILD)/%=$(ASAN_BUILD)/%) $(E2E_BINS:$(BUILD)/%=$(ASAN_BUILD)/%)' \
+		'asan-build=$(ASAN_MAKE) -j2 all $(UNIT_BINS:$(BUILD)/%=$(ASAN_BUILD)/%) $(E2E_BINS:$(BUILD)/%=$(ASAN_BUILD)/%) $(ASAN_BUILD)/tests/fakeclock.so' \
 		$(call e2e_tests,$(BUILD),valgrind/,$(VALGRIND_CMD)) \
 		$(call fuzz_tests,10) \
 		$(call e2e_tests,$(ASAN_BUILD),check-asan/,,asan-build) \
@@ -155,7 +161,7 @@ test: deps all $(UNIT_BINS) $(E2E_BINS)
 unit: $(UNIT_BINS)
 	@rm -rf $(BUILD)/test-logs/$@; $(RUN_TESTS) -n unit $(call unit_tests,$(BUILD),)
 
-e2e: all $(E2E_BINS)
+e2e: all $(E2E_BINS) $(FAKECLOCK)
 	@rm -rf $(BUILD)/test-logs/$@; $(RUN_TESTS) -n e2e $(call e2e_tests,$(BUILD),,$(VALGRIND))
 
 pytest: all

@@ -47,6 +47,7 @@ TEST_NAME=$(basename "$0" .sh)
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/rlimitd-$TEST_NAME-XXXXXX")
 WORK=$DIR
 DAEMON_PID=
+DAEMON_ENV=()
 EXTRA_PIDS=
 FAILURES=()
 declare -A DPID=() SOCK=()
@@ -157,7 +158,7 @@ ctl() {
 # wrapper) and waits until it logged "ready:". Sets DAEMON_PID and DAEMON_LOG.
 start_daemon() {
     DAEMON_LOG=${2:-$DIR/daemon.log}
-    $RLIMITD_WRAPPER "$RLIMITD" -f -c "$1" 2>"$DAEMON_LOG" &
+    env "${DAEMON_ENV[@]}" $RLIMITD_WRAPPER "$RLIMITD" -f -c "$1" 2>"$DAEMON_LOG" &
     DAEMON_PID=$!
     local i
     for i in $(seq $((WAIT_S * 20))); do
@@ -182,6 +183,25 @@ stop_daemon() {
     else
         ok "rlimitd stopped cleanly"
     fi
+}
+
+# fake_clock: the daemons started after it see CLOCK_REALTIME ahead of the real clock by
+# what clock_forward added up (tests/tools/fakeclock.c, preloaded; built by make).
+fake_clock() {
+    local lib=$BUILD_DIR/tests/fakeclock.so
+    if [ ! -f "$lib" ]; then
+        fail "no $lib (make e2e builds it)"
+        finish
+    fi
+    echo 0 >"$DIR/clock.offset"
+    DAEMON_ENV=(LD_PRELOAD="$lib" RLT_CLOCK_OFFSET_FILE="$DIR/clock.offset"
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+}
+
+# clock_forward MICROSECONDS: moves the fake clock on (atomically: the daemon reads it).
+clock_forward() {
+    echo $(($(cat "$DIR/clock.offset") + $1)) >"$DIR/clock.offset.tmp"
+    mv "$DIR/clock.offset.tmp" "$DIR/clock.offset"
 }
 
 # wait_log TEXT [COUNT]: waits until the daemon's log has COUNT (default 1) lines with TEXT.

@@ -3,6 +3,8 @@
 # lines_per_s lines a second with a "suppressed N denial lines" summary, every
 # denial accounted for; reopened by SIGHUP (log rotation) even when the new config is
 # bad; a reload to a path that cannot be written is refused, and so is a start-up.
+# The daemon runs on a fake wall clock (fake_clock): where the test needs the next
+# second, it moves the clock on instead of sleeping.
 # shellcheck source=tests/e2e/harness.sh disable=SC2034
 . "$(dirname "$0")/harness.sh"
 watchdog 120
@@ -16,14 +18,20 @@ JSON
 }
 LOG="$DIR/denials.log"
 write_config "$LOG"
+fake_clock
 start_daemon "$DIR/rlimitd.json"
 ADMIN="unix:$DIR/admin.sock"
 
 # ---- a flood: 1 allowed, 599 denied, within a second or two ----
-expect_eq "flood: answers" "1 599" "$(flood "$DIR/admin.sock" one "flood key" 600)"
-sleep 2.5 # the next second's tick reports what was dropped
 LINE_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z policy=one key=flood\\x20key retry_after_ms=[0-9]+$'
 SUMMARY_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z suppressed [0-9]+ denial lines$'
+flood_accounted() { # every denial of the flood is a line or in a summary
+    [ $(($(grep -Ec "$LINE_RE" "$LOG") + $(grep -E "$SUMMARY_RE" "$LOG" |
+        awk '{s += $3} END {print s + 0}'))) -eq 599 ]
+}
+expect_eq "flood: answers" "1 599" "$(flood "$DIR/admin.sock" one "flood key" 600)"
+clock_forward 1000000            # the next second: its tick (every second) reports
+wait_for "$WAIT_S" flood_accounted # what was dropped
 LINES=$(grep -Ec "$LINE_RE" "$LOG")
 SUPPRESSED=$(grep -E "$SUMMARY_RE" "$LOG" | awk '{s += $3} END {print s + 0}')
 SECONDS_SPANNED=$(grep -E "$LINE_RE" "$LOG" | cut -c1-19 | sort -u | wc -l)
@@ -46,7 +54,7 @@ assert d == {'lines': $LINES, 'suppressed': $SUPPRESSED, 'errors': 0}, d
 " && ok "stats report the denial log's figures" || fail "stats denial_log: $OUT"
 
 # ---- escaping: a key with control and non-ASCII bytes stays one printable line ----
-sleep 1.1
+clock_forward 1100000 # a second with no denial line yet
 ctl -s "$ADMIN" check one "$(printf 'e\x1b[31mvil\nline\xc3\xa9')"
 ctl -s "$ADMIN" check one "$(printf 'e\x1b[31mvil\nline\xc3\xa9')"
 expect_eq "the odd key is denied" 1 "$RC"
@@ -58,7 +66,7 @@ expect_match "the odd key is escaped" 'policy=one key=e\\x1b\[31mvil\\x0aline\\x
 mv "$LOG" "$LOG.1"
 kill -HUP "$DAEMON_PID"
 wait_log "reloaded"
-sleep 1.1
+clock_forward 1100000 # a second with no denial line yet
 ctl -s "$ADMIN" check one rotated
 ctl -s "$ADMIN" check one rotated
 expect_match "after SIGHUP, lines go to the new file" 'key=rotated ' "$(cat "$LOG" 2>/dev/null)"
@@ -67,7 +75,7 @@ mv "$LOG" "$LOG.2"
 echo '{"broken":' >"$DIR/rlimitd.json"
 kill -HUP "$DAEMON_PID"
 wait_log "reload refused"
-sleep 1.1
+clock_forward 1100000 # a second with no denial line yet
 ctl -s "$ADMIN" check one again
 ctl -s "$ADMIN" check one again
 expect_match "a refused reload still reopens the file" 'key=again ' "$(cat "$LOG" 2>/dev/null)"
@@ -77,7 +85,7 @@ write_config "$DIR/no/such/dir/denials.log"
 ctl -s "$ADMIN" reload
 expect_eq "unwritable denial log: exit 2" 2 "$RC"
 expect_match "unwritable denial log: reason" 'RELOAD_FAILED: .*denial_log.path: cannot open' "$ERR"
-sleep 1.1
+clock_forward 1100000 # a second with no denial line yet
 ctl -s "$ADMIN" check one still
 ctl -s "$ADMIN" check one still
 expect_match "the old denial log stays in use" 'key=still ' "$(cat "$LOG")"

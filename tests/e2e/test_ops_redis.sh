@@ -36,21 +36,43 @@ expect_match "metrics: p99" '^rlimitd_store_latency_seconds\{quantile="0.99"\} [
 expect_match "metrics: latency count" '^rlimitd_store_latency_seconds_count [1-9][0-9]*$' "$M"
 
 # ---- HTTP answers that come later ----
-(redis-cli -p "$REDIS_PORT" DEBUG SLEEP 1 >/dev/null &)
-sleep 0.2
+# redis_sleep: DEBUG SLEEP 1 in the background (SLEEPER); returns once Redis is asleep
+# (a PING is not answered within 0.2 s). SLEEP_START: the time just before it, in ns.
+redis_sleep() {
+    SLEEP_START=$(date +%s%N)
+    rcli DEBUG SLEEP 1 >/dev/null &
+    SLEEPER=$!
+    redis_asleep() { ! timeout 0.2 redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; }
+    wait_for "$WAIT_S" redis_asleep || fail "Redis never fell asleep"
+}
+# in_flight: decisions the daemon waits on (STATS in_flight), printed.
+in_flight() {
+    ctl -s "$ADMIN" --json stats
+    echo "$OUT" | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["in_flight"])'
+}
+no_decision_waits() { [ "$(in_flight)" = 0 ]; }
+a_decision_waits() { [ "$(in_flight)" -ge 1 ] 2>/dev/null; }
+
+redis_sleep
 R=$(http "$PORT" "/check?policy=three&key=late")
+LATE_MS=$((($(date +%s%N) - SLEEP_START) / 1000000))
+wait "$SLEEPER"
 expect_eq "a decision Redis answers late reaches its HTTP client" "status 200" "$(echo "$R" | head -1)"
+[ "$LATE_MS" -ge 1000 ] && ok "... after Redis's 1 s sleep (answered ${LATE_MS} ms after it began)" ||
+    fail "the late decision was answered ${LATE_MS} ms after DEBUG SLEEP 1 began: before its end"
+expect_match "... Redis did sleep (INFO commandstats: a DEBUG of at least 1 s)" \
+    '^cmdstat_debug:calls=1,usec=[0-9]{7,},' "$(rcli INFO commandstats | tr -d '\r')"
 ctl -s "$ADMIN" --json stats
 expect_match "... from Redis, not the fallback" '"fallbacks":0' "$OUT"
-(redis-cli -p "$REDIS_PORT" DEBUG SLEEP 1 >/dev/null &)
-sleep 0.2
+redis_sleep
 "$PYTHON" - "$PORT" <<'PY'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"GET /check?policy=three&key=gone HTTP/1.1\r\nHost: x\r\n\r\n")
 s.close()
 PY
-sleep 1.5
+wait "$SLEEPER"                      # Redis answers, after its sleep, the decision
+wait_for "$WAIT_S" no_decision_waits # of a client that left
 R=$(http "$PORT" /healthz)
 expect_eq "a client that left before its answer harms nothing" "status 200" "$(echo "$R" | head -1)"
 
@@ -67,11 +89,10 @@ expect_match "metrics: fallbacks" '^rlimitd_fallbacks_total\{policy="three"\} [1
 # ---- SIGTERM while an HTTP decision waits on Redis: it is still answered ----
 redis_restart || fail "redis-server did not start again"
 wait_log "redis store: up (connected)"
-(redis-cli -p "$REDIS_PORT" DEBUG SLEEP 1 >/dev/null &)
-sleep 0.2
+redis_sleep
 http "$PORT" "/check?policy=three&key=at-shutdown" >"$DIR/at-shutdown.out" &
 HTTP_PID=$!
-sleep 0.3
+wait_for "$WAIT_S" a_decision_waits # the daemon has read it: it waits on Redis
 kill -TERM "$DAEMON_PID"
 wait "$HTTP_PID"
 R=$(cat "$DIR/at-shutdown.out")
@@ -82,4 +103,5 @@ wait "$DAEMON_PID"
 RC=$?
 DAEMON_PID=
 expect_eq "rlimitd stopped cleanly after answering it" 0 "$RC"
+wait "$SLEEPER"
 finish

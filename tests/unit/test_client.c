@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -488,7 +489,11 @@ START_TEST(test_idle_close_reconnects_first) {
     rl_result r;
     start_unix(&s, h_idle_close_then_echo, 2);
     rl_client *c = connect_ok(s.address, 2000);
-    usleep(50 * 1000); /* the daemon has closed the idle connection by now */
+    /* Waits until the daemon has closed the idle connection: the client's socket reads EOF. */
+    struct pollfd pfd = {.fd = rl_client_fd(c), .events = POLLIN};
+    ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+    char byte;
+    ck_assert_int_eq(recv(pfd.fd, &byte, 1, MSG_PEEK), 0);
     ck_assert_int_eq(rl_client_check(c, "api", "user1", 8, &r), RLC_OK);
     ck_assert_uint_eq(r.remaining, 8);
     rl_client_close(c);

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import uvloop
@@ -32,6 +32,14 @@ from rlimit.errors import (
 
 def address(fake: FakeDaemon) -> str:
     return f"unix:{fake.path}"
+
+
+async def until(event: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Waits (polling every millisecond) until event() is true; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while not event():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        await asyncio.sleep(0.001)
 
 
 # Client (blocking)
@@ -168,7 +176,7 @@ def test_async_malformed_answer_fails_the_connection(fake: FakeDaemon) -> None:
     async def main() -> None:
         async with AsyncClient(address(fake)) as client:
             slow = asyncio.ensure_future(client.check("five", "slow:300"))
-            await asyncio.sleep(0.05)
+            await until(lambda: len(fake.requests) == 1, "the fake has the slow request")
             with pytest.raises(ProtocolError):
                 await client.check("five", "garbage")
             with pytest.raises(ProtocolError):
@@ -183,7 +191,7 @@ def test_async_connection_lost_in_flight(fake: FakeDaemon) -> None:
     async def main() -> None:
         async with AsyncClient(address(fake)) as client:
             calls = [asyncio.ensure_future(client.check("five", "slow:500")) for _ in range(3)]
-            await asyncio.sleep(0.1)
+            await until(lambda: len(fake.requests) == 3, "the fake has the 3 requests")
             fake.drop_connections()
             for call in calls:
                 with pytest.raises(ConnectionLost):
@@ -221,8 +229,8 @@ def test_async_reconnects_after_restart(fake: FakeDaemon) -> None:
         async with AsyncClient(address(fake), timeout=0.5) as client:
             assert (await client.check("five", "k")).allowed
             fake.stop()
-            await asyncio.sleep(0.05)  # the loop sees the connection close
-            assert client._conn is not None and client._conn.closed
+            conn = client._conn
+            await until(lambda: conn is not None and conn.closed, "the loop sees the connection close")
             with pytest.raises(ConnectError):
                 await client.check("five", "k")
             fake.start()
@@ -344,8 +352,8 @@ def test_async_queued_calls_wait_for_auth(fake: FakeDaemon) -> None:
         async with AsyncClient(address(fake), token=TOKEN) as client:
             first = await asyncio.gather(*(client.check("five", "k") for _ in range(3)))
             fake.drop_connections()
-            while client._conn is not None and not client._conn.closed:
-                await asyncio.sleep(0.001)
+            conn = client._conn
+            await until(lambda: conn is None or conn.closed, "the loop sees the connection close")
             second = await asyncio.gather(*(client.check("five", "k") for _ in range(2)))
             return [d.remaining for d in first + second]
 
