@@ -40,7 +40,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-PROTO_SRC := proto/rlproto.c
+PROTO_SRC := proto/rlproto.c proto/hostport.c
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 CLIENT_SRC := clients/c/rlimit.c
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

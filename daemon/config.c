@@ -16,30 +16,21 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "hostport.h"
 #include "rlproto.h"
 
 /* ---- listeners ---- */
 
+// Reads a listener's HOST:PORT (hostport.h; port 0: the system picks one).
 static int split_host_port(rl_conf_ctx *ctx, const char *path, const char *spec, char **host,
                            uint16_t *port) {
-    const char *colon = strrchr(spec, ':');
-    const char *host_start = spec, *host_end = colon;
-    if (!colon || colon == spec)
-        return rl_conf_fail(ctx, path, "\"%s\" must be HOST:PORT", spec);
-    if (*spec == '[') {
-        if (colon[-1] != ']')
-            return rl_conf_fail(ctx, path, "\"%s\": IPv6 hosts are written [ADDR]:PORT", spec);
-        host_start++;
-        host_end--;
-    }
-    unsigned long p = 0;
-    const char *digit = colon + 1;
-    while (*digit >= '0' && *digit <= '9' && p <= 65535)
-        p = p * 10 + (unsigned long)(*digit++ - '0');
-    if (colon[1] == '\0' || *digit != '\0' || p > 65535)
-        return rl_conf_fail(ctx, path, "\"%s\": port must be 0..65535", spec);
-    *port = (uint16_t)p;
-    *host = rl_strndup(host_start, (size_t)(host_end - host_start));
+    rl_hostport hp;
+    rl_hostport_status status = rl_hostport_parse(spec, strlen(spec), RL_HOSTPORT_PORT_ZERO, &hp);
+    if (status != RL_HOSTPORT_OK)
+        return rl_conf_fail(ctx, path, "\"%s\": %s", spec,
+                            rl_hostport_error(status, RL_HOSTPORT_PORT_ZERO));
+    *port = hp.port;
+    *host = rl_strndup(hp.host, hp.host_len);
     return *host ? 0 : rl_conf_fail(ctx, path, "out of memory");
 }
 

@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "config_internal.h"
 #include "config_json.h"
+#include "hostport.h"
 
 static int dup_range(rl_conf_ctx *ctx, const char *path, const char *from, const char *to,
                      char **out) {
@@ -42,38 +43,17 @@ static int parse_userinfo(rl_conf_ctx *ctx, const char *path, const char *from, 
     return dup_range(ctx, path, colon + 1, at, &s->password);
 }
 
+// Reads the URL's HOST[:PORT] in [from, to) (hostport.h; no port: Redis's default).
 static int parse_hostport(rl_conf_ctx *ctx, const char *path, const char *from, const char *to,
                           rl_store_conf *s) {
-    const char *colon = NULL;
-    for (const char *p = to; p > from; p--)
-        if (p[-1] == ':') {
-            colon = p - 1;
-            break;
-        }
-    if (*from == '[') { /* [v6]:port */
-        const char *close = memchr(from, ']', (size_t)(to - from));
-        if (!close)
-            return rl_conf_fail(ctx, path, "unterminated [IPv6] host");
-        if (close + 1 < to && close[1] != ':')
-            return rl_conf_fail(ctx, path, "[IPv6] must be followed by :PORT or nothing");
-        colon = close + 1 < to ? close + 1 : NULL;
-        if (dup_range(ctx, path, from + 1, close, &s->host) != 0)
-            return -1;
-    } else if (dup_range(ctx, path, from, colon ? colon : to, &s->host) != 0) {
-        return -1;
-    } else if (strchr(s->host, ':')) {
-        return rl_conf_fail(ctx, path, "an IPv6 host is written [ADDR]");
-    }
-    if (!*s->host)
-        return rl_conf_fail(ctx, path, "the URL has no host");
-    s->port = RL_REDIS_DEFAULT_PORT;
-    if (colon) {
-        unsigned long port;
-        if (parse_digits(colon + 1, to, 65535, &port) != 0 || port == 0)
-            return rl_conf_fail(ctx, path, "the port in the URL must be 1..65535");
-        s->port = (uint16_t)port;
-    }
-    return 0;
+    rl_hostport hp;
+    rl_hostport_status status =
+        rl_hostport_parse(from, (size_t)(to - from), RL_HOSTPORT_PORT_OPTIONAL, &hp);
+    if (status != RL_HOSTPORT_OK)
+        return rl_conf_fail(ctx, path, "\"%s\": %s", s->url,
+                            rl_hostport_error(status, RL_HOSTPORT_PORT_OPTIONAL));
+    s->port = hp.has_port ? hp.port : RL_REDIS_DEFAULT_PORT;
+    return dup_range(ctx, path, hp.host, hp.host + hp.host_len, &s->host);
 }
 
 static int parse_db(rl_conf_ctx *ctx, const char *path, const char *slash, rl_store_conf *s) {

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostport.h"
+
 #ifdef MSG_NOSIGNAL
 #define SEND_FLAGS MSG_NOSIGNAL
 #else
@@ -222,40 +224,32 @@ static int connect_unix(const char *path, int64_t deadline, char *err, size_t er
     return connect_addr((struct sockaddr *)&sun, sizeof(sun), deadline, err, errlen);
 }
 
-/* Splits "HOST:PORT" or "[V6]:PORT" into host and port (copies). Returns 0 or -1. */
-static int split_host_port(const char *spec, char *host, size_t hostlen, const char **port) {
-    const char *colon;
-    const char *host_start = spec;
-    size_t len;
-    if (spec[0] == '[') {
-        const char *close_bracket = strchr(spec, ']');
-        if (!close_bracket || close_bracket[1] != ':')
-            return -1;
-        host_start = spec + 1;
-        len = (size_t)(close_bracket - host_start);
-        colon = close_bracket + 1;
-    } else {
-        colon = strrchr(spec, ':');
-        if (!colon)
-            return -1;
-        len = (size_t)(colon - spec);
-    }
-    if (len == 0 || len >= hostlen || colon[1] == '\0')
+/* Splits "HOST:PORT" or "[V6]:PORT" (hostport.h) into host and port (copies). Returns
+ * 0, or -1 with a message in err. */
+static int split_host_port(const char *spec, char *host, size_t hostlen, char *port,
+                           size_t portlen, char *err, size_t errlen) {
+    rl_hostport hp;
+    rl_hostport_status status = rl_hostport_parse(spec, strlen(spec), 0, &hp);
+    if (status != RL_HOSTPORT_OK) {
+        set_error(err, errlen, "expected tcp:HOST:PORT: %s", rl_hostport_error(status, 0));
         return -1;
-    memcpy(host, host_start, len);
-    host[len] = '\0';
-    *port = colon + 1;
+    }
+    if (hp.host_len >= hostlen) {
+        set_error(err, errlen, "expected tcp:HOST:PORT: the host is too long");
+        return -1;
+    }
+    memcpy(host, hp.host, hp.host_len);
+    host[hp.host_len] = '\0';
+    snprintf(port, portlen, "%u", (unsigned)hp.port);
     return 0;
 }
 
 static int connect_tcp(const char *spec, int64_t deadline, char *err, size_t errlen) {
-    char host[256];
-    const char *port;
-    if (split_host_port(spec, host, sizeof(host), &port) < 0) {
-        set_error(err, errlen, "expected tcp:HOST:PORT");
+    char host[256], port[8];
+    if (split_host_port(spec, host, sizeof(host), port, sizeof(port), err, errlen) < 0)
         return -1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *list = NULL;
     int rc = getaddrinfo(host, port, &hints, &list);
     if (rc != 0) {

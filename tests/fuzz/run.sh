@@ -15,7 +15,7 @@ targets="frame config http"
 
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Iproto -Idaemon"
 libs="$(pkg-config --cflags --libs jansson)"
-daemon_src="daemon/config.c daemon/config_json.c daemon/config_listener.c daemon/config_policy.c daemon/config_store.c daemon/alloc.c daemon/algo.c daemon/hash.c daemon/clock.c daemon/log.c daemon/escape.c"
+daemon_src="daemon/config.c daemon/config_json.c daemon/config_listener.c daemon/config_policy.c daemon/config_store.c daemon/alloc.c daemon/algo.c daemon/hash.c daemon/clock.c daemon/log.c daemon/escape.c proto/hostport.c"
 
 build_one() { # target sources...
     local target=$1
