@@ -31,6 +31,7 @@ typedef struct daemon_state {
     rl_engine *engine;       /* decisions */
     rl_server *server;       /* listeners and connections */
     rl_http *http;           /* the HTTP listeners */
+    int verbose;             /* -v: debug level, whatever the config's log_level */
     int stopping;            /* SIGTERM/SIGINT came: no more reloads */
     struct event *grace;     /* fires when the shutdown's grace period ends */
     int grace_over;          /* it fired (or could not be armed) */
@@ -43,6 +44,11 @@ static void usage(FILE *out) {
                  "  -v, --verbose       log at debug level\n"
                  "      --check-config  validate the config, print the verdict, exit 0 or 1\n"
                  "  -h, --help          this text\n");
+}
+
+// Sets the log level of c, unless -v asked for debug (which a reload keeps).
+static void apply_log_level(const daemon_state *d, const rl_config *c) {
+    rl_log_set_level(d->verbose ? RL_LOG_DEBUG : c->log_level);
 }
 
 // Applies the listeners of c: new HTTP listeners first (undone if the binary ones
@@ -80,6 +86,7 @@ static int reload(void *arg, char *err, size_t errlen) {
         rl_notify("READY=1");
         return RL_ERR;
     }
+    apply_log_level(d, c);
     rl_notify("READY=1");
     return RL_OK;
 }
@@ -145,7 +152,7 @@ static int parse_flags(int argc, char **argv, daemon_state *d, int *check_only, 
             *foreground = 1;
             break;
         case 'v':
-            rl_log_set_level(RL_LOG_DEBUG);
+            d->verbose = 1;
             break;
         case 'C':
             *check_only = 1;
@@ -175,10 +182,26 @@ static int denial_log_writable(const rl_config *c, char *err, size_t errlen) {
     return probe ? 0 : -1;
 }
 
+// Watches SIGTERM, SIGINT and SIGHUP through the loop (sigs[3] receives the events).
+// Returns 0, or -1 (logged, nothing left allocated) if one cannot be watched.
+static int watch_signals(daemon_state *d, struct event *sigs[3]) {
+    static const int signals[3] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(d->base, signals[i], on_signal, d);
+        if (!sigs[i] || event_add(sigs[i], NULL) != 0) {
+            rl_log_error("cannot watch signal %d (out of memory?)", signals[i]);
+            for (int j = 0; j <= i; j++)
+                if (sigs[j])
+                    event_free(sigs[j]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int run(daemon_state *d, rl_config *c) {
     char err[1024];
     struct event *sigs[3];
-    int signals[3] = {SIGTERM, SIGINT, SIGHUP};
     if (denial_log_writable(c, err, sizeof(err)) != 0) {
         rl_log_error("%s: %s", c->source, err);
         rl_config_free(c);
@@ -197,15 +220,13 @@ static int run(daemon_state *d, rl_config *c) {
         rl_http_commit(d->http, c);
         d->server = rl_server_new(d->base, d->engine, c, err, sizeof(err));
     }
-    if (!d->server) {
-        rl_log_error("%s", err);
+    if (!d->server || watch_signals(d, sigs) != 0) {
+        if (!d->server)
+            rl_log_error("%s", err);
         rl_engine_free(d->engine);
         rl_http_free(d->http);
+        rl_server_free(d->server);
         return 1;
-    }
-    for (int i = 0; i < 3; i++) {
-        sigs[i] = evsignal_new(d->base, signals[i], on_signal, d);
-        event_add(sigs[i], NULL);
     }
     rl_log_info("ready: %zu policies, %s store", c->policy_count,
                 c->store.type == RL_STORE_REDIS ? "redis" : "memory");
@@ -244,8 +265,7 @@ int main(int argc, char **argv) {
         rl_config_free(c);
         return 0;
     }
-    if (rl_log_enabled(RL_LOG_DEBUG) == 0)
-        rl_log_set_level(c->log_level);
+    apply_log_level(&d, c);
     signal(SIGPIPE, SIG_IGN);
     if (!foreground && daemon(1, 1) != 0) {
         perror("rlimitd: daemon");

@@ -555,6 +555,93 @@ START_TEST(check_config_refuses_what_the_daemon_refuses) {
 }
 END_TEST
 
+/* ---- faults of the daemon's own start (issue 12, point 6) ---- */
+
+/* -v survives SIGHUP: the debug line of a shadow denial is still written after a reload
+   (the old daemon set the config's log level on every reload, losing -v). */
+START_TEST(verbose_survives_a_reload) {
+    const char *bin = getenv("RLIMITD_BIN") ? getenv("RLIMITD_BIN") : "build/rlimitd";
+    char verbose[1024], cfg[8192];
+    snprintf(verbose, sizeof(verbose), "%s -v", bin);
+    setenv("RLIMITD_BIN", verbose, 1); /* this test's process only (Check forks) */
+    ck_assert_int_eq(rlt_daemon_start(&daemon_, CONFIG), 0);
+    char err[256];
+    client = rl_client_connect(daemon_.sock, 5000, err, sizeof(err));
+    ck_assert_msg(client != NULL, "connect: %s", err);
+    check("shadowed", "a", 1);
+    check("shadowed", "a", 1); /* the line is written before the answer is sent */
+    ck_assert(rlt_daemon_log_has(&daemon_, "shadow: policy shadowed would deny"));
+    snprintf(cfg, sizeof(cfg), "%s", CONFIG);
+    char *at = strstr(cfg, "\"shadowed\":");
+    ck_assert_ptr_nonnull(at);
+    memcpy(at, "\"shadowe2\":", 11); /* the same policy under a new name */
+    ck_assert_int_eq(rlt_daemon_rewrite(&daemon_, cfg), 0);
+    rlt_daemon_signal(&daemon_, SIGHUP);
+    for (int i = 0; i < 500 && !rlt_daemon_log_has(&daemon_, "reloaded"); i++)
+        usleep(20000);
+    ck_assert(rlt_daemon_log_has(&daemon_, "reloaded"));
+    check("shadowe2", "a", 1);
+    check("shadowe2", "a", 1);
+    ck_assert_msg(rlt_daemon_log_has(&daemon_, "shadow: policy shadowe2 would deny"),
+                  "no debug line after the reload: -v was lost");
+    rl_client_close(client);
+    client = NULL;
+    ck_assert_int_eq(rlt_daemon_stop(&daemon_), 0);
+}
+END_TEST
+
+// Runs the daemon on CONFIG with tests/tools/failevent.c preloaded and RLT_FAIL_EVENT
+// set to mode; the daemon must give up at start. Returns its exit status (-1 if a
+// signal killed it); log receives (len bytes) what it wrote.
+static int run_with_failing_events(const char *mode, char *log, size_t len) {
+    const char *bin = getenv("RLIMITD_BIN") ? getenv("RLIMITD_BIN") : "build/rlimitd";
+    const char *wrapper = getenv("RLIMITD_WRAPPER") ? getenv("RLIMITD_WRAPPER") : "";
+    const char *asan = getenv("ASAN_OPTIONS") ? getenv("ASAN_OPTIONS") : "";
+    rlt_daemon d;
+    char cmd[4096];
+    memset(&d, 0, sizeof(d));
+    snprintf(d.dir, sizeof(d.dir), "/tmp/rlimitd-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(d.dir));
+    snprintf(d.config, sizeof(d.config), "%s/rlimitd.json", d.dir);
+    snprintf(d.log, sizeof(d.log), "%s/daemon.log", d.dir);
+    ck_assert_int_eq(rlt_daemon_rewrite(&d, CONFIG), 0);
+    snprintf(cmd, sizeof(cmd),
+             "cc -shared -fPIC -o '%s/failevent.so' tests/tools/failevent.c -ldl && "
+             "LD_PRELOAD='%s/failevent.so' RLT_FAIL_EVENT=%s "
+             "ASAN_OPTIONS='%s%sverify_asan_link_order=0' %s %s -f -c '%s' 2>'%s'",
+             d.dir, d.dir, mode, asan, *asan ? ":" : "", wrapper, bin, d.config, d.log);
+    int status = system(cmd);
+    FILE *f = fopen(d.log, "r");
+    size_t n = f ? fread(log, 1, len - 1, f) : 0;
+    log[n] = '\0';
+    if (f)
+        fclose(f);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d.dir);
+    ck_assert_int_eq(system(cmd), 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* evsignal_new failing is a clean exit 1 with a reason (the old daemon passed its NULL
+   to event_add and died of SIGSEGV). */
+START_TEST(signals_that_cannot_be_watched) {
+    char log[8192];
+    int status = run_with_failing_events("signal", log, sizeof(log));
+    ck_assert_msg(status == 1, "exit status %d; log:\n%s", status, log);
+    ck_assert_msg(strstr(log, "cannot watch signal"), "log:\n%s", log);
+}
+END_TEST
+
+/* No sweep timer: a clean exit 1 that says why (the old engine left err unwritten and
+   main.c logged an uninitialised buffer). */
+START_TEST(a_sweep_timer_that_cannot_be_made) {
+    char log[8192];
+    int status = run_with_failing_events("timer", log, sizeof(log));
+    ck_assert_msg(status == 1, "exit status %d; log:\n%s", status, log);
+    ck_assert_msg(strstr(log, "cannot create the timer that sweeps expired keys"), "log:\n%s",
+                  log);
+}
+END_TEST
+
 static Suite *daemon_suite(void) {
     Suite *s = suite_create("daemon");
     TCase *tc = tcase_create("end to end");
@@ -584,6 +671,9 @@ static Suite *daemon_suite(void) {
     tcase_set_timeout(alone, 120);
     tcase_add_test(alone, charged_keys_expire_within_two_windows);
     tcase_add_test(alone, check_config_refuses_what_the_daemon_refuses);
+    tcase_add_test(alone, verbose_survives_a_reload);
+    tcase_add_test(alone, signals_that_cannot_be_watched);
+    tcase_add_test(alone, a_sweep_timer_that_cannot_be_made);
     suite_add_tcase(s, alone);
     return s;
 }

@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "log.h"
 #include "rlproto.h"
+#include "store.h"
 
 #include <check.h>
 #include <event2/event.h>
@@ -1178,6 +1179,211 @@ START_TEST(test_unauthenticated_gets_ping_and_auth_only) {
 }
 END_TEST
 
+/* ---- a store that answers inside submit (a fake) ---- */
+
+/* A store under the test's control: it answers inside submit (sync) or holds the batch
+   for fake_answer; after answering inside submit it may run after_answer, as a store
+   that answers other waiting batches before returning would; its stats report `figures`
+   figures. */
+typedef struct fake_store {
+    rl_store base;             /* the common head */
+    int sync;                  /* answer inside submit */
+    void (*after_answer)(void); /* run inside submit after a sync answer, or NULL */
+    rl_store_done *held_done;  /* a batch held for fake_answer */
+    void *held_arg;            /* its argument */
+    size_t held_n;             /* its items */
+    size_t figures;            /* figures stats reports */
+} fake_store;
+
+static fake_store *fake;                 /* the store of the current fake test */
+static char figure_names[400][64];       /* names of the many figures */
+
+static void fake_answer(rl_store_done *done, void *arg, size_t n, rl_status status) {
+    rl_store_answer ans = {.status = status, .count = n};
+    for (size_t i = 0; i < n; i++)
+        ans.verdicts[i] = (rl_verdict){.allowed = status == RL_ST_ALLOWED, .limit = 5,
+                                       .remaining = 4, .window_us = 3600000000};
+    done(arg, &ans);
+}
+
+static int fake_submit(rl_store *store, rl_store_op op, const rl_store_item *items, size_t n,
+                       rl_store_done *done, void *arg) {
+    fake_store *f = (fake_store *)store;
+    (void)op;
+    (void)items;
+    if (!f->sync) {
+        f->held_done = done, f->held_arg = arg, f->held_n = n;
+        return RL_OK;
+    }
+    fake_answer(done, arg, n, RL_ST_ALLOWED);
+    if (f->after_answer)
+        f->after_answer();
+    return RL_OK;
+}
+
+static void fake_forget_ns(rl_store *store, const char *ns, size_t ns_len) {
+    (void)store, (void)ns, (void)ns_len;
+}
+
+static void fake_stats(rl_store *store, rl_store_figures *out) {
+    fake_store *f = (fake_store *)store;
+    out->type = "fake";
+    for (size_t i = 0; i < f->figures; i++)
+        rl_figures_add(out, i % 2 ? "group" : NULL, figure_names[i], RL_FIGURE_COUNTER, i);
+}
+
+static void fake_free(rl_store *store) {
+    free(store);
+}
+
+static const rl_store_ops fake_ops = {.name = "fake", .submit = fake_submit,
+                                      .forget_ns = fake_forget_ns, .stats = fake_stats,
+                                      .free = fake_free};
+
+static const char *const fake_config =
+    "{'listen': ['unix:/tmp/rl-engine-test.sock'],"
+    " 'policies': {'loc': {'algorithm': 'fixed_window', 'limit': 5, 'period': '1h'}}}";
+
+// Replaces the engine of the test by one deciding with a new fake store.
+static void start_fake(void) {
+    char err[1024];
+    rl_engine_free(engine);
+    fake = calloc(1, sizeof(*fake));
+    ck_assert_ptr_nonnull(fake);
+    fake->base.ops = &fake_ops;
+    rl_config *c = parse_config(fake_config, err, sizeof(err));
+    ck_assert_ptr_nonnull(c);
+    engine = rl_engine_new_with_store(base, c, &fake->base, err, sizeof(err));
+    ck_assert_msg(engine, "%s", err);
+}
+
+static reply_box second; /* the answer to the request sent from inside a submit */
+
+// Sends a CHECK while the fake is inside the submit of another (which it has answered
+// already); the fake holds it; the next allocation then fails.
+static void send_second_request(void) {
+    rl_request req = {.id = 77, .opcode = RL_OP_CHECK, .item_count = 1};
+    req.items[0] = item("loc", "second", 1);
+    fake->sync = 0;
+    fake->after_answer = NULL;
+    rl_engine_handle(engine, &req, PUBLIC_PERMS, on_reply, &second);
+    rl_alloc_fail_after(0);
+}
+
+/* A store answering before its submit returns: the request is answered at once and its
+   pending is not touched afterwards, even when the store goes on (inside the same
+   submit) with work that starts another request. The old engine read the first
+   request's pending after it was released and, finding it reused by the second, treated
+   the second as its own: it re-copied its keys (a leak under ASan) and, with that
+   allocation failing, lost them, so the second's local fallback answered INTERNAL. */
+START_TEST(test_store_answering_inside_submit) {
+    start_fake();
+    fake->sync = 1;
+    fake->after_answer = send_second_request;
+    memset(&second, 0, sizeof(second));
+    rl_request req = {.id = 76, .opcode = RL_OP_CHECK, .item_count = 1};
+    req.items[0] = item("loc", "first", 1);
+    box.calls = 0;
+    rl_engine_handle(engine, &req, PUBLIC_PERMS, on_reply, &box);
+    rl_alloc_fail_after(-1);
+    ck_assert_int_eq(box.calls, 1);
+    ck_assert_uint_eq(box.resp.id, 76);
+    ck_assert_int_eq(box.resp.result.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(second.calls, 0); /* held by the fake */
+    ck_assert_ptr_nonnull(fake->held_done);
+    /* Redis fails the second: its policy falls back to the embedded store (on_store_error
+       local), which needs the keys the engine kept for it. */
+    fake_answer(fake->held_done, fake->held_arg, fake->held_n, RL_ST_STORE_UNAVAILABLE);
+    ck_assert_int_eq(second.calls, 1);
+    ck_assert_uint_eq(second.resp.id, 77);
+    ck_assert_msg(second.resp.result.status == RL_ST_ALLOWED, "second: %s",
+                  rl_status_name(second.resp.result.status));
+    ck_assert(second.resp.result.flags & RL_FLAG_FALLBACK);
+    ck_assert_int_eq(second.resp.result.remaining, 4);
+}
+END_TEST
+
+/* The memory store always answers inside submit: requests sent from a reply callback
+   (a pipelining server does) are answered in order, each exactly once. */
+static int chained; /* requests still to send from the reply callback */
+
+static void on_reply_chain(void *arg, const rl_response *resp) {
+    on_reply(arg, resp);
+    if (chained-- > 0) {
+        rl_request req = {.id = 100 + (uint32_t)chained, .opcode = RL_OP_CHECK, .item_count = 1};
+        req.items[0] = item("log5", "chain", 1);
+        rl_engine_handle(engine, &req, PUBLIC_PERMS, on_reply_chain, arg);
+    }
+}
+
+START_TEST(test_requests_sent_from_a_reply) {
+    rl_request req = {.id = 99, .opcode = RL_OP_CHECK, .item_count = 1};
+    req.items[0] = item("log5", "chain", 1);
+    chained = 6;
+    box.calls = 0;
+    rl_engine_handle(engine, &req, PUBLIC_PERMS, on_reply_chain, &box);
+    ck_assert_int_eq(box.calls, 7);
+    ck_assert_uint_eq(box.resp.id, 100); /* the last one */
+    ck_assert_int_eq(box.resp.result.status, RL_ST_DENIED); /* 5 allowed, then denied */
+    json_t *doc = stats_of("log5");
+    ck_assert_int_eq(counter(doc, "allowed"), 5);
+    ck_assert_int_eq(counter(doc, "denied"), 2);
+    json_decref(doc);
+    doc = stats_of(NULL);
+    ck_assert_int_eq(counter(doc, "in_flight"), 0);
+    json_decref(doc);
+}
+END_TEST
+
+/* A store with many figures: STATS carries every one (store figures over 4 KB used to
+   become "store": null). */
+START_TEST(test_store_with_many_figures) {
+    start_fake();
+    fake->figures = 400;
+    for (size_t i = 0; i < fake->figures; i++)
+        snprintf(figure_names[i], sizeof(figure_names[i]), "a_rather_long_figure_name_%04zu", i);
+    json_t *doc = stats_of(NULL);
+    json_t *store = json_object_get(doc, "store");
+    ck_assert_msg(json_is_object(store), "store is not an object");
+    ck_assert_str_eq(json_string_value(json_object_get(store, "type")), "fake");
+    ck_assert_int_eq(json_object_size(store), 1 + 200 + 1); /* type, 200 plain, the group */
+    ck_assert_int_eq(json_object_size(json_object_get(store, "group")), 200);
+    ck_assert_int_eq(counter(store, "a_rather_long_figure_name_0398"), 398);
+    ck_assert_int_eq(counter(json_object_get(store, "group"), "a_rather_long_figure_name_0399"),
+                     399);
+    json_decref(doc);
+}
+END_TEST
+
+/* ---- rl_engine_new without a sweep timer ---- */
+
+static int fail_event_allocations; /* libevent's allocations fail while set */
+
+static void *event_malloc(size_t n) {
+    return fail_event_allocations ? NULL : malloc(n);
+}
+
+static void *event_realloc(void *p, size_t n) {
+    return fail_event_allocations ? NULL : realloc(p, n);
+}
+
+/* When the sweep timer cannot be made, rl_engine_new says why (the old one returned NULL
+   with err untouched, and main.c logged an uninitialised buffer). */
+START_TEST(test_engine_new_without_a_timer) {
+    char err[1024];
+    rl_config *c = parse_config(base_config, err, sizeof(err));
+    ck_assert_ptr_nonnull(c);
+    event_set_mem_functions(event_malloc, event_realloc, free);
+    err[0] = '\0';
+    fail_event_allocations = 1;
+    rl_engine *e = rl_engine_new(base, c, err, sizeof(err));
+    fail_event_allocations = 0;
+    ck_assert_ptr_null(e);
+    ck_assert_msg(strstr(err, "timer"), "err: \"%s\"", err);
+    rl_config_free(c); /* the caller keeps the config on failure */
+}
+END_TEST
+
 static Suite *engine_suite(void) {
     Suite *s = suite_create("engine");
     TCase *tc = tcase_create("engine");
@@ -1216,6 +1422,10 @@ static Suite *engine_suite(void) {
     tcase_add_test(tc, test_reset_during_an_outage);
     tcase_add_test(tc, test_fallback_allocation_failure);
     tcase_add_test(tc, test_top_lists_denied_keys);
+    tcase_add_test(tc, test_store_answering_inside_submit);
+    tcase_add_test(tc, test_requests_sent_from_a_reply);
+    tcase_add_test(tc, test_store_with_many_figures);
+    tcase_add_test(tc, test_engine_new_without_a_timer);
     suite_add_tcase(s, tc);
     return s;
 }
