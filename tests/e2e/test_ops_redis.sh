@@ -34,6 +34,32 @@ M=$(http "$PORT" /metrics | sed '1,/^$/d')
 expect_match "metrics: latency summary" '^# TYPE rlimitd_store_latency_seconds summary$' "$M"
 expect_match "metrics: p99" '^rlimitd_store_latency_seconds\{quantile="0.99"\} [0-9.e-]+$' "$M"
 expect_match "metrics: latency count" '^rlimitd_store_latency_seconds_count [1-9][0-9]*$' "$M"
+# STATS and /metrics render one snapshot: every figure of the Redis store and of the
+# embedded store beside it, and every engine counter, has the same value in both.
+ctl -s "$ADMIN" --json stats
+M=$(http "$PORT" /metrics | sed '1,/^$/d')
+AGREE=$(printf '%s' "$OUT" | "$PYTHON" -c '
+import json, sys
+stats, text = json.load(sys.stdin), sys.argv[1]
+samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")
+def metric(name, value):
+    key = name + "_total" if name + "_total" in samples else name
+    if key not in samples or float(samples[key]) != float(value):
+        print("differs:", key, samples.get(key), value)
+    return 1
+n = 0
+for prefix, store in (("rlimitd_store_", stats["store"]), ("rlimitd_local_store_", stats["local_store"])):
+    for k, v in store.items():
+        if isinstance(v, dict) and k != "latency_us":
+            n += sum(metric(prefix + k + "_" + g, w) for g, w in v.items())
+        elif not isinstance(v, (dict, str)):
+            n += metric(prefix + k, v)
+for k in ("refused", "reloads", "reload_failures", "refused_peers", "auth_failures"):
+    n += metric("rlimitd_" + k, stats[k])
+print(n, "figures")
+' "$M")
+expect_match "STATS and /metrics agree on every figure" '^[3-9][0-9] figures$' "$AGREE"
+expect_no_match "no figure differs" '^differs' "$AGREE"
 
 # ---- HTTP answers that come later ----
 # redis_sleep: DEBUG SLEEP 1 in the background (SLEEPER); returns once Redis is asleep
