@@ -98,6 +98,8 @@ def human(r):
         parts.append(f"non-2xx={r['non_2xx_fraction']}")
     if r.get("server_cpu_pct") is not None:
         parts.append(f"server CPU {r['server_cpu_pct']}%")
+    if r.get("load_cpu_pct") is not None:
+        parts.append(f"load generator CPU {r['load_cpu_pct']}%")
     if r.get("rounds"):
         parts.append(f"median of {r['rounds']} rounds {r.get('round_rates')}")
     if r.get("where"):
@@ -239,6 +241,18 @@ def _pair_of_floats(text):
         return None
 
 
+def _bash_times(text):
+    """Seconds of user + system CPU from a line of bash's `times` ("0m1.250s 0m0.310s")."""
+    try:
+        total = 0.0
+        for part in text.split():
+            minutes, _, rest = part.partition("m")
+            total += 60 * float(minutes) + float(rest.rstrip("s"))
+        return total if text.split() else None
+    except ValueError:
+        return None
+
+
 def cmd_round(args):
     """Appends one round (see the module doc); exit status 1 when stdin holds no figures."""
     text = sys.stdin.read()
@@ -253,6 +267,9 @@ def cmd_round(args):
     cpu, wall = _pair_of_floats(args.server_cpu), _pair_of_floats(args.wall)
     if cpu and wall and wall[1] > wall[0]:
         rec["server_cpu_pct"] = round(100 * (cpu[1] - cpu[0]) / (wall[1] - wall[0]))
+        load = _bash_times(args.load_times)
+        if load is not None:
+            rec["load_cpu_pct"] = round(100 * load / (wall[1] - wall[0]))
         if cpu[1] > cpu[0] and rec.get("decisions_per_s"):
             # What the server does per second of its own CPU: the load generator's speed
             # drops out (it does not when the server's core was not kept busy).
@@ -274,7 +291,7 @@ def cmd_combine(args):
         return 1
     out = {k: _median(r.get(k) for r in rounds)
            for k in ("decisions_per_s", "p50_us", "p95_us", "p99_us", "p999_us", "server_cpu_pct",
-                     "decisions_per_server_cpu_s")}
+                     "load_cpu_pct", "decisions_per_server_cpu_s")}
     out = {k: v for k, v in out.items() if v is not None}
     out["max_us"] = max((r["max_us"] for r in rounds if r.get("max_us") is not None), default=None)
     for k in ("allowed", "denied", "errors", "failed_connections", "requests"):
@@ -287,6 +304,7 @@ def cmd_combine(args):
     out["round_rates"] = [r.get("decisions_per_s") for r in rounds]
     out["round_p99_us"] = [r.get("p99_us") for r in rounds]
     out["round_server_cpu_pct"] = [r.get("server_cpu_pct") for r in rounds]
+    out["round_load_cpu_pct"] = [r.get("load_cpu_pct") for r in rounds]
     print(json.dumps(out))
     return 0
 
@@ -295,10 +313,10 @@ def print_figures(records):
     print()
     print("== figures (one run, this machine; latencies are information, not targets) " + "=" * 5)
     head = f"{'measurement':44} {'per s':>11} {'allowed':>10} {'denied':>10} {'err':>5} " \
-           f"{'p50us':>7} {'p99us':>7} {'p999us':>7} {'srv%':>5} {'cpu%':>7}  where"
-    print("(srv%: the server's CPU use meanwhile, % of one core, median of the rounds where there are "
-          "rounds; cpu%: what a spinning process got on core 0 / core 1 just before that section, "
-          "100/100: the machine was ours)")
+           f"{'p50us':>7} {'p99us':>7} {'p999us':>7} {'srv%':>5} {'load%':>5} {'cpu%':>7}  where"
+    print("(srv%, load%: the server's and the load generator's CPU use meanwhile, % of one core, median "
+          "of the rounds where there are rounds; cpu%: what a spinning process got on core 0 / core 1 just "
+          "before that section, 100/100: the machine was ours)")
     print(head)
     print("-" * len(head))
     for r in records.values():
@@ -313,7 +331,8 @@ def print_figures(records):
         print(f"{r['name']:44} {fmt_int(rate):>11} {fmt_int(r.get('allowed')):>10} "
               f"{fmt_int(r.get('denied')):>10} {fmt_int(r.get('errors')):>5} "
               f"{fmt_int(r.get('p50_us')):>7} {fmt_int(r.get('p99_us')):>7} "
-              f"{fmt_int(r.get('p999_us')):>7} {fmt_int(srv):>5} {short_cpu(r.get('cpu_available_before')):>7}  "
+              f"{fmt_int(r.get('p999_us')):>7} {fmt_int(srv):>5} {fmt_int(r.get('load_cpu_pct')):>5} "
+              f"{short_cpu(r.get('cpu_available_before')):>7}  "
               f"{r.get('where', '')}" + (f"  ({short})" if short else ""))
 
 
@@ -391,8 +410,14 @@ def fill_ratios(records):
                      (mine, "decisions_per_s"), (peer, "decisions_per_s"), TARGET_VS_REDIS_INCR, problem_of=(mine,))
         peer_cpu, _ = figure(records, peer, "server_cpu_pct")
         if peer_cpu is not None and peer_cpu < SATURATED_PCT and "value" in row:
-            row["note"] = (f"redis-server used {peer_cpu}% of its core: redis-benchmark, not redis-server, "
-                           f"set its pace; see the per-CPU ratio")
+            load_cpu, _ = figure(records, peer, "load_cpu_pct")
+            if load_cpu is None or load_cpu >= SATURATED_PCT:
+                why = "the load generator, not redis-server, set the pace"
+            else:
+                why = "neither kept its core busy (other work on the machine?)"
+            row["note"] = (f"redis-server used {peer_cpu}% of its core"
+                           + ("" if load_cpu is None else f", redis-benchmark {load_cpu}% of its own")
+                           + f": {why}; see the per-CPU ratio")
         rt.add("memory_vs_redis_incr_p99_" + shape, f"memory store / redis-server INCR, {label}: p99",
                (mine, "p99_us"), (peer, "p99_us"),
                TARGET_VS_REDIS_INCR_P99 if shape == "closed_64x1" else None, at_most=True, problem_of=(mine,))
@@ -534,6 +559,7 @@ def main():
     o.add_argument("--server-cpu", default="", help="the server's CPU seconds before and after")
     o.add_argument("--wall", default="", help="the clock (s) before and after")
     o.add_argument("--requests", type=int, help="redis-benchmark -n")
+    o.add_argument("--load-times", default="", help="the load generator's CPU: a line of bash's times")
     c = sub.add_parser("combine")
     c.add_argument("file")
     m = sub.add_parser("summary")

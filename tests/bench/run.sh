@@ -345,18 +345,21 @@ proc_cpu() {
 CLK_TCK=$(getconf CLK_TCK)
 
 # pair_round FILE SERVER_PID FORMAT REQUESTS COMMAND...: one round of a pair: runs COMMAND
-# (on the load core, bounded in time) and appends its figures, with the server's CPU use meanwhile, to FILE.
+# (on the load core, bounded in time) and appends its figures, with the server's and the
+# load generator's CPU use meanwhile, to FILE.
 pair_round() {
     local file=$1 pid=$2 format=$3 requests=$4 c0 c1 t0 t1
     shift 4
     c0=$(proc_cpu "$pid")
     t0=$(date +%s.%N)
+    # In a subshell whose `times` then gives the load generator's CPU time (its children's).
     # shellcheck disable=SC2046
-    timeout -k 5 "$MEASURE_TIMEOUT" $(pinned "$CORE_LOAD") "$@" >"$file.out" 2>>"$file.err"
+    (timeout -k 5 "$MEASURE_TIMEOUT" $(pinned "$CORE_LOAD") "$@" >"$file.out" 2>>"$file.err"
+        times >"$file.times")  # (not piped: a pipeline's `times` runs in a child of its own)
     t1=$(date +%s.%N)
     c1=$(proc_cpu "$pid")
     "$PYTHON" "$BENCH_DIR/results.py" round "$file" --format "$format" --requests "$requests" \
-        --server-cpu "$c0 $c1" --wall "$t0 $t1" <"$file.out" 2>>"$file.err"
+        --server-cpu "$c0 $c1" --wall "$t0 $t1" --load-times "$(tail -1 "$file.times")" <"$file.out" 2>>"$file.err"
 }
 
 # incr_round FILE CONNS DEPTH REQUESTS: redis-benchmark INCR on random keys, Unix socket.
