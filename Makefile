@@ -90,7 +90,7 @@ $(BUILD)/rlimitd: $(call obj,daemon/main.c) $(DAEMON_LIB)
 	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
 
 $(BUILD)/rlimitctl: $(call obj,clients/c/rlimitctl.c daemon/escape.c) $(CLIENT_LIB)
-	$(CC) $(LDFLAGS) $^ -o $@
+	$(CC) $(LDFLAGS) $^ $(shell pkg-config --libs jansson 2>/dev/null) -o $@
 
 $(BUILD)/rlimit-bench: $(call obj,clients/c/rlimit-bench.c) $(CLIENT_LIB)
 	$(CC) $(LDFLAGS) $^ -lm -o $@

@@ -8,10 +8,10 @@
  */
 #include "escape.h"
 #include "rlimit.h"
-#include "rlimitctl_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,10 +163,10 @@ static const char *shown(const char *s, size_t len, char *buf, size_t buflen) {
 }
 
 /* Like shown, for a JSON string (else fallback as it is). */
-static const char *shown_jv(const jv *v, const char *fallback, char *buf, size_t buflen) {
-    if (!v || v->type != JV_STRING)
+static const char *shown_jv(const json_t *v, const char *fallback, char *buf, size_t buflen) {
+    if (!json_is_string(v))
         return fallback;
-    return shown(v->string, v->len, buf, buflen);
+    return shown(json_string_value(v), json_string_length(v), buf, buflen);
 }
 
 /* Like shown, for text (messages: spaces kept). */
@@ -378,11 +378,32 @@ static void table_print(table *t) {
     table_free(t);
 }
 
+/* ---- the daemon's JSON answers (read with jansson) ---- */
+
+// Returns the number v holds (true 1, false 0), or fallback.
+static double jv_num(const json_t *v, double fallback) {
+    if (json_is_boolean(v))
+        return json_is_true(v);
+    return json_is_number(v) ? json_number_value(v) : fallback;
+}
+
+// Returns the string v holds, or fallback.
+static const char *jv_str(const json_t *v, const char *fallback) {
+    return json_is_string(v) ? json_string_value(v) : fallback;
+}
+
+// Parses the daemon's answer: any JSON value, strings that may hold NULs. Returns the
+// tree (json_decref it), or NULL if text is not JSON.
+static json_t *jv_parse(const char *text) {
+    json_error_t error;
+    return json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
+}
+
 /* Writes a number of v, or "-" when it is absent. */
-static const char *number_cell(const jv *v, char *buf, size_t len) {
-    if (!v || (v->type != JV_NUMBER && v->type != JV_BOOL))
+static const char *number_cell(const json_t *v, char *buf, size_t len) {
+    if (!json_is_number(v) && !json_is_boolean(v))
         return "-";
-    snprintf(buf, len, "%.0f", v->number);
+    snprintf(buf, len, "%.0f", jv_num(v, 0));
     return buf;
 }
 
@@ -403,75 +424,87 @@ static const char *period_cell(double period_ms, char *buf, size_t len) {
     return buf;
 }
 
-static void print_policies(const jv *root) {
+static void print_policies(const json_t *root) {
     static const char *const head[] = {"POLICY", "ALGORITHM", "LIMIT",     "PERIOD", "BURST",
                                        "MODE",   "ON_ERROR",  "OVERRIDES", "EXEMPT", "BLOCK"};
     table t = {10, "llrlrllrrr", NULL, 0};
-    const jv *policies = jv_get(root, "policies");
+    const json_t *policies = json_object_get(root, "policies");
     table_add(&t, head);
-    for (size_t i = 0; i < jv_len(policies); i++) {
-        const jv *p = &policies->items[i], *rates = jv_get(p, "rates");
-        for (size_t r = 0; r < jv_len(rates) || r == 0; r++) {
-            const jv *rate = r < jv_len(rates) ? &rates->items[r] : p;
+    for (size_t i = 0; i < json_array_size(policies); i++) {
+        const json_t *p = json_array_get(policies, i), *rates = json_object_get(p, "rates");
+        for (size_t r = 0; r < json_array_size(rates) || r == 0; r++) {
+            const json_t *rate = r < json_array_size(rates) ? json_array_get(rates, r) : p;
             char limit[32], period[32], burst[32], over[32], exempt[32], block[32];
             char name[SHOWN_MAX];
             const char *row[] = {
-                r ? "" : shown_jv(jv_get(p, "name"), "?", name, sizeof(name)),
-                jv_str(jv_get(rate, "algorithm"), "?"),
-                number_cell(jv_get(rate, "limit"), limit, sizeof(limit)),
-                period_cell(jv_num(jv_get(rate, "period_ms"), 0), period, sizeof(period)),
-                number_cell(jv_get(rate, "burst"), burst, sizeof(burst)),
-                r ? "" : jv_str(jv_get(p, "mode"), "?"),
-                r ? "" : jv_str(jv_get(p, "on_store_error"), "?"),
-                r ? "" : number_cell(jv_get(p, "overrides"), over, sizeof(over)),
-                r ? "" : number_cell(jv_get(p, "exempt"), exempt, sizeof(exempt)),
-                r ? "" : number_cell(jv_get(p, "block"), block, sizeof(block))};
+                r ? "" : shown_jv(json_object_get(p, "name"), "?", name, sizeof(name)),
+                jv_str(json_object_get(rate, "algorithm"), "?"),
+                number_cell(json_object_get(rate, "limit"), limit, sizeof(limit)),
+                period_cell(jv_num(json_object_get(rate, "period_ms"), 0), period, sizeof(period)),
+                number_cell(json_object_get(rate, "burst"), burst, sizeof(burst)),
+                r ? "" : jv_str(json_object_get(p, "mode"), "?"),
+                r ? "" : jv_str(json_object_get(p, "on_store_error"), "?"),
+                r ? "" : number_cell(json_object_get(p, "overrides"), over, sizeof(over)),
+                r ? "" : number_cell(json_object_get(p, "exempt"), exempt, sizeof(exempt)),
+                r ? "" : number_cell(json_object_get(p, "block"), block, sizeof(block))};
             table_add(&t, row);
         }
     }
     table_print(&t);
 }
 
+/* Prints a scalar as print_members shows it: a string escaped, a boolean yes or no, an
+   integral number as an integer, another with two decimals (null as 0). */
+static void print_scalar(const json_t *m) {
+    char buf[SHOWN_MAX];
+    double number = jv_num(m, 0);
+    if (json_is_string(m))
+        printf("%s", shown_jv(m, "", buf, sizeof(buf)));
+    else if (json_is_boolean(m))
+        printf("%s", json_is_true(m) ? "yes" : "no");
+    else if (number == (double)(long long)number)
+        printf("%lld", (long long)number);
+    else
+        printf("%.2f", number);
+}
+
 /* Prints the scalar members of object v as " name value" separated by commas. */
-static void print_members(const jv *v) {
-    const char *sep = "";
-    for (size_t i = 0; i < v->count; i++) {
-        const jv *m = &v->items[i];
-        if (strcmp(v->keys[i], "type") == 0 || m->type == JV_OBJECT || m->type == JV_ARRAY)
+static void print_members(const json_t *v) {
+    const char *sep = "", *key;
+    json_t *m;
+    json_object_foreach((json_t *)v, key, m) {
+        if (strcmp(key, "type") == 0 || json_is_object(m) || json_is_array(m))
             continue;
         char buf[SHOWN_MAX];
-        printf("%s %s ", sep, shown_text(v->keys[i], buf, sizeof(buf)));
-        if (m->type == JV_STRING)
-            printf("%s", shown_jv(m, "", buf, sizeof(buf)));
-        else if (m->type == JV_BOOL)
-            printf("%s", m->number ? "yes" : "no");
-        else if (m->number == (double)(long long)m->number)
-            printf("%lld", (long long)m->number);
-        else
-            printf("%.2f", m->number);
+        printf("%s %s ", sep, shown_text(key, buf, sizeof(buf)));
+        print_scalar(m);
         sep = ",";
     }
 }
 
 /* Prints a store's figures: "label TYPE: name value, ...", its latency (the Redis
    store's "latency_us") and a line per group of figures (errors, cache...). */
-static void print_store(const char *label, const jv *store) {
-    const jv *latency = jv_get(store, "latency_us");
+static void print_store(const char *label, const json_t *store) {
+    const json_t *latency = json_object_get(store, "latency_us");
+    const char *key;
+    json_t *group;
     char buf[SHOWN_MAX];
-    if (!store || store->type != JV_OBJECT)
+    if (!json_is_object(store))
         return;
-    printf("%s %s:", label, shown_jv(jv_get(store, "type"), "?", buf, sizeof(buf)));
+    printf("%s %s:", label, shown_jv(json_object_get(store, "type"), "?", buf, sizeof(buf)));
     print_members(store);
     printf("\n");
     if (latency)
         printf("  latency: p50 %.3f ms, p99 %.3f ms, max %.3f ms (%.0f answers)\n",
-               jv_num(jv_get(latency, "p50"), 0) / 1000, jv_num(jv_get(latency, "p99"), 0) / 1000,
-               jv_num(jv_get(latency, "max"), 0) / 1000, jv_num(jv_get(latency, "count"), 0));
-    for (size_t i = 0; i < store->count; i++) {
-        if (store->items[i].type != JV_OBJECT || &store->items[i] == latency)
+               jv_num(json_object_get(latency, "p50"), 0) / 1000,
+               jv_num(json_object_get(latency, "p99"), 0) / 1000,
+               jv_num(json_object_get(latency, "max"), 0) / 1000,
+               jv_num(json_object_get(latency, "count"), 0));
+    json_object_foreach((json_t *)store, key, group) {
+        if (!json_is_object(group) || group == latency)
             continue;
-        printf("  %s:", shown_text(store->keys[i], buf, sizeof(buf)));
-        print_members(&store->items[i]);
+        printf("  %s:", shown_text(key, buf, sizeof(buf)));
+        print_members(group);
         printf("\n");
     }
 }
@@ -493,34 +526,37 @@ static void print_uptime(double seconds) {
     }
 }
 
-static void print_stats(const jv *root) {
+static void print_stats(const json_t *root) {
     static const char *const head[] = {"POLICY",        "ALLOWED",      "DENIED",
                                        "SHADOW_DENIED", "EXEMPT",       "BLOCKED",
                                        "ERRORS",        "STORE_ERRORS", "FALLBACKS"};
     static const char *const fields[] = {"allowed", "denied", "shadow_denied", "exempt",
                                          "blocked", "errors", "store_errors",  "fallbacks"};
-    const jv *denials = jv_get(root, "denial_log"), *policies = jv_get(root, "policies");
+    const json_t *denials = json_object_get(root, "denial_log");
+    const json_t *policies = json_object_get(root, "policies");
     char conns[32];
-    print_uptime(jv_num(jv_get(root, "uptime_s"), 0));
+    print_uptime(jv_num(json_object_get(root, "uptime_s"), 0));
     printf(", connections %s, in flight %.0f, refused %.0f, reloads %.0f (%.0f refused)\n",
-           number_cell(jv_get(root, "connections"), conns, sizeof(conns)),
-           jv_num(jv_get(root, "in_flight"), 0), jv_num(jv_get(root, "refused"), 0),
-           jv_num(jv_get(root, "reloads"), 0), jv_num(jv_get(root, "reload_failures"), 0));
-    print_store("store", jv_get(root, "store"));
-    print_store("local store", jv_get(root, "local_store"));
+           number_cell(json_object_get(root, "connections"), conns, sizeof(conns)),
+           jv_num(json_object_get(root, "in_flight"), 0),
+           jv_num(json_object_get(root, "refused"), 0), jv_num(json_object_get(root, "reloads"), 0),
+           jv_num(json_object_get(root, "reload_failures"), 0));
+    print_store("store", json_object_get(root, "store"));
+    print_store("local store", json_object_get(root, "local_store"));
     if (denials)
         printf("denial log: %.0f lines, %.0f suppressed, %.0f write errors\n",
-               jv_num(jv_get(denials, "lines"), 0), jv_num(jv_get(denials, "suppressed"), 0),
-               jv_num(jv_get(denials, "errors"), 0));
+               jv_num(json_object_get(denials, "lines"), 0),
+               jv_num(json_object_get(denials, "suppressed"), 0),
+               jv_num(json_object_get(denials, "errors"), 0));
     printf("\n");
     table t = {9, "lrrrrrrrr", NULL, 0};
     table_add(&t, head);
-    for (size_t i = 0; i < jv_len(policies); i++) {
-        const jv *p = &policies->items[i];
+    for (size_t i = 0; i < json_array_size(policies); i++) {
+        const json_t *p = json_array_get(policies, i);
         char cells[8][32], name[SHOWN_MAX];
-        const char *row[9] = {shown_jv(jv_get(p, "name"), "?", name, sizeof(name))};
+        const char *row[9] = {shown_jv(json_object_get(p, "name"), "?", name, sizeof(name))};
         for (size_t f = 0; f < 8; f++)
-            row[f + 1] = number_cell(jv_get(p, fields[f]), cells[f], sizeof(cells[f]));
+            row[f + 1] = number_cell(json_object_get(p, fields[f]), cells[f], sizeof(cells[f]));
         table_add(&t, row);
     }
     table_print(&t);
@@ -528,51 +564,53 @@ static void print_stats(const jv *root) {
 
 /* Returns the exact bytes of a TOP key in buf (from key_hex, else key) and their count
    in *len. */
-static const char *top_key_bytes(const jv *key, char *buf, size_t buflen, size_t *len) {
-    const jv *hex = jv_get(key, "key_hex"), *text = jv_get(key, "key");
-    size_t n = 0;
+static const char *top_key_bytes(const json_t *key, char *buf, size_t buflen, size_t *len) {
+    const json_t *hex = json_object_get(key, "key_hex"), *text = json_object_get(key, "key");
+    size_t n = 0, digits = json_string_length(hex);
     unsigned byte;
-    if (hex && hex->type == JV_STRING && hex->len % 2 == 0) {
-        for (; n < hex->len / 2 && n < buflen && sscanf(hex->string + 2 * n, "%2x", &byte) == 1; n++)
+    if (json_is_string(hex) && digits % 2 == 0) {
+        const char *h = json_string_value(hex);
+        for (; n < digits / 2 && n < buflen && sscanf(h + 2 * n, "%2x", &byte) == 1; n++)
             buf[n] = (char)byte;
-        if (n == hex->len / 2) {
+        if (n == digits / 2) {
             *len = n;
             return buf;
         }
     }
-    *len = text && text->type == JV_STRING ? text->len : 1;
-    return text && text->type == JV_STRING ? text->string : "?";
+    *len = json_is_string(text) ? json_string_length(text) : 1;
+    return json_is_string(text) ? json_string_value(text) : "?";
 }
 
 /* Writes a TOP key as people see it: its bytes escaped (shown), then, if the daemon
    kept only its first bytes, "... (N bytes)" (after a space, which no escaped key
    holds, so no key can pass for a cut one). */
-static const char *top_key_cell(const jv *key, char *buf, size_t buflen) {
+static const char *top_key_cell(const json_t *key, char *buf, size_t buflen) {
     char bytes[1024];
     size_t len;
     const char *k = top_key_bytes(key, bytes, sizeof(bytes), &len);
     shown(k, len, buf, buflen);
-    if (jv_get(key, "truncated"))
+    if (json_object_get(key, "truncated"))
         snprintf(buf + strlen(buf), buflen - strlen(buf), "... (%.0f bytes)",
-                 jv_num(jv_get(key, "key_len"), 0));
+                 jv_num(json_object_get(key, "key_len"), 0));
     return buf;
 }
 
-static void print_top(const jv *root) {
+static void print_top(const json_t *root) {
     static const char *const head[] = {"POLICY", "KEY", "DENIED", "ERROR"};
-    const jv *policies = jv_get(root, "policies");
-    double window = jv_num(jv_get(root, "window_s"), 60);
+    const json_t *policies = json_object_get(root, "policies");
+    double window = jv_num(json_object_get(root, "window_s"), 60);
     table t = {4, "llrr", NULL, 0};
     table_add(&t, head);
-    for (size_t i = 0; i < jv_len(policies); i++) {
-        const jv *p = &policies->items[i], *keys = jv_get(p, "keys");
-        for (size_t k = 0; k < jv_len(keys); k++) {
-            const jv *key = &keys->items[k];
+    for (size_t i = 0; i < json_array_size(policies); i++) {
+        const json_t *p = json_array_get(policies, i), *keys = json_object_get(p, "keys");
+        for (size_t k = 0; k < json_array_size(keys); k++) {
+            const json_t *key = json_array_get(keys, k);
             char cell[SHOWN_MAX], name[SHOWN_MAX], denied[32], error[32];
-            const char *row[] = {shown_jv(jv_get(p, "name"), "?", name, sizeof(name)),
-                                 top_key_cell(key, cell, sizeof(cell)),
-                                 number_cell(jv_get(key, "denied"), denied, sizeof(denied)),
-                                 number_cell(jv_get(key, "error"), error, sizeof(error))};
+            const char *row[] = {
+                shown_jv(json_object_get(p, "name"), "?", name, sizeof(name)),
+                top_key_cell(key, cell, sizeof(cell)),
+                number_cell(json_object_get(key, "denied"), denied, sizeof(denied)),
+                number_cell(json_object_get(key, "error"), error, sizeof(error))};
             table_add(&t, row);
         }
     }
@@ -586,7 +624,7 @@ static void print_top(const jv *root) {
 
 /* Prints an admin answer for people. Returns an exit status. */
 static int print_admin(int opcode, const char *text) {
-    jv *root = jv_parse(text);
+    json_t *root = jv_parse(text);
     char buf[SHOWN_MAX];
     if (!root) {
         fprintf(stderr, "rlimitctl: the daemon's answer is not JSON: %s\n",
@@ -600,26 +638,26 @@ static int print_admin(int opcode, const char *text) {
     else if (opcode == RL_OP_TOP)
         print_top(root);
     else
-        printf("reloaded: %.0f policies\n", jv_num(jv_get(root, "policies"), 0));
-    jv_free(root);
+        printf("reloaded: %.0f policies\n", jv_num(json_object_get(root, "policies"), 0));
+    json_decref(root);
     return EXIT_ALLOWED;
 }
 
 /* Explains an admin command's error status (with the daemon's reason, if it gave one). */
 static int admin_failed(const options *o, const rl_result *r, const char *policy,
                         const char *text) {
-    jv *root = *text ? jv_parse(text) : NULL;
+    json_t *root = *text ? jv_parse(text) : NULL;
     char buf[SHOWN_MAX];
-    const jv *error = jv_get(root, "error");
-    const char *why = error && error->type == JV_STRING
-                          ? shown_text(error->string, buf, sizeof(buf)) : NULL;
+    const json_t *error = json_object_get(root, "error");
+    const char *why =
+        json_is_string(error) ? shown_text(json_string_value(error), buf, sizeof(buf)) : NULL;
     if (o->json && *text)
         printf("%s\n", text);
     if (why)
         fprintf(stderr, "rlimitctl: %s: %s\n", rl_status_name(r->status), why);
     else
         status_error(r, policy, 0);
-    jv_free(root);
+    json_decref(root);
     return EXIT_ERROR;
 }
 
