@@ -41,8 +41,8 @@ conf_ref *rl_conf_ref_new(rl_config *config) {
     conf_ref *ref = rl_calloc(1, sizeof(*ref));
     if (!ref)
         return NULL;
-    ref->counters = rl_calloc(config->policy_count ? config->policy_count : 1,
-                              sizeof(*ref->counters));
+    ref->counters =
+        rl_calloc(config->policy_count ? config->policy_count : 1, sizeof(*ref->counters));
     if (!ref->counters) {
         rl_free(ref);
         return NULL;

@@ -81,13 +81,13 @@ struct rl_engine {
     uint64_t local_errors;        /* embedded store errors not logged yet */
     int64_t last_local_error_log; /* when the last such line was written (monotonic us) */
     int (*reload)(void *arg, char *err, size_t errlen); /* the daemon's reload */
-    void *reload_arg;                  /* reload's argument */
-    rl_topk **tops;                    /* per policy in force; NULL until its first denial */
-    size_t top_count;                  /* entries in tops (0 if memory was short) */
-    rl_denylog *denylog;               /* the denial log, or NULL */
-    struct event *denylog_tick;        /* reports the denial log's dropped lines each second */
-    size_t (*connections)(void *arg);  /* counts the server's connections, or NULL */
-    void *connections_arg;             /* its argument */
+    void *reload_arg;                                   /* reload's argument */
+    rl_topk **tops;                   /* per policy in force; NULL until its first denial */
+    size_t top_count;                 /* entries in tops (0 if memory was short) */
+    rl_denylog *denylog;              /* the denial log, or NULL */
+    struct event *denylog_tick;       /* reports the denial log's dropped lines each second */
+    size_t (*connections)(void *arg); /* counts the server's connections, or NULL */
+    void *connections_arg;            /* its argument */
 };
 
 /* ---- engine.c ---- */

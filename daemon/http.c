@@ -61,8 +61,8 @@ struct rl_http {
 
 /* What a request asked for, while the engine decides. */
 typedef enum call_kind {
-    CALL_CHECK,   /* /check: 429 when denied */
-    CALL_AUTH,    /* /auth: 403 when denied */
+    CALL_CHECK, /* /check: 429 when denied */
+    CALL_AUTH,  /* /auth: 403 when denied */
 } call_kind;
 
 typedef struct http_call {
@@ -288,8 +288,8 @@ static void handle_auth(rl_http *h, struct evhttp_request *req) {
 static void handle_metrics(rl_http *h, struct evhttp_request *req) {
     rl_stats stats;
     size_t len = 0;
-    char *text = rl_engine_stats(h->engine, &stats) == RL_OK ? rl_metrics_render(&stats, &len)
-                                                             : NULL;
+    char *text =
+        rl_engine_stats(h->engine, &stats) == RL_OK ? rl_metrics_render(&stats, &len) : NULL;
     rl_stats_free(&stats);
     struct evbuffer *body = evbuffer_new();
     if (!text || !body) {

@@ -119,8 +119,7 @@ static void store_figure(text *t, const char *prefix, const rl_figure *f) {
         put(t, "%s{%s=\"", name, f->name);
         put_label(t, f->word);
         put(t, "\"} 1\n");
-    }
-    else
+    } else
         put(t, "%s %" PRIu64 "\n", name, f->value);
 }
 
@@ -159,8 +158,8 @@ static void engine_figures(text *t, const rl_stats *s) {
            s->reload_failures);
     scalar(t, "rlimitd_refused_peers_total", "counter",
            "Connections refused for their peer's uid or gid.", s->refused_peers);
-    scalar(t, "rlimitd_auth_failures_total", "counter",
-           "Wrong tokens (AUTH, HTTP bearer).", s->auth_failures);
+    scalar(t, "rlimitd_auth_failures_total", "counter", "Wrong tokens (AUTH, HTTP bearer).",
+           s->auth_failures);
     if (!s->has_denial_log)
         return;
     scalar(t, "rlimitd_denial_log_lines_total", "counter", "Denial log lines written.",

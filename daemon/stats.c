@@ -28,8 +28,8 @@ static rl_figure *figure_new(rl_store_figures *f, const char *group, const char 
     return fig;
 }
 
-void rl_figures_add(rl_store_figures *f, const char *group, const char *name,
-                    rl_figure_kind kind, uint64_t value) {
+void rl_figures_add(rl_store_figures *f, const char *group, const char *name, rl_figure_kind kind,
+                    uint64_t value) {
     rl_figure *fig = figure_new(f, group, name, kind);
     if (fig)
         fig->value = value;
@@ -41,8 +41,7 @@ void rl_figures_ratio(rl_store_figures *f, const char *group, const char *name, 
         fig->ratio = ratio;
 }
 
-void rl_figures_word(rl_store_figures *f, const char *group, const char *name,
-                     const char *word) {
+void rl_figures_word(rl_store_figures *f, const char *group, const char *name, const char *word) {
     rl_figure *fig = figure_new(f, group, name, RL_FIGURE_WORD);
     if (fig)
         fig->word = word;
@@ -64,10 +63,14 @@ void rl_stats_free(rl_stats *s) {
 
 static json_t *figure_value(const rl_figure *fig) {
     switch (fig->kind) {
-    case RL_FIGURE_RATIO: return json_real(fig->ratio);
-    case RL_FIGURE_FLAG: return json_boolean(fig->value);
-    case RL_FIGURE_WORD: return json_string(fig->word);
-    default: return json_integer((json_int_t)fig->value);
+    case RL_FIGURE_RATIO:
+        return json_real(fig->ratio);
+    case RL_FIGURE_FLAG:
+        return json_boolean(fig->value);
+    case RL_FIGURE_WORD:
+        return json_string(fig->word);
+    default:
+        return json_integer((json_int_t)fig->value);
     }
 }
 
@@ -86,8 +89,8 @@ static int latency_json(json_t *o, const rl_latency_figures *l) {
         return 0;
     return json_object_set_new(o, "latency_us",
                                json_pack("{s:I, s:I, s:I, s:I}", "count", (json_int_t)l->count,
-                                         "p50", (json_int_t)l->p50_us, "p99",
-                                         (json_int_t)l->p99_us, "max", (json_int_t)l->max_us));
+                                         "p50", (json_int_t)l->p50_us, "p99", (json_int_t)l->p99_us,
+                                         "max", (json_int_t)l->max_us));
 }
 
 json_t *rl_store_figures_json(const rl_store_figures *f) {
@@ -108,12 +111,11 @@ json_t *rl_store_figures_json(const rl_store_figures *f) {
 
 static json_t *policy_json(const rl_policy_figures *p) {
     const rl_policy_counters *c = &p->counters;
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", p->name,
-                     "allowed", (json_int_t)c->allowed, "denied", (json_int_t)c->denied,
-                     "shadow_denied", (json_int_t)c->shadow_denied, "exempt",
-                     (json_int_t)c->exempt, "blocked", (json_int_t)c->blocked, "errors",
-                     (json_int_t)c->errors, "store_errors", (json_int_t)c->store_errors,
-                     "fallbacks", (json_int_t)c->fallbacks);
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", p->name, "allowed",
+                     (json_int_t)c->allowed, "denied", (json_int_t)c->denied, "shadow_denied",
+                     (json_int_t)c->shadow_denied, "exempt", (json_int_t)c->exempt, "blocked",
+                     (json_int_t)c->blocked, "errors", (json_int_t)c->errors, "store_errors",
+                     (json_int_t)c->store_errors, "fallbacks", (json_int_t)c->fallbacks);
 }
 
 static json_t *policies_json(const rl_stats *s) {
@@ -148,8 +150,8 @@ static int optional_json(json_t *o, const rl_stats *s) {
 json_t *rl_stats_json(const rl_stats *s) {
     json_t *o = json_pack("{s:o?, s:o?, s:I, s:I, s:I, s:I, s:I}", "policies", policies_json(s),
                           "store", rl_store_figures_json(&s->store), "uptime_s",
-                          (json_int_t)s->uptime_s, "in_flight", (json_int_t)s->in_flight,
-                          "refused", (json_int_t)s->refused, "reloads", (json_int_t)s->reloads,
+                          (json_int_t)s->uptime_s, "in_flight", (json_int_t)s->in_flight, "refused",
+                          (json_int_t)s->refused, "reloads", (json_int_t)s->reloads,
                           "reload_failures", (json_int_t)s->reload_failures);
     if (o && (!json_is_array(json_object_get(o, "policies")) ||
               !json_is_object(json_object_get(o, "store")) || optional_json(o, s) != 0)) {

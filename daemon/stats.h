@@ -28,12 +28,12 @@ typedef enum rl_figure_kind {
 
 /* One figure of a store. Names and words are string literals (never copied). */
 typedef struct rl_figure {
-    const char *group; /* the JSON object it sits in inside the store's ("errors"), or NULL */
-    const char *name;  /* its JSON field, [a-z0-9_]+: also its Prometheus name's end */
+    const char *group;   /* the JSON object it sits in inside the store's ("errors"), or NULL */
+    const char *name;    /* its JSON field, [a-z0-9_]+: also its Prometheus name's end */
     rl_figure_kind kind; /* how it is rendered */
-    uint64_t value;    /* COUNTER, GAUGE, FLAG (0 or 1) */
-    double ratio;      /* RATIO */
-    const char *word;  /* WORD */
+    uint64_t value;      /* COUNTER, GAUGE, FLAG (0 or 1) */
+    double ratio;        /* RATIO */
+    const char *word;    /* WORD */
 } rl_figure;
 
 /* A store's submit-to-answer latency, if it measures one. */
@@ -97,15 +97,14 @@ typedef struct rl_stats {
 
 // Appends a figure of kind to f (group may be NULL); value is used by COUNTER, GAUGE
 // and FLAG. On out of memory sets f->failed and drops the figure.
-void rl_figures_add(rl_store_figures *f, const char *group, const char *name,
-                    rl_figure_kind kind, uint64_t value);
+void rl_figures_add(rl_store_figures *f, const char *group, const char *name, rl_figure_kind kind,
+                    uint64_t value);
 
 // Appends a RATIO figure.
 void rl_figures_ratio(rl_store_figures *f, const char *group, const char *name, double ratio);
 
 // Appends a WORD figure (word: a string literal).
-void rl_figures_word(rl_store_figures *f, const char *group, const char *name,
-                     const char *word);
+void rl_figures_word(rl_store_figures *f, const char *group, const char *name, const char *word);
 
 // Returns the store's figures as a JSON object ({"type": .., figures.., groups as nested
 // objects, "latency_us": {count, p50, p99, max}}), or NULL if memory is short or f is

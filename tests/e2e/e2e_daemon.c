@@ -637,8 +637,7 @@ START_TEST(a_sweep_timer_that_cannot_be_made) {
     char log[8192];
     int status = run_with_failing_events("timer", log, sizeof(log));
     ck_assert_msg(status == 1, "exit status %d; log:\n%s", status, log);
-    ck_assert_msg(strstr(log, "cannot create the timer that sweeps expired keys"), "log:\n%s",
-                  log);
+    ck_assert_msg(strstr(log, "cannot create the timer that sweeps expired keys"), "log:\n%s", log);
 }
 END_TEST
 

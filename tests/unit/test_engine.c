@@ -1186,23 +1186,25 @@ END_TEST
    that answers other waiting batches before returning would; its stats report `figures`
    figures. */
 typedef struct fake_store {
-    rl_store base;             /* the common head */
-    int sync;                  /* answer inside submit */
+    rl_store base;              /* the common head */
+    int sync;                   /* answer inside submit */
     void (*after_answer)(void); /* run inside submit after a sync answer, or NULL */
-    rl_store_done *held_done;  /* a batch held for fake_answer */
-    void *held_arg;            /* its argument */
-    size_t held_n;             /* its items */
-    size_t figures;            /* figures stats reports */
+    rl_store_done *held_done;   /* a batch held for fake_answer */
+    void *held_arg;             /* its argument */
+    size_t held_n;              /* its items */
+    size_t figures;             /* figures stats reports */
 } fake_store;
 
-static fake_store *fake;                 /* the store of the current fake test */
-static char figure_names[400][64];       /* names of the many figures */
+static fake_store *fake;           /* the store of the current fake test */
+static char figure_names[400][64]; /* names of the many figures */
 
 static void fake_answer(rl_store_done *done, void *arg, size_t n, rl_status status) {
     rl_store_answer ans = {.status = status, .count = n};
     for (size_t i = 0; i < n; i++)
-        ans.verdicts[i] = (rl_verdict){.allowed = status == RL_ST_ALLOWED, .limit = 5,
-                                       .remaining = 4, .window_us = 3600000000};
+        ans.verdicts[i] = (rl_verdict){.allowed = status == RL_ST_ALLOWED,
+                                       .limit = 5,
+                                       .remaining = 4,
+                                       .window_us = 3600000000};
     done(arg, &ans);
 }
 
@@ -1236,8 +1238,10 @@ static void fake_free(rl_store *store) {
     free(store);
 }
 
-static const rl_store_ops fake_ops = {.name = "fake", .submit = fake_submit,
-                                      .forget_ns = fake_forget_ns, .stats = fake_stats,
+static const rl_store_ops fake_ops = {.name = "fake",
+                                      .submit = fake_submit,
+                                      .forget_ns = fake_forget_ns,
+                                      .stats = fake_stats,
                                       .free = fake_free};
 
 static const char *const fake_config =
@@ -1274,7 +1278,7 @@ static void send_second_request(void) {
    pending is not touched afterwards, even when the store goes on (inside the same
    submit) with work that starts another request. The old engine read the first
    request's pending after it was released and, finding it reused by the second, treated
-   the second as its own: it re-copied its keys (a leak under ASan) and, with that
+   the second as its own: it re-copied its keys (leaking the first copy) and, with that
    allocation failing, lost them, so the second's local fallback answered INTERNAL. */
 START_TEST(test_store_answering_inside_submit) {
     start_fake();
@@ -1323,7 +1327,7 @@ START_TEST(test_requests_sent_from_a_reply) {
     box.calls = 0;
     rl_engine_handle(engine, &req, PUBLIC_PERMS, on_reply_chain, &box);
     ck_assert_int_eq(box.calls, 7);
-    ck_assert_uint_eq(box.resp.id, 100); /* the last one */
+    ck_assert_uint_eq(box.resp.id, 100);                    /* the last one */
     ck_assert_int_eq(box.resp.result.status, RL_ST_DENIED); /* 5 allowed, then denied */
     json_t *doc = stats_of("log5");
     ck_assert_int_eq(counter(doc, "allowed"), 5);

@@ -18,18 +18,34 @@
 #include "engine.h"
 
 static rl_policy_figures two_policies[] = {
-    {"api", {.allowed = 7, .denied = 3, .shadow_denied = 1, .exempt = 2, .blocked = 1,
-             .errors = 4, .store_errors = 5, .fallbacks = 6}},
+    {"api",
+     {.allowed = 7,
+      .denied = 3,
+      .shadow_denied = 1,
+      .exempt = 2,
+      .blocked = 1,
+      .errors = 4,
+      .store_errors = 5,
+      .fallbacks = 6}},
     {"we\"ird\\na\nme", {0}},
 };
 
 // A daemon's snapshot: two policies, a memory store of 12 keys, 3 connections, a
 // denial log.
 static rl_stats sample(void) {
-    rl_stats s = {.policies = two_policies, .policy_count = 2, .uptime_s = 99, .refused = 2,
-                  .reloads = 1, .refused_peers = 8, .auth_failures = 9, .has_connections = 1,
-                  .connections = 3, .has_denial_log = 1, .denial_lines = 10,
-                  .denial_suppressed = 90, .denial_errors = 11};
+    rl_stats s = {.policies = two_policies,
+                  .policy_count = 2,
+                  .uptime_s = 99,
+                  .refused = 2,
+                  .reloads = 1,
+                  .refused_peers = 8,
+                  .auth_failures = 9,
+                  .has_connections = 1,
+                  .connections = 3,
+                  .has_denial_log = 1,
+                  .denial_lines = 10,
+                  .denial_suppressed = 90,
+                  .denial_errors = 11};
     s.store.type = "memory";
     rl_figures_add(&s.store, NULL, "keys", RL_FIGURE_GAUGE, 12);
     return s;
@@ -170,7 +186,7 @@ static void on_reply(void *arg, const rl_response *resp) {
 }
 
 static void handle(rl_engine *e, uint8_t opcode, const char *policy, const char *key, int64_t cost,
-                 char **text) {
+                   char **text) {
     rl_request req = {.id = 1, .opcode = opcode, .item_count = policy ? 1 : 0};
     if (policy)
         req.items[0] = (rl_item){cost, policy, key, (uint16_t)strlen(key), (uint8_t)strlen(policy)};
@@ -228,11 +244,12 @@ static int agree(const char *text, json_t *stats) {
         {"blocked", "rlimitd_blocked_total", ""},
         {"store_errors", "rlimitd_store_errors_total", ""},
         {"fallbacks", "rlimitd_fallbacks_total", ""}};
-    static const char *const top[][2] = {
-        {"in_flight", "rlimitd_in_flight"},         {"refused", "rlimitd_refused_total"},
-        {"reloads", "rlimitd_reloads_total"},       {"reload_failures", "rlimitd_reload_failures_total"},
-        {"refused_peers", "rlimitd_refused_peers_total"},
-        {"auth_failures", "rlimitd_auth_failures_total"}};
+    static const char *const top[][2] = {{"in_flight", "rlimitd_in_flight"},
+                                         {"refused", "rlimitd_refused_total"},
+                                         {"reloads", "rlimitd_reloads_total"},
+                                         {"reload_failures", "rlimitd_reload_failures_total"},
+                                         {"refused_peers", "rlimitd_refused_peers_total"},
+                                         {"auth_failures", "rlimitd_auth_failures_total"}};
     size_t i;
     json_t *p;
     int n = 0;
@@ -261,12 +278,12 @@ START_TEST(test_stats_and_metrics_agree) {
     rl_engine *e = rl_engine_new(base, c, err, sizeof(err));
     ck_assert_msg(e, "%s", err);
     for (int i = 0; i < 5; i++) {
-        handle(e, RL_OP_CHECK, "api", "k", 1, NULL);      /* 2 allowed, 3 denied */
-        handle(e, RL_OP_CHECK, "shadow", "s", 1, NULL);   /* 1 allowed, 4 shadow denied */
+        handle(e, RL_OP_CHECK, "api", "k", 1, NULL);    /* 2 allowed, 3 denied */
+        handle(e, RL_OP_CHECK, "shadow", "s", 1, NULL); /* 1 allowed, 4 shadow denied */
     }
-    handle(e, RL_OP_CHECK, "api", "vip", 1, NULL);        /* exempt */
-    handle(e, RL_OP_CHECK, "api", "bad", 1, NULL);        /* blocked */
-    handle(e, RL_OP_CHECK, "api", "k", 0, NULL);          /* an error */
+    handle(e, RL_OP_CHECK, "api", "vip", 1, NULL); /* exempt */
+    handle(e, RL_OP_CHECK, "api", "bad", 1, NULL); /* blocked */
+    handle(e, RL_OP_CHECK, "api", "k", 0, NULL);   /* an error */
     rl_engine_note_auth_failure(e);
     rl_engine_refuse(e, RL_OP_CHECK, 9, RL_ST_BUSY, on_reply, NULL);
     char *json_text = NULL;
@@ -281,7 +298,8 @@ START_TEST(test_stats_and_metrics_agree) {
     json_t *stats = json_loads(json_text, 0, NULL);
     ck_assert_ptr_nonnull(stats);
     ck_assert_int_ge(agree(text, stats), 2 * 8 + 6 + 5);
-    ck_assert_int_eq(sample_of(text, "rlimitd_decisions_total{policy=\"api\",result=\"denied\"}"), 4);
+    ck_assert_int_eq(sample_of(text, "rlimitd_decisions_total{policy=\"api\",result=\"denied\"}"),
+                     4);
     ck_assert_int_eq(sample_of(text, "rlimitd_refused_total"), 1);
     json_decref(stats);
     free(json_text);
