@@ -403,8 +403,8 @@ class Ratios:
 
 def fill_ratios(records):
     rt = Ratios(records)
-    for shape, label in (("closed_64x1", "closed loop, 64 conns x 1 in flight"),
-                         ("pipelined_2x256", "pipelined, 2 conns x 256 in flight")):
+    for shape, label in (("closed_64x1", "64 conns x 1, closed loop"),
+                         ("pipelined_2x256", "2 conns x 256, pipelined")):
         mine, peer = "rlimitd_memory_" + shape, "redis_incr_" + shape
         row = rt.add("memory_vs_redis_incr_" + shape, f"memory store / redis-server INCR, {label}: throughput",
                      (mine, "decisions_per_s"), (peer, "decisions_per_s"), TARGET_VS_REDIS_INCR, problem_of=(mine,))
@@ -422,7 +422,7 @@ def fill_ratios(records):
                (mine, "p99_us"), (peer, "p99_us"),
                TARGET_VS_REDIS_INCR_P99 if shape == "closed_64x1" else None, at_most=True, problem_of=(mine,))
         rt.add("memory_vs_redis_incr_per_cpu_" + shape,
-               f"memory store / redis-server INCR, {label}: decisions per second of server CPU",
+               f"memory store / redis-server INCR, {label}: decisions per server CPU-s",
                (mine, "decisions_per_server_cpu_s"), (peer, "decisions_per_server_cpu_s"))
     rt.add("redis_vs_rate_limiter_flexible", "Redis store / rate-limiter-flexible (ioredis, 64 in flight)",
            ("rlimitd_redis_pipelined", "decisions_per_s"), ("rate_limiter_flexible", "decisions_per_s"),
@@ -488,7 +488,7 @@ def print_ratios(rows, records, busy, meta):
         print(f"  caution: other work held part of the cores during this run (a spinning process got "
               f"{machine.get('cpu_available_start')} at the start, {machine.get('cpu_available_end')} at the "
               f"end); figures are low and noisy, run again on an idle machine")
-    head = f"  {'ratio':78} {'value':>7} {'target':>8}  status"
+    head = f"  {'ratio':88} {'value':>7} {'target':>8}  status"
     print(head)
     print("  " + "-" * (len(head) - 2))
     for r in rows:
@@ -501,9 +501,9 @@ def print_ratios(rows, records, busy, meta):
         status = r["status"]
         if busy and status.startswith(("met", "not met")):
             status += " (inconclusive: the machine was busy)"
-        print(f"  {r['label']:78} {value:>7} {goal:>8}  {status}{detail}")
+        print(f"  {r['label']:88} {value:>7} {goal:>8}  {status}{detail}")
         if r.get("note"):
-            print(f"  {'':78} {'':>7} {'':>8}  note: {r['note']}")
+            print(f"  {'':88} {'':>7} {'':>8}  note: {r['note']}")
     met = sum(1 for r in rows if r["goal"] is not None and r["status"].startswith("met"))
     total = sum(1 for r in rows if r["goal"] is not None)
     print(f"  targets met: {met} of {total}")

@@ -91,6 +91,19 @@ ROUNDS=${BENCH_ROUNDS:-3}
 ONLY=${BENCH_ONLY:-memory,python,redis,peers}
 REDIS_OPEN_CONNS=${BENCH_REDIS_OPEN_CONNS:-8}
 REDIS_OPEN_DEPTH=${BENCH_REDIS_OPEN_DEPTH:-16}
+if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
+    echo "run.sh: BENCH_ROUNDS must be a whole number >= 1, not '$ROUNDS'" >&2
+    exit 2
+fi
+for part in ${ONLY//,/ }; do
+    case $part in
+    memory | python | redis | peers) ;;
+    *)
+        echo "run.sh: BENCH_ONLY: unknown section '$part' (memory, python, redis, peers)" >&2
+        exit 2
+        ;;
+    esac
+done
 # Each round of a side-by-side pair: BENCH_SECONDS / BENCH_ROUNDS, at least 1 s.
 ROUND_SECS=$("$PYTHON" -c "print(round(max(1.0, $SECS / $ROUNDS), 2))")
 RLIMITD=$BUILD/rlimitd
