@@ -26,7 +26,7 @@ DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansso
 	redis-server nginx python3 python3-fastapi python3-httpx python3-uvicorn python3-uvloop \
 	python3-httptools \
 	python3-pytest python3-limits python3-redis clang libclang-rt-14-dev valgrind wrk \
-	systemd procps iproute2 psmisc curl
+	systemd procps iproute2 psmisc curl lua5.1
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-format-truncation
@@ -77,6 +77,25 @@ deps:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+# The Redis script: daemon/redis_script.lua, checked with luac5.1 (Redis runs Lua 5.1),
+# shrunk by daemon/redis_script.awk (comments and blanks out, lines in place), proved to
+# compile to the same bytecode as the source, and written as C string literals that
+# daemon/redis_script.c includes (its size is checked there).
+LUAC ?= luac5.1
+SCRIPT_GEN := $(BUILD)/daemon/redis_script
+$(SCRIPT_GEN).inc: daemon/redis_script.lua daemon/redis_script.awk
+	@mkdir -p $(dir $@)
+	@command -v $(LUAC) >/dev/null || { echo "$(LUAC) not found: make deps installs lua5.1"; exit 1; }
+	$(LUAC) -s -o $(SCRIPT_GEN).src.luac $<
+	awk -f daemon/redis_script.awk $< >$(SCRIPT_GEN).sent.lua
+	$(LUAC) -s -o $(SCRIPT_GEN).sent.luac $(SCRIPT_GEN).sent.lua
+	cmp $(SCRIPT_GEN).src.luac $(SCRIPT_GEN).sent.luac
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' \
+		$(SCRIPT_GEN).sent.lua >$@.tmp
+	mv $@.tmp $@
+$(BUILD)/daemon/redis_script.o: $(SCRIPT_GEN).inc
+$(BUILD)/daemon/redis_script.o: override CFLAGS += -I$(BUILD)/daemon
 
 $(DAEMON_LIB): $(call obj,$(DAEMON_SRC) $(PROTO_SRC))
 	@rm -f $@

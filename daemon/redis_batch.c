@@ -1,6 +1,6 @@
 /*
  * redis_batch.c: copies of submits, and the script call that carries many of them
- * (see redis_batch.h and, for the call's layout, redis_script.h).
+ * (see redis_batch.h and, for the call's layout, redis_script.lua).
  */
 #include "redis_batch.h"
 
@@ -197,7 +197,7 @@ static int limits_equal(const rl_limits *a, const rl_limits *b) {
     return 1;
 }
 
-// Returns 1 if the call for reqs[0..count) takes the compact form (see redis_script.h):
+// Returns 1 if the call for reqs[0..count) takes the compact form (see redis_script.lua):
 // every request a CHECK of one item with one token bucket or gcra rate.
 static int call_is_compact(rl_redis_request *const *reqs, size_t count) {
     for (size_t q = 0; q < count; q++) {
@@ -226,7 +226,7 @@ static uint32_t find_set(call_plan *plan, const rl_limits *limits) {
         if (limits_equal(plan->sets[s - 1], limits))
             return (uint32_t)(s - 1);
     plan->sets[plan->set_count] = limits;
-    plan->arg_count += 1 + 4 * (size_t)limits->rate_count;
+    plan->arg_count += 1 + RL_REDIS_RATE_ARGS * (size_t)limits->rate_count;
     return (uint32_t)plan->set_count++;
 }
 
@@ -251,7 +251,8 @@ static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t coun
     plan->compact = call_is_compact(reqs, count);
     size_t i = 0;
     for (size_t q = 0; q < count; q++) {
-        plan->arg_count += (plan->compact ? 0 : 2) + 2 * (size_t)reqs[q]->count;
+        plan->arg_count += (plan->compact ? 0 : RL_REDIS_BATCH_ARGS) +
+                           RL_REDIS_ITEM_ARGS * (size_t)reqs[q]->count;
         for (size_t k = 0; k < reqs[q]->count; k++) {
             plan->set_of[i++] = find_set(plan, &reqs[q]->items[k].limits);
             plan->key_count += item_keys(&reqs[q]->items[k].limits);
@@ -404,7 +405,8 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
             redisReply *const *e = &reply->element[at];
             if (failed(e[0]))
                 continue;
-            if (e[0]->integer < 0 || ((e[0]->integer & 1) && e[2]->integer != 0)) {
+            if (e[0]->integer < 0 ||
+                (e[0]->integer % RL_REDIS_REMAINING_SCALE && e[2]->integer != 0)) {
                 *errstr = "the script's reply holds an impossible verdict";
                 return RL_ERR;
             }
@@ -488,10 +490,10 @@ static void read_compact(redisReply *const *e, const rl_redis_request *req,
         answer->errstr = e[0]->str; /* its write failed inside the script */
         return;
     }
-    v->allowed = (e[0]->integer & 1) != 0;
+    v->allowed = e[0]->integer % RL_REDIS_REMAINING_SCALE != 0;
     v->capped = false; /* a CHECK */
     v->limit = rl_rate_capacity(rate);
-    v->remaining = (uint64_t)(e[0]->integer >> 1);
+    v->remaining = (uint64_t)(e[0]->integer / RL_REDIS_REMAINING_SCALE);
     v->reset_after_us = e[1]->integer;
     v->retry_after_us = e[2]->integer;
     v->window_us = rl_rate_window_us(rate);

@@ -1,0 +1,664 @@
+-- redis_script.lua: the script that decides batches of items inside Redis (Lua 5.1,
+-- as Redis runs it). The build checks it with luac5.1 -p, strips its comments and
+-- leading indentation (daemon/redis_script.awk; each line stays in place, so the line
+-- numbers in Redis's error messages are this file's) and compiles the result into the
+-- daemon as rl_redis_script (daemon/redis_script.c). No long strings or long comments
+-- (double square brackets): the stripper reads line by line and refuses them.
+--
+-- One EVALSHA decides many store batches (submits), one after the other, at one
+-- instant: each batch is all-or-nothing within itself (CHECK consumes only if every
+-- rate of every item allows), batches are independent, and a later batch sees what an
+-- earlier one consumed. The algorithms are those of algo.c, figure for figure: the
+-- cell_* functions mirror its cell_ops, the log_* functions the sliding log. Lua
+-- numbers are doubles, exact for integers below 2^53 (epoch microseconds are about
+-- 2^51); the one product that can exceed it (the sliding counter's weighting) goes
+-- through muldivmod.
+--
+-- Arguments (all integers in decimal):
+--   KEYS      per rate of every item of every batch, in order:
+--             <prefix>{<policy>:<key>}:<rate index> (see redis_batch.h), and after a
+--             sliding log's that of its companion, the same name followed by
+--             RL_REDIS_COMPANION_MARK (same hash tag, so same Redis Cluster slot)
+--   ARGV[1]   the decision time in microseconds, or 0 to use Redis's TIME (always 0
+--             outside tests)
+--   ARGV[2]   S, the number of limit sets; then per set: the rate count R, then per
+--             rate RATE_ARGS integers: algorithm (ALGO_*), limit, period_us, burst
+--   then      B, the number of batches; then per batch BATCH_ARGS integers: op (OP_*),
+--             item count N, then per item ITEM_ARGS integers: its limit set (1-based),
+--             cost
+--
+-- Reply: an array of integers: now_us, then per batch a status (0: decided), then per
+-- item per rate VERDICT_FIELDS integers: allowed (1/0, plus CAPPED if an ADJUST's
+-- charge was held at 2 x capacity), remaining, reset_after_us, retry_after_us (limit
+-- and window are the rate's own: algo.h). Each batch runs in a pcall: if one of its
+-- Redis commands fails (or the Lua errs), its status is the error's text (a string)
+-- and its verdicts are zeros; the other batches are decided as if it had not been
+-- sent (see below for what a failed write leaves).
+--
+-- Compact form, when every batch is a CHECK of one item whose limit set is one token
+-- bucket or gcra rate (the common case, and the script's fast path): B is sent negated
+-- (-B), and each batch is only its item's ITEM_ARGS (no op, no count); the reply is
+-- now_us, then per batch COMPACT_FIELDS integers: remaining * REMAINING_SCALE +
+-- allowed, reset_after_us, retry_after_us; an item whose write failed has the error's
+-- text in place of the first. Two fewer arguments and two fewer reply integers per
+-- decision: ~7% less script time per item.
+--
+-- State in Redis: a cell is the string "f:<start>:<count>" (fixed window),
+-- "c:<start>:<count>:<previous count>" (sliding counter) or "<tat>" (token bucket and
+-- gcra), the fields of rl_cell; a sliding log is a sorted set of "<at>:<cost>" members
+-- scored by at, one per instant, trimmed to the trailing period, at most limit of them
+-- (the two oldest merge, as in algo.c), with a companion string "<total>:<count>:
+-- <newest member>" so that a call touches O(log n + trimmed) members; a set the
+-- companion does not describe (written by an rlimitd before the companion, or by hand)
+-- is counted whole once, and merged down to limit entries. A charge (ADJUST) leaves at
+-- most 2 x capacity used; a state beyond that (an older rlimitd's) counts as 2 x
+-- capacity. Every key written gets the TTL after which its state equals an empty one,
+-- at most 2 windows (a state that is empty is deleted), except a bucket written by the
+-- fast path (a compact call): it is stored "<tat>. " and expires at tat rounded up to
+-- a 5 s grid, so that most writes overwrite the value in place and keep its TTL
+-- (SETRANGE); the grid is shifted per key (from the key's bytes), so that keys written
+-- together do not all expire at the same instant. A key holding something else
+-- (another algorithm's state, garbage) counts as empty and is overwritten when written.
+
+-- The numbers shared with C, each line found verbatim in the script as sent by
+-- tests/unit/test_redis_script.c, which fails when one differs from the C side:
+-- algorithms (rl_algorithm, algo.h), operations (rl_store_op, store.h), the argument
+-- and reply layout (redis_script.h).
+local ALGO_FIXED_WINDOW, ALGO_SLIDING_LOG, ALGO_SLIDING_COUNTER = 0, 1, 2
+local ALGO_TOKEN_BUCKET, ALGO_GCRA = 3, 4
+local OP_CHECK, OP_PEEK, OP_ADJUST, OP_RESET = 0, 1, 2, 3
+local RATE_ARGS, BATCH_ARGS, ITEM_ARGS = 4, 2, 2
+local VERDICT_FIELDS, COMPACT_FIELDS, CAPPED, REMAINING_SCALE = 4, 3, 2, 2
+
+local floor, tonumber, fmt, match = math.floor, tonumber, string.format, string.match
+local call, pcall_ = redis.call, redis.pcall
+local TWO53 = 2 ^ 53
+local function ceil_ms(us) return floor((us + 999) / 1000) end
+-- now: the override in ARGV[1] (tests), else Redis's clock.
+local now = tonumber(ARGV[1])
+if now == 0 then
+    local t = call('TIME')
+    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+-- Limit sets. Kinds: 'f' fixed_window, 'l' sliding_window_log, 'c' sliding_window_counter,
+-- 'b' token_bucket and gcra (one meter). start: the window holding now; top: the most
+-- usage a charge may leave (2 x capacity; buckets: tat - now); off: the rate's first
+-- key among its item's keys (a log has two: its sorted set and its companion).
+local KINDS = {[ALGO_FIXED_WINDOW] = 'f', [ALGO_SLIDING_LOG] = 'l', [ALGO_SLIDING_COUNTER] = 'c',
+    [ALGO_TOKEN_BUCKET] = 'b', [ALGO_GCRA] = 'b'}
+local sets, pos, simple = {}, 3, true
+for s = 1, tonumber(ARGV[2]) do
+    local rates, count, nk = {}, tonumber(ARGV[pos]), 0
+    for r = 1, count do
+        local q = pos + (r - 1) * RATE_ARGS
+        local rt = {kind = KINDS[tonumber(ARGV[q + 1])], limit = tonumber(ARGV[q + 2]),
+            period = tonumber(ARGV[q + 3]), off = nk}
+        if rt.kind == 'b' then
+            rt.T = floor((rt.period - 1) / rt.limit) + 1
+            rt.tol = tonumber(ARGV[q + 4]) * rt.T
+            rt.cap, rt.window = tonumber(ARGV[q + 4]), rt.tol
+        else
+            rt.cap, rt.window = rt.limit, rt.period
+            rt.start = now - now % rt.period
+        end
+        rt.top = 2 * ((rt.kind == 'b') and rt.window or rt.limit)
+        nk = nk + ((rt.kind == 'l') and 2 or 1)
+        if count ~= 1 or rt.kind ~= 'b' then simple = false end
+        rates[r] = rt
+    end
+    rates.nk = nk
+    sets[s] = rates
+    pos = pos + 1 + count * RATE_ARGS
+end
+-- Every key's string value, read at once (nil for missing keys and sorted sets).
+local raw, nkeys = {}, #KEYS
+for i = 1, nkeys, 1000 do
+    local j = (i + 999 < nkeys) and (i + 999) or nkeys
+    local vals = call('MGET', unpack(KEYS, i, j))
+    for x = i, j do raw[x] = vals[x - i + 1] end
+end
+local out, n = {now}, 1
+-- A fast-path bucket is stored "<tat>. " (tonumber reads it; the mark is the trailing
+-- ". ", not the "." of rlimitd before the grid was shifted, whose TTL is on an unshifted
+-- grid: such a value counts as unmarked and gets a fresh TTL, so old and new daemons
+-- sharing a Redis never keep a TTL that ends before the bucket is empty).
+-- It expires at the first point of its key's grid after its tat: a
+-- 5 s grid, shifted per key (by its last four bytes before "}:<rate>", scattered by
+-- a multiplier near 0.618 of the grid: keys that differ in one byte land far apart),
+-- so that keys written together do not expire together (an expiry storm stalls Redis).
+local GRID, byte = 5000000, string.byte
+local function phase(key)
+    local w, x, y, z = byte(key, -7, -4)
+    return ((((w or 0) * 31 + (x or 0)) * 31 + (y or 0)) * 31 + (z or 0)) * 3090169 % GRID
+end
+local function grid_end(tat, ph) return tat - (tat + ph) % GRID + GRID end
+-- Token bucket and gcra, one meter: a rate's T is its emission interval, tol its burst
+-- x T, a key's state its tat (theoretical arrival time). The bucket's arithmetic is
+-- written once, in bucket_load and bucket_verdict: the fast path below and the general
+-- path's cell_* functions both use them.
+-- Returns the tat normalized to now (raised to now; beyond 2 windows ahead, what a
+-- charge may leave, as 2 windows ahead: an older rlimitd's ADJUST) and moved by delta
+-- units (0: none) within the same bounds, and whether a charge was capped.
+local function bucket_load(rt, tat, delta)
+    local top = now + rt.top
+    if tat < now then tat = now elseif tat > top then tat = top end
+    tat = tat + delta * rt.T
+    if tat > top then return top, true end
+    if tat < now then return now, false end
+    return tat, false
+end
+-- The verdict of cost units (at least 1) on a normalized tat. Returns whether they fit,
+-- the tat (after them if they fit and consume is set), remaining and reset_after of
+-- that tat, and retry_after (0 if they fit).
+local function bucket_verdict(rt, tat, cost, consume)
+    local T, tol, after = rt.T, rt.tol, tat + cost * rt.T
+    local ok = cost <= rt.cap and after - now <= tol
+    if ok and consume then tat = after end
+    local held = tat - now
+    local remaining = (held < tol) and floor((tol - held) / T) or 0
+    if ok then return true, tat, remaining, held, 0 end
+    return false, tat, remaining, held, (cost > rt.cap) and rt.window or after - now - tol
+end
+-- The fast path: a compact call (-B batches, each a single-item CHECK of one token
+-- bucket or gcra rate: set and cost). It decides with bucket_load and bucket_verdict,
+-- as the general path does; none of the general path's functions below is even created
+-- (a one-item call: 18 -> 12 us in redis-server). A key met again reads what this call
+-- wrote (seen). An item whose write failed (redis.pcall) has the error's text in place
+-- of its first reply field.
+local nb = tonumber(ARGV[pos])
+if nb < 0 then
+    if not simple then return redis.error_reply('rlimitd: not compact') end
+    local p, seen = pos + 1, {}
+    for i = 1, -nb do
+        local rt, cost, key = sets[tonumber(ARGV[p])][1], tonumber(ARGV[p + 1]), KEYS[i]
+        local v = seen[key] or raw[i]
+        local a, e, ph = v and tonumber(v) or 0, nil, nil
+        if a ~= 0 and byte(v, -1) == 32 then ph = phase(key); e = grid_end(a, ph) end
+        local ok, tat, remaining, reset, retry =
+            bucket_verdict(rt, bucket_load(rt, a, 0), cost, true)
+        if ok then
+            -- (tat > now: CHECK costs are at least 1.) Within the grid point the key
+            -- already expires at, the new tat overwrites the old one in place (SETRANGE
+            -- keeps the TTL and reuses the value; the script sees time stand still, so a
+            -- key read is there).
+            ph = ph or phase(key)
+            local e2, nv, r = grid_end(tat, ph), fmt('%.0f. ', tat), nil
+            if e == e2 and tat + 2000 <= e2 and #nv == #v then
+                r = pcall_('SETRANGE', key, '0', nv)
+            else
+                r = pcall_('SET', key, nv, 'PX', ceil_ms(e2 - now))
+            end
+            if type(r) == 'table' and r.err then
+                out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
+            else
+                out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE + 1, reset, 0
+                seen[key] = nv
+            end
+        else
+            out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE, reset, retry
+        end
+        n = n + COMPACT_FIELDS
+        p = p + ITEM_ARGS
+    end
+    return out
+end
+-- The general path. Cells: {a, b, c, kind}, stored as "<tat>" (bucket, unmarked:
+-- its TTL ends when the bucket is full again), "f:<a>:<b>" or "c:<a>:<b>:<c>". A key
+-- written (stale) is read again with GET when its cell must be loaded anew.
+local cells, stale = {}, {}
+local PATTERN = {f = '^f:(%-?%d+):(%-?%d+)$', c = '^c:(%-?%d+):(%-?%d+):(%-?%d+)$'}
+local function value(k)
+    if not stale[KEYS[k]] then return raw[k] end
+    local v = pcall_('GET', KEYS[k])
+    if type(v) == 'string' then return v end
+end
+local function cell_of(k, rt)
+    local key = KEYS[k]
+    local st = cells[key]
+    if st and st[4] == rt.kind then return st end
+    local a, b, c, v = 0, 0, 0, value(k)
+    if v and rt.kind == 'b' then
+        a = tonumber(v) or 0
+    elseif v then
+        local x, y, z = match(v, PATTERN[rt.kind])
+        if x then a, b, c = tonumber(x), tonumber(y), tonumber(z or 0) end
+    end
+    st = {a, b, c, rt.kind}
+    cells[key] = st
+    return st
+end
+-- Returns floor(a * b / d) and the remainder, exactly, for integers 0 <= a, b < 2^53
+-- and 1 <= d < 2^52 whose quotient is below 2^53.
+local function muldivmod(a, b, d)
+    local p = a * b
+    if p < TWO53 then
+        local q = floor(p / d)
+        return q, p - q * d
+    end
+    if a < b then a, b = b, a end
+    local am = a % d
+    local aq = (a - am) / d
+    local q, r, bit = 0, 0, 1
+    while bit * 2 <= b do bit = bit * 2 end
+    while bit >= 1 do
+        q, r = q * 2, r * 2
+        if r >= d then q, r = q + 1, r - d end
+        if b >= bit then
+            b = b - bit
+            q, r = q + aq, r + am
+            if r >= d then q, r = q + 1, r - d end
+        end
+        bit = bit / 2
+    end
+    return q, r
+end
+local function usage(x) if x > 0 then return x end return 0 end
+local function fits_in(used, cost, limit) return used <= limit and cost <= limit - used end
+local function room(limit, used) if used < limit then return limit - used end return 0 end
+-- The reply: now, then per batch its status and per rate: allowed (+ CAPPED if an
+-- ADJUST's charge was capped), remaining, reset_after, retry_after.
+local function emit(ok, remaining, reset, retry, capped)
+    if capped then ok = ok + CAPPED end
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = ok, remaining, reset, retry
+    n = n + VERDICT_FIELDS
+end
+-- The cell normalized to now: windows moved to now's, the bucket's tat raised to now.
+-- Usage beyond what a charge may leave (an older rlimitd's ADJUST) counts as top.
+local function cell_load(rt, st)
+    local a, top = st[1], rt.top
+    if rt.kind == 'b' then return (bucket_load(rt, a, 0)), 0, 0 end
+    local s, b, c = rt.start, 0, 0
+    if a == s then b = usage(st[2]); if rt.kind == 'c' then c = usage(st[3]) end
+    elseif rt.kind == 'c' and a == s - rt.period then c = usage(st[2]) end
+    if b > top then b = top end
+    if c > top then c = top end
+    return s, b, c
+end
+local function estimate(rt, a, b, c)
+    local p = rt.period
+    return muldivmod(usage(c), p - (now - a), p) + usage(b)
+end
+local function cell_fits(rt, a, b, c, cost)
+    if rt.kind == 'f' then return fits_in(usage(b), cost, rt.limit) end
+    return fits_in(estimate(rt, a, b, c), cost, rt.limit)
+end
+-- Adds delta; returns the cell and whether a charge was capped at top.
+local function cell_charge(rt, a, b, c, delta)
+    if rt.kind == 'b' then
+        local tat, capped = bucket_load(rt, a, delta)
+        return tat, b, c, capped
+    end
+    if rt.kind == 'f' or delta >= 0 then
+        local x = usage(b + delta)
+        if x > rt.top then return a, rt.top, c, true end
+        return a, x, c
+    end
+    local rest = b + delta
+    if rest < 0 then return a, 0, usage(c + rest) end
+    return a, rest, c
+end
+-- Returns remaining and reset_after (not for buckets: bucket_verdict).
+local function cell_figures(rt, a, b, c)
+    if rt.kind == 'f' then
+        if b > 0 then return room(rt.limit, b), a + rt.period - now end
+        return rt.limit, 0
+    end
+    local remaining = room(rt.limit, estimate(rt, a, b, c))
+    if b > 0 then return remaining, a + 2 * rt.period - now end
+    if c > 0 then return remaining, a + rt.period - now end
+    return remaining, 0
+end
+-- The first instant of the window [s, s + p) where the counter estimate plus cost fits.
+local function pass_in(prev, curr, limit, cost, s, p)
+    if not fits_in(curr, cost, limit) then return nil end
+    local k = limit - cost - curr
+    if prev == 0 or k >= prev then return s end
+    local x, r = muldivmod(k + 1, p, prev)
+    if r == 0 then x = x - 1 end
+    if x == 0 then return nil end
+    return s + p - x
+end
+local function cell_retry(rt, a, b, c, cost)
+    if rt.kind == 'f' then return a + rt.period - now end
+    local p = rt.period
+    local at = pass_in(usage(c), usage(b), rt.limit, cost, a, p)
+        or pass_in(usage(b), 0, rt.limit, cost, a + p, p) or a + 2 * p
+    return at - now
+end
+-- Emits the verdict of cost on a loaded cell (figures as if consumed when it fits and
+-- consume is set). Returns whether it fits and the cell (after it, if consumed).
+local function cell_verdict(rt, a, b, c, cost, consume, capped)
+    if rt.kind == 'b' then
+        local ok, tat, remaining, reset, retry = bucket_verdict(rt, a, cost, consume)
+        emit(ok and 1 or 0, remaining, reset, retry, capped)
+        return ok, tat, b, c
+    end
+    local ok = cost <= rt.cap and cell_fits(rt, a, b, c, cost)
+    if ok and consume then a, b, c = cell_charge(rt, a, b, c, cost) end
+    local remaining, reset = cell_figures(rt, a, b, c)
+    local retry = 0
+    if not ok then retry = (cost > rt.cap) and rt.window or cell_retry(rt, a, b, c, cost) end
+    emit(ok and 1 or 0, remaining, reset, retry, capped)
+    return ok, a, b, c
+end
+-- Emits the verdict of cost; returns whether it passes and the cell after consuming it.
+local function cell_decide(rt, st, cost)
+    local a, b, c = cell_load(rt, st)
+    return cell_verdict(rt, a, b, c, cost, true)
+end
+local function cell_expires(rt, st)
+    if rt.kind == 'b' then return st[1] end
+    if st[2] > 0 then return st[1] + ((rt.kind == 'f') and rt.period or 2 * rt.period) end
+    if rt.kind == 'c' and st[3] > 0 then return st[1] + rt.period end
+    return st[1]
+end
+-- Stores the cell with the TTL after which it equals an empty one (at most 2 windows:
+-- charges are capped), or deletes it.
+local function cell_save(key, rt, a, b, c)
+    local st = cells[key]
+    st[1], st[2], st[3] = a, b, c
+    stale[key] = true
+    local ttl = cell_expires(rt, st) - now
+    if ttl <= 0 then call('DEL', key); return end
+    local v = fmt('%.0f', a)
+    if rt.kind == 'f' then v = fmt('f:%.0f:%.0f', a, b)
+    elseif rt.kind == 'c' then v = fmt('c:%.0f:%.0f:%.0f', a, b, c) end
+    call('SET', key, v, 'PX', ceil_ms(ttl))
+end
+-- Sliding logs: a sorted set of "<at>:<cost>" members scored by at (one per instant,
+-- at most limit: see log_add) and a companion string "<total>:<count>:<newest
+-- member>" under the same hash tag. A call reads the companion, ZCARD and the newest
+-- member; only if they disagree (the set was written by an older rlimitd, which knew
+-- no companion, or by hand) is the whole set read once to count it. Trimming reads
+-- and removes only the entries out of the period; a denial's retry walks from the
+-- oldest only as far as needed. Every change is written at once, an entry's new form
+-- before its old one is removed, so that a failed command leaves a set that counts
+-- as much as before or more, never less; the companion is written at the batch's end
+-- (if that fails, the next call finds it stale and counts the set).
+local logs, batch_logs = {}, {}
+local function entry(m)
+    local at, c = match(m or '', '^(%-?%d+):(%-?%d+)$')
+    if at then return tonumber(at), usage(tonumber(c)) end
+end
+local function member(at, c) return fmt('%.0f:%.0f', at, c) end
+local function log_touch(lg)
+    if not lg.dirty then lg.dirty = true; batch_logs[#batch_logs + 1] = lg end
+end
+-- Sends command key args..., 1000 arguments per call at most (unpack's limit is 8000).
+local function call_chunked(command, key, args)
+    for i = 1, #args, 1000 do
+        call(command, key, unpack(args, i, (i + 999 < #args) and (i + 999) or #args))
+    end
+end
+-- Reads the newest entry into lg.head ({at, cost, member}) or nil.
+local function log_head(lg)
+    local m = call('ZRANGE', lg.key, -1, -1)[1]
+    local at, c = entry(m)
+    lg.head = at and {at, c, m} or nil
+end
+-- Merges the m oldest entries into one at the newest of their instants (counting them
+-- longer, never shorter).
+local function log_merge(lg, m)
+    local old, sum, at = call('ZRANGE', lg.key, 0, m - 1), 0, 0
+    for i = 1, #old do
+        local x, c = entry(old[i])
+        at, sum = x or at, sum + (c or 0)
+    end
+    local merged, rem = member(at, sum), {}
+    call('ZADD', lg.key, at, merged)
+    for i = 1, #old do if old[i] ~= merged then rem[#rem + 1] = old[i] end end
+    call_chunked('ZREM', lg.key, rem)
+    lg.count = lg.count - #old + 1
+    if lg.count == 1 then lg.head = {at, sum, merged} end
+    log_touch(lg)
+end
+-- Returns the total of the whole set, or nil if a member is not an entry.
+local function log_sum(key)
+    local all, total = call('ZRANGE', key, 0, -1), 0
+    for i = 1, #all do
+        local at, c = entry(all[i])
+        if not at then return nil end
+        total = total + c
+    end
+    return total
+end
+-- Loads and trims the log of KEYS[k] (companion KEYS[k + 1]). Something else at the
+-- key (another type, foreign members) counts as empty and is deleted when written.
+local function new_log(rt, k)
+    local lg = {key = KEYS[k], ck = KEYS[k + 1], rt = rt, total = 0, count = 0}
+    logs[KEYS[k]] = lg
+    return lg
+end
+local function log_of(rt, k)
+    local key = KEYS[k]
+    local lg = logs[key]
+    if lg then return lg end
+    lg = new_log(rt, k)
+    local cnt = pcall_('ZCARD', key)
+    if type(cnt) ~= 'number' then lg.wipe = true; return lg end
+    if cnt == 0 then return lg end
+    log_head(lg)
+    local t, c, m = match(value(k + 1) or '', '^(%d+):(%d+):(.+)$')
+    local total = tonumber(t)
+    if tonumber(c) ~= cnt or not lg.head or m ~= lg.head[3] then
+        total = log_sum(key)
+        log_touch(lg)
+    end
+    if not total then lg.wipe, lg.head = true, nil; return lg end
+    local horizon = now - rt.period
+    local old = call('ZRANGEBYSCORE', key, '-inf', horizon)
+    for i = 1, #old do
+        local _, x = entry(old[i])
+        total = usage(total - (x or 0))
+    end
+    lg.total, lg.count = total, cnt - #old
+    if #old > 0 then
+        call('ZREMRANGEBYSCORE', key, '-inf', horizon)
+        log_touch(lg)
+        if lg.count == 0 then lg.head = nil end
+    end
+    if lg.count > rt.limit then log_merge(lg, lg.count - rt.limit + 1) end
+    return lg
+end
+-- Makes the newest entry hold c units (none: removes it).
+local function log_set_head(lg, c)
+    local h = lg.head
+    if c > 0 then
+        local m = member(h[1], c)
+        call('ZADD', lg.key, h[1], m)
+        if m ~= h[3] then call('ZREM', lg.key, h[3]) end
+        lg.head = {h[1], c, m}
+    else
+        call('ZREM', lg.key, h[3])
+        lg.count = lg.count - 1
+        log_head(lg)
+    end
+    log_touch(lg)
+end
+-- Logs cost units at now: into an entry at now or later (a clock that stepped back),
+-- else a new entry; a log over limit entries merges its two oldest.
+local function log_add(lg, cost)
+    if lg.wipe then call('DEL', lg.key); lg.wipe = nil end
+    local h = lg.head
+    if h and h[1] >= now then
+        log_set_head(lg, h[2] + cost)
+    else
+        local m = member(now, cost)
+        call('ZADD', lg.key, now, m)
+        lg.head, lg.count = {now, cost, m}, lg.count + 1
+        log_touch(lg)
+        if lg.count > lg.rt.limit then log_merge(lg, 2) end
+    end
+    lg.total = lg.total + cost
+end
+-- Removes up to amount units, newest entries first.
+local function log_give_back(lg, amount)
+    while amount > 0 and lg.head do
+        local taken = (lg.head[2] < amount) and lg.head[2] or amount
+        lg.total, amount = usage(lg.total - taken), amount - taken
+        log_set_head(lg, lg.head[2] - taken)
+    end
+end
+-- Writes the companion and the TTL of a log changed in this batch (at most 2 periods,
+-- even for an entry from a clock far ahead), or deletes both keys of an empty log.
+local function log_save(lg)
+    lg.dirty = nil
+    stale[lg.ck] = true
+    if not lg.head then call('DEL', lg.key, lg.ck); return end
+    local ttl = lg.head[1] + lg.rt.period - now
+    if ttl > 2 * lg.rt.period then ttl = 2 * lg.rt.period end
+    ttl = ceil_ms(ttl)
+    call('PEXPIRE', lg.key, ttl)
+    pcall_('SET', lg.ck, fmt('%.0f:%.0f:', lg.total, lg.count) .. lg.head[3], 'PX', ttl)
+end
+-- The wait until the oldest entries have left the period far enough for cost to fit.
+local function log_retry(rt, lg, cost)
+    local kept, i, step = lg.total, 0, 8
+    while i < lg.count do
+        local r = call('ZRANGE', lg.key, i, i + step - 1)
+        if #r == 0 then break end
+        for j = 1, #r do
+            local at, c = entry(r[j])
+            c = c or 0
+            kept = (c < kept) and (kept - c) or 0
+            if fits_in(kept, cost, rt.limit) then return (at or now) + rt.period - now end
+        end
+        i, step = i + step, step * 4
+    end
+    return rt.period
+end
+-- Emits the verdict of cost (figures as if consumed when consume is set); returns
+-- whether it passes.
+local function log_verdict(rt, lg, cost, consume, capped)
+    local possible = cost <= rt.limit
+    local ok = possible and fits_in(lg.total, cost, rt.limit)
+    local pending = (ok and consume) and cost or 0
+    local newest = lg.head and lg.head[1]
+    if pending > 0 and (not newest or newest < now) then newest = now end
+    local reset = newest and (newest + rt.period - now) or 0
+    local retry = 0
+    if not ok then retry = possible and log_retry(rt, lg, cost) or rt.period end
+    emit(ok and 1 or 0, room(rt.limit, lg.total + pending), reset, retry, capped)
+    return ok
+end
+-- Batches: op (OP_*), item count, then per item its limit set and cost at ARGV[p...];
+-- the items' keys follow one another from KEYS[k]. Each runs in a pcall: a batch whose
+-- Redis command fails (or whose Lua errs) is answered with the error alone, and the
+-- keys it touched are read again by the next batch. A CHECK decides every rate of
+-- every item first and writes only then; if a write fails midway, the rates written
+-- keep the charge of a request answered with an error (counted, never under-counted)
+-- and the others keep their state.
+local function decide_batch(op, p, k, count)
+    local prior = (count > 1) and {} or nil
+    local all, plan, pn = true, {}, 0
+    for _ = 1, count do
+        local rates, cost = sets[tonumber(ARGV[p])], tonumber(ARGV[p + 1])
+        p = p + ITEM_ARGS
+        for r = 1, #rates do
+            local rt = rates[r]
+            local kk = k + rt.off
+            local key = KEYS[kk]
+            local c = prior and cost + (prior[key] or 0) or cost
+            local ok, a, b, cc
+            if rt.kind == 'l' then
+                ok, a, b, cc = log_verdict(rt, log_of(rt, kk), c, true), cost, 0, 0
+            else
+                ok, a, b, cc = cell_decide(rt, cell_of(kk, rt), c)
+            end
+            all = all and ok
+            plan[pn + 1], plan[pn + 2], plan[pn + 3], plan[pn + 4], plan[pn + 5] = key, rt, a, b, cc
+            pn = pn + 5
+            if prior then prior[key] = (prior[key] or 0) + cost end
+        end
+        k = k + rates.nk
+    end
+    if op ~= OP_CHECK or not all then return end
+    for i = 1, pn, 5 do
+        local key, rt = plan[i], plan[i + 1]
+        if rt.kind == 'l' then log_add(logs[key], plan[i + 2])
+        else cell_save(key, rt, plan[i + 2], plan[i + 3], plan[i + 4]) end
+    end
+end
+-- ADJUST adds cost to every rate; a charge leaves at most top (2 x capacity) used.
+local function adjust_batch(op, p, k, count)
+    for _ = 1, count do
+        local rates, cost = sets[tonumber(ARGV[p])], tonumber(ARGV[p + 1])
+        p = p + ITEM_ARGS
+        for r = 1, #rates do
+            local rt = rates[r]
+            local kk = k + rt.off
+            if rt.kind == 'l' then
+                local lg, add = log_of(rt, kk), cost
+                if add > 0 then
+                    if add > rt.top - lg.total then add = usage(rt.top - lg.total) end
+                    if add > 0 then log_add(lg, add) end
+                else
+                    log_give_back(lg, -cost)
+                end
+                log_verdict(rt, lg, 1, false, add < cost)
+            else
+                local a, b, c = cell_load(rt, cell_of(kk, rt))
+                local a2, b2, c2, capped = cell_charge(rt, a, b, c, cost)
+                cell_verdict(rt, a2, b2, c2, 1, false, capped)
+                cell_save(KEYS[kk], rt, a2, b2, c2)
+            end
+        end
+        k = k + rates.nk
+    end
+end
+-- RESET deletes the keys; its verdict is a fresh state's (as ADJUST by 0 reports it).
+local function reset_batch(op, p, k, count)
+    for _ = 1, count do
+        local rates = sets[tonumber(ARGV[p])]
+        p = p + ITEM_ARGS
+        for r = 1, #rates do
+            local rt = rates[r]
+            local key = KEYS[k + rt.off]
+            if rt.kind == 'l' then
+                call('DEL', key, KEYS[k + rt.off + 1])
+                stale[KEYS[k + rt.off + 1]] = true
+                log_verdict(rt, new_log(rt, k + rt.off), 1, false)
+            else
+                call('DEL', key)
+                stale[key] = true
+                cells[key] = {0, 0, 0, rt.kind}
+                local a, b, c = cell_load(rt, cells[key])
+                cell_verdict(rt, a, b, c, 1, false)
+            end
+        end
+        k = k + rates.nk
+    end
+end
+local RUN = {[OP_CHECK] = decide_batch, [OP_PEEK] = decide_batch, [OP_ADJUST] = adjust_batch,
+    [OP_RESET] = reset_batch}
+local function run(op, p, k, count)
+    RUN[op](op, p, k, count)
+    for i = 1, #batch_logs do log_save(batch_logs[i]) end
+end
+-- A failed batch: its status is the error's text, its verdicts zeros; what it
+-- touched is forgotten, to be read again from Redis.
+local function fail(err, n0, fields, k, k2)
+    n = n0 + 1
+    out[n] = tostring(type(err) == 'table' and err.err or err)
+    for _ = 1, fields do n = n + 1; out[n] = 0 end
+    for x = k, k2 - 1 do
+        cells[KEYS[x]], logs[KEYS[x]], stale[KEYS[x]] = nil, nil, true
+    end
+end
+local batches, k = tonumber(ARGV[pos]), 1
+pos = pos + 1
+for _ = 1, batches do
+    local op, count = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
+    local p, k0, fields, n0 = pos + BATCH_ARGS, k, 0, n
+    for i = 0, count - 1 do
+        local rates = sets[tonumber(ARGV[p + ITEM_ARGS * i])]
+        fields, k = fields + VERDICT_FIELDS * #rates, k + rates.nk
+    end
+    pos = p + ITEM_ARGS * count
+    n = n + 1
+    out[n] = 0
+    batch_logs = {}
+    local ok, err = pcall(run, op, p, k0, count)
+    if not ok then fail(err, n0, fields, k0, k) end
+end
+return out
