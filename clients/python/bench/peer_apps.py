@@ -13,6 +13,11 @@ denied one is the same 429 (Retry-After, the headers, the JSON body):
     limits  slowapi's engine: the `limits` library's FixedWindowRateLimiter (slowapi's
             default strategy) on MemoryStorage, in the process: hit(), then
             get_window_stats() for the headers, as slowapi does with headers enabled.
+            (Debian's limits 2.8 expires MemoryStorage's keys from a threading.Timer that
+            it starts again every 10 ms while keys exist: ~100 thread starts a second,
+            each holding the event loop until the new thread runs, ~1 ms each on a busy
+            machine. That is part of what this peer costs, as it is for slowapi's
+            memory:// storage; hit() + get_window_stats() alone take ~5 us.)
     redis   the usual hand-written Redis limiter: a fixed window counter per client,
             redis.asyncio INCR of "<policy>:<address>:<window>" and, when that created the
             key, EXPIRE; one Redis round trip per request (two on a window's first).
