@@ -67,7 +67,7 @@ config = {"listen": ["unix:@DIR@/rlimitd.sock"], "policies": policies}
 json.dump(config, open(sys.argv[1], "w"))
 PY
 daemon_start many "$(cat "$WORK/many.json")"
-if "$CTL" -s "${SOCK[many]}" -t 30000 --json policies >"$WORK/policies.json"; then
+if "$CTL" -s "${SOCK[many]}" -t $((WAIT_S * 3000)) --json policies >"$WORK/policies.json"; then
     n=$("$PYTHON" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["policies"]))' \
         "$WORK/policies.json" 2>&1)
     echo "rlimitctl policies: $(wc -c <"$WORK/policies.json") bytes, $n policies"
@@ -75,7 +75,7 @@ if "$CTL" -s "${SOCK[many]}" -t 30000 --json policies >"$WORK/policies.json"; th
 else
     check_failed "rlimitctl policies failed with 40,000 policies (max_output at its default)"
 fi
-if "$CTL" -s "${SOCK[many]}" -t 30000 --json stats >"$WORK/stats.json"; then
+if "$CTL" -s "${SOCK[many]}" -t $((WAIT_S * 3000)) --json stats >"$WORK/stats.json"; then
     echo "rlimitctl stats: $(wc -c <"$WORK/stats.json") bytes"
 else
     check_failed "rlimitctl stats failed with 40,000 policies (max_output at its default)"

@@ -19,9 +19,18 @@ REDIS_SOCK=
 REDIS_URL=
 REDIS_ARGS=
 
+# A random free port below the kernel's ephemeral range: no connection of a test running
+# beside this one takes it as its own port while redis_stop ... redis_restart.
 _redis_free_port() {
-    "${PYTHON:-python3}" -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    "${PYTHON:-python3}" -c 'import random, socket
+for _ in range(200):
+    port = random.randrange(10000, 32768)
+    try:
+        socket.socket().bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(port)
+    break'
 }
 
 _redis_spawn() {
