@@ -251,8 +251,8 @@ static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t coun
     plan->compact = call_is_compact(reqs, count);
     size_t i = 0;
     for (size_t q = 0; q < count; q++) {
-        plan->arg_count += (plan->compact ? 0 : RL_REDIS_BATCH_ARGS) +
-                           RL_REDIS_ITEM_ARGS * (size_t)reqs[q]->count;
+        plan->arg_count +=
+            (plan->compact ? 0 : RL_REDIS_BATCH_ARGS) + RL_REDIS_ITEM_ARGS * (size_t)reqs[q]->count;
         for (size_t k = 0; k < reqs[q]->count; k++) {
             plan->set_of[i++] = find_set(plan, &reqs[q]->items[k].limits);
             plan->key_count += item_keys(&reqs[q]->items[k].limits);
