@@ -4,8 +4,9 @@
  * write event armed (no epoll_ctl per command), the write event armed only after a
  * write that did not finish, and the context let go at the awkward moments (a flush
  * scheduled, inside the flush, inside a reply callback) without a leak or a stale event.
- * The number of events added to the loop stands for epoll_ctl calls: an event that is
- * not added never reaches epoll.
+ * The number of events armed on the context's socket stands for epoll_ctl calls: an
+ * event that is not armed never reaches epoll. With hiredis 1.x, hiredis's own command
+ * timeout (redisAsyncSetTimeout, served by the scheduleTimer hook) is tested too.
  */
 #include <check.h>
 #include <errno.h>
