@@ -184,15 +184,18 @@ except ConnectionResetError:
     print("closed")
 PY
 )"
+wait_log "refused a connection of uid 65534"
+ctl -s "unix:$DIR/admin.sock" stats --json
+expect_match "STATS counts the refused peer" '"refused_peers":1' "$OUT"
 as_nobody "$RLIMITCTL" -t 5000 -s "unix:$DIR/root.sock" check five e >/dev/null 2>&1
 expect_eq "... and rlimitctl as uid 65534 fails (exit 2)" 2 "$?"
 as_nobody "$RLIMITCTL" -t 5000 -s "unix:$DIR/nogroup.sock" check five e >"$DIR/nobody.out" 2>&1
 expect_eq "peer_gids [65534]: gid 65534 is served" 0 "$?"
 expect_eq "peer_gids [65534]: root (gid 0) is refused" "closed" "$(raw "unix:$DIR/nogroup.sock" ping)"
-wait_log "refused a connection of uid 65534"
 ctl -s "unix:$DIR/admin.sock" stats --json
-# (python 1, rlimitctl 2: it reconnects once to a connection closed while idle, root 1)
-expect_match "STATS counts the refused peers" '"refused_peers":4' "$OUT"
+# (python 1, root 1, rlimitctl 1 or 2: it reconnects once when the daemon's close arrives
+# before it sends, which depends on timing)
+expect_match "STATS counts every refused peer" '"refused_peers":[34][,}]' "$OUT"
 
 # ---- a token listener ----
 expect_eq "token listener: PING served, CHECK before AUTH is AUTH_REQUIRED, connection open" \
