@@ -607,7 +607,9 @@ START_TEST(calls_larger_than_the_socket_buffer) {
     h.conf.command_timeout_ms = 5000;
     h.conf.host = NULL; /* a Unix socket: its send buffer (~200 KB) bounds what is in flight */
     h.conf.unix_path = h.redis.sock;
-    rl_limits l = one_rate(RL_ALGO_TOKEN_BUCKET, 10, 1000000, 10);
+    /* 10 per hour: a key charged once lives 6 minutes, so DBSIZE below counts every key
+       (with 10 per second they expired after ~100 ms, during the sleep on a slow run) */
+    rl_limits l = one_rate(RL_ALGO_TOKEN_BUCKET, 10, 3600000000LL, 10);
     rl_store *store = h_store(&h, NULL);
     ck_assert_int_eq(
         h_do(&h, store, RL_STORE_CHECK, &(rl_store_item){&l, "p", 1, "warm", 4, 1}, 1).status,
@@ -676,7 +678,9 @@ END_TEST
 START_TEST(big_logs_are_written_in_chunks) {
     int64_t clock = h_wall_us() + 1000000;
     rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
-    rl_store *store = h_store(&h, &opt);
+    /* the first call reads the whole 9,000-entry set once (it has no companion yet):
+       ~30 ms quiet, more than the harness's 500 ms on a loaded machine under ASan */
+    h.conf.command_timeout_ms = 5000;
     rl_limits l = one_rate(RL_ALGO_SLIDING_LOG, 20000, 3600000000LL, 0);
     redisContext *c = rlt_redis_connect(&h.redis, NULL);
     for (int64_t i = 0; i < 9000; i++) {
@@ -684,8 +688,14 @@ START_TEST(big_logs_are_written_in_chunks) {
         freeReplyObject(
             redisCommand(c, "ZADD rl:{p:big}:0 %lld %lld:1", (long long)at, (long long)at));
     }
+    /* made after the 9,000 ZADDs: the store's connections are set up by its event loop,
+       which these blocking calls would stall past its connect timeout on a slow run
+       ("redis is down") */
+    rl_store *store = h_store(&h, &opt);
     rl_store_item it = h_item(&l, "p", "big", 1);
     rl_store_answer ans = h_do(&h, store, RL_STORE_PEEK, &it, 1);
+    ck_assert_msg(ans.status == RL_ST_ALLOWED, "status %d: %s", ans.status,
+                  ans.errstr ? ans.errstr : "");
     ck_assert_uint_eq(ans.verdicts[0].remaining, 20000 - 9000 - 1);
     it.cost = -9500;
     ans = h_do(&h, store, RL_STORE_ADJUST, &it, 1);
