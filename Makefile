@@ -26,7 +26,7 @@ DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansso
 	redis-server nginx python3 python3-fastapi python3-httpx python3-uvicorn python3-uvloop \
 	python3-httptools \
 	python3-pytest python3-limits python3-redis clang libclang-rt-14-dev valgrind wrk \
-	systemd procps iproute2 psmisc curl lua5.1
+	systemd procps iproute2 psmisc curl lua5.1 clang-format
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-format-truncation
@@ -58,7 +58,7 @@ E2E_BINS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(E2E_SRC))
 .SECONDARY:
 
 .PHONY: all deps run test unit e2e pytest check-asan valgrind fuzz fuzz-short bench asan \
-	install clean format
+	install clean format format-check
 
 all: $(BINS) $(CLIENT_LIB)
 
@@ -130,7 +130,7 @@ run: deps all
 # each test's output is printed whole, with its time, when it ends; every test runs even
 # when another failed, and the failed ones are listed at the end. `make test` runs the
 # tests of every step in one such run (the ASan and fuzz builds are tests of it too).
-TEST_STEPS := unit e2e pytest check-asan valgrind fuzz-short
+TEST_STEPS := unit e2e pytest check-asan valgrind fuzz-short format-check
 TEST_JOBS ?= 4
 ASAN_BUILD := $(BUILD)-asan
 ASAN_MAKE := $(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SANITIZER=address,undefined \
@@ -170,7 +170,8 @@ test: deps all $(UNIT_BINS) $(E2E_BINS) $(FAKECLOCK)
 		$(call fuzz_tests,10) \
 		$(call e2e_tests,$(ASAN_BUILD),check-asan/,,asan-build) \
 		$(call e2e_tests,$(BUILD),e2e/,) $(PYTEST_TEST) \
-		$(call unit_tests,$(ASAN_BUILD),check-asan/,asan-build) $(call unit_tests,$(BUILD),unit/); \
+		$(call unit_tests,$(ASAN_BUILD),check-asan/,asan-build) $(call unit_tests,$(BUILD),unit/) \
+		'format-check=$(MAKE) --no-print-directory format-check'; \
 	rc=$$?; failed=$$(awk '$$2 == "FAILED" {sub("/.*", "", $$1); print $$1}' \
 		$(BUILD)/test-logs/test/summary | sort -u | tr '\n' ' '); \
 	echo "make test: $$(( $$(date +%s) - t0 ))s"; \
@@ -230,8 +231,19 @@ install: all
 	install -m 644 conf/nginx/rlimitd.conf $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/nginx/
 	install -m 644 conf/sidecar/* $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/sidecar/
 
+# The C sources kept in .clang-format's layout: `make format` rewrites them, `make
+# format-check` (a step of make test) fails on any deviation and names the files.
+FORMAT_SRC = $(sort $(wildcard daemon/*.[ch] proto/*.[ch] clients/c/*.[ch] tests/*/*.[ch]))
 format:
-	clang-format -i daemon/*.[ch] proto/*.[ch] clients/c/*.[ch] tests/*/*.[ch]
+	clang-format --style=file -i $(FORMAT_SRC)
+
+format-check:
+	@bad=""; for f in $(FORMAT_SRC); do \
+		clang-format --style=file --dry-run -Werror $$f >/dev/null 2>&1 || bad="$$bad $$f"; \
+	done; \
+	if [ -n "$$bad" ]; then echo "format-check: not in .clang-format's layout (make format):$$bad"; \
+		echo "format-check: 0 passed, 1 failed"; exit 1; fi; \
+	echo "format-check: $(words $(FORMAT_SRC)) files in .clang-format's layout"
 
 clean:
 	rm -rf build build-asan

@@ -361,7 +361,7 @@ static bool bucket_saturate(const rl_rate *rate, rl_cell *state, int64_t now) {
 
 static const cell_ops fixed_ops = {fixed_load,  fixed_fits,    fixed_charge,  fixed_figures,
                                    fixed_retry, fixed_expires, count_saturate};
-static const cell_ops counter_ops = {counter_load,  counter_fits,    counter_charge,
+static const cell_ops counter_ops = {counter_load,    counter_fits,  counter_charge,
                                      counter_figures, counter_retry, counter_expires,
                                      count_saturate};
 static const cell_ops bucket_ops = {bucket_load,  bucket_fits,    bucket_charge,  bucket_figures,
@@ -515,11 +515,10 @@ static void log_merge_oldest(rl_log *log) {
  * (limit 1, or the caller did not reserve), the newest entry takes them, restamped to
  * now (counting them longer, never shorter). With no storage at all they are dropped. */
 void rl_log_commit(const rl_rate *rate, rl_log *log, int64_t now_us, uint64_t cost) {
-    if (log->len > 0 && log_newest(log)->at_us < now_us && log->len >= rate->limit &&
-        log->len >= 2)
+    if (log->len > 0 && log_newest(log)->at_us < now_us && log->len >= rate->limit && log->len >= 2)
         log_merge_oldest(log);
-    if (log->len > 0 && (log_newest(log)->at_us >= now_us || log->len == log->cap ||
-                         log->len >= rate->limit)) {
+    if (log->len > 0 &&
+        (log_newest(log)->at_us >= now_us || log->len == log->cap || log->len >= rate->limit)) {
         rl_log_entry *newest = log_newest(log);
         newest->at_us = newest->at_us > now_us ? newest->at_us : now_us;
         newest->cost = add_units(newest->cost, units(cost));

@@ -27,11 +27,11 @@
 #include <stdint.h>
 
 typedef enum rl_algorithm {
-    RL_ALGO_FIXED_WINDOW,   /* at most limit admitted per epoch-aligned window of period */
-    RL_ALGO_SLIDING_LOG,    /* at most limit admitted in any trailing period (exact) */
-    RL_ALGO_SLIDING_COUNTER,/* weighted previous window + current window <= limit */
-    RL_ALGO_TOKEN_BUCKET,   /* capacity burst, refilled continuously at limit/period */
-    RL_ALGO_GCRA,           /* generic cell rate algorithm; redis-cell's CL.THROTTLE */
+    RL_ALGO_FIXED_WINDOW,    /* at most limit admitted per epoch-aligned window of period */
+    RL_ALGO_SLIDING_LOG,     /* at most limit admitted in any trailing period (exact) */
+    RL_ALGO_SLIDING_COUNTER, /* weighted previous window + current window <= limit */
+    RL_ALGO_TOKEN_BUCKET,    /* capacity burst, refilled continuously at limit/period */
+    RL_ALGO_GCRA,            /* generic cell rate algorithm; redis-cell's CL.THROTTLE */
 } rl_algorithm;
 
 /* One rate: the parameters of one algorithm instance. */

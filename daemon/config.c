@@ -68,9 +68,8 @@ static int parse_mode(json_t *v, int *mode) {
 
 static int parse_listener_object(rl_conf_ctx *ctx, json_t *v, const char *path,
                                  rl_listener_conf *l) {
-    static const char *const fields[] = {"address",   "admin",     "mode",       "ops",
-                                         "peer_uids", "peer_gids", "token_file", "insecure",
-                                         NULL};
+    static const char *const fields[] = {"address",   "admin",      "mode",     "ops", "peer_uids",
+                                         "peer_gids", "token_file", "insecure", NULL};
     char sub[256];
     if (rl_conf_fields(ctx, v, path, fields) != 0)
         return -1;
@@ -139,9 +138,10 @@ static int parse_timeout(rl_conf_ctx *ctx, json_t *v, const char *name, int *out
 }
 
 static int parse_limits(rl_conf_ctx *ctx, json_t *v, rl_config *c) {
-    static const char *const fields[] = {"max_frame",   "max_key",    "max_connections",
-                                         "max_pending", "max_output", "idle_timeout",
-                                         "max_http_connections", "http_header_timeout", NULL};
+    static const char *const fields[] = {
+        "max_frame",  "max_key",      "max_connections",      "max_pending",
+        "max_output", "idle_timeout", "max_http_connections", "http_header_timeout",
+        NULL};
     if (!v)
         return 0;
     if (rl_conf_fields(ctx, v, "limits", fields) != 0)
@@ -224,7 +224,7 @@ static void set_defaults(rl_config *c) {
 }
 
 static int parse_root(rl_conf_ctx *ctx, json_t *root, rl_config *c) {
-    static const char *const fields[] = {"listen", "store",      "policies", "limits",
+    static const char *const fields[] = {"listen",     "store",     "policies", "limits",
                                          "denial_log", "log_level", NULL};
     if (rl_conf_fields(ctx, root, "", fields) != 0)
         return -1;

@@ -42,22 +42,22 @@ typedef struct rl_override {
 
 /* A set of keys (exempt or blocked), searched by exact match. */
 typedef struct rl_keyset {
-    char **keys;     /* sorted key strings (owned) */
-    size_t *lens;    /* their lengths */
-    size_t count;    /* number of keys */
+    char **keys;  /* sorted key strings (owned) */
+    size_t *lens; /* their lengths */
+    size_t count; /* number of keys */
 } rl_keyset;
 
 typedef struct rl_policy {
-    char *name;               /* policy name (owned, NUL-terminated) */
-    size_t name_len;          /* bytes of name */
-    rl_limits limits;         /* the default limits */
-    rl_mode mode;             /* enforce or shadow */
+    char *name;                 /* policy name (owned, NUL-terminated) */
+    size_t name_len;            /* bytes of name */
+    rl_limits limits;           /* the default limits */
+    rl_mode mode;               /* enforce or shadow */
     rl_on_error on_store_error; /* what to answer when the store fails */
-    rl_override *overrides;   /* keys with their own limits, sorted by key */
-    size_t override_count;    /* entries in overrides */
-    rl_keyset exempt;         /* always allowed, not counted */
-    rl_keyset block;          /* always denied */
-    uint64_t fingerprint;     /* hash of the limits: a reload keeps counters if unchanged */
+    rl_override *overrides;     /* keys with their own limits, sorted by key */
+    size_t override_count;      /* entries in overrides */
+    rl_keyset exempt;           /* always allowed, not counted */
+    rl_keyset block;            /* always denied */
+    uint64_t fingerprint;       /* hash of the limits: a reload keeps counters if unchanged */
 } rl_policy;
 
 typedef enum rl_listener_kind {
@@ -87,7 +87,7 @@ typedef enum rl_listener_kind {
     (RL_PERM_CHECK | RL_PERM_PEEK | RL_PERM_MULTI_CHECK | RL_PERM_CHARGE | RL_PERM_POLICIES |      \
      RL_PERM_STATS)
 #define RL_PERM_DEFAULT_HTTP (RL_PERM_CHECK | RL_PERM_STATS)
-#define RL_MAX_PEERS 64 /* entries of peer_uids, of peer_gids */
+#define RL_MAX_PEERS 64     /* entries of peer_uids, of peer_gids */
 #define RL_MIN_TOKEN_LEN 16 /* token_file: bytes at least */
 
 typedef struct rl_listener_conf {
@@ -125,26 +125,26 @@ typedef enum rl_store_type {
 #define RL_REDIS_DEFAULT_KEY_PREFIX "rl:"
 
 typedef struct rl_store_conf {
-    rl_store_type type;      /* memory or redis */
-    uint64_t max_keys;       /* embedded store (and local fallback): live keys at most */
-    char *url;               /* redis: as written (owned) */
-    char *host;              /* redis: host, or NULL for a Unix socket (owned) */
-    uint16_t port;           /* redis: TCP port */
-    char *unix_path;         /* redis: socket path (owned) */
-    int db;                  /* redis: database number */
-    char *username;          /* redis: ACL user, or NULL (owned) */
-    char *password;          /* redis: password, or NULL (owned) */
-    int connect_timeout_ms;  /* redis: connect timeout */
-    int command_timeout_ms;  /* redis: reply timeout; past it the fallback answers */
-    char *key_prefix;        /* redis: prefix of every key (default "rl:") (owned) */
-    int pool;                /* redis: connections */
-    int batch_max;           /* redis: items per script call at most */
+    rl_store_type type;     /* memory or redis */
+    uint64_t max_keys;      /* embedded store (and local fallback): live keys at most */
+    char *url;              /* redis: as written (owned) */
+    char *host;             /* redis: host, or NULL for a Unix socket (owned) */
+    uint16_t port;          /* redis: TCP port */
+    char *unix_path;        /* redis: socket path (owned) */
+    int db;                 /* redis: database number */
+    char *username;         /* redis: ACL user, or NULL (owned) */
+    char *password;         /* redis: password, or NULL (owned) */
+    int connect_timeout_ms; /* redis: connect timeout */
+    int command_timeout_ms; /* redis: reply timeout; past it the fallback answers */
+    char *key_prefix;       /* redis: prefix of every key (default "rl:") (owned) */
+    int pool;               /* redis: connections */
+    int batch_max;          /* redis: items per script call at most */
 } rl_store_conf;
 
 typedef struct rl_denial_log_conf {
-    char *path;          /* file to append denials to, or NULL for none (owned) */
-    int syslog;          /* 1: send denials to syslog instead */
-    int lines_per_s;     /* at most this many lines per second; the rest are counted */
+    char *path;      /* file to append denials to, or NULL for none (owned) */
+    int syslog;      /* 1: send denials to syslog instead */
+    int lines_per_s; /* at most this many lines per second; the rest are counted */
 } rl_denial_log_conf;
 
 typedef struct rl_config {
@@ -154,16 +154,16 @@ typedef struct rl_config {
     rl_store_conf store;                          /* the store */
     rl_policy *policies;                          /* policies, sorted by name */
     size_t policy_count;                          /* entries in policies */
-    uint32_t max_frame;       /* limits.max_frame: bytes per frame at most */
-    uint32_t max_key;         /* limits.max_key: key bytes at most */
-    uint32_t max_connections; /* limits.max_connections */
-    uint32_t max_pending;     /* limits.max_pending: requests in flight per connection */
-    uint32_t max_output;      /* limits.max_output: unsent reply bytes per connection */
-    int idle_timeout_ms;      /* limits.idle_timeout: close idle connections after */
+    uint32_t max_frame;                           /* limits.max_frame: bytes per frame at most */
+    uint32_t max_key;                             /* limits.max_key: key bytes at most */
+    uint32_t max_connections;                     /* limits.max_connections */
+    uint32_t max_pending;          /* limits.max_pending: requests in flight per connection */
+    uint32_t max_output;           /* limits.max_output: unsent reply bytes per connection */
+    int idle_timeout_ms;           /* limits.idle_timeout: close idle connections after */
     uint32_t max_http_connections; /* limits.max_http_connections: open HTTP connections */
     int http_header_timeout_ms;    /* limits.http_header_timeout: a request's headers within */
     rl_denial_log_conf denial_log; /* denial_log */
-    int log_level;            /* log_level: 0 error, 1 warn, 2 info, 3 debug */
+    int log_level;                 /* log_level: 0 error, 1 warn, 2 info, 3 debug */
 } rl_config;
 
 // Parses and validates the JSON config at path. Returns the config (owned by the
@@ -199,8 +199,7 @@ int rl_listener_peer_allowed(const rl_listener_conf *l, uint32_t uid, uint32_t g
 
 // Compares a token given by a client (given_len bytes) with the expected one, in a time
 // that depends only on expected_len. Returns 1 if they are equal, 0 otherwise.
-int rl_token_equal(const char *expected, size_t expected_len, const char *given,
-                   size_t given_len);
+int rl_token_equal(const char *expected, size_t expected_len, const char *given, size_t given_len);
 
 // Returns the config name of the operation bit perm ("check", ...), or NULL.
 const char *rl_perm_name(uint32_t perm);

@@ -317,9 +317,9 @@ static uint64_t fingerprint(const rl_policy *p) {
 }
 
 static int parse_policy(rl_conf_ctx *ctx, const char *name, json_t *v, rl_policy *p) {
-    static const char *const fields[] = {"algorithm", "limit",  "period",    "burst",
-                                         "rates",     "mode",   "on_store_error",
-                                         "overrides", "exempt", "block",     NULL};
+    static const char *const fields[] = {
+        "algorithm",      "limit",     "period", "burst", "rates", "mode",
+        "on_store_error", "overrides", "exempt", "block", NULL};
     static const char *const modes[] = {"enforce", "shadow", NULL};
     static const char *const on_error[] = {"local", "allow", "deny", NULL};
     char path[512], sub[512];

@@ -76,9 +76,8 @@ static int parse_redis_url(rl_conf_ctx *ctx, const char *path, rl_store_conf *s)
         return dup_range(ctx, path, p, p + strlen(p), &s->unix_path);
     }
     if (strncmp(url, "redis://", 8) != 0)
-        return rl_conf_fail(ctx, path,
-                            "\"%s\" must be redis://[:password@]HOST[:PORT][/DB] or unix:PATH",
-                            url);
+        return rl_conf_fail(
+            ctx, path, "\"%s\" must be redis://[:password@]HOST[:PORT][/DB] or unix:PATH", url);
     const char *auth = url + 8, *slash = strchr(auth, '/');
     const char *end = slash ? slash : auth + strlen(auth);
     const char *at = NULL; /* the last @: a password may hold one */
@@ -151,16 +150,24 @@ static int parse_redis_strings(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
     if (prefix && strlen(s->key_prefix) > 64)
         return rl_conf_fail(ctx, "store.key_prefix", "at most 64 bytes");
     if (strpbrk(s->key_prefix, "{}"))
-        return rl_conf_fail(ctx, "store.key_prefix",
-                            "\"%s\" must not hold { or } (hash tags)", s->key_prefix);
+        return rl_conf_fail(ctx, "store.key_prefix", "\"%s\" must not hold { or } (hash tags)",
+                            s->key_prefix);
     return 0;
 }
 
 int rl_conf_store(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
     static const char *const memory_fields[] = {"type", "max_keys", NULL};
-    static const char *const redis_fields[] = {
-        "type",     "max_keys",   "url",  "username",  "password", "connect_timeout_ms",
-        "command_timeout_ms", "key_prefix", "pool", "batch_max", NULL};
+    static const char *const redis_fields[] = {"type",
+                                               "max_keys",
+                                               "url",
+                                               "username",
+                                               "password",
+                                               "connect_timeout_ms",
+                                               "command_timeout_ms",
+                                               "key_prefix",
+                                               "pool",
+                                               "batch_max",
+                                               NULL};
     s->connect_timeout_ms = RL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS;
     s->command_timeout_ms = RL_REDIS_DEFAULT_COMMAND_TIMEOUT_MS;
     s->pool = RL_REDIS_DEFAULT_POOL;

@@ -196,10 +196,14 @@ static int resolve_items(pending *p, const rl_request *req) {
 
 static rl_store_op store_op(uint8_t opcode) {
     switch (opcode) {
-    case RL_OP_PEEK: return RL_STORE_PEEK;
-    case RL_OP_ADJUST: return RL_STORE_ADJUST;
-    case RL_OP_RESET: return RL_STORE_RESET;
-    default: return RL_STORE_CHECK;
+    case RL_OP_PEEK:
+        return RL_STORE_PEEK;
+    case RL_OP_ADJUST:
+        return RL_STORE_ADJUST;
+    case RL_OP_RESET:
+        return RL_STORE_RESET;
+    default:
+        return RL_STORE_CHECK;
     }
 }
 
@@ -216,7 +220,7 @@ static int submit(pending *p, rl_store *store) {
             continue;
         s->batch_index = (uint8_t)n;
         batch[n++] = (rl_store_item){s->limits, s->policy->name, s->policy->name_len,
-                                     s->key, s->key_len, s->cost};
+                                     s->key,    s->key_len,      s->cost};
     }
     if (n == 0) {
         rl_engine_finish(p);
@@ -308,8 +312,8 @@ static void fall_back(pending *p, const rl_store_answer *ans) {
         return;
     }
     for (size_t i = 0; i < p->item_count; i++)
-        nominal_verdict(p->slots[i].limits, mode != RL_ON_ERROR_DENY, p->opcode,
-                        p->slots[i].cost, &p->slots[i].verdict);
+        nominal_verdict(p->slots[i].limits, mode != RL_ON_ERROR_DENY, p->opcode, p->slots[i].cost,
+                        &p->slots[i].verdict);
     rl_engine_finish(p);
 }
 
@@ -380,8 +384,7 @@ static void slot_result(pending *p, size_t i, rl_result *r) {
     slot *s = &p->slots[i];
     uint16_t flags = s->flags | (p->fallback ? RL_FLAG_FALLBACK : 0);
     if (s->flags & (RL_FLAG_EXEMPT | RL_FLAG_BLOCKED))
-        nominal_verdict(s->limits, !(s->flags & RL_FLAG_BLOCKED), p->opcode, s->cost,
-                        &s->verdict);
+        nominal_verdict(s->limits, !(s->flags & RL_FLAG_BLOCKED), p->opcode, s->cost, &s->verdict);
     if (s->flags & RL_FLAG_BLOCKED)
         s->verdict.retry_after_us = rl_rate_window_us(&s->limits->rates[0]);
     int allowed = s->verdict.allowed;
@@ -417,8 +420,8 @@ static void error_response(pending *p, rl_response *resp) {
     resp->result.status = (uint8_t)p->error;
     for (size_t i = 0; i < resp->item_count; i++) {
         memset(&resp->items[i], 0, sizeof(rl_result));
-        resp->items[i].status = (uint8_t)(p->slots[i].status != RL_ST_OK ? p->slots[i].status
-                                                                          : RL_ST_DENIED);
+        resp->items[i].status =
+            (uint8_t)(p->slots[i].status != RL_ST_OK ? p->slots[i].status : RL_ST_DENIED);
     }
     rl_engine_count_error(p);
 }
@@ -520,8 +523,8 @@ static rl_status permission(const opcode_handler *h, const rl_request *req, uint
 
 /* ---- entry points ---- */
 
-void rl_engine_handle(rl_engine *e, const rl_request *req, uint32_t perms,
-                      rl_engine_reply *reply, void *arg) {
+void rl_engine_handle(rl_engine *e, const rl_request *req, uint32_t perms, rl_engine_reply *reply,
+                      void *arg) {
     pending *p = pending_get(e, reply, arg);
     if (!p) {
         rl_engine_refuse(e, req->opcode, req->id, RL_ST_INTERNAL, reply, arg);

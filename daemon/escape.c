@@ -72,10 +72,10 @@ static size_t next_unit(const uint8_t *s, size_t left, int flags, int *escape) {
 
 /* Output being written: out holds whole pieces only, need counts every piece. */
 typedef struct sink {
-    char *out;     /* the buffer */
-    size_t len;    /* its size */
-    size_t need;   /* bytes the whole escaped form takes */
-    int stopped;   /* a piece did not fit: nothing more is written */
+    char *out;   /* the buffer */
+    size_t len;  /* its size */
+    size_t need; /* bytes the whole escaped form takes */
+    int stopped; /* a piece did not fit: nothing more is written */
 } sink;
 
 static void put(sink *k, const char *piece, size_t n) {

@@ -20,9 +20,9 @@
 
 /* A hash being computed over several pieces (rl_hash_feed), as if concatenated. */
 typedef struct rl_hasher {
-    uint64_t v[4];  /* SipHash state */
-    uint64_t tail;  /* bytes not yet compressed, little-endian */
-    size_t total;   /* bytes fed so far */
+    uint64_t v[4]; /* SipHash state */
+    uint64_t tail; /* bytes not yet compressed, little-endian */
+    size_t total;  /* bytes fed so far */
 } rl_hasher;
 
 // Returns SipHash-2-4 of data (len bytes) under key (16 bytes): the function of the

@@ -73,7 +73,7 @@ typedef struct http_call {
 } http_call;
 
 static const char *const param_headers[RL_PARAM_COUNT] = {"X-RateLimit-Policy", "X-RateLimit-Key",
-                                                       "X-RateLimit-Cost"};
+                                                          "X-RateLimit-Cost"};
 
 /* ---- answers ---- */
 
@@ -327,8 +327,8 @@ static int same_endpoint(const struct sockaddr_storage *bound,
         return 0;
     if (bound->ss_family == AF_INET) {
         const struct sockaddr_in *b = (const void *)bound, *a = (const void *)local;
-        return b->sin_port == a->sin_port &&
-               (b->sin_addr.s_addr == htonl(INADDR_ANY) || b->sin_addr.s_addr == a->sin_addr.s_addr);
+        return b->sin_port == a->sin_port && (b->sin_addr.s_addr == htonl(INADDR_ANY) ||
+                                              b->sin_addr.s_addr == a->sin_addr.s_addr);
     }
     const struct sockaddr_in6 *b = (const void *)bound, *a = (const void *)local;
     return bound->ss_family == AF_INET6 && b->sin6_port == a->sin6_port &&
@@ -371,8 +371,7 @@ static int allowed(rl_http *h, struct evhttp_request *req, const char *path, uin
     if (l && !bearer_ok(l->rules, req)) {
         rl_engine_note_auth_failure(h->engine);
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-        reply_text(h, req, 401, "%s needs the listener's token: Authorization: Bearer TOKEN",
-                   path);
+        reply_text(h, req, 401, "%s needs the listener's token: Authorization: Bearer TOKEN", path);
         return 0;
     }
     if (!l || !(l->rules->perms & needs)) {

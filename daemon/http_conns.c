@@ -28,10 +28,10 @@ typedef struct conn {
 } conn;
 
 typedef struct watch {
-    struct watch *next;              /* next watched listener */
-    rl_http_conns *owner;            /* the module's state */
+    struct watch *next;                /* next watched listener */
+    rl_http_conns *owner;              /* the module's state */
     struct evhttp_bound_socket *bound; /* evhttp's listener */
-    struct event *pause_ev;          /* re-enables accepting */
+    struct event *pause_ev;            /* re-enables accepting */
 } watch;
 
 struct rl_http_conns {

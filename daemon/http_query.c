@@ -74,8 +74,7 @@ const char *rl_http_parse_query(char *query, rl_http_params *p, char *why, size_
 }
 
 // Checks the parameters' presence and sizes; parses cost. Returns NULL or an error.
-const char *rl_http_params_valid(const rl_http_params *p, int64_t *cost, char *why,
-                                      size_t whylen) {
+const char *rl_http_params_valid(const rl_http_params *p, int64_t *cost, char *why, size_t whylen) {
     if (!p->value[RL_PARAM_POLICY] || p->len[RL_PARAM_POLICY] == 0)
         return "policy: missing (give ?policy= or the X-RateLimit-Policy header)";
     if (p->len[RL_PARAM_POLICY] > RL_MAX_POLICY_LEN)
@@ -99,4 +98,3 @@ const char *rl_http_params_valid(const rl_http_params *p, int64_t *cost, char *w
     *cost = v;
     return NULL;
 }
-

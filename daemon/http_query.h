@@ -22,7 +22,6 @@ const char *rl_http_parse_query(char *query, rl_http_params *p, char *why, size_
 
 // Checks that policy and key are present and fit the wire, and parses cost (default 1,
 // 1..2^32-1) into *cost. Returns NULL, or an error text naming the parameter.
-const char *rl_http_params_valid(const rl_http_params *p, int64_t *cost, char *why,
-                                 size_t whylen);
+const char *rl_http_params_valid(const rl_http_params *p, int64_t *cost, char *why, size_t whylen);
 
 #endif

@@ -106,8 +106,7 @@ static int open_unix(const rl_listener_conf *l, rl_listen_file *file, char *err,
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fail(err, errlen, "socket", l->address);
-    if (bind_unix(fd, l, &sun, file) != 0 || listen(fd, BACKLOG) != 0 ||
-        set_nonblocking(fd) != 0) {
+    if (bind_unix(fd, l, &sun, file) != 0 || listen(fd, BACKLOG) != 0 || set_nonblocking(fd) != 0) {
         fail(err, errlen, "listen", l->address);
         close(fd);
         return -1;
@@ -134,7 +133,8 @@ static int bind_tcp(const struct addrinfo *ai) {
 }
 
 static int open_tcp(const rl_listener_conf *l, char *err, size_t errlen) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     char port[8];

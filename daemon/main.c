@@ -107,8 +107,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     char err[1024];
     (void)what;
     if (d->stopping) { /* a second signal neither reloads nor extends the grace period */
-        rl_log_info("%s ignored: shutting down",
-                    sig == SIGHUP ? "SIGHUP" : sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        rl_log_info("%s ignored: shutting down", sig == SIGHUP    ? "SIGHUP"
+                                                 : sig == SIGTERM ? "SIGTERM"
+                                                                  : "SIGINT");
         return;
     }
     if (sig == SIGHUP) {

@@ -46,72 +46,72 @@
 #define INPUT_INITIAL 4096
 #define INPUT_MAX_CHUNK 65536
 #define ACCEPT_PAUSE_MS 100
-#define PREFETCH_FRAMES 16 /* frames whose keys are hinted to the store ahead of deciding */
+#define PREFETCH_FRAMES 16      /* frames whose keys are hinted to the store ahead of deciding */
 #define LINGER_MS 5000          /* a lingering close lasts at most this long... */
 #define LINGER_BYTES (1u << 20) /* ...and discards at most this many bytes */
 
 typedef enum conn_state {
-    CONN_READING, /* reading frames and answering them */
-    CONN_CLOSING, /* no more reading (peer EOF, fatal frame, shutdown): close once every
-                     answer owed is written */
+    CONN_READING,   /* reading frames and answering them */
+    CONN_CLOSING,   /* no more reading (peer EOF, fatal frame, shutdown): close once every
+                       answer owed is written */
     CONN_LINGERING, /* everything written and writing shut down: input is read and
                        discarded until EOF or the linger bounds, then the socket closes */
-    CONN_DEAD,    /* socket closed; the struct waits for answers still owed by the engine */
+    CONN_DEAD,      /* socket closed; the struct waits for answers still owed by the engine */
 } conn_state;
 
 typedef struct listener {
-    struct listener *next;   /* next listener */
-    struct rl_server *server;/* owner */
-    char *address;           /* as configured (owned) */
-    char *unix_path;         /* socket file to unlink on close, or NULL (owned) */
-    rl_listen_file unix_file;/* the socket file bind() created (only it is unlinked) */
-    rl_listener_conf *rules; /* who may connect, for what (a copy; swapped by a reload) */
-    int fd;                  /* listening socket */
-    struct event *accept_ev; /* readable: connections to accept */
-    struct event *pause_ev;  /* re-enables accepting after running out of descriptors */
+    struct listener *next;    /* next listener */
+    struct rl_server *server; /* owner */
+    char *address;            /* as configured (owned) */
+    char *unix_path;          /* socket file to unlink on close, or NULL (owned) */
+    rl_listen_file unix_file; /* the socket file bind() created (only it is unlinked) */
+    rl_listener_conf *rules;  /* who may connect, for what (a copy; swapped by a reload) */
+    int fd;                   /* listening socket */
+    struct event *accept_ev;  /* readable: connections to accept */
+    struct event *pause_ev;   /* re-enables accepting after running out of descriptors */
 } listener;
 
 typedef struct conn {
-    struct conn *prev, *next; /* the server's list of connections */
-    struct rl_server *server; /* owner */
-    int fd;                   /* the socket, or -1 once closed */
-    struct listener *listener;/* where it came from (its rules), NULL once that closed */
-    int authenticated;        /* sent the listener's token (or it needs none) */
-    conn_state state;         /* see conn_state */
-    int processing;           /* inside the read handler: defer writes and frees */
-    int peer_done;            /* the peer's EOF (or a read error) was seen */
-    int64_t linger_until_us;  /* CONN_LINGERING: when to close regardless */
-    size_t lingered;          /* CONN_LINGERING: input bytes discarded so far */
-    int64_t partial_since_us; /* when the partial frame in the input began, or 0 */
-    int lean;                 /* the last read carried at most one frame: buffers are
-                                 freed between requests (10,000 idle connections stay
-                                 small; pipelining ones keep theirs) */
-    uint32_t in_flight;       /* answers owed by the engine */
-    int dirty;                /* on the server's dirty list */
-    struct conn *dirty_next;  /* next on it */
-    struct event *read_ev;    /* readable, or idle timeout */
-    struct event *write_ev;   /* writable again after a short write */
-    uint8_t *in;              /* input buffer */
-    size_t in_len, in_cap;    /* bytes in it, its size */
-    uint8_t *out;             /* output buffer */
+    struct conn *prev, *next;         /* the server's list of connections */
+    struct rl_server *server;         /* owner */
+    int fd;                           /* the socket, or -1 once closed */
+    struct listener *listener;        /* where it came from (its rules), NULL once that closed */
+    int authenticated;                /* sent the listener's token (or it needs none) */
+    conn_state state;                 /* see conn_state */
+    int processing;                   /* inside the read handler: defer writes and frees */
+    int peer_done;                    /* the peer's EOF (or a read error) was seen */
+    int64_t linger_until_us;          /* CONN_LINGERING: when to close regardless */
+    size_t lingered;                  /* CONN_LINGERING: input bytes discarded so far */
+    int64_t partial_since_us;         /* when the partial frame in the input began, or 0 */
+    int lean;                         /* the last read carried at most one frame: buffers are
+                                         freed between requests (10,000 idle connections stay
+                                         small; pipelining ones keep theirs) */
+    uint32_t in_flight;               /* answers owed by the engine */
+    int dirty;                        /* on the server's dirty list */
+    struct conn *dirty_next;          /* next on it */
+    struct event *read_ev;            /* readable, or idle timeout */
+    struct event *write_ev;           /* writable again after a short write */
+    uint8_t *in;                      /* input buffer */
+    size_t in_len, in_cap;            /* bytes in it, its size */
+    uint8_t *out;                     /* output buffer */
     size_t out_off, out_len, out_cap; /* first unsent byte, bytes in it, its size */
 } conn;
 
 struct rl_server {
-    struct event_base *base;  /* the loop */
-    rl_engine *engine;        /* where requests go */
-    listener *listeners;      /* open listeners */
-    conn *conns;              /* open connections */
-    conn *dirty;              /* connections with answers to write (on_flush) */
-    struct event *flush_ev;   /* active while dirty is not empty */
-    size_t conn_count;        /* entries in conns */
-    uint32_t max_frame;       /* limits, from the config */
+    struct event_base *base; /* the loop */
+    rl_engine *engine;       /* where requests go */
+    listener *listeners;     /* open listeners */
+    conn *conns;             /* open connections */
+    conn *dirty;             /* connections with answers to write (on_flush) */
+    struct event *flush_ev;  /* active while dirty is not empty */
+    size_t conn_count;       /* entries in conns */
+    uint32_t max_frame;      /* limits, from the config */
     uint32_t max_pending;
     uint32_t max_output;
     uint32_t max_connections;
     int idle_timeout_ms;
-    int shutting_down;        /* rl_server_shutdown was called */
-    struct event *grace_ev;   /* ends the shutdown's grace period */
+    int shutting_down;          /* rl_server_shutdown was called */
+    struct event *grace_ev;     /* ends the shutdown's grace period */
     int64_t last_limit_warning; /* second (monotonic) of the last max_connections warning */
     int64_t last_peer_warning;  /* second (monotonic) of the last refused peer warning */
 };
@@ -381,8 +381,8 @@ static uint32_t conn_perms(conn *c, const rl_request *req) {
         return 0;
     if (req->opcode == RL_OP_AUTH) {
         const rl_item *it = &req->items[0];
-        c->authenticated = !rules->token ||
-                           rl_token_equal(rules->token, rules->token_len, it->key, it->key_len);
+        c->authenticated =
+            !rules->token || rl_token_equal(rules->token, rules->token_len, it->key, it->key_len);
     }
     return rules->perms | (c->authenticated ? RL_PERM_AUTHENTICATED : 0);
 }
@@ -485,7 +485,7 @@ static int process_input(conn *c) {
 }
 
 static int read_some(conn *c) {
-    size_t grown = !c->in_cap                      ? INPUT_INITIAL
+    size_t grown = !c->in_cap                    ? INPUT_INITIAL
                    : c->in_cap < INPUT_MAX_CHUNK ? c->in_cap * 2
                                                  : c->in_cap + INPUT_MAX_CHUNK;
     if (c->in_len == c->in_cap && in_reserve(c, grown))
@@ -806,8 +806,8 @@ int rl_server_apply(rl_server *s, const rl_config *c, char *err, size_t errlen) 
     return RL_OK;
 }
 
-rl_server *rl_server_new(struct event_base *base, rl_engine *engine, const rl_config *c,
-                         char *err, size_t errlen) {
+rl_server *rl_server_new(struct event_base *base, rl_engine *engine, const rl_config *c, char *err,
+                         size_t errlen) {
     rl_server *s = rl_calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, errlen, "out of memory");

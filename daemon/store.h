@@ -45,15 +45,15 @@ typedef struct rl_store_item {
 
 /* The answer for a batch. */
 typedef struct rl_store_answer {
-    rl_status status;                    /* ALLOWED (all allowed), DENIED, or a store error:
-                                            STORE_UNAVAILABLE, STORE_FULL, INTERNAL */
-    int64_t now_us;                      /* the store's clock at the decision */
-    size_t count;                        /* items answered (as submitted) */
-    rl_verdict verdicts[RL_MAX_ITEMS];   /* per item, merged over its rates (if no error) */
-    uint16_t flags;                      /* RL_FLAG_CACHED: denied from the over-limit cache;
-                                            RL_FLAG_CAPPED: an ADJUST charge was held at the
-                                            ceiling of 2 x capacity */
-    const char *errstr;                  /* a store error's detail, for the log, or NULL */
+    rl_status status;                  /* ALLOWED (all allowed), DENIED, or a store error:
+                                          STORE_UNAVAILABLE, STORE_FULL, INTERNAL */
+    int64_t now_us;                    /* the store's clock at the decision */
+    size_t count;                      /* items answered (as submitted) */
+    rl_verdict verdicts[RL_MAX_ITEMS]; /* per item, merged over its rates (if no error) */
+    uint16_t flags;                    /* RL_FLAG_CACHED: denied from the over-limit cache;
+                                          RL_FLAG_CAPPED: an ADJUST charge was held at the
+                                          ceiling of 2 x capacity */
+    const char *errstr;                /* a store error's detail, for the log, or NULL */
 } rl_store_answer;
 
 typedef struct rl_store rl_store;

@@ -29,37 +29,37 @@ typedef union rate_state {
 
 /* One (policy, key) and its rates' states; the name bytes follow the states. */
 typedef struct entry {
-    struct entry *next;   /* next in the bucket's chain */
-    uint64_t hash;        /* hash of ns and key */
-    int64_t expires_at;   /* after this the entry holds no information */
-    uint16_t key_len;     /* bytes of key */
-    uint8_t ns_len;       /* bytes of namespace */
-    uint8_t rate_count;   /* states that follow */
-    uint32_t shape : 24;  /* SHAPE_BITS per rate: its algorithm, so a changed one resets it */
-    uint32_t pinned : 1;  /* held by the batch being decided: no sweep may free it */
-    rate_state rates[];   /* one per rate, then ns bytes, then key bytes */
+    struct entry *next;  /* next in the bucket's chain */
+    uint64_t hash;       /* hash of ns and key */
+    int64_t expires_at;  /* after this the entry holds no information */
+    uint16_t key_len;    /* bytes of key */
+    uint8_t ns_len;      /* bytes of namespace */
+    uint8_t rate_count;  /* states that follow */
+    uint32_t shape : 24; /* SHAPE_BITS per rate: its algorithm, so a changed one resets it */
+    uint32_t pinned : 1; /* held by the batch being decided: no sweep may free it */
+    rate_state rates[];  /* one per rate, then ns bytes, then key bytes */
 } entry;
 
 /* A name's hash computed by prefetch, found again by the key's address: only a hint,
  * which the lookup trusts only once an entry of that hash holds the very same name. */
 typedef struct hash_memo {
-    uintptr_t key;  /* the key bytes' address when prefetched (compared, never read) */
+    uintptr_t key;    /* the key bytes' address when prefetched (compared, never read) */
     uint16_t key_len; /* bytes of key */
     uint8_t ns_len;   /* bytes of namespace */
     uint64_t hash;    /* hash_name of the name then */
 } hash_memo;
 
 typedef struct memory_store {
-    rl_store base;          /* the interface */
-    entry **buckets;        /* chains */
-    size_t bucket_count;    /* a power of two */
-    size_t count;           /* entries held */
-    uint64_t max_keys;      /* entries at most */
-    size_t sweep_cursor;    /* next bucket the incremental sweep looks at */
-    int64_t last_full_sweep;/* when the store was last swept whole */
-    const int64_t *clock;   /* test clock, or NULL for the system's */
-    uint64_t evictions;     /* expired entries freed */
-    uint64_t full_refusals; /* new keys refused at max_keys */
+    rl_store base;                   /* the interface */
+    entry **buckets;                 /* chains */
+    size_t bucket_count;             /* a power of two */
+    size_t count;                    /* entries held */
+    uint64_t max_keys;               /* entries at most */
+    size_t sweep_cursor;             /* next bucket the incremental sweep looks at */
+    int64_t last_full_sweep;         /* when the store was last swept whole */
+    const int64_t *clock;            /* test clock, or NULL for the system's */
+    uint64_t evictions;              /* expired entries freed */
+    uint64_t full_refusals;          /* new keys refused at max_keys */
     hash_memo memo[HASH_MEMO_SLOTS]; /* hashes of names prefetched, by key address */
 } memory_store;
 
@@ -82,8 +82,7 @@ static hash_memo *memo_slot(memory_store *m, const char *key) {
 static uint64_t memo_hash(memory_store *m, const char *ns, size_t ns_len, const char *key,
                           size_t key_len, int *from_memo) {
     hash_memo *memo = memo_slot(m, key);
-    *from_memo = memo->key == (uintptr_t)key && memo->key_len == key_len &&
-                 memo->ns_len == ns_len;
+    *from_memo = memo->key == (uintptr_t)key && memo->key_len == key_len && memo->ns_len == ns_len;
     if (*from_memo)
         return memo->hash;
     *memo = (hash_memo){(uintptr_t)key, (uint16_t)key_len, (uint8_t)ns_len,
@@ -280,9 +279,9 @@ static rl_status lookup(memory_store *m, const rl_store_item *it, int64_t now, i
 
 /* Per item: its entry, and the cost of the same entry's earlier items in the batch. */
 typedef struct item_plan {
-    entry *entry;      /* the key's state, or NULL (PEEK of an unknown key) */
-    int64_t prior;     /* units earlier items of the batch take from the same entry */
-    int last;          /* 1 if no later item of the batch has the same entry */
+    entry *entry;               /* the key's state, or NULL (PEEK of an unknown key) */
+    int64_t prior;              /* units earlier items of the batch take from the same entry */
+    int last;                   /* 1 if no later item of the batch has the same entry */
     rl_cell next[RL_MAX_RATES]; /* cells after consuming prior + cost */
 } item_plan;
 
@@ -476,8 +475,7 @@ static int memory_submit(rl_store *store, rl_store_op op, const rl_store_item *i
         ans.status = adjust_item(m, &items[0], ans.now_us, &ans.verdicts[0]);
         if ((ans.status == RL_ST_ALLOWED || ans.status == RL_ST_DENIED) && ans.verdicts[0].capped)
             ans.flags = RL_FLAG_CAPPED;
-    }
-    else if (op == RL_STORE_RESET)
+    } else if (op == RL_STORE_RESET)
         ans.status = reset_item(m, &items[0], ans.now_us, &ans.verdicts[0]);
     else
         ans.status = decide_batch(m, op, items, n, ans.now_us, &ans);

@@ -233,8 +233,10 @@ static void on_answer(void *arg, rl_redis_request *req, rl_store_answer *ans) {
         return; /* answered at its deadline already */
     if (ans->status == RL_ST_INTERNAL) {
         s->errors.item++;
-        log_limited(s, "a request failed inside the script (the others of its call were "
-                       "answered): %s", ans->errstr ? ans->errstr : "?");
+        log_limited(s,
+                    "a request failed inside the script (the others of its call were "
+                    "answered): %s",
+                    ans->errstr ? ans->errstr : "?");
     }
     if (s->cache && req->op == RL_STORE_CHECK && req->count == 1 && ans->status == RL_ST_DENIED)
         rl_redis_cache_insert(s->cache, &req->items[0], req->cache_stamp, c->sent_clock,
@@ -577,8 +579,8 @@ static int check_conf(const rl_store_conf *conf, char *err, size_t errlen) {
 static int setup(redis_store *s, struct event_base *base, const rl_store_conf *conf,
                  const rl_store_redis_options *options) {
     const char *prefix = conf->key_prefix ? conf->key_prefix : RL_REDIS_DEFAULT_KEY_PREFIX;
-    int timeout_ms =
-        conf->command_timeout_ms > 0 ? conf->command_timeout_ms : RL_REDIS_DEFAULT_COMMAND_TIMEOUT_MS;
+    int timeout_ms = conf->command_timeout_ms > 0 ? conf->command_timeout_ms
+                                                  : RL_REDIS_DEFAULT_COMMAND_TIMEOUT_MS;
     s->base.ops = &redis_ops;
     s->clock = options->clock;
     s->prefix_len = strlen(prefix);
@@ -605,8 +607,8 @@ rl_store *rl_store_redis_new_with(struct event_base *base, const rl_store_conf *
     if (rc == RL_AGAIN)
         rl_log_warn("redis store: %s; starting down (STORE_UNAVAILABLE) and reconnecting", err);
     redis_store *s = rl_calloc(1, sizeof(*s));
-    int timeout_ms =
-        conf->command_timeout_ms > 0 ? conf->command_timeout_ms : RL_REDIS_DEFAULT_COMMAND_TIMEOUT_MS;
+    int timeout_ms = conf->command_timeout_ms > 0 ? conf->command_timeout_ms
+                                                  : RL_REDIS_DEFAULT_COMMAND_TIMEOUT_MS;
     int64_t dead_ms = options->dead_after_ms > 0
                           ? options->dead_after_ms
                           : (timeout_ms * 20 > 2000 ? timeout_ms * 20 : 2000);

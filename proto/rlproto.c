@@ -38,8 +38,8 @@ static uint16_t get_u16(cursor *c) {
 static uint32_t get_u32(cursor *c) {
     if (!take(c, 4))
         return 0;
-    uint32_t v = ((uint32_t)c->p[0] << 24) | ((uint32_t)c->p[1] << 16) |
-                 ((uint32_t)c->p[2] << 8) | c->p[3];
+    uint32_t v =
+        ((uint32_t)c->p[0] << 24) | ((uint32_t)c->p[1] << 16) | ((uint32_t)c->p[2] << 8) | c->p[3];
     c->p += 4;
     return v;
 }
@@ -130,7 +130,13 @@ static int get_multi(cursor *c, rl_request *req, rl_status *status) {
 }
 
 /* Which body each opcode carries. */
-typedef enum body_kind { BODY_NONE, BODY_ITEM, BODY_SIGNED_ITEM, BODY_MULTI, BODY_UNKNOWN } body_kind;
+typedef enum body_kind {
+    BODY_NONE,
+    BODY_ITEM,
+    BODY_SIGNED_ITEM,
+    BODY_MULTI,
+    BODY_UNKNOWN
+} body_kind;
 
 static body_kind body_of(uint8_t opcode) {
     switch (opcode) {
@@ -358,18 +364,30 @@ const char *rl_status_name(int status) {
 
 const char *rl_opcode_name(int opcode) {
     switch (opcode) {
-    case RL_OP_PING: return "PING";
-    case RL_OP_CHECK: return "CHECK";
-    case RL_OP_PEEK: return "PEEK";
-    case RL_OP_ADJUST: return "ADJUST";
-    case RL_OP_RESET: return "RESET";
-    case RL_OP_MULTI_CHECK: return "MULTI_CHECK";
-    case RL_OP_AUTH: return "AUTH";
-    case RL_OP_POLICIES: return "POLICIES";
-    case RL_OP_STATS: return "STATS";
-    case RL_OP_TOP: return "TOP";
-    case RL_OP_RELOAD: return "RELOAD";
-    default: return NULL;
+    case RL_OP_PING:
+        return "PING";
+    case RL_OP_CHECK:
+        return "CHECK";
+    case RL_OP_PEEK:
+        return "PEEK";
+    case RL_OP_ADJUST:
+        return "ADJUST";
+    case RL_OP_RESET:
+        return "RESET";
+    case RL_OP_MULTI_CHECK:
+        return "MULTI_CHECK";
+    case RL_OP_AUTH:
+        return "AUTH";
+    case RL_OP_POLICIES:
+        return "POLICIES";
+    case RL_OP_STATS:
+        return "STATS";
+    case RL_OP_TOP:
+        return "TOP";
+    case RL_OP_RELOAD:
+        return "RELOAD";
+    default:
+        return NULL;
     }
 }
 

@@ -12,15 +12,15 @@
 #include <stdint.h>
 
 #define RL_PROTO_VERSION 1
-#define RL_HEADER_LEN 12        /* length + version + opcode + flags + request id */
-#define RL_RESULT_LEN 24        /* one encoded result */
-#define RL_ITEM_FIXED_LEN 7     /* cost + policy_len + key_len */
-#define RL_MAX_ITEMS 16         /* MULTI_CHECK items */
-#define RL_MAX_POLICY_LEN 255   /* policy names fit policy_len */
-#define RL_MAX_KEY_LEN 65535    /* the wire limit; the daemon's max_key is lower */
+#define RL_HEADER_LEN 12      /* length + version + opcode + flags + request id */
+#define RL_RESULT_LEN 24      /* one encoded result */
+#define RL_ITEM_FIXED_LEN 7   /* cost + policy_len + key_len */
+#define RL_MAX_ITEMS 16       /* MULTI_CHECK items */
+#define RL_MAX_POLICY_LEN 255 /* policy names fit policy_len */
+#define RL_MAX_KEY_LEN 65535  /* the wire limit; the daemon's max_key is lower */
 #define RL_DEFAULT_MAX_FRAME 16384
 #define RL_DEFAULT_MAX_KEY 512
-#define RL_MAX_TOKEN_LEN 1024   /* AUTH: token bytes at most */
+#define RL_MAX_TOKEN_LEN 1024 /* AUTH: token bytes at most */
 
 /* Return codes of every codec function (and the project's status convention). */
 enum { RL_OK = 0, RL_AGAIN = 1, RL_ERR = -1 };
@@ -76,19 +76,19 @@ typedef enum rl_status {
 
 /* One (policy, key, cost) item. Strings are not NUL-terminated. */
 typedef struct rl_item {
-    int64_t cost;         /* units; signed only for ADJUST */
-    const char *policy;   /* policy name, into the frame buffer */
-    const char *key;      /* key bytes, into the frame buffer */
-    uint16_t key_len;     /* bytes of key */
-    uint8_t policy_len;   /* bytes of policy */
+    int64_t cost;       /* units; signed only for ADJUST */
+    const char *policy; /* policy name, into the frame buffer */
+    const char *key;    /* key bytes, into the frame buffer */
+    uint16_t key_len;   /* bytes of key */
+    uint8_t policy_len; /* bytes of policy */
 } rl_item;
 
 /* A decoded request frame. */
 typedef struct rl_request {
-    uint32_t id;                    /* request id, echoed in the response */
-    uint8_t opcode;                 /* rl_opcode */
-    uint8_t item_count;             /* items used: 0 (PING/admin), 1, or 1..16 (MULTI_CHECK) */
-    rl_item items[RL_MAX_ITEMS];    /* the items */
+    uint32_t id;                 /* request id, echoed in the response */
+    uint8_t opcode;              /* rl_opcode */
+    uint8_t item_count;          /* items used: 0 (PING/admin), 1, or 1..16 (MULTI_CHECK) */
+    rl_item items[RL_MAX_ITEMS]; /* the items */
 } rl_request;
 
 /* One decision (or error) as it travels on the wire. */
@@ -104,22 +104,22 @@ typedef struct rl_result {
 
 /* A decoded or to-be-encoded response frame. */
 typedef struct rl_response {
-    uint32_t id;                     /* echoed request id */
-    uint8_t opcode;                  /* echoed opcode */
-    rl_result result;                /* the (overall) result */
-    uint8_t item_count;              /* MULTI_CHECK: per-item results that follow */
-    rl_result items[RL_MAX_ITEMS];   /* MULTI_CHECK per-item results */
-    const char *text;                /* admin opcodes: JSON text (not NUL-terminated) */
-    uint32_t text_len;               /* bytes of text */
+    uint32_t id;                   /* echoed request id */
+    uint8_t opcode;                /* echoed opcode */
+    rl_result result;              /* the (overall) result */
+    uint8_t item_count;            /* MULTI_CHECK: per-item results that follow */
+    rl_result items[RL_MAX_ITEMS]; /* MULTI_CHECK per-item results */
+    const char *text;              /* admin opcodes: JSON text (not NUL-terminated) */
+    uint32_t text_len;             /* bytes of text */
 } rl_response;
 
 /* Header fields, readable as soon as RL_HEADER_LEN bytes are in. */
 typedef struct rl_header {
-    uint32_t length;  /* bytes after the length field */
-    uint8_t version;  /* protocol version */
-    uint8_t opcode;   /* opcode */
-    uint16_t flags;   /* flags */
-    uint32_t id;      /* request id */
+    uint32_t length; /* bytes after the length field */
+    uint8_t version; /* protocol version */
+    uint8_t opcode;  /* opcode */
+    uint16_t flags;  /* flags */
+    uint32_t id;     /* request id */
 } rl_header;
 
 // Reads the header at buf (len bytes available). Returns RL_AGAIN if fewer than

@@ -174,7 +174,7 @@ static int set_option(options *o, const char *arg, const char *value) {
 
 /* Fills o from argv. Returns -1 to go on, else an exit status. */
 static int parse_args(int argc, char **argv, options *o) {
-    static const char *const with_value[] = {"-s", "-p", "-c", "-d",  "-k",
+    static const char *const with_value[] = {"-s", "-p", "-c",   "-d",          "-k",
                                              "-t", "-r", "--op", "--token-file"};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -290,8 +290,8 @@ static int conn_open(bench *b, conn *c, uint32_t index) {
         return -1;
     }
     rl_result auth;
-    int rc = b->opt.token ? rl_client_auth(c->client, b->opt.token, b->opt.token_len, &auth)
-                          : RLC_OK;
+    int rc =
+        b->opt.token ? rl_client_auth(c->client, b->opt.token, b->opt.token_len, &auth) : RLC_OK;
     if (rc != RLC_OK || (b->opt.token && auth.status != RL_ST_OK)) {
         fprintf(stderr, "rlimit-bench: authentication failed: %s\n",
                 rc != RLC_OK ? rl_client_errstr(rc) : rl_status_name(auth.status));

@@ -226,8 +226,8 @@ static int connect_unix(const char *path, int64_t deadline, char *err, size_t er
 
 /* Splits "HOST:PORT" or "[V6]:PORT" (hostport.h) into host and port (copies). Returns
  * 0, or -1 with a message in err. */
-static int split_host_port(const char *spec, char *host, size_t hostlen, char *port,
-                           size_t portlen, char *err, size_t errlen) {
+static int split_host_port(const char *spec, char *host, size_t hostlen, char *port, size_t portlen,
+                           char *err, size_t errlen) {
     rl_hostport hp;
     rl_hostport_status status = rl_hostport_parse(spec, strlen(spec), 0, &hp);
     if (status != RL_HOSTPORT_OK) {

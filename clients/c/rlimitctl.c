@@ -52,15 +52,15 @@ static const char usage_text[] =
 
 /* What the command line asks for. */
 typedef struct options {
-    const char *address; /* -s, else $RLIMITD_ADDRESS, else the default */
+    const char *address;    /* -s, else $RLIMITD_ADDRESS, else the default */
     const char *token_file; /* --token-file, else $RLIMITD_TOKEN_FILE, or NULL */
-    int timeout_ms;      /* -t */
-    int json;            /* --json */
-    int64_t n;           /* -n COST or DELTA */
-    int has_n;           /* -n was given */
-    uint32_t top_keys;   /* -k N */
-    const char *args[4]; /* positional arguments: the command and its operands */
-    int arg_count;       /* positional arguments given */
+    int timeout_ms;         /* -t */
+    int json;               /* --json */
+    int64_t n;              /* -n COST or DELTA */
+    int has_n;              /* -n was given */
+    uint32_t top_keys;      /* -k N */
+    const char *args[4];    /* positional arguments: the command and its operands */
+    int arg_count;          /* positional arguments given */
 } options;
 
 /* Prints "rlimitctl: MESSAGE" and the usage on stderr; returns EXIT_ERROR. */

@@ -402,7 +402,7 @@ START_TEST(sighup_reloads_and_keeps_counters) {
         usleep(20000);
     ck_assert(rlt_daemon_log_has(&daemon_, "reloaded"));
     ck_assert_int_eq(check("five", "r", 1).remaining, 1); /* unchanged policy: kept */
-    rl_result r = check("log", "r", 1);                    /* changed policy: forgotten */
+    rl_result r = check("log", "r", 1);                   /* changed policy: forgotten */
     ck_assert_int_eq(r.limit, 2);
     ck_assert_int_eq(r.remaining, 1);
     /* a broken config is refused and the old one stays */

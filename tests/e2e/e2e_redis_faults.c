@@ -431,10 +431,9 @@ START_TEST(a_failing_request_is_answered_alone) {
     ck_assert_int_eq(outs[0].ans.verdicts[0].remaining, 3);
     ck_assert_int_eq(outs[1].ans.status, RL_ST_DENIED);
     ck_assert_int_eq(outs[1].ans.verdicts[0].remaining, 0);
-    ck_assert_int_eq(outs[1].ans.verdicts[0].retry_after_us,
-                     3600000000LL - clock % 3600000000LL);
+    ck_assert_int_eq(outs[1].ans.verdicts[0].retry_after_us, 3600000000LL - clock % 3600000000LL);
     ck_assert_int_eq(outs[2].ans.status, RL_ST_INTERNAL);
-    ck_assert_ptr_nonnull(outs[2].ans.errstr); /* Redis's OOM error (valid during done) */
+    ck_assert_ptr_nonnull(outs[2].ans.errstr);           /* Redis's OOM error (valid during done) */
     ck_assert_int_eq(outs[3].ans.status, RL_ST_ALLOWED); /* nothing of the failed one stayed */
     ck_assert_int_eq(outs[3].ans.verdicts[0].remaining, 4);
     /* the compact form (single bucket CHECKs): the same, item by item */

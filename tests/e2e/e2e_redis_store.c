@@ -104,9 +104,8 @@ static void assert_same(const rl_store_answer *got, rl_status status, const rl_v
         const rl_verdict *g = &got->verdicts[i], *w = &want[i];
         ck_assert_msg(
             g->allowed == w->allowed && g->capped == w->capped && g->limit == w->limit &&
-                g->remaining == w->remaining &&
-                g->reset_after_us == w->reset_after_us && g->retry_after_us == w->retry_after_us &&
-                g->window_us == w->window_us,
+                g->remaining == w->remaining && g->reset_after_us == w->reset_after_us &&
+                g->retry_after_us == w->retry_after_us && g->window_us == w->window_us,
             "%s item %zu: got allowed %d limit %llu remaining %llu reset %lld retry "
             "%lld window %lld; want %d %llu %llu %lld %lld %lld",
             what, i, g->allowed, (unsigned long long)g->limit, (unsigned long long)g->remaining,
@@ -831,7 +830,8 @@ START_TEST(charges_are_capped_at_two_windows) {
     }
     /* a bucket pushed 40 years ahead by an older rlimitd counts as 2 windows ahead */
     rl_limits b = one_rate(RL_ALGO_TOKEN_BUCKET, 5, 60000000, 5);
-    freeReplyObject(redisCommand(c, "SET rl:{old:k}:0 %lld", (long long)(clock + 1262304000000000LL)));
+    freeReplyObject(
+        redisCommand(c, "SET rl:{old:k}:0 %lld", (long long)(clock + 1262304000000000LL)));
     rl_store_item old = h_item(&b, "old", "k", 1);
     rl_store_answer ans = h_do(&h, store, RL_STORE_CHECK, &old, 1);
     ck_assert_int_eq(ans.status, RL_ST_DENIED);
@@ -869,8 +869,8 @@ START_TEST(logs_of_an_older_rlimitd_are_counted_whole) {
     it.cost = 49;
     ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
     clock += 1000;
-    freeReplyObject(redisCommand(c, "ZADD rl:{p:old}:0 %lld %lld:1", (long long)clock,
-                                 (long long)clock));
+    freeReplyObject(
+        redisCommand(c, "ZADD rl:{p:old}:0 %lld %lld:1", (long long)clock, (long long)clock));
     it.cost = 1;
     ans = h_do(&h, store, RL_STORE_CHECK, &it, 1);
     ck_assert_int_eq(ans.status, RL_ST_DENIED); /* 49 + the old rlimitd's 1 = 50 */

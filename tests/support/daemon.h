@@ -12,13 +12,13 @@
 #include <sys/types.h>
 
 typedef struct rlt_daemon {
-    pid_t pid;          /* the daemon (or its wrapper) */
-    char dir[256];      /* its temporary directory */
-    char config[320];   /* the config file */
-    char log[320];      /* its stderr */
-    char sock[320];     /* "unix:@DIR@/rlimitd.sock", the address tests connect to */
-    int exited;         /* rlt_daemon_wait saw it exit */
-    int status;         /* then: its exit status (-1: killed by a signal) */
+    pid_t pid;        /* the daemon (or its wrapper) */
+    char dir[256];    /* its temporary directory */
+    char config[320]; /* the config file */
+    char log[320];    /* its stderr */
+    char sock[320];   /* "unix:@DIR@/rlimitd.sock", the address tests connect to */
+    int exited;       /* rlt_daemon_wait saw it exit */
+    int status;       /* then: its exit status (-1: killed by a signal) */
 } rlt_daemon;
 
 // Writes config (with @DIR@ replaced) to a new temporary directory and starts the
@@ -40,9 +40,9 @@ int rlt_daemon_log_has(const rlt_daemon *d, const char *text);
 // (-1 if a signal killed it), or -2 if it is still running.
 int rlt_daemon_wait(rlt_daemon *d, int timeout_ms);
 
-// Stops the daemon with SIGTERM (unless rlt_daemon_wait saw it exit) and waits for it (30 s at most, then SIGKILL). Returns
-// its exit status (0 for a clean stop; the wrapper's error code under valgrind), or -1
-// if it had to be killed or died of a signal. Removes the temporary directory.
+// Stops the daemon with SIGTERM (unless rlt_daemon_wait saw it exit) and waits for it (30 s at
+// most, then SIGKILL). Returns its exit status (0 for a clean stop; the wrapper's error code under
+// valgrind), or -1 if it had to be killed or died of a signal. Removes the temporary directory.
 int rlt_daemon_stop(rlt_daemon *d);
 
 // Substitutes @DIR@ in text into out (len bytes).

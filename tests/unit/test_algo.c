@@ -813,8 +813,8 @@ START_TEST(test_adjust_saturates_at_twice_capacity) {
         v = meter_adjust(&m, now, INT64_MAX);
         ck_assert(v.capped);
         ck_assert_int_le(v.reset_after_us, 2 * window);
-        int64_t expires = is_log(&m) ? rl_log_expires_at(&m.rate, &m.log)
-                                     : rl_cell_expires_at(&m.rate, &m.cell);
+        int64_t expires =
+            is_log(&m) ? rl_log_expires_at(&m.rate, &m.log) : rl_cell_expires_at(&m.rate, &m.cell);
         ck_assert_int_le(expires, now + 2 * window);
         /* The usage is exactly 2 x capacity: giving back 4 leaves the key full, 4 more empty. */
         v = meter_adjust(&m, now, -4);
@@ -989,9 +989,10 @@ START_TEST(test_random_promises_hold) {
         /* An adjustment's verdict is that of a cost-1 probe. */
         uint64_t cost = adjust ? 1 : random_cost(&rng, rl_rate_capacity(&m.rate));
         int64_t cap = (int64_t)rl_rate_capacity(&m.rate);
-        rl_verdict v = adjust ? meter_adjust(&m, now, (int64_t)rng_below(&rng, 2 * (uint64_t)cap + 9)
-                                                       - cap - 4)
-                              : meter_check(&m, now, cost);
+        rl_verdict v =
+            adjust
+                ? meter_adjust(&m, now, (int64_t)rng_below(&rng, 2 * (uint64_t)cap + 9) - cap - 4)
+                : meter_check(&m, now, cost);
         require(v.reset_after_us <= 2 * window, "reset_after %lld beyond two windows",
                 (long long)v.reset_after_us);
         require(!is_log(&m) || m.log.len <= m.rate.limit, "%u log entries", m.log.len);

@@ -145,7 +145,8 @@ START_TEST(test_example_file_loads) {
     const rl_limits *partner = override_limits(login, "apikey:partner-42");
     ck_assert_uint_eq(partner->rate_count, 1);
     assert_rate(&partner->rates[0], RL_ALGO_SLIDING_LOG, 50, 900000, 0);
-    ck_assert(rl_policy_limits(login, "partner-42", 10) == &login->limits); /* keys name their kind */
+    ck_assert(rl_policy_limits(login, "partner-42", 10) ==
+              &login->limits); /* keys name their kind */
     ck_assert(rl_keyset_has(&login->exempt, "ip:10.0.0.1", 11));
     ck_assert(!rl_keyset_has(&login->exempt, "10.0.0.1", 8));
     ck_assert(!rl_keyset_has(&login->exempt, "ip:10.0.0.2", 11));
@@ -869,9 +870,9 @@ END_TEST
 /* A sliding log keeps up to `limit` entries per key; above RL_SLIDING_LOG_MAX_LIMIT the
  * config says to use the counter, for a policy's rate, each of its rates, an override. */
 START_TEST(test_sliding_log_limit_has_a_maximum) {
-    rl_config *c = ACCEPTED(parse_policies(
-        "'a':{'algorithm':'sliding_window_log','limit':10000,'period':'1h'},"
-        "'b':{'algorithm':'sliding_window_counter','limit':20000,'period':'1h'}"));
+    rl_config *c = ACCEPTED(
+        parse_policies("'a':{'algorithm':'sliding_window_log','limit':10000,'period':'1h'},"
+                       "'b':{'algorithm':'sliding_window_counter','limit':20000,'period':'1h'}"));
     ck_assert_uint_eq(c->policies[0].limits.rates[0].limit, RL_SLIDING_LOG_MAX_LIMIT);
     rl_config_free(c);
     REFUSED(parse_policies("'login':{'algorithm':'sliding_window_log','limit':20000,"
@@ -1088,8 +1089,8 @@ START_TEST(test_listener_default_operations) {
     ck_assert_uint_eq(l[3].perms, RL_PERM_CHECK | RL_PERM_STATS);
     ck_assert_uint_eq(l[4].perms, RL_PERM_ALL);
     /* the non-admin default: no refund, reset, top or reload */
-    ck_assert_uint_eq(RL_PERM_DEFAULT_BINARY & (RL_PERM_REFUND | RL_PERM_RESET | RL_PERM_TOP |
-                                                RL_PERM_RELOAD),
+    ck_assert_uint_eq(RL_PERM_DEFAULT_BINARY &
+                          (RL_PERM_REFUND | RL_PERM_RESET | RL_PERM_TOP | RL_PERM_RELOAD),
                       0);
     ck_assert_ptr_null(l[0].token);
     ck_assert_ptr_null(l[0].peer_uids);
@@ -1130,9 +1131,9 @@ START_TEST(test_listener_ops) {
 END_TEST
 
 START_TEST(test_listener_peers) {
-    rl_config *c = ACCEPTED(
-        parse_listen("{'address':'unix:/tmp/a','peer_uids':[0,4294967294]},"
-                     "{'address':'unix:/tmp/b','peer_gids':[100]}, 'unix:/tmp/c'"));
+    rl_config *c =
+        ACCEPTED(parse_listen("{'address':'unix:/tmp/a','peer_uids':[0,4294967294]},"
+                              "{'address':'unix:/tmp/b','peer_gids':[100]}, 'unix:/tmp/c'"));
     const rl_listener_conf *l = c->listeners;
     ck_assert_int_eq(rl_listener_peer_allowed(&l[0], 0, 7), 1);
     ck_assert_int_eq(rl_listener_peer_allowed(&l[0], 4294967294u, 7), 1);
@@ -1185,14 +1186,14 @@ static rl_config *parse_token_listener(const char *address, const char *path) {
 }
 
 START_TEST(test_listener_token_file) {
-    rl_config *c = ACCEPTED(parse_token_listener(
-        "tcp:0.0.0.0:1", token_file("good", "0123456789abcdef0123\n", 0600)));
+    rl_config *c = ACCEPTED(
+        parse_token_listener("tcp:0.0.0.0:1", token_file("good", "0123456789abcdef0123\n", 0600)));
     ck_assert_uint_eq(c->listeners[0].token_len, 20);
     ck_assert_int_eq(memcmp(c->listeners[0].token, "0123456789abcdef0123", 20), 0);
     ck_assert_uint_eq(c->listeners[0].perms, RL_PERM_DEFAULT_BINARY);
     rl_config_free(c);
-    c = ACCEPTED(parse_token_listener("http:[::]:1", token_file("crlf", "abcdefghijklmnop\r\n",
-                                                                 0400)));
+    c = ACCEPTED(
+        parse_token_listener("http:[::]:1", token_file("crlf", "abcdefghijklmnop\r\n", 0400)));
     ck_assert_uint_eq(c->listeners[0].token_len, 16);
     rl_config_free(c);
 
@@ -1216,8 +1217,8 @@ START_TEST(test_listener_token_file) {
     REFUSED(parse_token_listener("unix:/tmp/a", token_file("unix", "0123456789abcdef\n", 0600)),
             "listen[0].token_file", "unix");
     REFUSED(parse_listen("{'address':'tcp:0.0.0.0:1','token_file':5}"), "listen[0].token_file");
-    static const char *const names[] = {"good", "crlf", "shared", "group", "short",
-                                        "empty", "long", "unix"};
+    static const char *const names[] = {"good",  "crlf",  "shared", "group",
+                                        "short", "empty", "long",   "unix"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char path[128];
         snprintf(path, sizeof(path), "%s/%s", token_dir, names[i]);
@@ -1228,9 +1229,12 @@ START_TEST(test_listener_token_file) {
 END_TEST
 
 START_TEST(test_non_loopback_needs_a_token) {
-    static const char *const exposed[] = {"'tcp:0.0.0.0:1'", "'http:0.0.0.0:1'",
-                                          "'tcp:[::]:1'", "'tcp:10.0.0.1:1'",
-                                          "'tcp:example.com:1'", "{'address':'tcp:0.0.0.0:1'}",
+    static const char *const exposed[] = {"'tcp:0.0.0.0:1'",
+                                          "'http:0.0.0.0:1'",
+                                          "'tcp:[::]:1'",
+                                          "'tcp:10.0.0.1:1'",
+                                          "'tcp:example.com:1'",
+                                          "{'address':'tcp:0.0.0.0:1'}",
                                           "{'address':'tcp:0.0.0.0:1','insecure':false}",
                                           "{'address':'tcp:192.168.1.1:1','admin':true}"};
     for (size_t i = 0; i < sizeof(exposed) / sizeof(exposed[0]); i++)

@@ -65,9 +65,14 @@ static const char *const expected[] = {
     "local store memory: keys 0, max_keys 1000\n"
     "denial log: 10 lines, 2 suppressed, 0 write errors\n"
     "\n"
-    "POLICY                  ALLOWED  DENIED  SHADOW_DENIED  EXEMPT  BLOCKED  ERRORS  STORE_ERRORS  FALLBACKS\n"
-    "api                          10       2              0       1        0       0             0          0\n"
-    "l\xc3""\xa9""\\xe2\\x80\\xaegin\\x00x        1       -              -       -        -       -             -          -\n"
+    "POLICY                  ALLOWED  DENIED  SHADOW_DENIED  EXEMPT  BLOCKED  ERRORS  STORE_ERRORS "
+    " FALLBACKS\n"
+    "api                          10       2              0       1        0       0             0 "
+    "         0\n"
+    "l\xc3"
+    "\xa9"
+    "\\xe2\\x80\\xaegin\\x00x        1       -              -       -        -       -             "
+    "-          -\n"
     "",
     /* case 1 */
     "uptime 5s, connections -, in flight 0, refused 0, reloads 0 (0 refused)\n"
@@ -126,8 +131,8 @@ START_TEST(test_tables_unchanged) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *out;
         ck_assert_int_eq(render(cases[i].opcode, cases[i].json, &out), EXIT_ALLOWED);
-        ck_assert_msg(strcmp(out, expected[i]) == 0, "case %zu printed:\n%s\nexpected:\n%s", i,
-                      out, expected[i]);
+        ck_assert_msg(strcmp(out, expected[i]) == 0, "case %zu printed:\n%s\nexpected:\n%s", i, out,
+                      expected[i]);
         free(out);
     }
 }

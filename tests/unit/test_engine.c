@@ -548,23 +548,20 @@ START_TEST(test_adjust_cost_is_bounded_by_the_capacity) {
     static const struct {
         const char *policy, *key;
         int64_t capacity;
-    } cases[] = {{"log5", "k", 5},  {"tb", "k", 20},       {"gcra", "k", 2},
-                 {"fixed", "k", 5}, {"multi", "k", 10},    {"over", "k", 2},
-                 {"over", "partner", 4}};
+    } cases[] = {{"log5", "k", 5},   {"tb", "k", 20},  {"gcra", "k", 2},      {"fixed", "k", 5},
+                 {"multi", "k", 10}, {"over", "k", 2}, {"over", "partner", 4}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *policy = cases[i].policy, *key = cases[i].key;
         int64_t c = cases[i].capacity;
         assert_error(op_admin(RL_OP_ADJUST, policy, key, c + 1, 1).result, RL_ST_COST_TOO_LARGE);
-        assert_error(op_admin(RL_OP_ADJUST, policy, key, -(c + 1), 1).result,
-                     RL_ST_COST_TOO_LARGE);
+        assert_error(op_admin(RL_OP_ADJUST, policy, key, -(c + 1), 1).result, RL_ST_COST_TOO_LARGE);
         assert_error(op_admin(RL_OP_ADJUST, policy, key, INT32_MAX, 1).result,
                      RL_ST_COST_TOO_LARGE);
         assert_error(op_admin(RL_OP_ADJUST, policy, key, INT32_MIN, 1).result,
                      RL_ST_COST_TOO_LARGE);
         ck_assert_int_eq(op_admin(RL_OP_ADJUST, policy, key, c, 1).result.status, RL_ST_DENIED);
         rl_result r = op_admin(RL_OP_ADJUST, policy, key, -c, 1).result;
-        ck_assert_msg(r.status != RL_ST_COST_TOO_LARGE, "%s: -%lld refused", policy,
-                      (long long)c);
+        ck_assert_msg(r.status != RL_ST_COST_TOO_LARGE, "%s: -%lld refused", policy, (long long)c);
     }
     /* A denied key stays denied: INT32_MIN is refused, not a reset. */
     for (int i = 0; i < 5; i++)

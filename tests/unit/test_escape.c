@@ -70,14 +70,17 @@ END_TEST
 
 /* The finding: rlimitctl top printed U+009B (CSI) and U+202E raw. */
 START_TEST(test_c1_and_bidi) {
-    ck_assert_str_eq(esc("x\xc2\x9b" "31m", 6, KEEP_UTF8), "x\\xc2\\x9b31m");
+    ck_assert_str_eq(esc("x\xc2\x9b"
+                         "31m",
+                         6, KEEP_UTF8),
+                     "x\\xc2\\x9b31m");
     ck_assert_str_eq(esc("\xc2\x80\xc2\x9f", 4, KEEP_UTF8), "\\xc2\\x80\\xc2\\x9f");
     ck_assert_str_eq(esc("evil\xe2\x80\xaetxt.exe", 14, KEEP_UTF8), "evil\\xe2\\x80\\xaetxt.exe");
     static const char *const bidi[] = {
-        "\xd8\x9c",     "\xe2\x80\x8e", "\xe2\x80\x8f", "\xe2\x80\xaa", "\xe2\x80\xab",
-        "\xe2\x80\xac", "\xe2\x80\xad", "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8",
+        "\xd8\x9c",     "\xe2\x80\x8e", "\xe2\x80\x8f",     "\xe2\x80\xaa", "\xe2\x80\xab",
+        "\xe2\x80\xac", "\xe2\x80\xad", "\xe2\x81\xa6",     "\xe2\x81\xa7", "\xe2\x81\xa8",
         "\xe2\x81\xa9", /* U+061C, U+200E/F, U+202A-E, U+2066-9 */
-        "\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x80\x8b", "\xef\xbb\xbf", "\xc2\xa0",
+        "\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x80\x8b",     "\xef\xbb\xbf", "\xc2\xa0",
         "\xc2\xad",     "\xe3\x80\x80", "\xf3\xa0\x80\x81", /* separators, invisibles, tags */
     };
     for (size_t i = 0; i < sizeof(bidi) / sizeof(bidi[0]); i++) {
@@ -89,7 +92,8 @@ START_TEST(test_c1_and_bidi) {
 END_TEST
 
 START_TEST(test_utf8_kept_or_not) {
-    ck_assert_str_eq(esc("h\xc3\xa9llo \xe4\xb8\xad", 10, KEEP_UTF8), "h\xc3\xa9llo\\x20\xe4\xb8\xad");
+    ck_assert_str_eq(esc("h\xc3\xa9llo \xe4\xb8\xad", 10, KEEP_UTF8),
+                     "h\xc3\xa9llo\\x20\xe4\xb8\xad");
     ck_assert_str_eq(esc("h\xc3\xa9", 3, 0), "h\\xc3\\xa9");
     ck_assert_str_eq(esc("\xf0\x9f\x98\x80", 4, KEEP_UTF8), "\xf0\x9f\x98\x80");
     /* invalid: overlong, surrogate, past U+10FFFF, cut short, stray continuation */
@@ -97,7 +101,10 @@ START_TEST(test_utf8_kept_or_not) {
     ck_assert_str_eq(esc("\xed\xa0\x80", 3, KEEP_UTF8), "\\xed\\xa0\\x80");
     ck_assert_str_eq(esc("\xf4\x90\x80\x80", 4, KEEP_UTF8), "\\xf4\\x90\\x80\\x80");
     ck_assert_str_eq(esc("a\xc3", 2, KEEP_UTF8), "a\\xc3");
-    ck_assert_str_eq(esc("\x80" "a", 2, KEEP_UTF8), "\\x80a");
+    ck_assert_str_eq(esc("\x80"
+                         "a",
+                         2, KEEP_UTF8),
+                     "\\x80a");
 }
 END_TEST
 

@@ -104,7 +104,7 @@ START_TEST(a_call_carries_every_batch_with_shared_limit_sets) {
     ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 2, sha, 1234), RL_OK);
     redisReply *cmd = parse(buf.data, buf.len);
     /* a sliding log has a second key, its companion: the same name and a mark */
-    const char *const head[] = {"EVALSHA",     sha,          "5",         "rl:{p:x}:0",
+    const char *const head[] = {"EVALSHA",    sha,           "5",          "rl:{p:x}:0",
                                 "rl:{q:y}:0", "rl:{q:y}:0#", "rl:{q:y}:1", "rl:{p:z}:0"};
     assert_args(cmd, 0, head, 8);
     const char *const argv[] = {"1234",                                  /* now */
@@ -335,15 +335,15 @@ START_TEST(a_failed_batch_is_answered_alone) {
     rl_store_item x = item(&g, "p", "x", 1), y = item(&g, "p", "y", 1);
     reqs[0] = rl_redis_request_new(RL_STORE_CHECK, &x, 1, "rl:", 3, &st);
     reqs[1] = rl_redis_request_new(RL_STORE_CHECK, &y, 1, "rl:", 3, &st);
-    ck_assert_int_eq(decode("*7\r\n:777\r\n:3\r\n:100000\r\n:0\r\n$3\r\nOOM\r\n:0\r\n:0\r\n",
-                            reqs, 2, &got, &why),
+    ck_assert_int_eq(decode("*7\r\n:777\r\n:3\r\n:100000\r\n:0\r\n$3\r\nOOM\r\n:0\r\n:0\r\n", reqs,
+                            2, &got, &why),
                      RL_OK);
     ck_assert_int_eq(got.got[0].status, RL_ST_ALLOWED);
     ck_assert_int_eq(got.got[0].flags, 0);
     ck_assert_int_eq(got.got[1].status, RL_ST_INTERNAL);
     ck_assert_ptr_nonnull(got.got[1].errstr);
-    ck_assert_int_eq(decode("*7\r\n:777\r\n:3\r\n:100000\r\n:0\r\n:0\r\n$3\r\nOOM\r\n:0\r\n",
-                            reqs, 2, &got, &why),
+    ck_assert_int_eq(decode("*7\r\n:777\r\n:3\r\n:100000\r\n:0\r\n:0\r\n$3\r\nOOM\r\n:0\r\n", reqs,
+                            2, &got, &why),
                      RL_ERR); /* a string elsewhere */
     rl_free(reqs[0]);
     rl_free(reqs[1]);
