@@ -219,8 +219,8 @@ static int submit(pending *p, rl_store *store) {
         if (s->flags & (RL_FLAG_EXEMPT | RL_FLAG_BLOCKED | RL_FLAG_SHADOW))
             continue;
         s->batch_index = (uint8_t)n;
-        batch[n++] = (rl_store_item){s->limits, s->policy->name, s->policy->name_len,
-                                     s->key,    s->key_len,      s->cost};
+        batch[n++] = (rl_store_item){
+            s->limits, s->policy->name, s->policy->name_len, s->key, s->key_len, s->cost, 0};
     }
     if (n == 0) {
         rl_engine_finish(p);

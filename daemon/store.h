@@ -30,7 +30,14 @@ typedef enum rl_store_op {
     RL_STORE_CHECK,  /* decide and consume if every item allows */
     RL_STORE_PEEK,   /* decide, consume nothing */
     RL_STORE_ADJUST, /* add cost (signed) to every rate of the item; no decision */
-    RL_STORE_RESET,  /* forget the item's state for every rate */
+    RL_STORE_RESET,  /* forget the item's state for every rate (a concurrency key: every
+                        lease of the key) */
+    /* Concurrency policies (rate algorithm RL_ALGO_CONCURRENCY), one item per batch: */
+    RL_STORE_ACQUIRE, /* hold cost slots as lease item.lease until now + the lease
+                         (the rate's period_us) if they fit in limit: ALLOWED, else DENIED */
+    RL_STORE_RELEASE, /* end lease item.lease: ALLOWED, or LEASE_UNKNOWN if not held */
+    RL_STORE_RENEW,   /* move lease item.lease's expiry to now + the lease: ALLOWED, or
+                         LEASE_UNKNOWN if not held */
 } rl_store_op;
 
 /* One item of a batch, resolved against its policy by the engine. */
@@ -40,16 +47,33 @@ typedef struct rl_store_item {
     size_t ns_len;           /* bytes of ns */
     const char *key;         /* the key bytes */
     size_t key_len;          /* bytes of key */
-    int64_t cost;            /* units (signed for ADJUST; 1..capacity otherwise) */
+    int64_t cost;            /* units (signed for ADJUST; 1..capacity otherwise; the
+                                slots for ACQUIRE; 0 for RELEASE/RENEW) */
+    uint64_t lease;          /* ACQUIRE: the new lease's id (chosen by the engine, never
+                                0); RELEASE/RENEW: the id named; 0 otherwise */
 } rl_store_item;
 
 /* The answer for a batch. */
 typedef struct rl_store_answer {
-    rl_status status;                  /* ALLOWED (all allowed), DENIED, or a store error:
-                                          STORE_UNAVAILABLE, STORE_FULL, INTERNAL */
+    rl_status status;                  /* ALLOWED (all allowed), DENIED, LEASE_UNKNOWN
+                                          (RELEASE/RENEW of a lease not held: unknown,
+                                          expired or released; nothing changed), or a
+                                          store error: STORE_UNAVAILABLE, STORE_FULL,
+                                          INTERNAL */
     int64_t now_us;                    /* the store's clock at the decision */
     size_t count;                      /* items answered (as submitted) */
-    rl_verdict verdicts[RL_MAX_ITEMS]; /* per item, merged over its rates (if no error) */
+    rl_verdict verdicts[RL_MAX_ITEMS]; /* per item, merged over its rates (if no error).
+                                          Leases (also with LEASE_UNKNOWN): limit = the
+                                          key's slots, remaining = free slots after the
+                                          op, window = the lease; reset_after = until this
+                                          lease expires (ACQUIRE allowed, RENEW), until the
+                                          last held lease expires (ACQUIRE denied,
+                                          RELEASE; 0 if none); retry_after (ACQUIRE
+                                          denied) = until the earliest held lease expires */
+    uint32_t leases_expired;           /* leases ops: leases of the key this call found
+                                          expired and dropped (the engine counts them
+                                          "expired"); 0 otherwise */
+    uint64_t slots_expired;            /* leases ops: the slots those leases held */
     uint16_t flags;                    /* RL_FLAG_CACHED: denied from the over-limit cache;
                                           RL_FLAG_CAPPED: an ADJUST charge was held at the
                                           ceiling of 2 x capacity */
@@ -57,6 +81,27 @@ typedef struct rl_store_answer {
 } rl_store_answer;
 
 typedef struct rl_store rl_store;
+
+/* One held lease, as the LEASES listing reports it. */
+typedef struct rl_store_lease {
+    const char *key;       /* the key's bytes (valid only during the done call) */
+    size_t key_len;        /* bytes of key */
+    uint64_t id;           /* the lease id */
+    uint64_t slots;        /* slots it holds */
+    int64_t expires_in_us; /* until it expires, on the store's clock */
+} rl_store_lease;
+
+/* The answer to a LEASES listing. */
+typedef struct rl_store_lease_list {
+    rl_status status;             /* OK, or a store error (STORE_UNAVAILABLE, INTERNAL) */
+    const rl_store_lease *leases; /* the leases held now (valid only during the call) */
+    size_t count;                 /* entries in leases */
+    int truncated;                /* more were held than max */
+    const char *errstr;           /* a store error's detail, or NULL */
+} rl_store_lease_list;
+
+// Called once per listing with its answer (valid only during the call).
+typedef void rl_store_leases_done(void *arg, const rl_store_lease_list *list);
 
 // Called once per submitted batch with its answer (valid only during the call).
 typedef void rl_store_done(void *arg, const rl_store_answer *answer);
@@ -75,6 +120,12 @@ typedef struct rl_store_ops {
     // batch do not wait on memory one key at a time. Changes nothing.
     void (*prefetch)(rl_store *store, const char *ns, size_t ns_len, const char *key,
                      size_t key_len, int stage);
+    // Optional (NULL if the store cannot list leases: the engine answers INTERNAL): lists
+    // the leases held now in namespace ns for key (or for every key if key_len is 0), at
+    // most max of them. Calls done exactly once, possibly before returning. Returns RL_OK,
+    // or RL_ERR if it could not take the request (done is not called).
+    int (*leases)(rl_store *store, const char *ns, size_t ns_len, const char *key, size_t key_len,
+                  size_t max, rl_store_leases_done *done, void *arg);
     // Forgets every key of the namespace (a policy removed or changed by a reload).
     void (*forget_ns)(rl_store *store, const char *ns, size_t ns_len);
     // Fills out (zeroed by the caller) with the store's type and figures (keys,
