@@ -44,6 +44,11 @@ static uint32_t get_u32(cursor *c) {
     return v;
 }
 
+static uint64_t get_u64(cursor *c) {
+    uint64_t hi = get_u32(c);
+    return hi << 32 | get_u32(c);
+}
+
 static const char *get_bytes(cursor *c, size_t n) {
     if (!take(c, n))
         return NULL;
@@ -71,11 +76,17 @@ static uint8_t *put_u32(uint8_t *p, uint32_t v) {
     return p + 4;
 }
 
-static uint8_t *put_header(uint8_t *p, uint32_t frame_len, uint8_t opcode, uint32_t id) {
+static uint8_t *put_u64(uint8_t *p, uint64_t v) {
+    p = put_u32(p, (uint32_t)(v >> 32));
+    return put_u32(p, (uint32_t)v);
+}
+
+static uint8_t *put_header(uint8_t *p, uint32_t frame_len, uint8_t opcode, uint16_t flags,
+                           uint32_t id) {
     p = put_u32(p, frame_len - 4);
     p = put_u8(p, RL_PROTO_VERSION);
     p = put_u8(p, opcode);
-    p = put_u16(p, 0);
+    p = put_u16(p, flags);
     return put_u32(p, id);
 }
 
@@ -135,6 +146,7 @@ typedef enum body_kind {
     BODY_ITEM,
     BODY_SIGNED_ITEM,
     BODY_MULTI,
+    BODY_LEASE_ITEM, /* RELEASE, RENEW: lease (u64), then an item */
     BODY_UNKNOWN
 } body_kind;
 
@@ -150,7 +162,12 @@ static body_kind body_of(uint8_t opcode) {
     case RL_OP_RESET:
     case RL_OP_TOP:
     case RL_OP_AUTH:
+    case RL_OP_ACQUIRE:
+    case RL_OP_LEASES:
         return BODY_ITEM;
+    case RL_OP_RELEASE:
+    case RL_OP_RENEW:
+        return BODY_LEASE_ITEM;
     case RL_OP_ADJUST:
         return BODY_SIGNED_ITEM;
     case RL_OP_MULTI_CHECK:
@@ -160,10 +177,21 @@ static body_kind body_of(uint8_t opcode) {
     }
 }
 
+/* The request flags an opcode may carry: DETACH on ACQUIRE, none elsewhere. */
+static uint16_t flags_allowed(uint8_t opcode) {
+    return opcode == RL_OP_ACQUIRE ? RL_REQ_DETACH : 0;
+}
+
+static int has_item(body_kind kind) {
+    return kind == BODY_ITEM || kind == BODY_SIGNED_ITEM || kind == BODY_LEASE_ITEM;
+}
+
 int rl_request_decode(const uint8_t *buf, size_t len, rl_request *req, rl_status *status) {
     rl_header hdr;
     req->id = 0;
     req->opcode = 0;
+    req->flags = 0;
+    req->lease = 0;
     req->item_count = 0;
     *status = RL_ST_MALFORMED;
     if (rl_header_read(buf, len, UINT32_MAX, &hdr, status) != RL_OK)
@@ -178,9 +206,12 @@ int rl_request_decode(const uint8_t *buf, size_t len, rl_request *req, rl_status
         *status = RL_ST_UNKNOWN_OPCODE;
         return RL_ERR;
     }
-    if (hdr.flags != 0)
+    if (hdr.flags & ~flags_allowed(hdr.opcode))
         return RL_ERR;
-    if (kind == BODY_ITEM || kind == BODY_SIGNED_ITEM) {
+    req->flags = hdr.flags;
+    if (kind == BODY_LEASE_ITEM)
+        req->lease = get_u64(&c);
+    if (has_item(kind)) {
         get_item(&c, &req->items[0], kind == BODY_SIGNED_ITEM);
         req->item_count = 1;
     } else if (kind == BODY_MULTI && get_multi(&c, req, status) != RL_OK) {
@@ -217,6 +248,8 @@ static size_t request_size(const rl_request *req) {
     size_t n = RL_HEADER_LEN;
     if (kind == BODY_MULTI)
         n += 2;
+    if (kind == BODY_LEASE_ITEM)
+        n += RL_LEASE_LEN;
     size_t items = (kind == BODY_NONE || kind == BODY_UNKNOWN) ? 0 : req->item_count;
     for (size_t i = 0; i < items; i++)
         n += RL_ITEM_FIXED_LEN + req->items[i].policy_len + req->items[i].key_len;
@@ -227,7 +260,9 @@ size_t rl_request_encode(const rl_request *req, uint8_t *out, size_t cap) {
     body_kind kind = body_of(req->opcode);
     if (req->item_count > RL_MAX_ITEMS) /* before request_size reads the items */
         return 0;
-    if ((kind == BODY_ITEM || kind == BODY_SIGNED_ITEM) && req->item_count != 1)
+    if (has_item(kind) && req->item_count != 1)
+        return 0;
+    if (req->flags & ~flags_allowed(req->opcode))
         return 0;
     size_t n = request_size(req);
     if (n > cap || n > UINT32_MAX)
@@ -235,11 +270,13 @@ size_t rl_request_encode(const rl_request *req, uint8_t *out, size_t cap) {
     for (size_t i = 0; kind != BODY_NONE && kind != BODY_UNKNOWN && i < req->item_count; i++)
         if (!cost_fits(req->items[i].cost, kind))
             return 0;
-    uint8_t *p = put_header(out, (uint32_t)n, req->opcode, req->id);
+    uint8_t *p = put_header(out, (uint32_t)n, req->opcode, req->flags, req->id);
     if (kind == BODY_MULTI) {
         p = put_u8(p, req->item_count);
         p = put_u8(p, 0);
     }
+    if (kind == BODY_LEASE_ITEM)
+        p = put_u64(p, req->lease);
     size_t items = (kind == BODY_NONE || kind == BODY_UNKNOWN) ? 0 : req->item_count;
     for (size_t i = 0; i < items; i++)
         p = put_item(p, &req->items[i]);
@@ -247,7 +284,12 @@ size_t rl_request_encode(const rl_request *req, uint8_t *out, size_t cap) {
 }
 
 static int has_text(uint8_t opcode) {
-    return opcode >= RL_OP_POLICIES && opcode <= RL_OP_RELOAD;
+    return opcode >= RL_OP_POLICIES && opcode <= RL_OP_LEASES;
+}
+
+/* ACQUIRE, RELEASE and RENEW answer a lease result: the result, then the lease id. */
+static int has_lease(uint8_t opcode) {
+    return opcode >= RL_OP_ACQUIRE && opcode <= RL_OP_RENEW;
 }
 
 size_t rl_response_size(const rl_response *resp) {
@@ -256,6 +298,8 @@ size_t rl_response_size(const rl_response *resp) {
         n += 4 + (size_t)resp->item_count * RL_RESULT_LEN;
     else if (has_text(resp->opcode))
         n += 4 + resp->text_len;
+    else if (has_lease(resp->opcode))
+        n += RL_LEASE_LEN;
     return n;
 }
 
@@ -274,7 +318,7 @@ size_t rl_response_encode(const rl_response *resp, uint8_t *out, size_t cap) {
     size_t n = rl_response_size(resp);
     if (n > cap || n > UINT32_MAX || resp->item_count > RL_MAX_ITEMS)
         return 0;
-    uint8_t *p = put_header(out, (uint32_t)n, resp->opcode, resp->id);
+    uint8_t *p = put_header(out, (uint32_t)n, resp->opcode, 0, resp->id);
     p = put_result(p, &resp->result);
     if (resp->opcode == RL_OP_MULTI_CHECK) {
         p = put_u32(p, (uint32_t)resp->item_count << 24);
@@ -284,6 +328,8 @@ size_t rl_response_encode(const rl_response *resp, uint8_t *out, size_t cap) {
         p = put_u32(p, resp->text_len);
         if (resp->text_len)
             memcpy(p, resp->text, resp->text_len);
+    } else if (has_lease(resp->opcode)) {
+        put_u64(p, resp->lease);
     }
     return n;
 }
@@ -312,6 +358,8 @@ static void get_response_tail(cursor *c, rl_response *resp) {
     } else if (has_text(resp->opcode)) {
         resp->text_len = get_u32(c);
         resp->text = get_bytes(c, resp->text_len);
+    } else if (has_lease(resp->opcode)) {
+        resp->lease = get_u64(c);
     }
 }
 
@@ -353,6 +401,8 @@ static const char *const status_names[] = {
     [RL_ST_RELOAD_FAILED] = "RELOAD_FAILED",
     [RL_ST_AUTH_REQUIRED] = "AUTH_REQUIRED",
     [RL_ST_AUTH_FAILED] = "AUTH_FAILED",
+    [RL_ST_LEASE_UNKNOWN] = "LEASE_UNKNOWN",
+    [RL_ST_POLICY_KIND] = "POLICY_KIND",
 };
 
 const char *rl_status_name(int status) {
@@ -378,6 +428,12 @@ const char *rl_opcode_name(int opcode) {
         return "MULTI_CHECK";
     case RL_OP_AUTH:
         return "AUTH";
+    case RL_OP_ACQUIRE:
+        return "ACQUIRE";
+    case RL_OP_RELEASE:
+        return "RELEASE";
+    case RL_OP_RENEW:
+        return "RENEW";
     case RL_OP_POLICIES:
         return "POLICIES";
     case RL_OP_STATS:
@@ -386,6 +442,8 @@ const char *rl_opcode_name(int opcode) {
         return "TOP";
     case RL_OP_RELOAD:
         return "RELOAD";
+    case RL_OP_LEASES:
+        return "LEASES";
     default:
         return NULL;
     }

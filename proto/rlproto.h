@@ -15,6 +15,7 @@
 #define RL_HEADER_LEN 12      /* length + version + opcode + flags + request id */
 #define RL_RESULT_LEN 24      /* one encoded result */
 #define RL_ITEM_FIXED_LEN 7   /* cost + policy_len + key_len */
+#define RL_LEASE_LEN 8        /* a lease id on the wire (u64) */
 #define RL_MAX_ITEMS 16       /* MULTI_CHECK items */
 #define RL_MAX_POLICY_LEN 255 /* policy names fit policy_len */
 #define RL_MAX_KEY_LEN 65535  /* the wire limit; the daemon's max_key is lower */
@@ -33,12 +34,14 @@ typedef enum rl_opcode {
     RL_OP_RESET = 0x05,
     RL_OP_MULTI_CHECK = 0x06,
     RL_OP_AUTH = 0x07,
-    RL_OP_ACQUIRE = 0x10, /* reserved */
-    RL_OP_RELEASE = 0x11, /* reserved */
+    RL_OP_ACQUIRE = 0x10,
+    RL_OP_RELEASE = 0x11,
+    RL_OP_RENEW = 0x12,
     RL_OP_POLICIES = 0x20,
     RL_OP_STATS = 0x21,
     RL_OP_TOP = 0x22,
     RL_OP_RELOAD = 0x23,
+    RL_OP_LEASES = 0x24,
 } rl_opcode;
 
 typedef enum rl_status {
@@ -62,6 +65,8 @@ typedef enum rl_status {
     RL_ST_RELOAD_FAILED = 31,
     RL_ST_AUTH_REQUIRED = 32,
     RL_ST_AUTH_FAILED = 33,
+    RL_ST_LEASE_UNKNOWN = 34,
+    RL_ST_POLICY_KIND = 35,
 } rl_status;
 
 #define RL_ST_OK RL_ST_ALLOWED
@@ -73,6 +78,9 @@ typedef enum rl_status {
 #define RL_FLAG_EXEMPT 0x0008
 #define RL_FLAG_BLOCKED 0x0010
 #define RL_FLAG_CAPPED 0x0020 /* an ADJUST charge was held at 2 x capacity */
+
+/* Request flags (the request header's flags field; see PROTOCOL.md). */
+#define RL_REQ_DETACH 0x0001 /* ACQUIRE only: the lease outlives this connection */
 
 /* One (policy, key, cost) item. Strings are not NUL-terminated. */
 typedef struct rl_item {
@@ -87,6 +95,8 @@ typedef struct rl_item {
 typedef struct rl_request {
     uint32_t id;                 /* request id, echoed in the response */
     uint8_t opcode;              /* rl_opcode */
+    uint16_t flags;              /* request flags: RL_REQ_DETACH (ACQUIRE only) or 0 */
+    uint64_t lease;              /* RELEASE, RENEW: the lease id named; 0 otherwise */
     uint8_t item_count;          /* items used: 0 (PING/admin), 1, or 1..16 (MULTI_CHECK) */
     rl_item items[RL_MAX_ITEMS]; /* the items */
 } rl_request;
@@ -107,6 +117,7 @@ typedef struct rl_response {
     uint32_t id;                   /* echoed request id */
     uint8_t opcode;                /* echoed opcode */
     rl_result result;              /* the (overall) result */
+    uint64_t lease;                /* ACQUIRE, RELEASE, RENEW: the lease id (0 if none) */
     uint8_t item_count;            /* MULTI_CHECK: per-item results that follow */
     rl_result items[RL_MAX_ITEMS]; /* MULTI_CHECK per-item results */
     const char *text;              /* admin opcodes: JSON text (not NUL-terminated) */
@@ -132,17 +143,20 @@ int rl_header_read(const uint8_t *buf, size_t len, uint32_t max_frame, rl_header
 // Decodes one complete request frame of 4 + hdr.length bytes at buf (the length field
 // itself, then what it counts; the caller checked completeness with rl_header_read).
 // Returns RL_OK, or RL_ERR with *status naming the problem (MALFORMED, also for a
-// MULTI_CHECK of 0 items; TOO_MANY_ITEMS above 16; UNKNOWN_OPCODE; req->id and
-// req->opcode are set even then). Checks only the wire format: limits such as max_key
+// MULTI_CHECK of 0 items, request flags other than DETACH on ACQUIRE, a RELEASE or
+// RENEW shorter than its lease field; TOO_MANY_ITEMS above 16; UNKNOWN_OPCODE; req->id
+// and req->opcode are set even then). Checks only the wire format: limits such as max_key
 // are the daemon's. Item strings point into buf.
 int rl_request_decode(const uint8_t *buf, size_t len, rl_request *req, rl_status *status);
 
 // Encodes req into out (cap bytes). Returns the frame's size, or 0 if it does not fit
 // or is invalid for the wire (too many items, no item where the opcode needs one, a
-// cost outside 0..2^32-1, or outside -2^31..2^31-1 for ADJUST). Empty strings may be NULL.
+// cost outside 0..2^32-1, or outside -2^31..2^31-1 for ADJUST, flags other than DETACH
+// on ACQUIRE). req->lease is written for RELEASE and RENEW. Empty strings may be NULL.
 size_t rl_request_encode(const rl_request *req, uint8_t *out, size_t cap);
 
-// Returns the encoded size of resp (a function of its opcode, item_count, text_len).
+// Returns the encoded size of resp (a function of its opcode, item_count, text_len):
+// the lease result (result + lease) for ACQUIRE, RELEASE and RENEW.
 size_t rl_response_size(const rl_response *resp);
 
 // Encodes resp into out (cap bytes). Returns the frame's size, or 0 if it does not fit.

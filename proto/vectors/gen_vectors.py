@@ -24,10 +24,14 @@ OPCODES = {
     "RESET": 0x05,
     "MULTI_CHECK": 0x06,
     "AUTH": 0x07,
+    "ACQUIRE": 0x10,
+    "RELEASE": 0x11,
+    "RENEW": 0x12,
     "POLICIES": 0x20,
     "STATS": 0x21,
     "TOP": 0x22,
     "RELOAD": 0x23,
+    "LEASES": 0x24,
 }
 
 STATUS = {
@@ -51,11 +55,17 @@ STATUS = {
     "RELOAD_FAILED": 31,
     "AUTH_REQUIRED": 32,
     "AUTH_FAILED": 33,
+    "LEASE_UNKNOWN": 34,
+    "POLICY_KIND": 35,
 }
 
 FALLBACK, SHADOW, CACHED, EXEMPT, BLOCKED = 0x01, 0x02, 0x04, 0x08, 0x10
 
-ADMIN_OPCODES = ("POLICIES", "STATS", "TOP", "RELOAD")
+DETACH = 0x0001  # request flag, ACQUIRE only
+
+ADMIN_OPCODES = ("POLICIES", "STATS", "TOP", "RELOAD", "LEASES")
+LEASE_OPCODES = ("ACQUIRE", "RELEASE", "RENEW")  # answered with a lease result
+LEASE_BODY_OPCODES = ("RELEASE", "RENEW")  # request body: lease, then an item
 
 NOTES = (
     "hex: the whole frame, length field included. decoded: what a codec must produce "
@@ -66,7 +76,11 @@ NOTES = (
     "text (admin opcodes only). Status names follow PROTOCOL.md; code 0 is named ALLOWED "
     "(OK). flags: the result flags as an integer. error: for a request the daemon refuses, "
     "the status it answers, found the way the daemon reads: the header first (with "
-    "max_frame below), then the whole frame."
+    "max_frame below), then the whole frame. flags (requests): the header's request "
+    "flags as an integer, present only when not 0 (DETACH = 1, ACQUIRE only). lease: a lease "
+    "id as an unsigned decimal string (a u64 does not fit every JSON reader's integers), "
+    "present on RELEASE and RENEW requests and on ACQUIRE, RELEASE and RENEW responses "
+    "(their body is the lease result: result, then lease)."
 )
 
 
@@ -111,7 +125,7 @@ def opcode_json(opcode):
     return opcode if isinstance(opcode, str) else opcode
 
 
-def request_vector(name, description, opcode, request_id, items=()):
+def request_vector(name, description, opcode, request_id, items=(), flags=0, lease=None):
     signed = opcode == "ADJUST"
     if opcode == "MULTI_CHECK":
         body = multi_body(items)
@@ -119,12 +133,19 @@ def request_vector(name, description, opcode, request_id, items=()):
         body = item_body(*items[0], signed=signed)
     else:
         body = b""
+    if opcode in LEASE_BODY_OPCODES:
+        body = struct.pack(">Q", lease) + body
     decoded = {
         "id": request_id,
         "opcode": opcode,
         "items": [decoded_item(*item) for item in items],
     }
-    return vector(name, description, "request", frame(opcode, request_id, body), decoded)
+    if flags:
+        decoded["flags"] = flags
+    if opcode in LEASE_BODY_OPCODES:
+        decoded["lease"] = str(lease)
+    raw = frame(opcode, request_id, body, flags=flags)
+    return vector(name, description, "request", raw, decoded)
 
 
 def result(status="ALLOWED", flags=0, limit=0, remaining=0, reset=0, retry=0, window=0):
@@ -153,9 +174,12 @@ def result_bytes(r):
     )
 
 
-def response_vector(name, description, opcode, request_id, res, items=None, text=None):
+def response_vector(name, description, opcode, request_id, res, items=None, text=None, lease=0):
     body = result_bytes(res)
     decoded = {"id": request_id, "opcode": opcode_json(opcode), "result": res}
+    if opcode in LEASE_OPCODES:
+        body += struct.pack(">Q", lease)
+        decoded["lease"] = str(lease)
     if opcode == "MULTI_CHECK":
         items = items or []
         body += struct.pack(">B3x", len(items)) + b"".join(result_bytes(r) for r in items)
@@ -285,6 +309,51 @@ def requests():
             [("", "", 5)],
         ),
         request_vector("reload_request", "RELOAD, empty body", "RELOAD", 23),
+    ] + lease_requests()
+
+
+LEASE_ID = 0xFEDCBA9876543210  # above 2^63: a reader must keep all 64 bits unsigned
+
+
+def lease_requests():
+    return [
+        request_vector(
+            "acquire_request", "ACQUIRE 1 slot of policy uploads, key user1 (cost = slots)",
+            "ACQUIRE", 50, [("uploads", "user1", 1)],
+        ),
+        request_vector(
+            "acquire_request_slots_3", "ACQUIRE 3 slots at once", "ACQUIRE", 51,
+            [("uploads", "10.0.0.7", 3)],
+        ),
+        request_vector(
+            "acquire_request_detach",
+            "ACQUIRE with the request flag DETACH (0x0001): the lease outlives the connection",
+            "ACQUIRE", 52, [("uploads", "user1", 1)], flags=DETACH,
+        ),
+        request_vector(
+            "release_request", "RELEASE: lease (8 bytes) then an item of cost 0",
+            "RELEASE", 53, [("uploads", "user1", 0)], lease=LEASE_ID,
+        ),
+        request_vector(
+            "release_request_lease_0", "RELEASE of lease 0 (an exempt key's: answers OK, no-op)",
+            "RELEASE", 54, [("uploads", "user1", 0)], lease=0,
+        ),
+        request_vector(
+            "release_request_lease_max", "RELEASE of lease 2^64-1", "RELEASE", 55,
+            [("uploads", "user1", 0)], lease=2**64 - 1,
+        ),
+        request_vector(
+            "renew_request", "RENEW: lease then an item of cost 0", "RENEW", 56,
+            [("uploads", "usér-ключ", 0)], lease=0x0102030405060708,
+        ),
+        request_vector(
+            "leases_request", "LEASES of policy uploads, key user1 (admin)", "LEASES", 57,
+            [("uploads", "user1", 0)],
+        ),
+        request_vector(
+            "leases_request_all_keys", "LEASES of every key of policy uploads (key empty)",
+            "LEASES", 58, [("uploads", "", 0)],
+        ),
     ]
 
 
@@ -460,6 +529,88 @@ def responses():
             "RESET on a listener not marked admin: NOT_PERMITTED",
             "RESET", 41, result("NOT_PERMITTED"),
         ),
+    ] + lease_responses()
+
+
+def lease_responses():
+    r = response_vector
+    leases_text = json.dumps(
+        {
+            "policy": "uploads",
+            "leases": [
+                {"key": "user1", "lease": str(LEASE_ID), "slots": 1, "expires_in_ms": 29500},
+                {"key": "user\\x00", "escaped": True, "key_hex": "7573657200",
+                 "lease": "12", "slots": 2, "expires_in_ms": 100},
+            ],
+            "truncated": False,
+        },
+        separators=(",", ":"),
+    )
+    return [
+        r(
+            "acquire_response_allowed",
+            "ACQUIRE allowed: limit 10 slots, 9 free, lease 30 s (reset = window = lease), the "
+            "new lease id after the result",
+            "ACQUIRE", 50, result("ALLOWED", 0, 10, 9, 30000, 0, 30000), lease=LEASE_ID,
+        ),
+        r(
+            "acquire_response_denied",
+            "ACQUIRE denied: no free slot, retry after the earliest lease's expiry (an upper "
+            "bound), reset after the last one's; lease 0",
+            "ACQUIRE", 51, result("DENIED", 0, 2, 0, 29000, 12000, 30000), lease=0,
+        ),
+        r(
+            "acquire_response_exempt",
+            "ACQUIRE of an exempt key: allowed with lease 0 (nothing held), EXEMPT",
+            "ACQUIRE", 52, result("ALLOWED", EXEMPT, 10, 10, 0, 0, 30000), lease=0,
+        ),
+        r(
+            "acquire_response_shadow",
+            "ACQUIRE in shadow mode that would be denied: allowed with lease 0 and SHADOW",
+            "ACQUIRE", 53, result("ALLOWED", SHADOW, 2, 0, 29000, 0, 30000), lease=0,
+        ),
+        r(
+            "acquire_response_policy_kind",
+            "ACQUIRE naming a rate policy: POLICY_KIND; the lease field is still there (0)",
+            "ACQUIRE", 54, result("POLICY_KIND"), lease=0,
+        ),
+        r(
+            "acquire_response_max_lease",
+            "ACQUIRE allowed with lease id 2^64-1",
+            "ACQUIRE", 55, result("ALLOWED", 0, 1, 0, 100, 0, 100), lease=2**64 - 1,
+        ),
+        r(
+            "release_response",
+            "RELEASE done: 10 free slots, no lease left (reset 0); echoes the lease id",
+            "RELEASE", 56, result("ALLOWED", 0, 10, 10, 0, 0, 30000), lease=LEASE_ID,
+        ),
+        r(
+            "release_response_lease_unknown",
+            "RELEASE of a lease not held (unknown, expired, released): LEASE_UNKNOWN, the "
+            "connection stays open; the lease field echoes the id named",
+            "RELEASE", 57, result("LEASE_UNKNOWN"), lease=LEASE_ID,
+        ),
+        r(
+            "renew_response",
+            "RENEW done: the lease expires a full lease (30 s) from now",
+            "RENEW", 58, result("ALLOWED", 0, 10, 8, 30000, 0, 30000), lease=0x0102030405060708,
+        ),
+        r(
+            "renew_response_lease_unknown", "RENEW of a lease not held: LEASE_UNKNOWN",
+            "RENEW", 59, result("LEASE_UNKNOWN"), lease=0x0102030405060708,
+        ),
+        r(
+            "check_response_policy_kind",
+            "CHECK naming a concurrency policy: POLICY_KIND, only the result",
+            "CHECK", 60, result("POLICY_KIND"),
+        ),
+        r("leases_response", "LEASES with JSON text (lease ids as decimal strings)",
+          "LEASES", 61, result(), text=leases_text),
+        r(
+            "leases_response_not_permitted",
+            "LEASES on a listener not marked admin: NOT_PERMITTED, empty text",
+            "LEASES", 62, result("NOT_PERMITTED"),
+        ),
     ]
 
 
@@ -509,9 +660,15 @@ def refused():
             "UNKNOWN_OPCODE",
         ),
         refuse(
-            "refuse_reserved_opcode_acquire",
-            "ACQUIRE (0x10) is reserved, not defined in version 1",
-            frame(0x10, 106, check),
+            "refuse_reserved_opcode_13",
+            "opcode 0x13 is reserved for concurrency leases, not defined",
+            frame(0x13, 106, check),
+            "UNKNOWN_OPCODE",
+        ),
+        refuse(
+            "refuse_reserved_opcode_25",
+            "opcode 0x25 is reserved for admin operations, not defined (0x24 is LEASES)",
+            frame(0x25, 122, b""),
             "UNKNOWN_OPCODE",
         ),
         refuse(
@@ -578,6 +735,7 @@ def refused():
             frame("MULTI_CHECK", 117, multi_body(multi_items(2), count=1)),
             "MALFORMED",
         ),
+    ] + lease_refused() + [
         refuse(
             "refuse_frame_too_large",
             "length 16385, above max_frame 16384: refused from the header alone, before the "
@@ -590,6 +748,87 @@ def refused():
             "length 2^32-1: FRAME_TOO_LARGE from the header alone",
             header(0xFFFFFFFF, "CHECK", 119),
             "FRAME_TOO_LARGE",
+        ),
+    ]
+
+
+def lease_refused():
+    item = item_body("uploads", "user1", 1)
+    lease_body = struct.pack(">Q", LEASE_ID) + item_body("uploads", "user1", 0)
+    refuse = refused_vector
+    return [
+        refuse(
+            "refuse_detach_on_check",
+            "CHECK with the DETACH flag (0x0001): DETACH is for ACQUIRE only",
+            frame("CHECK", 130, item_body("api", "user1", 1), flags=DETACH),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_detach_on_release",
+            "RELEASE with the DETACH flag: MALFORMED",
+            frame("RELEASE", 131, lease_body, flags=DETACH),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_acquire_flag_2",
+            "ACQUIRE with request flag 0x0002 (undefined)",
+            frame("ACQUIRE", 132, item, flags=0x0002),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_acquire_flags_3",
+            "ACQUIRE with DETACH and an undefined flag (0x0003)",
+            frame("ACQUIRE", 133, item, flags=0x0003),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_release_short_lease",
+            "RELEASE whose body (5 bytes) is shorter than its 8-byte lease field",
+            frame("RELEASE", 134, lease_body[:5]),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_release_lease_only",
+            "RELEASE with its lease but no item",
+            frame("RELEASE", 135, lease_body[:8]),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_release_without_lease",
+            "RELEASE carrying only an item (the lease field missing): the item's bytes read "
+            "as the lease leave too few for an item",
+            frame("RELEASE", 136, item_body("uploads", "user1", 0)),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_renew_short_lease",
+            "RENEW whose body is 7 bytes",
+            frame("RENEW", 137, lease_body[:7]),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_release_leftover",
+            "RELEASE with one byte after its key",
+            frame("RELEASE", 138, lease_body + b"\x00"),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_acquire_leftover",
+            "ACQUIRE with one byte after its key",
+            frame("ACQUIRE", 139, item + b"\x00"),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_acquire_empty",
+            "ACQUIRE with no body",
+            frame("ACQUIRE", 140, b""),
+            "MALFORMED",
+        ),
+        refuse(
+            "refuse_leases_leftover",
+            "LEASES with one byte after its (empty) key",
+            frame("LEASES", 141, item_body("uploads", "", 0) + b"\x00"),
+            "MALFORMED",
         ),
     ]
 

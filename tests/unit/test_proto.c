@@ -79,6 +79,23 @@ static json_int_t int_field(json_t *obj, const char *field) {
     return json_integer_value(value);
 }
 
+/* A lease id: the decimal string in obj's "lease", 0 when absent. */
+static uint64_t lease_field(json_t *obj, const char *vec) {
+    json_t *value = json_object_get(obj, "lease");
+    if (!value)
+        return 0;
+    ck_assert_msg(json_is_string(value), "%s: lease is not a string", vec);
+    char *end;
+    uint64_t lease = strtoull(json_string_value(value), &end, 10);
+    ck_assert_msg(*end == '\0' && end != json_string_value(value), "%s: lease", vec);
+    return lease;
+}
+
+/* Request flags: obj's "flags", 0 when absent. */
+static uint16_t flags_field(json_t *obj) {
+    return json_object_get(obj, "flags") ? (uint16_t)int_field(obj, "flags") : 0;
+}
+
 /* The status code whose wire name is name, or -1. */
 static int status_code(const char *name) {
     for (int code = 0; code < 256; code++)
@@ -132,6 +149,8 @@ static void check_request(const rl_request *req, json_t *want, const char *vec) 
     json_t *items = json_object_get(want, "items");
     ck_assert_msg(req->id == (uint32_t)int_field(want, "id"), "%s: id", vec);
     ck_assert_msg(req->opcode == opcode_of(want, vec), "%s: opcode", vec);
+    ck_assert_msg(req->flags == flags_field(want), "%s: flags", vec);
+    ck_assert_msg(req->lease == lease_field(want, vec), "%s: lease", vec);
     ck_assert_msg(req->item_count == json_array_size(items), "%s: item_count", vec);
     for (size_t i = 0; i < req->item_count; i++)
         check_item(&req->items[i], json_array_get(items, i), vec);
@@ -155,6 +174,7 @@ static void check_response(const rl_response *resp, json_t *want, const char *ve
     ck_assert_msg(resp->id == (uint32_t)int_field(want, "id"), "%s: id", vec);
     ck_assert_msg(resp->opcode == opcode_of(want, vec), "%s: opcode", vec);
     check_result(&resp->result, json_object_get(want, "result"), vec);
+    ck_assert_msg(resp->lease == lease_field(want, vec), "%s: lease", vec);
     ck_assert_msg(resp->item_count == json_array_size(items), "%s: item_count", vec);
     for (size_t i = 0; i < resp->item_count; i++)
         check_result(&resp->items[i], json_array_get(items, i), vec);
@@ -170,6 +190,8 @@ static void request_from_json(json_t *want, rl_request *req, frame *key_bufs, co
     memset(req, 0, sizeof(*req));
     req->id = (uint32_t)int_field(want, "id");
     req->opcode = (uint8_t)opcode_of(want, vec);
+    req->flags = flags_field(want);
+    req->lease = lease_field(want, vec);
     req->item_count = (uint8_t)json_array_size(items);
     for (size_t i = 0; i < req->item_count; i++) {
         json_t *item = json_array_get(items, i);
@@ -200,6 +222,7 @@ static void response_from_json(json_t *want, rl_response *resp, const char *vec)
     resp->id = (uint32_t)int_field(want, "id");
     resp->opcode = (uint8_t)opcode_of(want, vec);
     result_from_json(json_object_get(want, "result"), &resp->result);
+    resp->lease = lease_field(want, vec);
     resp->item_count = (uint8_t)json_array_size(items);
     for (size_t i = 0; i < resp->item_count; i++)
         result_from_json(json_array_get(items, i), &resp->items[i]);
@@ -405,8 +428,8 @@ static uint32_t rng(void) {
     return (uint32_t)((rng_state * 0x2545F4914F6CDD1DULL) >> 32);
 }
 
-static const uint8_t known_opcodes[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
-                                        0x20, 0x21, 0x22, 0x23, 0x10, 0x7f};
+static const uint8_t known_opcodes[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x20, 0x21,
+                                        0x22, 0x23, 0x24, 0x10, 0x11, 0x12, 0x13, 0x7f};
 
 /* Random bytes; most of the time behind a plausible header so decoding goes deep. */
 static size_t random_frame(uint8_t *buf, size_t cap) {
@@ -419,7 +442,8 @@ static size_t random_frame(uint8_t *buf, size_t cap) {
         buf[2] = (uint8_t)(length >> 8), buf[3] = (uint8_t)length;
         buf[4] = 1;
         buf[5] = known_opcodes[rng() % sizeof(known_opcodes)];
-        buf[6] = buf[7] = 0;
+        buf[6] = 0;
+        buf[7] = (uint8_t)(rng() % 8 == 0 ? rng() % 4 : 0); /* DETACH and worse, sometimes */
         if (buf[5] == RL_OP_MULTI_CHECK && rng() % 2)
             buf[12] = (uint8_t)(rng() % 18);
     }
@@ -496,7 +520,40 @@ START_TEST(test_names) {
     ck_assert_str_eq(rl_status_name(255), "UNKNOWN");
     ck_assert_str_eq(rl_opcode_name(RL_OP_MULTI_CHECK), "MULTI_CHECK");
     ck_assert_ptr_null(rl_opcode_name(0x7f));
-    ck_assert_ptr_null(rl_opcode_name(RL_OP_ACQUIRE));
+    ck_assert_str_eq(rl_opcode_name(RL_OP_ACQUIRE), "ACQUIRE");
+    ck_assert_str_eq(rl_opcode_name(RL_OP_LEASES), "LEASES");
+    ck_assert_ptr_null(rl_opcode_name(0x13));
+    ck_assert_str_eq(rl_status_name(RL_ST_LEASE_UNKNOWN), "LEASE_UNKNOWN");
+    ck_assert_str_eq(rl_status_name(RL_ST_POLICY_KIND), "POLICY_KIND");
+    ck_assert_int_eq(rl_status_closes(RL_ST_LEASE_UNKNOWN), 0);
+    ck_assert_int_eq(rl_status_closes(RL_ST_POLICY_KIND), 0);
+}
+END_TEST
+
+START_TEST(test_lease_codec) {
+    /* Lease ids keep all 64 bits; flags other than DETACH on ACQUIRE do not encode. */
+    uint8_t out[64];
+    rl_request req = {.id = 5, .opcode = RL_OP_RENEW, .lease = UINT64_MAX - 1, .item_count = 1};
+    req.items[0] = (rl_item){.policy = "p", .policy_len = 1, .key = "k", .key_len = 1};
+    size_t n = rl_request_encode(&req, out, sizeof(out));
+    ck_assert_uint_eq(n, RL_HEADER_LEN + RL_LEASE_LEN + RL_ITEM_FIXED_LEN + 2);
+    rl_request back;
+    rl_status status;
+    ck_assert_int_eq(rl_request_decode(out, n, &back, &status), RL_OK);
+    ck_assert(back.lease == UINT64_MAX - 1);
+    req.flags = RL_REQ_DETACH;
+    ck_assert_uint_eq(rl_request_encode(&req, out, sizeof(out)), 0);
+    req.opcode = RL_OP_ACQUIRE;
+    req.items[0].cost = 1;
+    ck_assert_uint_eq(rl_request_encode(&req, out, sizeof(out)), RL_HEADER_LEN + 9);
+    req.flags = 0x0002;
+    ck_assert_uint_eq(rl_request_encode(&req, out, sizeof(out)), 0);
+    rl_response resp = {.id = 1, .opcode = RL_OP_ACQUIRE, .lease = 1ULL << 63};
+    ck_assert_uint_eq(rl_response_size(&resp), RL_HEADER_LEN + RL_RESULT_LEN + RL_LEASE_LEN);
+    n = rl_response_encode(&resp, out, sizeof(out));
+    rl_response decoded;
+    ck_assert_int_eq(rl_response_decode(out, n, &decoded), RL_OK);
+    ck_assert(decoded.lease == 1ULL << 63);
 }
 END_TEST
 
@@ -512,6 +569,7 @@ static Suite *proto_suite(void) {
     tcase_add_test(tc, test_encode_empty_strings);
     tcase_add_test(tc, test_random_bytes);
     tcase_add_test(tc, test_names);
+    tcase_add_test(tc, test_lease_codec);
     suite_add_tcase(s, tc);
     return s;
 }
