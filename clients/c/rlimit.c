@@ -369,7 +369,7 @@ int rl_client_fd(const rl_client *c) {
 int rl_client_queue(rl_client *c, const rl_request *req, uint32_t *id) {
     rl_request numbered = *req;
     numbered.id = c->next_id;
-    size_t need = RL_HEADER_LEN + 2;
+    size_t need = RL_HEADER_LEN + 2 + RL_LEASE_LEN; /* a multi's count, or a lease */
     for (size_t i = 0; i < req->item_count && i < RL_MAX_ITEMS; i++)
         need += RL_ITEM_FIXED_LEN + req->items[i].policy_len + req->items[i].key_len;
     if (buf_reserve(&c->out, need) != RLC_OK)
@@ -597,18 +597,27 @@ int rl_client_batch(rl_client *c, const rl_request *reqs, size_t n, rl_response 
     return rc;
 }
 
-/* One request of one item; strings are NUL-terminated. */
-static int call_item(rl_client *c, uint8_t opcode, const char *policy, const char *key,
-                     int64_t cost, rl_response *resp) {
+/* One request of one item, with its request flags and lease (RELEASE, RENEW); strings
+   are NUL-terminated. */
+static int call_lease_item(rl_client *c, const rl_request *head, const char *policy,
+                           const char *key, int64_t cost, rl_response *resp) {
     if (!policy || !key || strlen(policy) > RL_MAX_POLICY_LEN || strlen(key) > RL_MAX_KEY_LEN)
         return c ? fail(c, RLC_ERR_ARG, "policy or key missing or too long") : RLC_ERR_ARG;
-    rl_request req = {.opcode = opcode, .item_count = 1};
+    rl_request req = *head;
+    req.item_count = 1;
     req.items[0] = (rl_item){.cost = cost,
                              .policy = policy,
                              .policy_len = (uint8_t)strlen(policy),
                              .key = key,
                              .key_len = (uint16_t)strlen(key)};
     return rl_client_batch(c, &req, 1, resp);
+}
+
+/* One request of one item, no flags; strings are NUL-terminated. */
+static int call_item(rl_client *c, uint8_t opcode, const char *policy, const char *key,
+                     int64_t cost, rl_response *resp) {
+    rl_request head = {.opcode = opcode};
+    return call_lease_item(c, &head, policy, key, cost, resp);
 }
 
 static int call_result(rl_client *c, uint8_t opcode, const char *policy, const char *key,
@@ -658,6 +667,62 @@ int rl_client_multi_check(rl_client *c, const rl_item *items, size_t n, rl_respo
     rl_request req = {.opcode = RL_OP_MULTI_CHECK, .item_count = (uint8_t)n};
     memcpy(req.items, items, n * sizeof(*items));
     return rl_client_batch(c, &req, 1, out);
+}
+
+/* ACQUIRE, RELEASE or RENEW: fills *out and *lease_out (either may be NULL) on RLC_OK. */
+static int call_lease(rl_client *c, const rl_request *head, const char *policy, const char *key,
+                      int64_t cost, rl_result *out, uint64_t *lease_out) {
+    rl_response resp;
+    int rc = call_lease_item(c, head, policy, key, cost, &resp);
+    if (rc != RLC_OK)
+        return rc;
+    if (out)
+        *out = resp.result;
+    if (lease_out)
+        *lease_out = resp.lease;
+    return RLC_OK;
+}
+
+int rl_client_acquire(rl_client *c, const char *policy, const char *key, uint32_t slots, int detach,
+                      rl_result *out, uint64_t *lease) {
+    rl_request head = {.opcode = RL_OP_ACQUIRE, .flags = detach ? RL_REQ_DETACH : 0};
+    if (!out || !lease)
+        return c ? fail(c, RLC_ERR_ARG, "result or lease missing") : RLC_ERR_ARG;
+    *lease = 0;
+    return call_lease(c, &head, policy, key, slots, out, lease);
+}
+
+int rl_client_release(rl_client *c, const char *policy, const char *key, uint64_t lease,
+                      rl_result *out) {
+    rl_request head = {.opcode = RL_OP_RELEASE, .lease = lease};
+    if (!out)
+        return c ? fail(c, RLC_ERR_ARG, "result missing") : RLC_ERR_ARG;
+    return call_lease(c, &head, policy, key, 0, out, NULL);
+}
+
+int rl_client_renew(rl_client *c, const char *policy, const char *key, uint64_t lease,
+                    rl_result *out) {
+    rl_request head = {.opcode = RL_OP_RENEW, .lease = lease};
+    if (!out)
+        return c ? fail(c, RLC_ERR_ARG, "result missing") : RLC_ERR_ARG;
+    return call_lease(c, &head, policy, key, 0, out, NULL);
+}
+
+int rl_client_leases(rl_client *c, const char *policy, const char *key, char **text_out,
+                     rl_result *out) {
+    rl_response resp;
+    if (!c || !text_out)
+        return RLC_ERR_ARG;
+    *text_out = NULL;
+    int rc = call_item(c, RL_OP_LEASES, policy, key ? key : "", 0, &resp);
+    if (rc != RLC_OK)
+        return rc;
+    *text_out = strdup(resp.text ? resp.text : "");
+    if (!*text_out)
+        return fail(c, RLC_ERR_NOMEM, "out of memory");
+    if (out)
+        *out = resp.result;
+    return RLC_OK;
 }
 
 static int is_admin(int opcode) {

@@ -88,6 +88,31 @@ int rl_client_adjust(rl_client *client, const char *policy, const char *key, int
 // listener). As rl_client_check().
 int rl_client_reset(rl_client *client, const char *policy, const char *key, rl_result *out);
 
+// ACQUIRE: takes slots (1..the key's limit) of key in a concurrency policy. detach
+// non-zero sets the DETACH flag: the lease then outlives this connection (otherwise
+// the daemon releases it when the connection closes, including a reconnection of this
+// client). Fills *out (status ALLOWED, DENIED, or an error status such as POLICY_KIND)
+// and *lease: the new lease id when allowed (0 for an exempt key or a shadow-mode
+// admission: nothing is held), otherwise 0. Returns an rlc_code.
+int rl_client_acquire(rl_client *client, const char *policy, const char *key, uint32_t slots,
+                      int detach, rl_result *out, uint64_t *lease);
+
+// RELEASE: frees lease of key in policy. *out gets status OK, or LEASE_UNKNOWN if the
+// lease is not held (unknown, expired or already released; nothing changed). Lease 0
+// answers OK. Returns an rlc_code.
+int rl_client_release(rl_client *client, const char *policy, const char *key, uint64_t lease,
+                      rl_result *out);
+
+// RENEW: extends lease to a full lease duration from now. *out as rl_client_release().
+int rl_client_renew(rl_client *client, const char *policy, const char *key, uint64_t lease,
+                    rl_result *out);
+
+// LEASES (admin): lists the leases held for key in policy (key NULL or "" = every key of
+// the policy). On RLC_OK, *text_out is the daemon's JSON text, NUL-terminated, which the
+// caller frees with free(), and *out (if not NULL) the result. Returns an rlc_code.
+int rl_client_leases(rl_client *client, const char *policy, const char *key, char **text_out,
+                     rl_result *out);
+
 // AUTH: sends token (len bytes, 1..1024: the listener's token_file content without its
 // trailing newline) and keeps a copy, sent again first thing on every reconnection.
 // *out gets status OK, or AUTH_FAILED (the daemon then closes the connection; the

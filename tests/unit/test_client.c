@@ -149,11 +149,41 @@ static rl_result decide(const rl_item *it) {
     return r;
 }
 
+#define FAKE_LEASE 0xFEDCBA9876543210ULL /* above 2^63: all 64 bits must survive */
+
+static int policy_is(const rl_item *it, const char *name) {
+    return it->policy_len == strlen(name) && memcmp(it->policy, name, it->policy_len) == 0;
+}
+
+/* The fake lease answer: ACQUIRE allowed gets FAKE_LEASE plus the request flags (so
+   DETACH shows), RELEASE and RENEW echo the lease named, or LEASE_UNKNOWN for policy
+   "gone"; LEASES echoes policy and key as text. */
+static void lease_answer(const rl_request *req, rl_response *resp, char *text, size_t cap) {
+    const rl_item *it = &req->items[0];
+    if (req->opcode == RL_OP_LEASES) {
+        int n = snprintf(text, cap, "{\"policy\":\"%.*s\",\"key\":\"%.*s\",\"cost\":%d}",
+                         it->policy_len, it->policy, it->key_len, it->key, (int)it->cost);
+        resp->text = text;
+        resp->text_len = (uint32_t)n;
+        return;
+    }
+    resp->result = decide(it);
+    if (req->opcode == RL_OP_ACQUIRE)
+        resp->lease = resp->result.status == RL_ST_ALLOWED ? FAKE_LEASE + req->flags : 0;
+    else if (policy_is(it, "gone"))
+        resp->result = (rl_result){.status = RL_ST_LEASE_UNKNOWN};
+    if (req->opcode != RL_OP_ACQUIRE)
+        resp->lease = req->lease;
+}
+
 /* Encodes the fake daemon's answer to req into out. Returns its size. */
 static size_t answer(const rl_request *req, uint8_t *out, size_t cap) {
     static char text[512];
     rl_response resp = {.id = req->id, .opcode = req->opcode};
-    if (req->opcode == RL_OP_MULTI_CHECK) {
+    if ((req->opcode >= RL_OP_ACQUIRE && req->opcode <= RL_OP_RENEW) ||
+        req->opcode == RL_OP_LEASES) {
+        lease_answer(req, &resp, text, sizeof(text));
+    } else if (req->opcode == RL_OP_MULTI_CHECK) {
         resp.item_count = req->item_count;
         for (int i = 0; i < req->item_count; i++)
             resp.items[i] = decide(&req->items[i]);
@@ -383,6 +413,75 @@ START_TEST(test_admin_text) {
     ck_assert_str_eq(text, "{\"opcode\":34,\"policy\":\"\",\"n\":5}");
     free(text);
     ck_assert_int_eq(rl_client_admin(c, RL_OP_CHECK, NULL, 0, &text, &r), RLC_ERR_ARG);
+    rl_client_close(c);
+    stop_server(&s);
+}
+END_TEST
+
+START_TEST(test_lease_calls) {
+    fake_server s;
+    rl_result r;
+    uint64_t lease = 7;
+    start_unix(&s, h_echo, 1);
+    rl_client *c = connect_ok(s.address, 2000);
+    ck_assert_int_eq(rl_client_acquire(c, "uploads", "user1", 3, 0, &r, &lease), RLC_OK);
+    ck_assert_int_eq(r.status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(r.remaining, 3); /* the slots went as the item's cost */
+    ck_assert(lease == FAKE_LEASE);    /* no DETACH flag */
+    ck_assert_int_eq(rl_client_acquire(c, "uploads", "user1", 1, 1, &r, &lease), RLC_OK);
+    ck_assert(lease == FAKE_LEASE + RL_REQ_DETACH);
+    ck_assert_int_eq(rl_client_acquire(c, "deny", "user1", 1, 1, &r, &lease), RLC_OK);
+    ck_assert_int_eq(r.status, RL_ST_DENIED);
+    ck_assert_uint_eq(r.retry_after_ms, 1200);
+    ck_assert(lease == 0);
+    ck_assert_int_eq(rl_client_release(c, "uploads", "user1", UINT64_MAX, &r), RLC_OK);
+    ck_assert_int_eq(r.status, RL_ST_OK);
+    ck_assert_uint_eq(r.remaining, 0); /* cost 0 on the wire */
+    ck_assert_int_eq(rl_client_release(c, "gone", "user1", 42, &r), RLC_OK);
+    ck_assert_int_eq(r.status, RL_ST_LEASE_UNKNOWN);
+    ck_assert_int_eq(rl_client_renew(c, "uploads", "ab", FAKE_LEASE, &r), RLC_OK);
+    ck_assert_int_eq(r.status, RL_ST_OK);
+    ck_assert_uint_eq(r.reset_after_ms, 2); /* the key went along */
+    ck_assert_int_eq(rl_client_renew(c, "gone", "ab", 1, &r), RLC_OK);
+    ck_assert_int_eq(r.status, RL_ST_LEASE_UNKNOWN);
+    rl_client_close(c);
+    stop_server(&s);
+}
+END_TEST
+
+/* RELEASE with the longest key the wire allows: the lease field is counted in the frame. */
+START_TEST(test_release_longest_key) {
+    fake_server s;
+    rl_result r;
+    static char key[RL_MAX_KEY_LEN + 1];
+    start_unix(&s, h_echo, 1);
+    rl_client *c = connect_ok(s.address, 2000);
+    memset(key, 'k', RL_MAX_KEY_LEN);
+    ck_assert_int_eq(rl_client_release(c, "uploads", key, 9, &r), RLC_OK);
+    ck_assert_uint_eq(r.reset_after_ms, RL_MAX_KEY_LEN);
+    rl_client_close(c);
+    stop_server(&s);
+}
+END_TEST
+
+START_TEST(test_leases_text) {
+    fake_server s;
+    rl_result r;
+    char *text = NULL;
+    uint64_t lease;
+    start_unix(&s, h_echo, 1);
+    rl_client *c = connect_ok(s.address, 2000);
+    ck_assert_int_eq(rl_client_leases(c, "uploads", "user1", &text, &r), RLC_OK);
+    ck_assert_str_eq(text, "{\"policy\":\"uploads\",\"key\":\"user1\",\"cost\":0}");
+    free(text);
+    ck_assert_int_eq(rl_client_leases(c, "uploads", NULL, &text, NULL), RLC_OK);
+    ck_assert_str_eq(text, "{\"policy\":\"uploads\",\"key\":\"\",\"cost\":0}");
+    free(text);
+    ck_assert_int_eq(rl_client_leases(c, "uploads", "k", NULL, &r), RLC_ERR_ARG);
+    ck_assert_int_eq(rl_client_acquire(c, "uploads", "k", 1, 0, &r, NULL), RLC_ERR_ARG);
+    ck_assert_int_eq(rl_client_acquire(c, "uploads", "k", 1, 0, NULL, &lease), RLC_ERR_ARG);
+    ck_assert_int_eq(rl_client_release(c, "uploads", NULL, 1, &r), RLC_ERR_ARG);
+    ck_assert_int_eq(rl_client_renew(c, "uploads", "k", 1, NULL), RLC_ERR_ARG);
     rl_client_close(c);
     stop_server(&s);
 }
@@ -670,6 +769,9 @@ static Suite *client_suite(void) {
     tcase_add_test(tc, test_closing_status_reconnects);
     tcase_add_test(tc, test_multi_check);
     tcase_add_test(tc, test_admin_text);
+    tcase_add_test(tc, test_lease_calls);
+    tcase_add_test(tc, test_release_longest_key);
+    tcase_add_test(tc, test_leases_text);
     tcase_add_test(tc, test_batch_out_of_order);
     tcase_add_test(tc, test_big_pipelined_batch);
     tcase_add_test(tc, test_trickled_answers);
