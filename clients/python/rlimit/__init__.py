@@ -12,10 +12,14 @@ from . import errors
 from .aio import AsyncClient
 from .calls import read_token
 from .client import Client
-from .decision import Decision
+from .leases import HeldLease
+from .decision import Decision, Lease
 from .errors import (
     ConnectError,
     ConnectionLost,
+    LeaseDenied,
+    LeaseUnknown,
+    PolicyKind,
     ProtocolError,
     RateLimitError,
     StatusError,
@@ -29,6 +33,11 @@ __all__ = [
     "ConnectError",
     "ConnectionLost",
     "Decision",
+    "HeldLease",
+    "Lease",
+    "LeaseDenied",
+    "LeaseUnknown",
+    "PolicyKind",
     "ProtocolError",
     "RateLimitError",
     "StatusError",

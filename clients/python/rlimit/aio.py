@@ -22,9 +22,21 @@ from threading import get_ident
 from typing import Any, TypeVar, cast
 
 from .address import parse_address
-from .calls import CheckItem, Key, auth_frame, item_frame, multi_frame, next_id, token_bytes
-from .decision import Decision, decision_of, to_decision, to_json, to_multi
+from .calls import (
+    CheckItem,
+    Key,
+    acquire_frame,
+    auth_frame,
+    item_frame,
+    lease_frame,
+    leases_frame,
+    multi_frame,
+    next_id,
+    token_bytes,
+)
+from .decision import Decision, Lease, decision_of, lease_of, to_decision, to_json, to_multi
 from .errors import ConnectError, ConnectionLost, ProtocolError, RateLimitError, Timeout
+from .leases import HeldLease
 from .protocol import (
     CLOSING_STATUSES,
     HEADER_LEN,
@@ -196,6 +208,44 @@ class AsyncClient:
         """Checks 1..16 (policy, key, cost) items all-or-nothing: (overall, per item)."""
         response = await self._call(Opcode.MULTI_CHECK, lambda rid: multi_frame(rid, items), timeout)
         return to_multi(response, len(items))
+
+    async def acquire(self, policy: str, key: Key, slots: int = 1, *, detach: bool = False,
+                      timeout: float | None = None) -> Lease:
+        """Takes slots of key under a concurrency policy: a Lease (allowed: its id in .lease).
+
+        The daemon releases the lease when this client's connection closes (a lost
+        connection too), unless detach: then only release() or expiry ends it.
+        """
+        request_id = self._new_id()
+        frame = acquire_frame(request_id, policy, key, slots, detach)
+        return await self._send(Opcode.ACQUIRE, request_id, frame, timeout, lease_of)
+
+    async def release(self, policy: str, key: Key, lease: int, *, timeout: float | None = None) -> Lease:
+        """Ends a lease; raises errors.LeaseUnknown if it is not held (released, expired)."""
+        return await self._lease_call(Opcode.RELEASE, policy, key, lease, timeout)
+
+    async def renew(self, policy: str, key: Key, lease: int, *, timeout: float | None = None) -> Lease:
+        """Extends a held lease by its policy's `lease` from now; raises errors.LeaseUnknown if not held."""
+        return await self._lease_call(Opcode.RENEW, policy, key, lease, timeout)
+
+    def lease(self, policy: str, key: Key, slots: int = 1, *, renew: bool = True,
+              detach: bool = False) -> HeldLease:
+        """`async with client.lease(policy, key) as held:` holds slots for the block.
+
+        Raises errors.LeaseDenied when no slot is free. Releases on exit, exception or
+        cancellation; renews in the background every lease/3 while the block runs
+        (renew=False: never). See rlimit.leases.
+        """
+        return HeldLease(self, policy, key, slots, renew=renew, detach=detach)
+
+    async def leases(self, policy: str, key: Key | None = None) -> Any:
+        """Returns the leases held under policy (of key, or of every key) (admin; parsed JSON)."""
+        return to_json(await self._call(Opcode.LEASES, lambda rid: leases_frame(rid, policy, key)))
+
+    async def _lease_call(self, opcode: Opcode, policy: str, key: Key, lease: int, timeout: float | None) -> Lease:
+        request_id = self._new_id()
+        frame = lease_frame(request_id, opcode, policy, key, lease)
+        return await self._send(opcode, request_id, frame, timeout, lease_of)
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Returns the round trip of a PING in seconds."""

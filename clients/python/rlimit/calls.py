@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .protocol import MAX_ITEMS, Opcode, encode_item_request, encode_multi_request
+from .protocol import (
+    MAX_ITEMS,
+    Opcode,
+    encode_acquire_request,
+    encode_item_request,
+    encode_lease_request,
+    encode_multi_request,
+)
 
 Key = str | bytes  # keys are bytes on the wire; str is sent as UTF-8
 CheckItem = tuple[str, Key, int]  # (policy, key, cost) of check_many
@@ -48,6 +55,21 @@ def key_bytes(key: Key) -> bytes:
 def item_frame(request_id: int, opcode: int, policy: str, key: Key, cost: int) -> bytes:
     """Encodes a one-item request; raises ValueError for what the wire cannot carry."""
     return encode_item_request(request_id, opcode, policy.encode(), key_bytes(key), cost)
+
+
+def acquire_frame(request_id: int, policy: str, key: Key, slots: int, detach: bool) -> bytes:
+    """Encodes an ACQUIRE of slots (DETACH flag if detach)."""
+    return encode_acquire_request(request_id, policy.encode(), key_bytes(key), slots, detach)
+
+
+def lease_frame(request_id: int, opcode: int, policy: str, key: Key, lease: int) -> bytes:
+    """Encodes a RELEASE or RENEW of lease held under (policy, key)."""
+    return encode_lease_request(request_id, opcode, lease, policy.encode(), key_bytes(key))
+
+
+def leases_frame(request_id: int, policy: str, key: Key | None) -> bytes:
+    """Encodes a LEASES of policy's key (None: every key of the policy)."""
+    return encode_item_request(request_id, Opcode.LEASES, policy.encode(), key_bytes(key or b""), 0)
 
 
 def multi_frame(request_id: int, items: Sequence[CheckItem]) -> bytes:

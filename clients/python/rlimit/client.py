@@ -17,8 +17,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .address import parse_address
-from .calls import CheckItem, Key, auth_frame, item_frame, multi_frame, next_id, token_bytes
-from .decision import Decision, to_decision, to_json, to_multi
+from .calls import (
+    CheckItem,
+    Key,
+    acquire_frame,
+    auth_frame,
+    item_frame,
+    lease_frame,
+    leases_frame,
+    multi_frame,
+    next_id,
+    token_bytes,
+)
+from .decision import Decision, Lease, to_decision, to_json, to_lease, to_multi
 from .errors import ConnectError, ConnectionLost, ProtocolError, Timeout
 from .protocol import (
     CLOSING_STATUSES,
@@ -67,6 +78,31 @@ class Client:
         """Checks 1..16 (policy, key, cost) items all-or-nothing: (overall, per item)."""
         response = self._call(Opcode.MULTI_CHECK, lambda rid: multi_frame(rid, items), timeout)
         return to_multi(response, len(items))
+
+    def acquire(self, policy: str, key: Key, slots: int = 1, *, detach: bool = False,
+                timeout: float | None = None) -> Lease:
+        """Takes slots of key under a concurrency policy: a Lease (allowed: its id in .lease).
+
+        The daemon releases the lease when this client's connection closes, unless
+        detach: then only release() or expiry (the policy's `lease`) ends it.
+        """
+        build = lambda rid: acquire_frame(rid, policy, key, slots, detach)  # noqa: E731
+        return to_lease(self._call(Opcode.ACQUIRE, build, timeout))
+
+    def release(self, policy: str, key: Key, lease: int, *, timeout: float | None = None) -> Lease:
+        """Ends a lease; raises errors.LeaseUnknown if it is not held (released, expired)."""
+        return self._lease_call(Opcode.RELEASE, policy, key, lease, timeout)
+
+    def renew(self, policy: str, key: Key, lease: int, *, timeout: float | None = None) -> Lease:
+        """Extends a held lease by its policy's `lease` from now; raises errors.LeaseUnknown if not held."""
+        return self._lease_call(Opcode.RENEW, policy, key, lease, timeout)
+
+    def leases(self, policy: str, key: Key | None = None) -> Any:
+        """Returns the leases held under policy (of key, or of every key) (admin; parsed JSON)."""
+        return to_json(self._call(Opcode.LEASES, lambda rid: leases_frame(rid, policy, key)))
+
+    def _lease_call(self, opcode: Opcode, policy: str, key: Key, lease: int, timeout: float | None) -> Lease:
+        return to_lease(self._call(opcode, lambda rid: lease_frame(rid, opcode, policy, key, lease), timeout))
 
     def ping(self, *, timeout: float | None = None) -> float:
         """Returns the round trip of a PING in seconds."""

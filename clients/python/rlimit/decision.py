@@ -58,6 +58,21 @@ class Decision:
         return bool(self.flags & _CAPPED)
 
 
+@dataclass(frozen=True, slots=True)
+class Lease(Decision):
+    """The answer to ACQUIRE, RELEASE or RENEW: a Decision plus the lease id.
+
+    ACQUIRE allowed: `lease` is the new lease's id (0 when nothing is held: an exempt key,
+    or a shadow-mode policy letting a would-be denial through); RELEASE/RENEW: the id
+    named. `limit` is the key's slot limit, `remaining` its free slots after the
+    operation, `window` the lease duration; allowed: `reset_after` is when this lease
+    expires unless renewed; denied: `retry_after` is when the earliest held lease would
+    expire (an upper bound: a RELEASE frees a slot sooner).
+    """
+
+    lease: int = 0  # the lease id; 0: none
+
+
 _ALLOWED, _DENIED = int(Status.ALLOWED), int(Status.DENIED)
 
 
@@ -84,6 +99,20 @@ def decision_of(frame: bytes) -> Decision:
     if plain is None:
         return to_decision(decode_response(frame).result)  # raises ProtocolError
     return _decision(*plain[5:])
+
+
+def to_lease(response: Response) -> Lease:
+    """Returns the Lease of an answer to ACQUIRE, RELEASE or RENEW; raises its StatusError otherwise."""
+    result = response.result
+    if result.status > _DENIED:
+        raise status_error(result.status)
+    return Lease(result.status == _ALLOWED, result.limit, result.remaining, result.reset_after_ms / 1000,
+                 result.retry_after_ms / 1000, result.window_ms / 1000, result.flags, response.lease)
+
+
+def lease_of(frame: bytes) -> Lease:
+    """Returns the Lease of a whole response frame to ACQUIRE, RELEASE or RENEW."""
+    return to_lease(decode_response(frame))
 
 
 def to_multi(response: Response, count: int) -> tuple[Decision, list[Decision]]:

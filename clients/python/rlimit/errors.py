@@ -129,12 +129,35 @@ class AuthFailed(StatusError):
     status, code = "AUTH_FAILED", 33
 
 
+class LeaseUnknown(StatusError):
+    """RELEASE or RENEW of a lease not held (unknown, expired or already released)."""
+
+    status, code = "LEASE_UNKNOWN", 34
+
+
+class PolicyKind(StatusError):
+    """A rate operation named a concurrency policy, or a lease operation a rate policy."""
+
+    status, code = "POLICY_KIND", 35
+
+
+class LeaseDenied(RateLimitError):
+    """lease(): the daemon denied the ACQUIRE; `decision` holds its figures (retry_after...)."""
+
+    def __init__(self, policy: str, decision: object) -> None:
+        retry_after = getattr(decision, "retry_after", 0.0)
+        super().__init__(f"no free slot under policy {policy!r} (retry after {retry_after:.3f}s)")
+        self.policy = policy  # the concurrency policy
+        self.decision = decision  # the denied Lease (a Decision with lease 0)
+
+
 _BY_CODE: dict[int, type[StatusError]] = {
     cls.code: cls
     for cls in (
         Malformed, UnsupportedVersion, UnknownOpcode, UnknownPolicy, KeyTooLong, KeyEmpty,
         CostInvalid, CostTooLarge, FrameTooLarge, StoreUnavailable, NotPermitted,
         TooManyItems, StoreFull, Busy, InternalError, ReloadFailed, AuthRequired, AuthFailed,
+        LeaseUnknown, PolicyKind,
     )
 }
 

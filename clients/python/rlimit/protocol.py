@@ -7,9 +7,12 @@ into whole frames. Every multibyte integer is big-endian.
     frame    = length:u32 version:u8 opcode:u8 flags:u16 request_id:u32 body
     item     = cost:u32 (i32 for ADJUST) policy_len:u8 key_len:u16 policy key
     multi    = count:u8 reserved:u8 item*count
+    leased   = lease:u64 item (RELEASE, RENEW: cost 0)
     result   = status:u8 reserved:u8 flags:u16 limit remaining reset_after_ms
                retry_after_ms window_ms (u32 each)
-    response = result [count:u8 reserved:3 result*count | text_len:u32 text]
+    response = result [count:u8 reserved:3 result*count | text_len:u32 text | lease:u64]
+
+The only request flag is DETACH (ACQUIRE only): the lease outlives the connection.
 """
 
 from __future__ import annotations
@@ -40,10 +43,14 @@ class Opcode(enum.IntEnum):
     RESET = 0x05
     MULTI_CHECK = 0x06
     AUTH = 0x07  # body: an item of cost 0, no policy, the token as key
+    ACQUIRE = 0x10  # body: an item (cost = slots); answer: result + lease
+    RELEASE = 0x11  # body: lease + an item of cost 0; answer: result + lease
+    RENEW = 0x12  # body: lease + an item of cost 0; answer: result + lease
     POLICIES = 0x20
     STATS = 0x21
     TOP = 0x22
     RELOAD = 0x23
+    LEASES = 0x24  # body: an item of cost 0 (key empty: every key); answer: result + text
 
 
 class Status(enum.IntEnum):
@@ -68,6 +75,8 @@ class Status(enum.IntEnum):
     RELOAD_FAILED = 31
     AUTH_REQUIRED = 32  # the listener has a token and the connection has not sent AUTH
     AUTH_FAILED = 33  # a wrong token; the daemon closes the connection after it
+    LEASE_UNKNOWN = 34  # RELEASE/RENEW of a lease not held (unknown, expired, released)
+    POLICY_KIND = 35  # a rate opcode naming a concurrency policy, or the reverse
 
 
 class Flag(enum.IntFlag):
@@ -78,6 +87,9 @@ class Flag(enum.IntFlag):
     BLOCKED = 0x0010  # the key is blocked: always denied
     CAPPED = 0x0020  # an ADJUST charge was held at the ceiling (twice the capacity)
 
+
+DETACH = 0x0001  # request flag of ACQUIRE: the lease is not released when the connection closes
+MAX_LEASE = (1 << 64) - 1  # lease ids are u64; 0 means "no lease held"
 
 # Statuses after which the daemon closes the connection.
 CLOSING_STATUSES = frozenset(
@@ -93,12 +105,16 @@ _MULTI_HEAD = struct.Struct(">BB")
 _RESULT = struct.Struct(">BxHIIIII")
 _MULTI_TAIL = struct.Struct(">B3x")
 _U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 _PLAIN_RESPONSE = struct.Struct(">IBBHI" + "BxHIIIII")  # header + one result
 
 _NO_BODY = frozenset({Opcode.PING, Opcode.POLICIES, Opcode.STATS, Opcode.RELOAD})
-_ITEM_BODY = frozenset({Opcode.CHECK, Opcode.PEEK, Opcode.RESET, Opcode.TOP, Opcode.ADJUST, Opcode.AUTH})
-_TEXT_OPCODES = frozenset({Opcode.POLICIES, Opcode.STATS, Opcode.TOP, Opcode.RELOAD})
-_TAILED = _TEXT_OPCODES | {Opcode.MULTI_CHECK}  # responses with more than the result
+_ITEM_BODY = frozenset({Opcode.CHECK, Opcode.PEEK, Opcode.RESET, Opcode.TOP, Opcode.ADJUST, Opcode.AUTH,
+                        Opcode.ACQUIRE, Opcode.LEASES})
+_LEASED_BODY = frozenset({Opcode.RELEASE, Opcode.RENEW})  # lease + item
+LEASE_OPCODES = frozenset({Opcode.ACQUIRE, Opcode.RELEASE, Opcode.RENEW})  # answers: result + lease
+_TEXT_OPCODES = frozenset({Opcode.POLICIES, Opcode.STATS, Opcode.TOP, Opcode.RELOAD, Opcode.LEASES})
+_TAILED = _TEXT_OPCODES | LEASE_OPCODES | {Opcode.MULTI_CHECK}  # responses with more than the result
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +133,8 @@ class Request:
     id: int  # request id, echoed in the response
     opcode: int  # an Opcode (or any byte, to test a server)
     items: tuple[Item, ...] = ()  # one item, or 1..16 for MULTI_CHECK
+    flags: int = 0  # header flags: DETACH (ACQUIRE only) or 0
+    lease: int = 0  # RELEASE, RENEW: the lease id named
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +159,7 @@ class Response:
     result: Result  # the result (overall for MULTI_CHECK)
     items: tuple[Result, ...] = ()  # MULTI_CHECK: one result per item
     text: str | None = None  # admin opcodes: the JSON text
+    lease: int = 0  # ACQUIRE, RELEASE, RENEW: the lease id (0: none)
 
 
 def status_name(code: int) -> str:
@@ -163,8 +182,8 @@ def _encode_text(value: str) -> bytes:
     return value.encode("utf-8", "surrogateescape")
 
 
-def _header(request_id: int, opcode: int, body_len: int) -> bytes:
-    return _HEADER.pack(8 + body_len, VERSION, opcode, 0, request_id)
+def _header(request_id: int, opcode: int, body_len: int, flags: int = 0) -> bytes:
+    return _HEADER.pack(8 + body_len, VERSION, opcode, flags, request_id)
 
 
 def _item_bytes(policy: bytes, key: bytes, cost: int, signed: bool) -> bytes:
@@ -195,6 +214,20 @@ def encode_item_request(request_id: int, opcode: int, policy: bytes, key: bytes,
     return fixed + policy + key
 
 
+def encode_acquire_request(request_id: int, policy: bytes, key: bytes, slots: int, detach: bool = False) -> bytes:
+    """Encodes an ACQUIRE of slots; detach sets the DETACH flag. Raises ValueError as items do."""
+    body = _item_bytes(policy, key, slots, False)
+    return _header(request_id, Opcode.ACQUIRE, len(body), DETACH if detach else 0) + body
+
+
+def encode_lease_request(request_id: int, opcode: int, lease: int, policy: bytes, key: bytes) -> bytes:
+    """Encodes a RELEASE or RENEW of lease (u64) held under (policy, key)."""
+    if not 0 <= lease <= MAX_LEASE:
+        raise ValueError(f"lease id {lease} does not fit 64 bits")
+    body = _U64.pack(lease) + _item_bytes(policy, key, 0, False)
+    return _header(request_id, opcode, len(body)) + body
+
+
 def encode_multi_request(request_id: int, items: list[tuple[bytes, bytes, int]]) -> bytes:
     """Encodes a MULTI_CHECK of (policy, key, cost) items (0..255 on the wire; 1..16 valid)."""
     if len(items) > 255:
@@ -215,9 +248,16 @@ def encode_request(request: Request) -> bytes:
     items = [(_encode_text(it.policy), it.key, it.cost) for it in request.items]
     if request.opcode == Opcode.MULTI_CHECK:
         return encode_multi_request(request.id, items)
-    if request.opcode in _ITEM_BODY:
+    if request.opcode in _ITEM_BODY or request.opcode in _LEASED_BODY:
         if len(items) != 1:
             raise ValueError(f"{opcode_name(request.opcode)} carries exactly one item")
+    if request.opcode in _LEASED_BODY:
+        policy, key, _cost = items[0]
+        return encode_lease_request(request.id, request.opcode, request.lease, policy, key)
+    if request.opcode == Opcode.ACQUIRE:
+        body = _item_bytes(*items[0], False)
+        return _header(request.id, request.opcode, len(body), request.flags) + body
+    if request.opcode in _ITEM_BODY:
         return encode_item_request(request.id, request.opcode, *items[0])
     return encode_empty_request(request.id, request.opcode)
 
@@ -314,6 +354,11 @@ def decode_response(frame: bytes) -> Response:
             text = cursor.take(text_len).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ProtocolError(f"admin text is not UTF-8: {exc}") from None
+    elif opcode in LEASE_OPCODES and not (cursor.done() and result.status == Status.UNKNOWN_OPCODE):
+        (lease,) = cursor.unpack(_U64)  # absent only from an older daemon's UNKNOWN_OPCODE
+        if not cursor.done():
+            raise ProtocolError(f"{len(frame) - cursor.pos} bytes left over after the response")
+        return Response(request_id, opcode, result, lease=lease)
     if not cursor.done():
         raise ProtocolError(f"{len(frame) - cursor.pos} bytes left over after the response")
     return Response(request_id, opcode, result, items, text)
@@ -335,6 +380,8 @@ def encode_response(response: Response) -> bytes:
     elif response.opcode in _TEXT_OPCODES:
         text = (response.text or "").encode("utf-8")
         body += _U32.pack(len(text)) + text
+    elif response.opcode in LEASE_OPCODES:
+        body += _U64.pack(response.lease)
     return _header(response.id, response.opcode, len(body)) + body
 
 
@@ -349,7 +396,7 @@ def _read_item(cursor: _Cursor, signed: bool) -> Item:
 
 
 def _read_request_body(cursor: _Cursor, request_id: int, opcode: int) -> tuple[Item, ...]:
-    if opcode in _ITEM_BODY:
+    if opcode in _ITEM_BODY or opcode in _LEASED_BODY:
         return (_read_item(cursor, opcode == Opcode.ADJUST),)
     if opcode != Opcode.MULTI_CHECK:
         return ()
@@ -379,15 +426,17 @@ def decode_request(frame: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Request:
         raise _refuse(f"version {version}", Status.UNSUPPORTED_VERSION, request_id, opcode)
     if length + 4 != len(frame):
         raise _refuse("frame length does not match its bytes", Status.MALFORMED, request_id, opcode)
-    if opcode not in _NO_BODY and opcode not in _ITEM_BODY and opcode != Opcode.MULTI_CHECK:
+    if opcode not in _NO_BODY and opcode not in _ITEM_BODY and opcode not in _LEASED_BODY \
+            and opcode != Opcode.MULTI_CHECK:
         raise _refuse(f"opcode {opcode:#04x}", Status.UNKNOWN_OPCODE, request_id, opcode)
-    if flags != 0:
+    if flags != 0 and not (opcode == Opcode.ACQUIRE and flags == DETACH):
         raise _refuse(f"request flags {flags:#06x}", Status.MALFORMED, request_id, opcode)
     cursor = _Cursor(frame, lambda message: _refuse(message, Status.MALFORMED, request_id, opcode))
+    lease = cursor.unpack(_U64)[0] if opcode in _LEASED_BODY else 0
     items = _read_request_body(cursor, request_id, opcode)
     if not cursor.done():
         raise _refuse("bytes left over after the body", Status.MALFORMED, request_id, opcode)
-    return Request(request_id, opcode, items)
+    return Request(request_id, opcode, items, flags, lease)
 
 
 class FrameSplitter:

@@ -15,6 +15,12 @@ With a token (FakeDaemon.token), a connection is served only PING and AUTH until
 sent the token: other calls answer AUTH_REQUIRED; a wrong token answers AUTH_FAILED
 and closes the connection, as rlimitd does. Policies named in `statuses` answer that
 status to every item (a daemon refusing the question).
+
+Concurrency policies (`concurrency`: name -> (limit, lease ms)) answer ACQUIRE,
+RELEASE, RENEW and LEASES as the design says (lease ids random, expiry on the fake's
+monotonic clock, leases taken without DETACH released when their connection closes);
+the other opcodes naming them answer POLICY_KIND, as lease opcodes naming a rate
+policy do.
 """
 
 
@@ -22,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TypeVar
@@ -31,6 +39,8 @@ from rlimit.errors import InvalidRequest
 from rlimit.protocol import (
     CLOSING_STATUSES,
     DEFAULT_MAX_FRAME,
+    DETACH,
+    LEASE_OPCODES,
     FrameSplitter,
     Item,
     Opcode,
@@ -53,6 +63,10 @@ class FakeDaemon:
         self.path = path  # the Unix socket path
         self.limits = limits or {"five": 5, "one": 1}  # policy -> limit per window
         self.statuses: dict[str, Status] = {}  # policy -> the error status it always answers
+        self.concurrency: dict[str, tuple[int, int]] = {"two": (2, 30_000)}  # policy -> (limit, lease ms)
+        # (policy, key) -> lease id -> (slots, expiry on time.monotonic())
+        self.held: dict[tuple[str, bytes], dict[int, tuple[int, float]]] = {}
+        self.released_on_disconnect = 0  # leases released because their connection closed
         self.token: bytes | None = None  # the listener's token, if it has one
         self.usage: dict[tuple[str, bytes], int] = {}  # (policy, key) -> units used
         self.requests: list[Request] = []  # every request decoded, in arrival order
@@ -103,7 +117,7 @@ class FakeDaemon:
         self.accepted += 1
         self._writers.add(writer)
         splitter = FrameSplitter(DEFAULT_MAX_FRAME)
-        session = {"authenticated": False}  # this connection's state
+        session: dict[str, object] = {"authenticated": False, "leases": []}  # this connection's state
         try:
             while data := await reader.read(65536):
                 for frame in splitter.feed(data):
@@ -114,8 +128,14 @@ class FakeDaemon:
             pass
         finally:
             self._writers.discard(writer)
+            self._release_connection(session)
 
-    def _handle(self, frame: bytes, writer: asyncio.StreamWriter, session: dict[str, bool]) -> bool:
+    def _release_connection(self, session: dict[str, object]) -> None:
+        for policy, key, lease in session["leases"]:  # type: ignore[attr-defined]
+            if self.held.get((policy, key), {}).pop(lease, None) is not None:
+                self.released_on_disconnect += 1
+
+    def _handle(self, frame: bytes, writer: asyncio.StreamWriter, session: dict[str, object]) -> bool:
         """Answers one frame; returns False when the connection must close."""
         try:
             request = decode_request(frame)
@@ -130,11 +150,15 @@ class FakeDaemon:
         script = request.items[0].key if request.items else b""
         action = _SCRIPTS.get(script.split(b":")[0])
         if action is None:
-            writer.write(encode_response(self.answer(request)))
+            response = self.answer(request)
+            if request.opcode == Opcode.ACQUIRE and response.lease and not request.flags & DETACH:
+                item = request.items[0]
+                session["leases"].append((item.policy, item.key, response.lease))  # type: ignore[attr-defined]
+            writer.write(encode_response(response))
             return True
         return action(self, request, writer)
 
-    def _authenticate(self, request: Request, session: dict[str, bool]) -> Status:
+    def _authenticate(self, request: Request, session: dict[str, object]) -> Status:
         """Returns the status of an AUTH, or AUTH_REQUIRED for another call before it."""
         if request.opcode != Opcode.AUTH:
             return Status.OK if request.opcode == Opcode.PING else Status.AUTH_REQUIRED
@@ -152,7 +176,73 @@ class FakeDaemon:
             return Response(request.id, opcode, Result(Status.OK), text=json.dumps(self.limits))
         if opcode == Opcode.PING:
             return Response(request.id, opcode, Result(Status.OK))
+        if opcode in LEASE_OPCODES or opcode == Opcode.LEASES:
+            return self._lease_answer(request)
+        if request.items and request.items[0].policy in self.concurrency:
+            return Response(request.id, opcode, Result(Status.POLICY_KIND))
         return Response(request.id, opcode, self._decide(opcode, request.items[0], True))
+
+    def _lease_answer(self, request: Request) -> Response:
+        item = request.items[0]
+        if item.policy in self.statuses:
+            return Response(request.id, request.opcode, Result(self.statuses[item.policy]))
+        if item.policy not in self.concurrency:
+            status = Status.POLICY_KIND if item.policy in self.limits else Status.UNKNOWN_POLICY
+            return Response(request.id, request.opcode, Result(status))
+        limit, lease_ms = self.concurrency[item.policy]
+        if request.opcode == Opcode.LEASES:
+            return Response(request.id, request.opcode, Result(Status.OK), text=self._leases_json(item))
+        leases = self._trimmed(item.policy, item.key)
+        held = sum(slots for slots, _expiry in leases.values())
+        now = time.monotonic()
+        if request.opcode == Opcode.ACQUIRE:
+            if item.cost == 0:
+                return Response(request.id, request.opcode, Result(Status.COST_INVALID))
+            if item.cost > limit:
+                return Response(request.id, request.opcode, Result(Status.COST_TOO_LARGE))
+            if held + item.cost > limit:
+                earliest = min(expiry for _slots, expiry in leases.values())
+                last = max(expiry for _slots, expiry in leases.values())
+                result = Result(Status.DENIED, 0, limit, limit - held, _ms(last - now), _ms(earliest - now), lease_ms)
+                return Response(request.id, request.opcode, result)
+            lease = random.getrandbits(64) | 1
+            leases[lease] = (item.cost, now + lease_ms / 1000)
+            result = Result(Status.ALLOWED, 0, limit, limit - held - item.cost, lease_ms, 0, lease_ms)
+            return Response(request.id, request.opcode, result, lease=lease)
+        if request.lease == 0:
+            return Response(request.id, request.opcode, Result(Status.OK, 0, limit, limit - held, 0, 0, lease_ms))
+        if request.lease not in leases:
+            return Response(request.id, request.opcode, Result(Status.LEASE_UNKNOWN), lease=request.lease)
+        slots, _expiry = leases[request.lease]
+        if request.opcode == Opcode.RENEW:
+            leases[request.lease] = (slots, now + lease_ms / 1000)
+            result = Result(Status.OK, 0, limit, limit - held, lease_ms, 0, lease_ms)
+        else:
+            del leases[request.lease]
+            last = max((expiry for _slots, expiry in leases.values()), default=now)
+            result = Result(Status.OK, 0, limit, limit - held + slots, _ms(last - now), 0, lease_ms)
+        return Response(request.id, request.opcode, result, lease=request.lease)
+
+    def _trimmed(self, policy: str, key: bytes) -> dict[int, tuple[int, float]]:
+        """Returns the leases of (policy, key) still held, the expired ones dropped."""
+        now = time.monotonic()
+        leases = self.held.setdefault((policy, key), {})
+        for lease, (_slots, expiry) in list(leases.items()):
+            if expiry <= now:
+                del leases[lease]
+        return leases
+
+    def _leases_json(self, item: Item) -> str:
+        now = time.monotonic()
+        keys = [item.key] if item.key else [key for policy, key in self.held if policy == item.policy]
+        listed = [{"key": key.decode(), "lease": str(lease), "slots": slots, "expires_in_ms": _ms(expiry - now)}
+                  for key in keys for lease, (slots, expiry) in self._trimmed(item.policy, key).items()]
+        return json.dumps({"policy": item.policy, "leases": listed, "truncated": False})
+
+    def held_slots(self, policy: str, key: bytes) -> int:
+        """Returns the slots of (policy, key) held now (thread-safe enough for tests: a read)."""
+        return sum(slots for slots, expiry in list(self.held.get((policy, key), {}).values())
+                   if expiry > time.monotonic())
 
     def _multi(self, request: Request) -> Response:
         results = tuple(self._decide(Opcode.PEEK, item, False) for item in request.items)
@@ -189,6 +279,10 @@ class FakeDaemon:
         else:
             used += item.cost
         return Result(Status.ALLOWED, 0, limit, limit - used, WINDOW_MS, 0, WINDOW_MS)
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
 
 
 def _slow(fake: FakeDaemon, request: Request, writer: asyncio.StreamWriter) -> bool:

@@ -88,7 +88,7 @@ def test_malformed_responses_raise(frame: bytes) -> None:
     ("frame", "status"),
     [
         (CHECK_API_USER1[:4] + b"\x02" + CHECK_API_USER1[5:], Status.UNSUPPORTED_VERSION),
-        (CHECK_API_USER1[:5] + b"\x10" + CHECK_API_USER1[6:], Status.UNKNOWN_OPCODE),
+        (CHECK_API_USER1[:5] + b"\x13" + CHECK_API_USER1[6:], Status.UNKNOWN_OPCODE),  # reserved
         (CHECK_API_USER1[:6] + b"\x00\x01" + CHECK_API_USER1[8:], Status.MALFORMED),
         (b"\0\0\0\x18" + CHECK_API_USER1[4:] + b"!", Status.MALFORMED),
         (b"\0\0\0\x16" + CHECK_API_USER1[4:-1], Status.MALFORMED),

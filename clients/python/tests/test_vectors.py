@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from daemons import VECTORS
-from rlimit.decision import Decision, decision_of, to_decision
+from rlimit.decision import Decision, Lease, decision_of, lease_of, to_decision, to_lease
 from rlimit.errors import InvalidRequest, ProtocolError, StatusError
 from rlimit.protocol import (
     Item,
@@ -55,7 +55,8 @@ def _item(data: dict[str, Any]) -> Item:
 
 
 def _request(data: dict[str, Any]) -> Request:
-    return Request(data["id"], _opcode(data["opcode"]), tuple(_item(it) for it in data["items"]))
+    items = tuple(_item(it) for it in data["items"])
+    return Request(data["id"], _opcode(data["opcode"]), items, data.get("flags", 0), int(data.get("lease", "0")))
 
 
 def _result(data: dict[str, Any]) -> Result:
@@ -67,7 +68,8 @@ def _result(data: dict[str, Any]) -> Result:
 
 def _response(data: dict[str, Any]) -> Response:
     items = tuple(_result(item) for item in data.get("items", ()))
-    return Response(data["id"], _opcode(data["opcode"]), _result(data["result"]), items, data.get("text"))
+    return Response(data["id"], _opcode(data["opcode"]), _result(data["result"]), items, data.get("text"),
+                    int(data.get("lease", "0")))
 
 
 def test_vectors_are_there() -> None:
@@ -123,6 +125,28 @@ def test_response_vector_as_decision(vector: dict[str, Any]) -> None:
 _ITEM_ANSWERS = {"CHECK", "PEEK", "ADJUST", "RESET"}  # answers decision_of decodes
 
 
+_LEASE_ANSWERS = {"ACQUIRE", "RELEASE", "RENEW"}  # answers lease_of decodes
+
+
+@pytest.mark.parametrize("vector", VECTORS_BY_KIND["response"], ids=_ids(VECTORS_BY_KIND["response"]))
+def test_response_vector_as_lease(vector: dict[str, Any]) -> None:
+    """A lease result becomes a Lease (the Decision's figures and the id), or its StatusError."""
+    frame = bytes.fromhex(vector["hex"])
+    response = decode_response(frame)
+    if _opcode_name(response.opcode) not in _LEASE_ANSWERS:
+        return
+    expected = vector["decoded"]
+    if expected["result"]["status"] not in ("ALLOWED", "DENIED"):
+        with pytest.raises(StatusError) as caught:
+            lease_of(frame)
+        assert caught.value.status == expected["result"]["status"]
+        return
+    lease = lease_of(frame)
+    assert isinstance(lease, Lease) and lease == to_lease(response)
+    assert lease.lease == int(expected["lease"])
+    assert Decision(*[getattr(lease, f) for f in Decision.__dataclass_fields__]) == to_decision(response.result)
+
+
 def _opcode_name(opcode: int) -> str:
     return Opcode(opcode).name if opcode in Opcode._value2member_map_ else f"opcode {opcode}"
 
@@ -133,7 +157,8 @@ def test_response_vector_straight_to_decision(vector: dict[str, Any]) -> None:
     frame = bytes.fromhex(vector["hex"])
     response = decode_response(frame)
     plain = decode_plain(frame)
-    tailed = _opcode_name(response.opcode) in ("MULTI_CHECK", "POLICIES", "STATS", "TOP", "RELOAD")
+    tailed = _opcode_name(response.opcode) in ("MULTI_CHECK", "POLICIES", "STATS", "TOP", "RELOAD", "LEASES",
+                                               "ACQUIRE", "RELEASE", "RENEW")
     assert (plain is not None) == (not tailed)
     if plain is not None:
         assert (plain[4], plain[2], Result(*plain[5:])) == (response.id, response.opcode, response.result)
