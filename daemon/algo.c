@@ -175,10 +175,12 @@ static i128 bucket_tolerance(const rl_rate *rate) {
 }
 
 uint64_t rl_rate_capacity(const rl_rate *rate) {
+    /* window algorithms and concurrency (its slots): the limit */
     return is_bucket(rate) ? rate->burst : rate->limit;
 }
 
 int64_t rl_rate_window_us(const rl_rate *rate) {
+    /* window algorithms: the period; concurrency: the lease, held in period_us */
     return is_bucket(rate) ? clamp64(bucket_tolerance(rate)) : rate->period_us;
 }
 

@@ -32,6 +32,8 @@ typedef enum rl_algorithm {
     RL_ALGO_SLIDING_COUNTER, /* weighted previous window + current window <= limit */
     RL_ALGO_TOKEN_BUCKET,    /* capacity burst, refilled continuously at limit/period */
     RL_ALGO_GCRA,            /* generic cell rate algorithm; redis-cell's CL.THROTTLE */
+    RL_ALGO_CONCURRENCY,     /* at most limit slots held at once (leases: algo_lease.h);
+                                period_us is the lease; no cell or log */
 } rl_algorithm;
 
 /* One rate: the parameters of one algorithm instance. */
@@ -88,11 +90,13 @@ typedef struct rl_verdict {
 } rl_verdict;
 
 // Returns the largest cost the rate can ever admit at once (limit, or burst for
-// token_bucket and gcra). A cost above it gets COST_TOO_LARGE, never a verdict.
+// token_bucket and gcra; concurrency: limit, the slots). A cost above it gets COST_TOO_LARGE, never
+// a verdict.
 uint64_t rl_rate_capacity(const rl_rate *rate);
 
 // Returns the window reported for the rate, in microseconds: period for window
-// algorithms, the time to refill the full capacity for token_bucket and gcra.
+// algorithms, the time to refill the full capacity for token_bucket and gcra, the
+// lease for concurrency.
 int64_t rl_rate_window_us(const rl_rate *rate);
 
 // Decides whether cost (1..capacity) may pass rate at now_us for a key whose state

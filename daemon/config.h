@@ -78,14 +78,16 @@ typedef enum rl_listener_kind {
 #define RL_PERM_STATS (1u << 7)       /* "stats": STATS (HTTP: /metrics) */
 #define RL_PERM_TOP (1u << 8)         /* "top": TOP */
 #define RL_PERM_RELOAD (1u << 9)      /* "reload": RELOAD */
-#define RL_PERM_ALL ((1u << 10) - 1)  /* an admin listener's */
+#define RL_PERM_LEASE (1u << 10)      /* "lease": ACQUIRE, RELEASE, RENEW */
+#define RL_PERM_LEASES (1u << 11)     /* "leases": LEASES (the held leases listed) */
+#define RL_PERM_ALL ((1u << 12) - 1)  /* an admin listener's */
 /* Not an operation: the connection may use its listener's operations (it authenticated,
    or its listener needs no token). Without it only PING and AUTH are served. */
 #define RL_PERM_AUTHENTICATED (1u << 31)
 /* The defaults of listeners without "ops" and not "admin". */
 #define RL_PERM_DEFAULT_BINARY                                                                     \
     (RL_PERM_CHECK | RL_PERM_PEEK | RL_PERM_MULTI_CHECK | RL_PERM_CHARGE | RL_PERM_POLICIES |      \
-     RL_PERM_STATS)
+     RL_PERM_STATS | RL_PERM_LEASE)
 #define RL_PERM_DEFAULT_HTTP (RL_PERM_CHECK | RL_PERM_STATS)
 #define RL_MAX_PEERS 64     /* entries of peer_uids, of peer_gids */
 #define RL_MIN_TOKEN_LEN 16 /* token_file: bytes at least */

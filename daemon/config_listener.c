@@ -34,12 +34,15 @@ static const struct {
     {"stats", RL_PERM_STATS},
     {"top", RL_PERM_TOP},
     {"reload", RL_PERM_RELOAD},
+    {"lease", RL_PERM_LEASE},
+    {"leases", RL_PERM_LEASES},
 };
 
 #define OP_COUNT (sizeof(op_names) / sizeof(op_names[0]))
 #define OPS_LIST                                                                                   \
     "\"check\", \"peek\", \"multi_check\", \"charge\", \"refund\", \"reset\", \"policies\", "      \
-    "\"stats\", \"top\", \"reload\" (\"ping\" and \"auth\" are always allowed)"
+    "\"stats\", \"top\", \"reload\", \"lease\", \"leases\" (\"ping\" and \"auth\" are always "     \
+    "allowed)"
 
 const char *rl_perm_name(uint32_t perm) {
     for (size_t i = 0; i < OP_COUNT; i++)

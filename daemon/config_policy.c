@@ -12,7 +12,11 @@
 #include "hash.h"
 #include "rlproto.h"
 
-#define MAX_PERIOD_MS 4294967295LL /* periods and windows travel as u32 milliseconds */
+#define MAX_PERIOD_MS 4294967295LL  /* periods and windows travel as u32 milliseconds */
+#define MIN_LEASE_MS 100LL          /* a concurrency policy's lease: 100ms.. */
+#define MAX_LEASE_MS 86400000LL     /* ..1d */
+#define DEFAULT_LEASE_MS 30000LL    /* "30s" */
+#define MAX_CONCURRENCY_LIMIT 10000 /* slots per key at most */
 
 static const char *const algorithm_names[] = {
     [RL_ALGO_FIXED_WINDOW] = "fixed_window",
@@ -20,6 +24,7 @@ static const char *const algorithm_names[] = {
     [RL_ALGO_SLIDING_COUNTER] = "sliding_window_counter",
     [RL_ALGO_TOKEN_BUCKET] = "token_bucket",
     [RL_ALGO_GCRA] = "gcra",
+    [RL_ALGO_CONCURRENCY] = "concurrency",
 };
 
 const char *rl_algorithm_name(rl_algorithm algorithm) {
@@ -32,10 +37,11 @@ typedef struct raw_rate {
     uint64_t limit;    /* 0 if not given */
     int64_t period_ms; /* 0 if not given */
     uint64_t burst;    /* 0 if not given */
+    int64_t lease_ms;  /* concurrency: the lease; 0 if not given */
 } raw_rate;
 
 static int parse_algorithm(rl_conf_ctx *ctx, json_t *v, const char *path, int *out) {
-    for (int i = 0; i <= RL_ALGO_GCRA; i++) {
+    for (int i = 0; i <= RL_ALGO_CONCURRENCY; i++) {
         if (json_is_string(v) && strcmp(json_string_value(v), algorithm_names[i]) == 0) {
             *out = i;
             return 0;
@@ -43,10 +49,19 @@ static int parse_algorithm(rl_conf_ctx *ctx, json_t *v, const char *path, int *o
     }
     return rl_conf_fail(ctx, path,
                         "must be one of fixed_window, sliding_window_log, "
-                        "sliding_window_counter, token_bucket, gcra");
+                        "sliding_window_counter, token_bucket, gcra, concurrency");
 }
 
-// Reads algorithm, limit, period and burst where present into *raw.
+// Reads a concurrency policy's lease: a duration of MIN_LEASE_MS..MAX_LEASE_MS.
+static int parse_lease(rl_conf_ctx *ctx, json_t *v, const char *path, int64_t *ms) {
+    if (rl_conf_duration(ctx, v, path, MAX_LEASE_MS, ms) != 0)
+        return -1;
+    if (*ms < MIN_LEASE_MS)
+        return rl_conf_fail(ctx, path, "a lease is at least 100ms (at most 1d)");
+    return 0;
+}
+
+// Reads algorithm, limit, period, burst and lease where present into *raw.
 static int parse_raw(rl_conf_ctx *ctx, json_t *obj, const char *path, raw_rate *raw) {
     char sub[512];
     json_t *f;
@@ -65,6 +80,9 @@ static int parse_raw(rl_conf_ctx *ctx, json_t *obj, const char *path, raw_rate *
     if ((f = json_object_get(obj, "burst")) &&
         (rl_conf_path(sub, sizeof(sub), path, "burst"),
          rl_conf_uint(ctx, f, sub, 1, UINT32_MAX, &raw->burst) != 0))
+        return -1;
+    if ((f = json_object_get(obj, "lease")) && (rl_conf_path(sub, sizeof(sub), path, "lease"),
+                                                parse_lease(ctx, f, sub, &raw->lease_ms) != 0))
         return -1;
     return 0;
 }
@@ -105,12 +123,30 @@ static int check_log_limit(rl_conf_ctx *ctx, const rl_rate *rate, const char *pa
                         (unsigned long long)rate->limit, RL_SLIDING_LOG_MAX_LIMIT);
 }
 
+// Turns a concurrency rate into a rate: limit 1..MAX_CONCURRENCY_LIMIT slots,
+// period_us = the lease (default DEFAULT_LEASE_MS).
+static int resolve_concurrency(rl_conf_ctx *ctx, const raw_rate *raw, const char *path,
+                               rl_rate *rate) {
+    char sub[512];
+    rl_conf_path(sub, sizeof(sub), path, "limit");
+    if (!raw->limit)
+        return rl_conf_fail(ctx, sub, "is required");
+    if (raw->limit > MAX_CONCURRENCY_LIMIT)
+        return rl_conf_fail(ctx, sub, "%llu is above the concurrency maximum %d slots",
+                            (unsigned long long)raw->limit, MAX_CONCURRENCY_LIMIT);
+    *rate = (rl_rate){.algorithm = RL_ALGO_CONCURRENCY, .limit = raw->limit};
+    rate->period_us = (raw->lease_ms ? raw->lease_ms : DEFAULT_LEASE_MS) * 1000;
+    return 0;
+}
+
 // Turns a complete raw rate into a rate, applying defaults and checking that its
 // figures fit the wire.
 static int resolve_rate(rl_conf_ctx *ctx, const raw_rate *raw, const char *path, rl_rate *rate) {
     char sub[512];
     if (raw->algorithm < 0)
         return rl_conf_fail(ctx, path, "\"algorithm\" is required");
+    if (raw->algorithm == RL_ALGO_CONCURRENCY)
+        return resolve_concurrency(ctx, raw, path, rate);
     if (!raw->limit || !raw->period_ms) {
         rl_conf_path(sub, sizeof(sub), path, raw->limit ? "period" : "limit");
         return rl_conf_fail(ctx, sub, "is required");
@@ -135,13 +171,45 @@ static int parse_rates(rl_conf_ctx *ctx, json_t *v, const char *path, int algori
     json_t *item;
     json_array_foreach(v, i, item) {
         char sub[512];
-        raw_rate raw = {algorithm, 0, 0, 0};
+        raw_rate raw = {algorithm, 0, 0, 0, 0};
         snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
-        if (rl_conf_fields(ctx, item, sub, fields) != 0 || parse_raw(ctx, item, sub, &raw) != 0 ||
-            resolve_rate(ctx, &raw, sub, &limits->rates[i]) != 0)
+        if (rl_conf_fields(ctx, item, sub, fields) != 0 || parse_raw(ctx, item, sub, &raw) != 0)
+            return -1;
+        if (raw.algorithm == RL_ALGO_CONCURRENCY)
+            return rl_conf_fail(ctx, sub,
+                                "concurrency is a policy of its own, never one of \"rates\"");
+        if (resolve_rate(ctx, &raw, sub, &limits->rates[i]) != 0)
             return -1;
     }
     limits->rate_count = (uint8_t)json_array_size(v);
+    return 0;
+}
+
+// Fails if obj gives a field that does not fit its algorithm: period, burst or rates
+// with concurrency (which takes limit and lease), lease with a rate algorithm, or an
+// override that turns a rate policy into a concurrency one or back (base_algorithm:
+// the policy's, -1 for the policy itself).
+static int check_kind_fields(rl_conf_ctx *ctx, json_t *obj, const char *path, int algorithm,
+                             int base_algorithm) {
+    static const char *const not_concurrency[] = {"period", "burst", "rates", NULL};
+    char sub[512];
+    int concurrency = algorithm == RL_ALGO_CONCURRENCY;
+    if (base_algorithm >= 0 && (base_algorithm == RL_ALGO_CONCURRENCY) != concurrency) {
+        rl_conf_path(sub, sizeof(sub), path, "algorithm");
+        return rl_conf_fail(ctx, sub,
+                            "an override cannot turn a rate policy into a concurrency "
+                            "policy or back");
+    }
+    for (int i = 0; concurrency && not_concurrency[i]; i++) {
+        if (!json_object_get(obj, not_concurrency[i]))
+            continue;
+        rl_conf_path(sub, sizeof(sub), path, not_concurrency[i]);
+        return rl_conf_fail(ctx, sub, "does not apply to concurrency (it takes limit and lease)");
+    }
+    if (!concurrency && algorithm >= 0 && json_object_get(obj, "lease")) {
+        rl_conf_path(sub, sizeof(sub), path, "lease");
+        return rl_conf_fail(ctx, sub, "applies only to concurrency");
+    }
     return 0;
 }
 
@@ -155,8 +223,9 @@ static int parse_limits(rl_conf_ctx *ctx, json_t *obj, const char *path, const r
     char sub[512];
     json_t *rates = json_object_get(obj, "rates");
     int single = json_object_get(obj, "limit") || json_object_get(obj, "period") ||
-                 json_object_get(obj, "burst");
-    if (parse_raw(ctx, obj, path, &raw) != 0)
+                 json_object_get(obj, "burst") || json_object_get(obj, "lease");
+    if (parse_raw(ctx, obj, path, &raw) != 0 ||
+        check_kind_fields(ctx, obj, path, raw.algorithm, base->algorithm) != 0)
         return -1;
     if (!json_object_get(obj, "burst") && !is_bucket(raw.algorithm))
         raw.burst = 0;
@@ -259,7 +328,8 @@ static int sort_overrides(const void *a, const void *b) {
 // gives "rates", whose overrides must give "rates" too.
 static int parse_overrides(rl_conf_ctx *ctx, json_t *v, const char *path, const raw_rate *base,
                            int multi, rl_policy *p) {
-    static const char *const fields[] = {"algorithm", "limit", "period", "burst", "rates", NULL};
+    static const char *const fields[] = {"algorithm", "limit", "period", "burst",
+                                         "rates",     "lease", NULL};
     if (!v)
         return 0;
     if (!json_is_object(v))
@@ -317,13 +387,13 @@ static uint64_t fingerprint(const rl_policy *p) {
 }
 
 static int parse_policy(rl_conf_ctx *ctx, const char *name, json_t *v, rl_policy *p) {
-    static const char *const fields[] = {
-        "algorithm",      "limit",     "period", "burst", "rates", "mode",
-        "on_store_error", "overrides", "exempt", "block", NULL};
+    static const char *const fields[] = {"algorithm", "limit", "period",         "burst",
+                                         "rates",     "mode",  "on_store_error", "overrides",
+                                         "exempt",    "block", "lease",          NULL};
     static const char *const modes[] = {"enforce", "shadow", NULL};
     static const char *const on_error[] = {"local", "allow", "deny", NULL};
     char path[512], sub[512];
-    raw_rate raw = {-1, 0, 0, 0};
+    raw_rate raw = {-1, 0, 0, 0, 0};
     snprintf(path, sizeof(path), "policies.%s", name);
     p->name_len = strlen(name);
     p->name = rl_strndup(name, p->name_len);

@@ -1169,6 +1169,9 @@ START_TEST(test_trailing_window_bounds) {
         assert_bucket_bound(&m.rate, &h);
         ck_assert_uint_le(trailing, config->burst + limit);
         break;
+    case RL_ALGO_CONCURRENCY: /* not a meter: test_algo_lease.c */
+        ck_abort_msg("no concurrency run config");
+        break;
     }
     meter_free(&m);
 }

@@ -897,6 +897,65 @@ START_TEST(test_sliding_log_limit_has_a_maximum) {
 }
 END_TEST
 
+/* Concurrency policies (issue 14): limit 1..10000 slots, lease 100ms..1d (default 30s),
+ * no period/burst/rates, overrides of limit and lease, errors naming the field. */
+START_TEST(test_concurrency_policies) {
+    rl_config *c = ACCEPTED(
+        parse_policies("'up':{'algorithm':'concurrency','limit':2,'lease':'200ms','mode':'shadow',"
+                       "  'on_store_error':'deny','exempt':['e'],'block':['b'],"
+                       "  'overrides':{'big':{'limit':10000},'slow':{'lease':'1d'}}},"
+                       "'dflt':{'algorithm':'concurrency','limit':1}"));
+    const rl_policy *up = policy(c, "up");
+    ck_assert_int_eq(up->limits.rate_count, 1);
+    assert_rate(&up->limits.rates[0], RL_ALGO_CONCURRENCY, 2, 200, 0);
+    ck_assert_uint_eq(rl_rate_capacity(&up->limits.rates[0]), 2);
+    ck_assert_int_eq(rl_rate_window_us(&up->limits.rates[0]), 200 * MS);
+    assert_rate(&override_limits(up, "big")->rates[0], RL_ALGO_CONCURRENCY, 10000, 200, 0);
+    assert_rate(&override_limits(up, "slow")->rates[0], RL_ALGO_CONCURRENCY, 2, 86400000, 0);
+    assert_rate(&policy(c, "dflt")->limits.rates[0], RL_ALGO_CONCURRENCY, 1, 30000, 0);
+    ck_assert_str_eq(rl_algorithm_name(RL_ALGO_CONCURRENCY), "concurrency");
+    rl_config_free(c);
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':10001}"),
+            "policies.u.limit: 10001 is above the concurrency maximum 10000");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':0}"), "policies.u.limit");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','lease':'1s'}"),
+            "policies.u.limit: is required");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':1,'lease':'99ms'}"),
+            "policies.u.lease", "at least 100ms");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':1,'lease':'2d'}"),
+            "policies.u.lease");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':1,'lease':'soon'}"),
+            "policies.u.lease");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':1,'period':'1s'}"),
+            "policies.u.period: does not apply to concurrency");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':1,'burst':2}"),
+            "policies.u.burst: does not apply to concurrency");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','rates':[{'limit':1,'period':'1s'}]}"),
+            "policies.u.rates: does not apply to concurrency");
+    REFUSED(parse_policies("'u':{'algorithm':'fixed_window','rates':[{'limit':1,'period':'1s'},"
+                           "{'algorithm':'concurrency','limit':2}]}"),
+            "policies.u.rates[1]", "concurrency is a policy of its own");
+    REFUSED(parse_policies("'u':{'algorithm':'fixed_window','limit':1,'period':'1s',"
+                           "'lease':'1s'}"),
+            "policies.u.lease: applies only to concurrency");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':1,"
+                           "'overrides':{'k':{'period':'1s'}}}"),
+            "policies.u.overrides.k.period: does not apply to concurrency");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':1,"
+                           "'overrides':{'k':{'algorithm':'gcra','limit':1,'period':'1s'}}}"),
+            "policies.u.overrides.k.algorithm", "cannot turn");
+    REFUSED(parse_policies("'u':{'algorithm':'fixed_window','limit':1,'period':'1s',"
+                           "'overrides':{'k':{'algorithm':'concurrency','limit':3}}}"),
+            "policies.u.overrides.k.algorithm", "cannot turn");
+    REFUSED(parse_policies("'u':{'algorithm':'concurrency','limit':1,"
+                           "'overrides':{'k':{'limit':20000}}}"),
+            "policies.u.overrides.k.limit: 20000 is above");
+    REFUSED(
+        parse_policies("'u':{'algorithm':'concurrency','limit':1,'overrides':{'k':{'lease':5}}}"),
+        "policies.u.overrides.k.lease", "at least 100ms");
+}
+END_TEST
+
 /* The Redis store refuses a key_prefix with hash-tag braces; the parser (and so
  * rlimitd --check-config) says so first. */
 START_TEST(test_key_prefix_without_hash_tags) {
@@ -1104,7 +1163,7 @@ START_TEST(test_listener_ops) {
         "{'address':'unix:/tmp/a','ops':['peek']},"
         "{'address':'unix:/tmp/b','admin':false,'ops':['reset','reload']},"
         "{'address':'tcp:127.0.0.1:2','ops':['check','peek','multi_check','charge','refund',"
-        "  'reset','policies','stats','top','reload']},"
+        "  'reset','policies','stats','top','reload','lease','leases']},"
         "{'address':'http:127.0.0.1:3','ops':['stats']}, {'address':'unix:/tmp/c','ops':[]}"));
     const rl_listener_conf *l = c->listeners;
     ck_assert_uint_eq(l[0].perms, RL_PERM_CHECK | RL_PERM_REFUND);
@@ -1380,6 +1439,7 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_allocation_failure_memory_config);
     tcase_add_test(tc, test_allocation_failure_redis_config);
     tcase_add_test(tc, test_errors_late_in_the_file_free_everything);
+    tcase_add_test(tc, test_concurrency_policies);
     suite_add_tcase(s, tc);
     return s;
 }
