@@ -3,7 +3,7 @@
  *
  *   rlimitctl [-s ADDR] [-t TIMEOUT_MS] [--json] COMMAND [ARGS]
  *
- * Decisions (check, peek, adjust) exit 0 when allowed, 1 when denied; every other
+ * Decisions (check, peek, adjust, acquire) exit 0 when allowed, 1 when denied; every other
  * command exits 0 on success; any error exits 2 with a message on stderr.
  */
 #include "escape.h"
@@ -31,6 +31,12 @@ static const char usage_text[] =
     "  peek POLICY KEY [-n COST]    what check would answer, consuming nothing\n"
     "  adjust POLICY KEY -n DELTA   add DELTA units to KEY's usage (negative gives back)\n"
     "  reset POLICY KEY             forget KEY's state in POLICY\n"
+    "  acquire POLICY KEY [-n SLOTS]  take SLOTS slots (default 1) of a concurrency\n"
+    "                               policy; prints the lease id. The lease outlives\n"
+    "                               this command: it ends on release or expiry\n"
+    "  release POLICY KEY LEASE     give a lease back\n"
+    "  renew POLICY KEY LEASE       extend a lease by its policy's lease duration\n"
+    "  leases POLICY [KEY]          the leases held, per key (admin listener only)\n"
     "  ping                         check that the daemon answers\n"
     "  policies                     the loaded policies, with their rates\n"
     "  stats                        the daemon's counters, per policy and overall\n"
@@ -48,7 +54,8 @@ static const char usage_text[] =
     "                 daemon's JSON as it is)\n"
     "  -h, --help     print this help\n"
     "\n"
-    "exit status: 0 allowed or done, 1 denied, 2 error\n";
+    "exit status: 0 allowed or done, 1 denied, 2 error (release or renew of a lease\n"
+    "             not held: LEASE_UNKNOWN, 2)\n";
 
 /* What the command line asks for. */
 typedef struct options {
@@ -196,14 +203,22 @@ static void print_flags(uint16_t flags, const char *sep, const char *quote) {
     }
 }
 
-static void print_result_json(const rl_result *r) {
+/* Prints r as JSON; with lease (not NULL), a "lease" field: the id as a decimal string. */
+static void print_lease_json(const rl_result *r, const uint64_t *lease) {
     printf("{\"allowed\":%s,\"limit\":%" PRIu32 ",\"remaining\":%" PRIu32
            ",\"reset_after_ms\":%" PRIu32 ",\"retry_after_ms\":%" PRIu32 ",\"window_ms\":%" PRIu32
            ",\"status\":\"%s\",\"flags\":[",
            r->status == RL_ST_ALLOWED ? "true" : "false", r->limit, r->remaining, r->reset_after_ms,
            r->retry_after_ms, r->window_ms, rl_status_name(r->status));
     print_flags(r->flags, ",", "\"");
-    printf("]}\n");
+    if (lease)
+        printf("],\"lease\":\"%" PRIu64 "\"}\n", *lease);
+    else
+        printf("]}\n");
+}
+
+static void print_result_json(const rl_result *r) {
+    print_lease_json(r, NULL);
 }
 
 static void print_decision(const rl_result *r) {
@@ -243,6 +258,16 @@ static int status_error(const rl_result *r, const char *policy_arg, int64_t cost
     case RL_ST_KEY_TOO_LONG:
     case RL_ST_KEY_EMPTY:
         fprintf(stderr, "rlimitctl: %s: key refused\n", name);
+        break;
+    case RL_ST_LEASE_UNKNOWN:
+        fprintf(stderr, "rlimitctl: %s: the lease is not held (unknown, expired or released)\n",
+                name);
+        break;
+    case RL_ST_POLICY_KIND:
+        fprintf(stderr,
+                "rlimitctl: %s: policy \"%s\" is not of this command's kind (acquire, release, "
+                "renew and leases take a concurrency policy; check, peek, adjust a rate policy)\n",
+                name, policy);
         break;
     default:
         fprintf(stderr, "rlimitctl: %s\n", name);
@@ -292,6 +317,71 @@ static int run_item(rl_client *c, const options *o, const char *command) {
     else if (!o->json)
         print_decision(&r);
     return r.status == RL_ST_ALLOWED ? EXIT_ALLOWED : EXIT_DENIED;
+}
+
+/* Parses a lease id: unsigned decimal, 0..2^64-1, digits only. Returns 0, or -1. */
+static int parse_lease(const char *text, uint64_t *out) {
+    char *end;
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* acquire POLICY KEY [-n SLOTS], always with DETACH: this process ends at once, and its
+   lease must stay held until a release (or its expiry). */
+static int run_acquire(rl_client *c, const options *o) {
+    const char *policy = o->args[1], *key = o->args[2];
+    int64_t slots = o->has_n ? o->n : 1;
+    rl_result r;
+    uint64_t lease;
+    if (o->arg_count != 3)
+        return usage_error("acquire takes POLICY KEY");
+    if (slots < 0)
+        return usage_error("acquire takes a number of slots of 0 or more");
+    int rc = rl_client_acquire(c, policy, key, (uint32_t)slots, 1, &r, &lease);
+    if (rc != RLC_OK)
+        return client_error(c, rc);
+    if (o->json)
+        print_lease_json(&r, &lease);
+    if (r.status != RL_ST_ALLOWED && r.status != RL_ST_DENIED)
+        return status_error(&r, policy, slots);
+    if (!o->json && r.status == RL_ST_ALLOWED)
+        printf("%" PRIu64 "\n", lease);
+    else if (!o->json)
+        print_decision(&r);
+    if (!o->json && r.status == RL_ST_ALLOWED && lease == 0)
+        fprintf(stderr, "rlimitctl: allowed without holding a slot (%s): lease 0\n",
+                (r.flags & RL_FLAG_SHADOW) ? "shadow mode" : "exempt key");
+    return r.status == RL_ST_ALLOWED ? EXIT_ALLOWED : EXIT_DENIED;
+}
+
+/* release or renew POLICY KEY LEASE. */
+static int run_lease(rl_client *c, const options *o, const char *command) {
+    const char *policy = o->args[1], *key = o->args[2];
+    uint64_t lease;
+    rl_result r;
+    if (o->arg_count != 4)
+        return usage_error("%s takes POLICY KEY LEASE", command);
+    if (parse_lease(o->args[3], &lease) != 0)
+        return usage_error("bad lease id %s (an unsigned decimal number)", o->args[3]);
+    int rc = strcmp(command, "release") == 0 ? rl_client_release(c, policy, key, lease, &r)
+                                             : rl_client_renew(c, policy, key, lease, &r);
+    if (rc != RLC_OK)
+        return client_error(c, rc);
+    if (o->json)
+        print_lease_json(&r, &lease);
+    if (r.status != RL_ST_OK)
+        return status_error(&r, policy, 0);
+    if (!o->json)
+        printf("%s  limit=%" PRIu32 " remaining=%" PRIu32 " reset_after=%" PRIu32 "ms\n",
+               strcmp(command, "release") == 0 ? "released" : "renewed", r.limit, r.remaining,
+               r.reset_after_ms);
+    return EXIT_ALLOWED;
 }
 
 static int run_ping(rl_client *c, const options *o) {
@@ -622,6 +712,32 @@ static void print_top(const json_t *root) {
     printf("no denied keys in the last %.0f to %.0f seconds\n", window, 2 * window);
 }
 
+static void print_leases(const json_t *root) {
+    static const char *const head[] = {"KEY", "LEASE", "SLOTS", "EXPIRES_IN"};
+    const json_t *leases = json_object_get(root, "leases");
+    table t = {4, "llrr", NULL, 0};
+    table_add(&t, head);
+    for (size_t i = 0; i < json_array_size(leases); i++) {
+        const json_t *l = json_array_get(leases, i);
+        char cell[SHOWN_MAX], id[64], slots[32], expires[32];
+        const char *row[] = {
+            top_key_cell(l, cell, sizeof(cell)),
+            shown_jv(json_object_get(l, "lease"), "?", id, sizeof(id)),
+            number_cell(json_object_get(l, "slots"), slots, sizeof(slots)),
+            period_cell(jv_num(json_object_get(l, "expires_in_ms"), 0), expires, sizeof(expires))};
+        table_add(&t, row);
+    }
+    size_t listed = t.rows - 1;
+    if (listed)
+        table_print(&t);
+    else
+        table_free(&t);
+    if (!listed && !json_is_true(json_object_get(root, "truncated")))
+        printf("no leases held\n");
+    if (json_is_true(json_object_get(root, "truncated")))
+        printf("(truncated: more leases are held than the daemon lists)\n");
+}
+
 /* Prints an admin answer for people. Returns an exit status. */
 static int print_admin(int opcode, const char *text) {
     json_t *root = jv_parse(text);
@@ -637,6 +753,8 @@ static int print_admin(int opcode, const char *text) {
         print_stats(root);
     else if (opcode == RL_OP_TOP)
         print_top(root);
+    else if (opcode == RL_OP_LEASES)
+        print_leases(root);
     else
         printf("reloaded: %.0f policies\n", jv_num(json_object_get(root, "policies"), 0));
     json_decref(root);
@@ -665,11 +783,19 @@ static int run_admin(rl_client *c, const options *o, int opcode, const char *com
     const char *policy = NULL;
     char *text = NULL;
     rl_result r;
+    int rc;
+    if (opcode == RL_OP_LEASES && (o->arg_count < 2 || o->arg_count > 3))
+        return usage_error("leases takes POLICY [KEY]");
     if (opcode == RL_OP_TOP && o->arg_count == 2)
         policy = o->args[1];
-    else if (o->arg_count != 1)
+    else if (opcode != RL_OP_LEASES && o->arg_count != 1)
         return usage_error("%s: too many arguments", command);
-    int rc = rl_client_admin(c, opcode, policy, o->top_keys, &text, &r);
+    if (opcode == RL_OP_LEASES) {
+        policy = o->args[1];
+        rc = rl_client_leases(c, policy, o->arg_count == 3 ? o->args[2] : "", &text, &r);
+    } else {
+        rc = rl_client_admin(c, opcode, policy, o->top_keys, &text, &r);
+    }
     if (rc != RLC_OK)
         return client_error(c, rc);
     int status = EXIT_ALLOWED;
@@ -692,12 +818,19 @@ static int admin_opcode(const char *command) {
         return RL_OP_TOP;
     if (strcmp(command, "reload") == 0)
         return RL_OP_RELOAD;
+    if (strcmp(command, "leases") == 0)
+        return RL_OP_LEASES;
     return 0;
 }
 
 static int is_item_command(const char *command) {
     return strcmp(command, "check") == 0 || strcmp(command, "peek") == 0 ||
            strcmp(command, "adjust") == 0 || strcmp(command, "reset") == 0;
+}
+
+static int is_lease_command(const char *command) {
+    return strcmp(command, "acquire") == 0 || strcmp(command, "release") == 0 ||
+           strcmp(command, "renew") == 0;
 }
 
 // Sends the token of o->token_file, if any. Returns 0, or -1 after saying why not.
@@ -725,7 +858,8 @@ static int authenticate(rl_client *c, const options *o) {
 static int run(const options *o) {
     const char *command = o->args[0];
     int opcode = admin_opcode(command);
-    if (!opcode && !is_item_command(command) && strcmp(command, "ping") != 0)
+    if (!opcode && !is_item_command(command) && !is_lease_command(command) &&
+        strcmp(command, "ping") != 0)
         return usage_error("unknown command %s", command);
     char err[512];
     rl_client *c = rl_client_connect(o->address, o->timeout_ms, err, sizeof(err));
@@ -740,6 +874,10 @@ static int run(const options *o) {
         status = run_admin(c, o, opcode, command);
     else if (strcmp(command, "ping") == 0)
         status = run_ping(c, o);
+    else if (strcmp(command, "acquire") == 0)
+        status = run_acquire(c, o);
+    else if (is_lease_command(command))
+        status = run_lease(c, o, command);
     else
         status = run_item(c, o, command);
     rl_client_close(c);
