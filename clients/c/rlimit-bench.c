@@ -2,7 +2,7 @@
  * rlimit-bench: load generator for rlimitd.
  *
  *   rlimit-bench -s ADDR -p POLICY [-c CONNECTIONS] [-d IN_FLIGHT] [-k KEYS] [-t SECONDS]
- *                [-r RATE] [--op check|peek] [--token-file FILE] [--json]
+ *                [-r RATE] [--op check|peek|acquire] [--token-file FILE] [--json]
  *
  * One thread, one epoll loop over every connection. Each connection keeps up to d
  * requests in flight (pipelined). Closed loop (default): an answer lets the next
@@ -13,6 +13,11 @@
  * Frames are encoded once per key and copied with a fresh request id; writes are
  * batched per loop turn and reads take whatever the socket holds. Latencies go into
  * a log-linear histogram of microseconds (relative error under 1/64).
+ *
+ * --op acquire measures concurrency leases: a request is an ACQUIRE and, when it is
+ * allowed with a lease, a RELEASE of that lease on the same slot; the pair counts as
+ * one decision (decisions_per_s is pairs per second) and its latency runs from the
+ * ACQUIRE's send to the RELEASE's answer.
  */
 #include "rlimit.h"
 
@@ -36,7 +41,8 @@
 
 static const char usage_text[] =
     "usage: rlimit-bench -s ADDR -p POLICY [-c CONNECTIONS] [-d IN_FLIGHT] [-k KEYS]\n"
-    "                    [-t SECONDS] [-r RATE [--sleep]] [--op check|peek] [--json]\n"
+    "                    [-t SECONDS] [-r RATE [--sleep]] [--op check|peek|acquire]\n"
+    "                    [--json]\n"
     "\n"
     "  -s ADDR         unix:PATH or tcp:HOST:PORT (default: $RLIMITD_ADDRESS, else\n"
     "                  " DEFAULT_ADDRESS ")\n"
@@ -49,7 +55,10 @@ static const char usage_text[] =
     "  --sleep         open loop: always sleep until the next send, never poll (leaves\n"
     "                  the core to a process sharing it; a send may go out up to the\n"
     "                  kernel's timer slack, ~50 us, late, which counts in its latency)\n"
-    "  --op OP         check (default) or peek\n"
+    "  --op OP         check (default), peek, or acquire: each request is an ACQUIRE of a\n"
+    "                  concurrency policy and, when allowed, a RELEASE of its lease; the\n"
+    "                  pair counts once: decisions/s (decisions_per_s) is then pairs/s,\n"
+    "                  and latency runs from the ACQUIRE's send to the RELEASE's answer\n"
     "  --token-file FILE  authenticate each connection with the token in FILE\n"
     "  --json          print one JSON object\n";
 
@@ -116,7 +125,7 @@ typedef struct options {
     uint32_t keys;        /* -k */
     double seconds;       /* -t */
     double rate;          /* -r, 0 for a closed loop */
-    uint8_t opcode;       /* --op: RL_OP_CHECK or RL_OP_PEEK */
+    uint8_t opcode;       /* --op: RL_OP_CHECK, RL_OP_PEEK or RL_OP_ACQUIRE */
     int json;             /* --json */
     int sleep;            /* --sleep */
     char *token;          /* --token-file: the token read from it, or NULL (owned) */
@@ -138,6 +147,26 @@ static int parse_number(const char *text, double min, double max, double *out) {
     return 0;
 }
 
+static const struct {
+    uint8_t opcode;   /* RL_OP_* */
+    const char *name; /* as --op names it */
+} ops[] = {{RL_OP_CHECK, "check"}, {RL_OP_PEEK, "peek"}, {RL_OP_ACQUIRE, "acquire"}};
+
+/* The opcode --op name asks for, 0 if none. */
+static uint8_t op_code(const char *name) {
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (strcmp(ops[i].name, name) == 0)
+            return ops[i].opcode;
+    return 0;
+}
+
+static const char *op_name(uint8_t opcode) {
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (ops[i].opcode == opcode)
+            return ops[i].name;
+    return "?";
+}
+
 /* Applies option arg with value. Returns 0, or -1 if the value is bad. */
 static int set_option(options *o, const char *arg, const char *value) {
     double v;
@@ -153,8 +182,8 @@ static int set_option(options *o, const char *arg, const char *value) {
         o->address = value;
     else if (strcmp(arg, "-p") == 0)
         o->policy = value;
-    else if (strcmp(arg, "--op") == 0 && (strcmp(value, "check") == 0 || !strcmp(value, "peek")))
-        o->opcode = strcmp(value, "check") == 0 ? RL_OP_CHECK : RL_OP_PEEK;
+    else if (strcmp(arg, "--op") == 0 && op_code(value))
+        o->opcode = op_code(value);
     else if (strcmp(arg, "--op") == 0 || parse_number(value, 0, 1e12, &v) < 0)
         return -1;
     else if (strcmp(arg, "-c") == 0 && v >= 1 && v <= MAX_CONNECTIONS && v == (uint32_t)v)
@@ -239,6 +268,7 @@ typedef struct conn {
     rl_client *client;    /* the connection; NULL once it failed */
     uint64_t *sent_ns;    /* per slot: when the request was sent (or due) */
     uint32_t *slot_id;    /* per slot: the request id in flight, 0 when free */
+    uint32_t *slot_key;   /* per slot: the key index of its request */
     uint32_t *free_slots; /* stack of free slots */
     uint32_t free_count;  /* slots on the stack */
     uint32_t next_seq;    /* sequence part of the next request id */
@@ -299,8 +329,9 @@ static int conn_open(bench *b, conn *c, uint32_t index) {
     }
     c->sent_ns = calloc(d, sizeof(*c->sent_ns));
     c->slot_id = calloc(d, sizeof(*c->slot_id));
+    c->slot_key = calloc(d, sizeof(*c->slot_key));
     c->free_slots = malloc(d * sizeof(*c->free_slots));
-    if (!c->sent_ns || !c->slot_id || !c->free_slots)
+    if (!c->sent_ns || !c->slot_id || !c->slot_key || !c->free_slots)
         return -1;
     for (uint32_t i = 0; i < d; i++)
         c->free_slots[i] = d - 1 - i;
@@ -320,14 +351,35 @@ static void conn_fail(bench *b, conn *c, int rc) {
     b->live--;
 }
 
-/* Queues one request on a free slot, stamped with at_ns. */
-static int conn_send(bench *b, conn *c, uint64_t at_ns) {
-    uint32_t slot = c->free_slots[--c->free_count];
+/* Gives slot a fresh request id and returns it. */
+static uint32_t slot_new_id(const bench *b, conn *c, uint32_t slot) {
     uint32_t id = (c->next_seq++ << b->slot_bits) | slot;
     if (id == 0) /* 0 marks a free slot; skip it on wrap-around */
         id = (c->next_seq++ << b->slot_bits) | slot;
-    uint32_t key = next_key(b);
     c->slot_id[slot] = id;
+    return id;
+}
+
+/* --op acquire: queues the RELEASE of lease on slot, which stays busy until its answer. */
+static int conn_release(bench *b, conn *c, uint32_t slot, uint64_t lease) {
+    uint8_t frame[RL_HEADER_LEN + RL_LEASE_LEN + RL_ITEM_FIXED_LEN + RL_MAX_POLICY_LEN + 16];
+    char key[16];
+    int len = snprintf(key, sizeof(key), "key-%" PRIu32, c->slot_key[slot]);
+    rl_request req = {.opcode = RL_OP_RELEASE, .lease = lease, .item_count = 1};
+    req.items[0] = (rl_item){.policy = b->opt.policy,
+                             .policy_len = (uint8_t)strlen(b->opt.policy),
+                             .key = key,
+                             .key_len = (uint16_t)len};
+    size_t n = rl_request_encode(&req, frame, sizeof(frame));
+    return rl_client_queue_frame(c->client, frame, n, slot_new_id(b, c, slot));
+}
+
+/* Queues one request on a free slot, stamped with at_ns. */
+static int conn_send(bench *b, conn *c, uint64_t at_ns) {
+    uint32_t slot = c->free_slots[--c->free_count];
+    uint32_t id = slot_new_id(b, c, slot);
+    uint32_t key = next_key(b);
+    c->slot_key[slot] = key;
     c->sent_ns[slot] = at_ns;
     return rl_client_queue_frame(c->client, b->frames.bytes + key * b->frames.stride,
                                  b->frames.lens[key], id);
@@ -362,13 +414,16 @@ static int conn_flush(bench *b, conn *c, uint32_t index) {
     return RLC_OK;
 }
 
-/* Records one answer and frees its slot. */
-static void conn_answer(bench *b, conn *c, const rl_response *resp, uint64_t now) {
+/* Records one answer and frees its slot; an allowed ACQUIRE's slot goes on with the
+   RELEASE of its lease instead. Returns an rlc_code (of queueing the RELEASE). */
+static int conn_answer(bench *b, conn *c, const rl_response *resp, uint64_t now) {
     uint32_t slot = resp->id & ((1u << b->slot_bits) - 1);
     if (slot >= b->opt.in_flight || c->slot_id[slot] != resp->id) {
         b->stats.errors++; /* an answer to nothing we asked */
-        return;
+        return RLC_OK;
     }
+    if (resp->opcode == RL_OP_ACQUIRE && resp->result.status == RL_ST_ALLOWED && resp->lease)
+        return conn_release(b, c, slot, resp->lease);
     c->slot_id[slot] = 0;
     c->free_slots[c->free_count++] = slot;
     uint64_t sent = c->sent_ns[slot];
@@ -379,6 +434,7 @@ static void conn_answer(bench *b, conn *c, const rl_response *resp, uint64_t now
         b->stats.denied++;
     else
         b->stats.errors++;
+    return RLC_OK;
 }
 
 /* Reads and records every answer the socket holds. */
@@ -388,7 +444,8 @@ static int conn_read(bench *b, conn *c) {
     while ((rc = rl_client_receive(c->client)) == RLC_OK) {
         uint64_t now = now_ns();
         while ((rc = rl_client_next(c->client, &resp)) == RLC_OK)
-            conn_answer(b, c, &resp, now);
+            if ((rc = conn_answer(b, c, &resp, now)) != RLC_OK)
+                return rc;
         if (rc != RLC_AGAIN)
             return rc;
     }
@@ -478,16 +535,16 @@ static void report(const bench *b, double seconds) {
                ",\"target_rate\":%.0f,\"op\":\"%s\",\"failed_connections\":%" PRIu64 "}\n",
                per_s, s->allowed, s->denied, s->errors, p50, p99, p999, s->latency.max,
                b->opt.connections, b->opt.in_flight, b->opt.keys, seconds, b->opt.rate,
-               b->opt.opcode == RL_OP_CHECK ? "check" : "peek", s->failed_conns);
+               op_name(b->opt.opcode), s->failed_conns);
         return;
     }
     printf("%s policy=%s op=%s connections=%" PRIu32 " in_flight=%" PRIu32 " keys=%" PRIu32 " %s\n",
-           b->opt.address, b->opt.policy, b->opt.opcode == RL_OP_CHECK ? "check" : "peek",
-           b->opt.connections, b->opt.in_flight, b->opt.keys,
-           b->opt.rate > 0 ? "open loop" : "closed loop");
+           b->opt.address, b->opt.policy, op_name(b->opt.opcode), b->opt.connections,
+           b->opt.in_flight, b->opt.keys, b->opt.rate > 0 ? "open loop" : "closed loop");
     if (b->opt.rate > 0)
         printf("target:      %.0f/s\n", b->opt.rate);
-    printf("decisions/s: %.0f  (%.2f s)\n", per_s, seconds);
+    printf("decisions/s: %.0f  (%.2f s)%s\n", per_s, seconds,
+           b->opt.opcode == RL_OP_ACQUIRE ? "  (ACQUIRE+RELEASE pairs/s)" : "");
     printf("allowed: %" PRIu64 "  denied: %" PRIu64 "  errors: %" PRIu64 "\n", s->allowed,
            s->denied, s->errors);
     printf("latency us:  p50=%" PRIu64 " p99=%" PRIu64 " p999=%" PRIu64 " max=%" PRIu64 "\n", p50,
@@ -526,6 +583,7 @@ static void teardown(bench *b) {
         rl_client_close(b->conns[i].client);
         free(b->conns[i].sent_ns);
         free(b->conns[i].slot_id);
+        free(b->conns[i].slot_key);
         free(b->conns[i].free_slots);
     }
     free(b->conns);
