@@ -5,6 +5,7 @@
     results.py annotate FILE NAME FIELD=VALUE...
     results.py round FILE --format rlimit-bench|redis-benchmark [--server-cpu "C0 C1"]
                           [--wall "T0 T1"] [--requests N] < OUTPUT
+    results.py note-round FILE FIELD=VALUE...
     results.py combine FILE
     results.py summary FILE --out BENCH_JSON [--meta JSON]
 
@@ -18,7 +19,8 @@ nothing), never as a zero.
 `round` appends one round of a side-by-side pair to FILE: rlimit-bench's JSON line or
 redis-benchmark's --csv output (rps and p50/p95/p99/max in ms) on stdin, with the server's
 CPU use meanwhile (--server-cpu: its CPU seconds before and after, --wall: the clock
-before and after). `combine` prints one JSON object for the rounds of FILE: the medians of
+before and after). `note-round` adds fields to the last round of FILE (what redis-server
+ran meanwhile). `combine` prints one JSON object for the rounds of FILE: the medians of
 their rates and percentiles, the rounds' own figures beside them.
 
 `summary` prints the table of figures, then one table of every ratio with its target and
@@ -43,6 +45,10 @@ TARGET_REDIS_RATIO = 3.0  # rlimitd+redis / rate-limiter-flexible: at least
 TARGET_VS_LIMITS_OVERHEAD = 1.0  # middleware overhead / in-process `limits` one (h11): at most
 TARGET_VS_REDIS_MW_OVERHEAD = 0.5  # middleware overhead / per-request Redis one: at most
 TARGET_ASYNC_RATIO = 5.0  # AsyncClient / limits with redis: at least
+TARGET_LEASE_RATIO = 3.0  # leases (issue 14): rlimitd's pairs/s / the best peer's: at least
+# The peers of the leases target: the sorted-set lease script and a ZREM per pair.
+LEASE_PEERS = ("ioredis_lease_script", "ioredis_lease_script_autopipeline", "redispy_lease_script",
+               "redispy_lease_script_pipelined")
 SATURATED_PCT = 85  # a server below this CPU use (% of a core) was not what set the pace
 OPEN_LOOP_SHORTFALL = 0.97  # an open-loop run that reached less than this of its rate fell short
 
@@ -279,6 +285,22 @@ def cmd_round(args):
     return 0
 
 
+def cmd_note_round(args):
+    """Adds FIELD=VALUE pairs (integers) to the last round of FILE."""
+    with open(args.file) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    if not lines:
+        print(f"results.py note-round: {args.file} holds no round", file=sys.stderr)
+        return 1
+    for kv in args.fields:
+        k, _, v = kv.partition("=")
+        lines[-1][k] = int(v)
+    with open(args.file, "w") as f:
+        for r in lines:
+            f.write(json.dumps(r) + "\n")
+    return 0
+
+
 def cmd_combine(args):
     """Prints the medians of the rounds in FILE as one record (exit status 1 if none)."""
     try:
@@ -290,16 +312,20 @@ def cmd_combine(args):
         print("no round finished", file=sys.stderr)
         return 1
     out = {k: _median(r.get(k) for r in rounds)
-           for k in ("decisions_per_s", "p50_us", "p95_us", "p99_us", "p999_us", "server_cpu_pct",
-                     "load_cpu_pct", "decisions_per_server_cpu_s")}
+           for k in ("decisions_per_s", "pairs_per_s", "p50_us", "p95_us", "p99_us", "p999_us", "server_cpu_pct",
+                     "load_cpu_pct", "decisions_per_server_cpu_s", "redis_script_calls", "redis_commands")}
     out = {k: v for k, v in out.items() if v is not None}
     out["max_us"] = max((r["max_us"] for r in rounds if r.get("max_us") is not None), default=None)
-    for k in ("allowed", "denied", "errors", "failed_connections", "requests"):
+    for k in ("allowed", "denied", "errors", "failed_connections", "requests", "release_misses"):
         if any(k in r for r in rounds):
             out[k] = sum(r.get(k) or 0 for r in rounds)
-    for k in ("connections", "in_flight", "keys", "test"):
+    for k in ("connections", "in_flight", "keys", "test", "op", "mode", "batch", "loop", "auto_pipelining",
+              "limit", "lease_ms", "versions"):
         if k in rounds[0]:
             out[k] = rounds[0][k]
+    for k in ("redis_script_calls", "redis_keys_after", "first_error"):
+        if any(k in r for r in rounds):
+            out["round_" + k] = [r.get(k) for r in rounds]
     out["rounds"] = len(rounds)
     out["round_rates"] = [r.get("decisions_per_s") for r in rounds]
     out["round_p99_us"] = [r.get("p99_us") for r in rounds]
@@ -346,6 +372,8 @@ def run_problem(records, *names):
             return f"{name} lost {r['failed_connections']} connections"
         if r.get("non_2xx_fraction"):
             return f"{r['non_2xx_fraction']:.1%} of {name}'s answers were not 2xx"
+        if r.get("redis_script_calls_per_s") == 0 or 0 in (r.get("round_redis_script_calls") or ()):
+            return f"redis-server ran no script during (a round of) {name}: its decisions did not come from Redis"
     return None
 
 
@@ -388,6 +416,32 @@ class Ratios:
                 row["status"] = self._status(None, goal, True, problem_of, met=met,
                                              why=f"{den} cost {b}%: no ratio; compared directly")
         self.rows.append(row)
+        return row
+
+    def add_best(self, key, label, num, peers, goal=None, problem_of=()):
+        """num (record name, field) over the highest decisions_per_s among the records of
+        peers that were measured; the note names that peer and the ones not measured."""
+        rates = {p: figure(self.records, p, "decisions_per_s") for p in peers}
+        measured = {p: v for p, (v, why) in rates.items() if why is None}
+        missing = [why for v, why in rates.values() if why is not None]
+        if not measured:
+            row = {"key": key, "label": label, "goal": goal, "at_most": False,
+                   "status": "skipped: no peer was measured (" + "; ".join(missing) + ")"}
+            self.rows.append(row)
+            return row
+        best = max(measured, key=measured.get)
+        row = self.add(key, label, num, (best, "decisions_per_s"), goal, problem_of=problem_of)
+        row["best_peer"] = best
+        notes = [f"best peer: {best} ({fmt_int(measured[best])}/s)"]
+        others = [f"{p} {fmt_int(v)}/s" for p, v in measured.items() if p != best]
+        if others:
+            notes.append("others: " + ", ".join(others))
+        problem = run_problem(self.records, best)
+        if problem:
+            notes.append("the best peer's figure does not count in full: " + problem)
+        if missing:
+            notes.append("not among the peers: " + "; ".join(missing))
+        row["note"] = "; ".join(notes)
         return row
 
     def _status(self, value, goal, at_most, problem_of, met=None, why=None):
@@ -452,6 +506,10 @@ def fill_ratios(records):
     rt.add("asyncclient_vs_limits", "AsyncClient (64 concurrent) / `limits` with Redis (8 threads)",
            ("python_asyncclient", "decisions_per_s"), ("python_limits_moving_window_redis", "decisions_per_s"),
            TARGET_ASYNC_RATIO)
+    for mine, store in (("rlimitd_memory_leases", "memory store"), ("rlimitd_redis_leases", "Redis store")):
+        rt.add_best(mine.replace("rlimitd_", "leases_") + "_vs_best_peer",
+                    f"leases, {store}, pipelined: ACQUIRE+RELEASE pairs/s / best sorted-set script peer's",
+                    (mine, "decisions_per_s"), LEASE_PEERS, TARGET_LEASE_RATIO, problem_of=(mine,))
     return rt.rows
 
 
@@ -560,6 +618,9 @@ def main():
     o.add_argument("--wall", default="", help="the clock (s) before and after")
     o.add_argument("--requests", type=int, help="redis-benchmark -n")
     o.add_argument("--load-times", default="", help="the load generator's CPU: a line of bash's times")
+    n = sub.add_parser("note-round")
+    n.add_argument("file")
+    n.add_argument("fields", nargs="*")
     c = sub.add_parser("combine")
     c.add_argument("file")
     m = sub.add_parser("summary")
@@ -568,7 +629,7 @@ def main():
     m.add_argument("--meta", default="")
     args = p.parse_args()
     return {"record": cmd_record, "skip": cmd_skip, "annotate": cmd_annotate, "round": cmd_round,
-            "combine": cmd_combine, "summary": cmd_summary}[args.cmd](args)
+            "note-round": cmd_note_round, "combine": cmd_combine, "summary": cmd_summary}[args.cmd](args)
 
 
 if __name__ == "__main__":

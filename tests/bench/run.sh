@@ -32,6 +32,15 @@
 #        uvloop + httptools: the same ratio, reported (not a target)
 #        both stacks:        rlimit's overhead <= 0.5x the Redis middleware's
 #   4. AsyncClient (64 concurrent) vs `limits` with Redis (moving window, 8 threads): >= 5.0x.
+#   5. Leases (issue 14): ACQUIRE+RELEASE pairs per second, rlimitd's memory store (2 x 256)
+#      and Redis store (4 x 256), pipelined (rlimit-bench --op acquire: each pair an ACQUIRE
+#      then the RELEASE of its lease), against the same work done without rlimitd: the
+#      sorted-set lease script (tests/bench/lease.lua: ZREMRANGEBYSCORE, ZCARD, ZADD with the
+#      expiry as score, PEXPIRE) and one ZREM to release, per pair, from ioredis (defaults
+#      and auto-pipelining, 64 pairs in flight; tests/bench/node/lease_bench.js) and redis-py
+#      asyncio (64 concurrent tasks, and 4 tasks x pipelines of 256; tests/bench/lease_redispy.py),
+#      on the same redis-server with the Redis store's placement, alternated rounds, medians:
+#      each store >= 3.0x the best of these peers.
 #
 # Information (no target): the memory store with a denying policy and in an open loop at
 # 100,000/s, the Redis store in open loops at 50,000/s, the one-EVALSHA-per-decision
@@ -42,7 +51,7 @@
 # Settings (environment):
 #   BENCH_SECONDS=5        seconds per measurement (per side of a pair, over its rounds)
 #   BENCH_ROUNDS=3         alternated rounds per side of a pair (each BENCH_SECONDS/ROUNDS, >= 1 s)
-#   BENCH_ONLY=memory,python,redis,peers   the sections to run (comma-separated); a ratio
+#   BENCH_ONLY=memory,python,redis,peers,leases   the sections to run (comma-separated); a ratio
 #                          whose figure was in a section not run says "was not measured"
 #   BENCH_JSON=build/bench.json
 #   BENCH_PIN=1            pin processes to cores (0: let the scheduler place them)
@@ -53,6 +62,9 @@
 #   BENCH_REDIS_CONNS=4 BENCH_REDIS_DEPTH=256     (2) Redis store: connections x in flight
 #   BENCH_OPEN_CONNS=64                           open loops: connections, one request each
 #   BENCH_REDIS_OPEN_CONNS=8 BENCH_REDIS_OPEN_DEPTH=16  Redis store open loop with pipelining
+#   BENCH_LEASE_PEER_INFLIGHT=64                  (5) pairs in flight of the ioredis and the
+#                                                 concurrent redis-py peers (the pipelined
+#                                                 redis-py peer: BENCH_REDIS_CONNS x DEPTH)
 #   BENCH_NICE=-10         run everything at this nice level (root only; unset: unchanged).
 #                          On a machine shared with other work it gives every process here
 #                          the same larger share of the CPU, so figures suffer less from the
@@ -88,18 +100,23 @@ REDIS_DEPTH=${BENCH_REDIS_DEPTH:-256}
 OPEN_CONNS=${BENCH_OPEN_CONNS:-64}
 UNPIPE_CONNS=${BENCH_UNPIPE_CONNS:-64}
 ROUNDS=${BENCH_ROUNDS:-3}
-ONLY=${BENCH_ONLY:-memory,python,redis,peers}
+ONLY=${BENCH_ONLY:-memory,python,redis,peers,leases}
 REDIS_OPEN_CONNS=${BENCH_REDIS_OPEN_CONNS:-8}
 REDIS_OPEN_DEPTH=${BENCH_REDIS_OPEN_DEPTH:-16}
+LEASE_PEER_INFLIGHT=${BENCH_LEASE_PEER_INFLIGHT:-64}
 if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
     echo "run.sh: BENCH_ROUNDS must be a whole number >= 1, not '$ROUNDS'" >&2
     exit 2
 fi
+if ! [[ $LEASE_PEER_INFLIGHT =~ ^[1-9][0-9]*$ ]]; then
+    echo "run.sh: BENCH_LEASE_PEER_INFLIGHT must be a whole number >= 1, not '$LEASE_PEER_INFLIGHT'" >&2
+    exit 2
+fi
 for part in ${ONLY//,/ }; do
     case $part in
-    memory | python | redis | peers) ;;
+    memory | python | redis | peers | leases) ;;
     *)
-        echo "run.sh: BENCH_ONLY: unknown section '$part' (memory, python, redis, peers)" >&2
+        echo "run.sh: BENCH_ONLY: unknown section '$part' (memory, python, redis, peers, leases)" >&2
         exit 2
         ;;
     esac
@@ -300,6 +317,29 @@ write_config() {  # write_config FILE SOCKET STORE_JSON
 }
 EOF
 }
+
+# Leases (section 5) need a concurrency policy: never denying (limit 10000 slots per key,
+# far above the pairs in flight), lease 30 s. A daemon that does not know concurrency
+# policies yet refuses the whole config, so the policy joins the daemons' config only
+# when --check-config accepts it; otherwise the rlimitd side of section 5 is skipped.
+LEASE_POLICY=bench_lease
+LEASE_LIMIT=10000
+LEASE_MS=30000
+LEASE_WHY="not selected (BENCH_ONLY=$ONLY)"
+if only leases && [ "$have_daemon" != 1 ]; then
+    LEASE_WHY="rlimitd not built (make all)"
+elif only leases; then
+    LEASE_WHY=""
+    policies_before=$POLICIES
+    POLICIES="$POLICIES,
+    \"$LEASE_POLICY\": {\"algorithm\": \"concurrency\", \"limit\": $LEASE_LIMIT, \"lease\": \"30s\"}"
+    write_config "$TMP/lease-probe.json" "$TMP/lease-probe.sock" '{"type": "memory", "max_keys": 1000000}'
+    if ! probe=$("$RLIMITD" --check-config -c "$TMP/lease-probe.json" 2>&1); then
+        POLICIES=$policies_before
+        LEASE_WHY="rlimitd does not accept a concurrency policy yet (--check-config: $(printf '%s' "$probe" |
+            sed "s|$TMP/lease-probe.json: ||" | tr '\n' ' ' | cut -c1-160))"
+    fi
+fi
 
 start_daemon() {  # start_daemon NAME CORE CONFIG SOCKET: starts rlimitd, waits for PING
     local name=$1 core=$2 conf=$3 sock=$4 out
@@ -535,7 +575,7 @@ RSTORE_SOCK=$TMP/redis-store.sock
 REDIS_ADDR=unix:$RSTORE_SOCK
 rstore_ok=0
 RSTORE_WHY="redis-server did not start"
-if ! only redis; then
+if ! only redis && ! only leases; then
     RSTORE_WHY="not selected (BENCH_ONLY=$ONLY)"
 elif [ "$redis_ok" = 1 ] && [ "$have_daemon" = 1 ]; then
     write_config "$TMP/redis-store.json" "$RSTORE_SOCK" "{\"type\": \"redis\", \"url\": \"$REDIS_URL\"}"
@@ -578,7 +618,7 @@ on_redis() {
     return 0
 }
 
-if [ "$rstore_ok" = 1 ]; then
+if only redis && [ "$rstore_ok" = 1 ]; then
     on_redis rlimitd_redis_pipelined rbench rlimitd_redis_pipelined \
         "Redis store, Unix socket, pipelined ($REDIS_CONNS conns x $REDIS_DEPTH in flight), never-denying token bucket" \
         "$(where "redis-server:$CORE_SERVER rlimitd:$CORE_LOAD rlimit-bench:$CORE_LOAD")" "$CORE_LOAD" \
@@ -617,7 +657,7 @@ node_ready() {
     [ -d "$NODE_DIR/node_modules/rate-limiter-flexible" ] && [ -d "$NODE_DIR/node_modules/ioredis" ]
 }
 NODE_WHY=""
-if ! only peers; then
+if ! only peers && ! only leases; then  # (section 5 uses node too)
     NODE_WHY="not selected (BENCH_ONLY=$ONLY)"
 elif ! command -v node >/dev/null; then
     NODE_WHY="node is not installed"
@@ -717,6 +757,140 @@ else
     fi
 fi
 
+# ---- f: leases (issue 14): ACQUIRE+RELEASE pairs against the sorted-set lease script ------
+
+# Section 5: rlimitd's ACQUIRE+RELEASE pairs (rlimit-bench --op acquire) on the memory
+# store and on the Redis store, and the same work done without rlimitd on the same
+# redis-server: tests/bench/lease.lua per ACQUIRE and one ZREM per RELEASE, from ioredis
+# and from redis-py. Every side is measured in BENCH_ROUNDS alternated rounds (the order
+# reversed every other round) after one unrecorded 1 s warm-up round each; medians count.
+# Placement as for the Redis store runs: redis-server on core 0, rlimitd (Redis store) and
+# every load generator on core 1; rlimitd (memory store) on core 0 as in section 1.
+# Each Redis side starts on a flushed redis-server and notes what redis-server ran in the
+# round (redis_script_calls: script calls; redis_commands: every command, those inside
+# scripts included) and the keys left after it (a peer releases all it took: 0 keys). A
+# round of rlimitd's Redis store in which redis-server ran no script makes its ratio
+# "not met" (its answers came from a fallback, not from Redis).
+LEASE_RLIMITD="rlimitd_memory_leases rlimitd_redis_leases"
+LEASE_PEERS="ioredis_lease_script ioredis_lease_script_autopipeline redispy_lease_script redispy_lease_script_pipelined"
+lease_desc() {  # lease_desc SIDE: what SIDE measures
+    local pair="ACQUIRE+RELEASE pairs, $KEYS keys, never denying (limit $LEASE_LIMIT, lease ${LEASE_MS}ms)"
+    local script="per pair one tests/bench/lease.lua (EVALSHA) then one ZREM"
+    case $1 in
+    rlimitd_memory_leases) printf '%s' "rlimitd, memory store, rlimit-bench --op acquire, $MEM_CONNS conns x $MEM_DEPTH in flight, $pair" ;;
+    rlimitd_redis_leases) printf '%s' "rlimitd, Redis store, rlimit-bench --op acquire, $REDIS_CONNS conns x $REDIS_DEPTH in flight, $pair" ;;
+    ioredis_lease_script) printf '%s' "ioredis (defaults), one connection, $LEASE_PEER_INFLIGHT pairs in flight, $script, $pair" ;;
+    ioredis_lease_script_autopipeline) printf '%s' "ioredis with enableAutoPipelining, one connection, $LEASE_PEER_INFLIGHT pairs in flight, $script, $pair" ;;
+    redispy_lease_script) printf '%s' "redis-py asyncio, $LEASE_PEER_INFLIGHT concurrent tasks (a connection each), $script, $pair" ;;
+    redispy_lease_script_pipelined) printf '%s' "redis-py asyncio, $REDIS_CONNS tasks x pipelines of $REDIS_DEPTH ACQUIREs then their ZREMs, $pair" ;;
+    esac
+}
+lease_where() {  # lease_where SIDE: its placement
+    case $1 in
+    rlimitd_memory_leases) where "rlimitd:$CORE_SERVER rlimit-bench:$CORE_LOAD" ;;
+    rlimitd_redis_leases) where "redis-server:$CORE_SERVER rlimitd:$CORE_LOAD rlimit-bench:$CORE_LOAD" ;;
+    ioredis_*) where "redis-server:$CORE_SERVER node:$CORE_LOAD" ;;
+    redispy_*) where "redis-server:$CORE_SERVER python:$CORE_LOAD" ;;
+    esac
+}
+lease_command() {  # lease_command SIDE SECONDS: its load generator's command line
+    local secs=$2
+    local peer=(--seconds "$secs" --warmup 0.3 --keys "$KEYS" --limit "$LEASE_LIMIT" --lease-ms "$LEASE_MS" --name "$1")
+    case $1 in
+    rlimitd_memory_leases) LEASE_CMD=("$RBENCH" -s "$MEM_ADDR" -p "$LEASE_POLICY" --op acquire -c "$MEM_CONNS" \
+        -d "$MEM_DEPTH" -k "$KEYS" -t "$secs" --json) ;;
+    rlimitd_redis_leases) LEASE_CMD=("$RBENCH" -s "$REDIS_ADDR" -p "$LEASE_POLICY" --op acquire -c "$REDIS_CONNS" \
+        -d "$REDIS_DEPTH" -k "$KEYS" -t "$secs" --json) ;;
+    ioredis_lease_script) LEASE_CMD=(node "$NODE_DIR/lease_bench.js" --port "$REDIS_PORT" \
+        --inflight "$LEASE_PEER_INFLIGHT" "${peer[@]}") ;;
+    ioredis_lease_script_autopipeline) LEASE_CMD=(node "$NODE_DIR/lease_bench.js" --port "$REDIS_PORT" \
+        --inflight "$LEASE_PEER_INFLIGHT" --autopipeline "${peer[@]}") ;;
+    redispy_lease_script) LEASE_CMD=("$PYTHON" "$BENCH_DIR/lease_redispy.py" --redis "$REDIS_URL" --mode concurrent \
+        --inflight "$LEASE_PEER_INFLIGHT" "${peer[@]}") ;;
+    redispy_lease_script_pipelined) LEASE_CMD=("$PYTHON" "$BENCH_DIR/lease_redispy.py" --redis "$REDIS_URL" \
+        --mode pipelined --inflight "$REDIS_CONNS" --batch "$REDIS_DEPTH" "${peer[@]}") ;;
+    esac
+}
+# lease_round SIDE FILE SECONDS: one round of SIDE, appended to FILE (with, for a Redis
+# side, what redis-server ran meanwhile); false when it printed no figures.
+lease_round() {
+    local side=$1 file=$2 pid=$REDIS_PID
+    lease_command "$side" "$3"
+    [ "$side" = rlimitd_memory_leases ] && pid=$MEM_PID
+    [ "$pid" = "$REDIS_PID" ] && redis_fresh
+    pair_round "$file" "$pid" rlimit-bench 0 "${LEASE_CMD[@]}" || return 1
+    [ "$pid" = "$REDIS_PID" ] || return 0
+    local stats
+    stats=$(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[:=,]' '
+        /^cmdstat_(info|flushall|config|dbsize|ping|script)/ { next }
+        /^cmdstat_(evalsha|eval|evalsha_ro|eval_ro|fcall):/ { scripts += $3 }
+        /^cmdstat_/ { all += $3 }
+        END { printf "redis_script_calls=%d redis_commands=%d", scripts, all }')
+    # shellcheck disable=SC2086
+    "$PYTHON" "$BENCH_DIR/results.py" note-round "$file" $stats "redis_keys_after=$(redis-cli -p "$REDIS_PORT" DBSIZE)"
+}
+
+if only leases; then
+    section "leases: ACQUIRE+RELEASE pairs, rlimitd against the sorted-set lease script (same redis-server)"
+    LEASE_SIDES=()
+    rbench_acquire=$("$RBENCH" -s "unix:$TMP/no-such.sock" -p "$LEASE_POLICY" --op acquire -t 1 --json 2>&1)
+    for side in $LEASE_RLIMITD; do
+        why=""
+        if [ -n "$LEASE_WHY" ]; then
+            why=$LEASE_WHY
+        elif printf '%s' "$rbench_acquire" | grep -q -- '--op'; then
+            why="rlimit-bench has no --op acquire yet: $(printf '%s' "$rbench_acquire" | head -1)"
+        elif [ "$side" = rlimitd_memory_leases ] && [ "$mem_ok" != 1 ]; then
+            why="rlimitd (memory store): $MEM_WHY"
+        elif [ "$side" = rlimitd_redis_leases ] && [ "$rstore_ok" != 1 ]; then
+            why=$RSTORE_WHY
+        else
+            # A daemon that does not know ACQUIRE answers every one with an error: a 1 s
+            # probe with no pair allowed is a skip (with what it got), never a figure.
+            lease_command "$side" 1
+            probe=$(timeout -k 5 30 "${LEASE_CMD[@]}" 2>&1 | grep '^{' | tail -1)
+            if ! printf '%s' "$probe" | grep -q '"allowed":[1-9]'; then
+                why="the daemon admitted no ACQUIRE in a 1 s probe (no ACQUIRE opcode yet?): ${probe:-no figures}"
+            fi
+        fi
+        if [ -n "$why" ]; then skip "$side" "$(lease_desc "$side")" "$why"; else LEASE_SIDES+=("$side"); fi
+    done
+    py_redis_why=""
+    "$PYTHON" -c 'import redis.asyncio' 2>/dev/null || py_redis_why="redis-py (redis.asyncio) is not installed for $PYTHON"
+    for side in $LEASE_PEERS; do
+        why=""
+        if [ "$redis_ok" != 1 ]; then
+            why="redis-server did not start"
+        elif [[ $side == ioredis_* ]] && [ -n "$NODE_WHY" ]; then
+            why=$NODE_WHY
+        elif [[ $side == redispy_* ]] && [ -n "$py_redis_why" ]; then
+            why=$py_redis_why
+        fi
+        if [ -n "$why" ]; then skip "$side" "$(lease_desc "$side")" "$why"; else LEASE_SIDES+=("$side"); fi
+    done
+    # The Redis store's daemon moved to core 0 for section 2's unpipelined open loop.
+    [ "$rstore_ok" = 1 ] && repin "$RSTORE_PID" "$CORE_LOAD"
+    for side in "${LEASE_SIDES[@]}"; do
+        lease_round "$side" "$TMP/lease-$side.warm" 1 || true
+    done
+    for ((r = 1; r <= ROUNDS; r++)); do
+        order=("${LEASE_SIDES[@]}")
+        if [ $((r % 2)) = 0 ]; then  # every other round in reverse order
+            order=()
+            for ((i = ${#LEASE_SIDES[@]} - 1; i >= 0; i--)); do order+=("${LEASE_SIDES[i]}"); done
+        fi
+        for side in "${order[@]}"; do
+            lease_round "$side" "$TMP/lease-$side" "$ROUND_SECS" || true
+        done
+    done
+    for side in "${LEASE_SIDES[@]}"; do
+        lease_command "$side" "$ROUND_SECS"
+        measure "$side" "$(lease_desc "$side")" "$(lease_where "$side")" \
+            "${LEASE_CMD[*]#"$ROOT"/}, $ROUNDS rounds" -- "$PYTHON" "$BENCH_DIR/results.py" combine "$TMP/lease-$side"
+        grep -v '^$' "$TMP/lease-$side.err" 2>/dev/null | head -3 | sed 's/^/    | /'
+    done
+fi
+
 # ---- summary -----------------------------------------------------------------------
 
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -743,6 +917,11 @@ try:
     limits_version = limits.__version__
 except Exception:
     limits_version = None
+try:
+    import redis
+    redis_py_version = redis.__version__
+except Exception:
+    redis_py_version = None
 model = None
 try:
     with open("/proc/cpuinfo") as f:
@@ -763,7 +942,7 @@ print(json.dumps({
     "dirty": bool(out("git", "status", "--porcelain", "--untracked-files=no")),
     "versions": {"redis": (out("redis-server", "--version") or "").split("v=")[-1].split()[0] or None,
                  "node": out("node", "--version"), "python": platform.python_version(),
-                 "limits": limits_version, "rate-limiter-flexible": node_pkg("rate-limiter-flexible"),
+                 "limits": limits_version, "redis-py": redis_py_version, "rate-limiter-flexible": node_pkg("rate-limiter-flexible"),
                  "ioredis": node_pkg("ioredis")},
 }))
 EOF
