@@ -109,6 +109,7 @@ rl_redis_request *rl_redis_request_new(rl_store_op op, const rl_store_item *item
     for (size_t i = 0; i < n; i++) {
         req->items[i].limits = *items[i].limits;
         req->items[i].cost = items[i].cost;
+        req->items[i].lease = items[i].lease;
         req->items[i].ns_len = items[i].ns_len;
         req->items[i].key_len = items[i].key_len;
         copy_names(&req->items[i], &items[i], prefix, prefix_len, &at);
@@ -132,20 +133,26 @@ static int reserve(rl_redis_cmdbuf *buf, size_t more) {
     return RL_OK;
 }
 
-// Writes value in decimal at out; returns the digits written (at most 20).
-static size_t format_i64(char *out, int64_t value) {
+// Writes u in decimal at out, after a '-' if negative is set; returns the bytes
+// written (at most 21).
+static size_t format_u64(char *out, uint64_t u, int negative) {
     char tmp[24];
     size_t n = 0, len = 0;
-    uint64_t u = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
     do {
         tmp[n++] = (char)('0' + u % 10);
         u /= 10;
     } while (u);
-    if (value < 0)
+    if (negative)
         out[len++] = '-';
     while (n)
         out[len++] = tmp[--n];
     return len;
+}
+
+// Writes value in decimal at out; returns the bytes written (at most 20).
+static size_t format_i64(char *out, int64_t value) {
+    uint64_t u = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+    return format_u64(out, u, value < 0);
 }
 
 // Appends "<mark><n>\r\n" (an array or bulk header).
@@ -174,13 +181,28 @@ static int put_bulk(rl_redis_cmdbuf *buf, const char *s, size_t len) {
     return RL_OK;
 }
 
-static int put_int(rl_redis_cmdbuf *buf, int64_t value) {
-    char digits[24];
-    size_t len = format_i64(digits, value);
+static int put_digits(rl_redis_cmdbuf *buf, const char *digits, size_t len) {
     if (reserve(buf, len + 32) != RL_OK)
         return RL_ERR;
     put_bulk2(buf, digits, len, "", 0);
     return RL_OK;
+}
+
+static int put_int(rl_redis_cmdbuf *buf, int64_t value) {
+    char digits[24];
+    return put_digits(buf, digits, format_i64(digits, value));
+}
+
+// Appends a lease id in unsigned decimal (the script keeps it as a string).
+static int put_lease(rl_redis_cmdbuf *buf, uint64_t lease) {
+    char digits[24];
+    return put_digits(buf, digits, format_u64(digits, lease, 0));
+}
+
+// Returns 1 for the concurrency operations: single-item batches whose item carries a
+// lease id (RL_REDIS_LEASE_ARGS) and is answered with RL_REDIS_LEASE_FIELDS integers.
+static int is_lease_op(rl_store_op op) {
+    return op == RL_STORE_ACQUIRE || op == RL_STORE_RELEASE || op == RL_STORE_RENEW;
 }
 
 /* ---- limit sets: the distinct limits of a call, each sent once ---- */
@@ -251,8 +273,9 @@ static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t coun
     plan->compact = call_is_compact(reqs, count);
     size_t i = 0;
     for (size_t q = 0; q < count; q++) {
+        size_t per_item = RL_REDIS_ITEM_ARGS + (is_lease_op(reqs[q]->op) ? RL_REDIS_LEASE_ARGS : 0);
         plan->arg_count +=
-            (plan->compact ? 0 : RL_REDIS_BATCH_ARGS) + RL_REDIS_ITEM_ARGS * (size_t)reqs[q]->count;
+            (plan->compact ? 0 : RL_REDIS_BATCH_ARGS) + per_item * (size_t)reqs[q]->count;
         for (size_t k = 0; k < reqs[q]->count; k++) {
             plan->set_of[i++] = find_set(plan, &reqs[q]->items[k].limits);
             plan->key_count += item_keys(&reqs[q]->items[k].limits);
@@ -309,6 +332,8 @@ static int put_batches(rl_redis_cmdbuf *buf, const call_plan *plan, rl_redis_req
         for (size_t k = 0; k < reqs[q]->count && rc == RL_OK; k++) {
             rc |= put_int(buf, (int64_t)plan->set_of[i++] + 1);
             rc |= put_int(buf, reqs[q]->items[k].cost);
+            if (is_lease_op(reqs[q]->op))
+                rc |= put_lease(buf, reqs[q]->items[k].lease);
         }
     }
     return rc == RL_OK ? RL_OK : RL_ERR;
@@ -338,6 +363,13 @@ int rl_redis_call_encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, si
 
 /* ---- reading replies ---- */
 
+// Returns the reply integers of item k of req in the general form.
+static size_t item_fields(const rl_redis_request *req, size_t k) {
+    if (is_lease_op(req->op))
+        return RL_REDIS_LEASE_FIELDS;
+    return RL_REDIS_VERDICT_FIELDS * (size_t)req->items[k].limits.rate_count;
+}
+
 static size_t expected_elements(rl_redis_request *const *reqs, size_t count, int compact) {
     if (compact)
         return 1 + RL_REDIS_COMPACT_FIELDS * count;
@@ -345,7 +377,7 @@ static size_t expected_elements(rl_redis_request *const *reqs, size_t count, int
     for (size_t q = 0; q < count; q++) {
         n += 1;
         for (size_t k = 0; k < reqs[q]->count; k++)
-            n += RL_REDIS_VERDICT_FIELDS * (size_t)reqs[q]->items[k].limits.rate_count;
+            n += item_fields(reqs[q], k);
     }
     return n;
 }
@@ -373,7 +405,7 @@ static int elements_ok(const redisReply *reply, rl_redis_request *const *reqs, s
     for (size_t q = 0; q < count; q++) {
         size_t fields = compact ? RL_REDIS_COMPACT_FIELDS : 1;
         for (size_t k = 0; k < reqs[q]->count && !compact; k++)
-            fields += RL_REDIS_VERDICT_FIELDS * (size_t)reqs[q]->items[k].limits.rate_count;
+            fields += item_fields(reqs[q], k);
         for (size_t i = 0; i < fields; i++)
             if (!element_ok(reply->element[at + i], i == 0))
                 return 0;
@@ -384,6 +416,30 @@ static int elements_ok(const redisReply *reply, rl_redis_request *const *reqs, s
 
 static int failed(const redisReply *e) {
     return e->type == REDIS_REPLY_STRING;
+}
+
+// Returns 1 if a lease item's fields at e look like the script's: outcome 0, 1 or
+// RL_REDIS_LEASE_UNKNOWN, no figure negative, a retry time only when denied.
+static int lease_sane(redisReply *const *e) {
+    for (size_t i = 1; i < RL_REDIS_LEASE_FIELDS; i++)
+        if (e[i]->integer < 0)
+            return 0;
+    return (e[0]->integer == 0 || e[0]->integer == 1 || e[0]->integer == RL_REDIS_LEASE_UNKNOWN) &&
+           (e[0]->integer == 0 || e[3]->integer == 0);
+}
+
+// Returns 1 if the general-form fields of every item of req, from at on, are sane.
+static int request_sane(const redisReply *reply, size_t at, const rl_redis_request *req) {
+    if (is_lease_op(req->op))
+        return lease_sane(&reply->element[at]);
+    for (size_t k = 0; k < req->count; k++) {
+        for (size_t r = 0; r < req->items[k].limits.rate_count; r++) {
+            if (!verdict_sane(&reply->element[at]))
+                return 0;
+            at += RL_REDIS_VERDICT_FIELDS;
+        }
+    }
+    return 1;
 }
 
 static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
@@ -417,15 +473,12 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
     for (size_t q = 0; q < count; q++) {
         const redisReply *st = reply->element[at++];
         int refused = failed(st) || st->integer != 0; /* its verdicts are not read */
-        for (size_t k = 0; k < reqs[q]->count; k++) {
-            for (size_t r = 0; r < reqs[q]->items[k].limits.rate_count; r++) {
-                if (!refused && !verdict_sane(&reply->element[at])) {
-                    *errstr = "the script's reply holds an impossible verdict";
-                    return RL_ERR;
-                }
-                at += RL_REDIS_VERDICT_FIELDS;
-            }
+        if (!refused && !request_sane(reply, at, reqs[q])) {
+            *errstr = "the script's reply holds an impossible verdict";
+            return RL_ERR;
         }
+        for (size_t k = 0; k < reqs[q]->count; k++)
+            at += item_fields(reqs[q], k);
     }
     return RL_OK;
 }
@@ -443,12 +496,39 @@ static int read_verdict(redisReply *const *e, const rl_rate *rate, rl_verdict *v
     return v->capped;
 }
 
+// Reads a lease item's fields at e (a batch the script decided); fills answer.
+static void read_lease(redisReply *const *e, const rl_redis_request *req, rl_store_answer *answer) {
+    const rl_rate *rate = &req->items[0].limits.rates[0];
+    answer->verdicts[0] = (rl_verdict){.allowed = e[0]->integer == 1,
+                                       .limit = rl_rate_capacity(rate),
+                                       .remaining = (uint64_t)e[1]->integer,
+                                       .reset_after_us = e[2]->integer,
+                                       .retry_after_us = e[3]->integer,
+                                       .window_us = rl_rate_window_us(rate)};
+    answer->leases_expired = (uint32_t)e[4]->integer;
+    answer->slots_expired = (uint64_t)e[5]->integer;
+    answer->status = e[0]->integer == 1   ? RL_ST_ALLOWED
+                     : e[0]->integer == 0 ? RL_ST_DENIED
+                                          : RL_ST_LEASE_UNKNOWN;
+}
+
 // Reads one request's part of the reply from *at on; fills answer.
 static void read_request(const redisReply *reply, size_t *at, const rl_redis_request *req,
                          rl_store_answer *answer) {
     const redisReply *status = reply->element[(*at)++];
     int all = 1, capped = 0;
     answer->count = req->count;
+    if (is_lease_op(req->op)) {
+        memset(&answer->verdicts[0], 0, sizeof(answer->verdicts[0]));
+        if (failed(status) || status->integer != 0) {
+            answer->status = RL_ST_INTERNAL;
+            answer->errstr = failed(status) ? status->str : "the script refused the batch";
+        } else {
+            read_lease(&reply->element[*at], req, answer);
+        }
+        *at += RL_REDIS_LEASE_FIELDS;
+        return;
+    }
     for (size_t k = 0; k < req->count; k++) {
         rl_verdict *acc = &answer->verdicts[k];
         int item_capped = 0;
@@ -508,9 +588,8 @@ int rl_redis_call_decode(const redisReply *reply, rl_redis_request *const *reqs,
     size_t at = 1;
     for (size_t q = 0; q < count; q++) {
         rl_store_answer answer;
+        memset(&answer, 0, sizeof(answer)); /* every field a reader does not set is 0 */
         answer.now_us = reply->element[0]->integer;
-        answer.flags = 0;
-        answer.errstr = NULL;
         if (compact) {
             read_compact(&reply->element[at], reqs[q], &answer);
             at += RL_REDIS_COMPACT_FIELDS;

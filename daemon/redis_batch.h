@@ -11,7 +11,8 @@
  * every rate of one (policy, key) in one Redis Cluster slot. Key bytes go in as they
  * are; in the policy name the bytes ':', '{', '}' and '%' are written %XX, so that no
  * two (policy, key) pairs share a name (a plain policy name is unchanged). A Redis key
- * longer than RL_REDIS_MAX_KEY bytes is refused with KEY_TOO_LONG.
+ * longer than RL_REDIS_MAX_KEY bytes is refused with KEY_TOO_LONG. A concurrency
+ * rate's key (rate 0 of its policy) is a sorted set of its leases (redis_script.lua).
  */
 #ifndef RL_REDIS_BATCH_H
 #define RL_REDIS_BATCH_H
@@ -27,6 +28,7 @@
 typedef struct rl_redis_item {
     rl_limits limits; /* the rates (a copy) */
     int64_t cost;     /* units */
+    uint64_t lease;   /* ACQUIRE, RELEASE, RENEW: the lease id; 0 otherwise */
     const char *ns;   /* policy name bytes (into the request's block) */
     size_t ns_len;    /* bytes of ns */
     const char *key;  /* key bytes (into the request's block) */

@@ -23,6 +23,12 @@
 #define RL_REDIS_CAPPED 2           /* added to a verdict's allowed field: the charge was capped */
 #define RL_REDIS_REMAINING_SCALE 2  /* compact reply: first field = remaining * this + allowed */
 #define RL_REDIS_COMPANION_MARK '#' /* ends a sliding log's companion key */
+#define RL_REDIS_LEASE_ARGS 1       /* arguments after a lease item's: the lease id */
+#define RL_REDIS_LEASE_FIELDS 6     /* integers per lease item in the reply */
+#define RL_REDIS_LEASE_UNKNOWN 2    /* a lease item's outcome: the lease is not held */
+#define RL_REDIS_MAX_LEASES                                                                        \
+    10000 /* members of a lease set read at most: the highest                                      \
+             concurrency limit (each lease holds a slot) */
 
 // The script as sent to Redis (redis_script.lua without its comments and blanks),
 // NUL-terminated, and its length.

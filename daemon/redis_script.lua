@@ -65,10 +65,12 @@
 -- algorithms (rl_algorithm, algo.h), operations (rl_store_op, store.h), the argument
 -- and reply layout (redis_script.h).
 local ALGO_FIXED_WINDOW, ALGO_SLIDING_LOG, ALGO_SLIDING_COUNTER = 0, 1, 2
-local ALGO_TOKEN_BUCKET, ALGO_GCRA = 3, 4
+local ALGO_TOKEN_BUCKET, ALGO_GCRA, ALGO_CONCURRENCY = 3, 4, 5
 local OP_CHECK, OP_PEEK, OP_ADJUST, OP_RESET = 0, 1, 2, 3
+local OP_ACQUIRE, OP_RELEASE, OP_RENEW = 4, 5, 6
 local RATE_ARGS, BATCH_ARGS, ITEM_ARGS = 4, 2, 2
 local VERDICT_FIELDS, COMPACT_FIELDS, CAPPED, REMAINING_SCALE = 4, 3, 2, 2
+local LEASE_ARGS, LEASE_FIELDS, LEASE_UNKNOWN, MAX_LEASES = 1, 6, 2, 10000
 
 local floor, tonumber, fmt, match = math.floor, tonumber, string.format, string.match
 local call, pcall_ = redis.call, redis.pcall
@@ -85,7 +87,7 @@ end
 -- usage a charge may leave (2 x capacity; buckets: tat - now); off: the rate's first
 -- key among its item's keys (a log has two: its sorted set and its companion).
 local KINDS = {[ALGO_FIXED_WINDOW] = 'f', [ALGO_SLIDING_LOG] = 'l', [ALGO_SLIDING_COUNTER] = 'c',
-    [ALGO_TOKEN_BUCKET] = 'b', [ALGO_GCRA] = 'b'}
+    [ALGO_TOKEN_BUCKET] = 'b', [ALGO_GCRA] = 'b', [ALGO_CONCURRENCY] = 'q'}
 local sets, pos, simple = {}, 3, true
 for s = 1, tonumber(ARGV[2]) do
     local rates, count, nk = {}, tonumber(ARGV[pos]), 0
@@ -619,7 +621,10 @@ local function reset_batch(op, p, k, count)
         for r = 1, #rates do
             local rt = rates[r]
             local key = KEYS[k + rt.off]
-            if rt.kind == 'l' then
+            if rt.kind == 'q' then
+                call('DEL', key)
+                emit(1, rt.limit, 0, 0)
+            elseif rt.kind == 'l' then
                 call('DEL', key, KEYS[k + rt.off + 1])
                 stale[KEYS[k + rt.off + 1]] = true
                 log_verdict(rt, new_log(rt, k + rt.off), 1, false)
@@ -634,10 +639,62 @@ local function reset_batch(op, p, k, count)
         k = k + rates.nk
     end
 end
+-- Concurrency leases (ACQUIRE, RELEASE, RENEW: one item of one rate, then LEASE_ARGS:
+-- the lease id, kept as the decimal string it came as: a Lua number holds 53 bits): a
+-- sorted set per key, one member "<id>:<slots>" per lease scored by when it expires
+-- (us, this clock), with the TTL of the last one. A call reads the set in score order,
+-- at most MAX_LEASES members (the highest limit, so all that rlimitd writes): the
+-- expired ones first (counted in the reply, then removed), then the others: held is
+-- the sum of their slots, and the lease named is the one with its "<id>:" prefix, so
+-- the read that counts held finds it and no index is kept beside the set. Reply per
+-- item, LEASE_FIELDS integers: outcome (1 allowed, 0 denied, LEASE_UNKNOWN: not held),
+-- remaining, reset_after, retry_after, leases expired, the slots they held.
+local function slots_of(m) return tonumber(match(m, '^%d+:(%d+)$')) or 0 end
+local function lease_batch(op, p, k)
+    local rt, key, id, cost = sets[tonumber(ARGV[p])][1], KEYS[k], ARGV[p + ITEM_ARGS] .. ':',
+        ARGV[p + 1]
+    local all, held, gone, xs, code, reset, retry = pcall_('ZRANGE', key, 0, MAX_LEASES - 1,
+        'WITHSCORES'), 0, 0, 0, 1, 0, 0
+    local ends, mine, last = now + rt.period
+    if all.err then call('DEL', key); all = {} end
+    for i = 1, #all, 2 do
+        local m, at = all[i], tonumber(all[i + 1])
+        if at <= now then gone, xs = gone + 1, xs + slots_of(m)
+        elseif m:sub(1, #id) == id then mine = m
+        else last, held = at, held + slots_of(m) end
+    end
+    if gone > 0 then call('ZREMRANGEBYSCORE', key, '-inf', now) end
+    local tail = last and last - now or 0
+    if op == OP_ACQUIRE and held + cost <= rt.limit then
+        call('ZADD', key, ends, id .. cost)
+        held, reset = held + cost, rt.period
+    elseif op == OP_ACQUIRE then
+        -- retry: until enough of the held leases have expired for cost to fit, the
+        -- soonest first (a lease never fits: the lease).
+        local need = held + cost - rt.limit
+        code, reset = 0, tail
+        for i = 1, #all, 2 do
+            local at = tonumber(all[i + 1])
+            if at > now and need > 0 then need, retry = need - slots_of(all[i]), at - now end
+        end
+        if need > 0 then retry = rt.period end
+    elseif not mine then
+        code, reset = LEASE_UNKNOWN, tail
+    elseif op == OP_RENEW then
+        call('ZADD', key, 'XX', ends, mine)
+        held, reset = held + slots_of(mine), rt.period
+    else
+        call('ZREM', key, mine)
+        reset, ends = tail, last
+    end
+    if code == 1 and ends then call('PEXPIRE', key, ceil_ms(math.max(last or 0, ends) - now)) end
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = code, room(rt.limit, held), reset, retry
+    out[n + 5], out[n + 6], n = gone, xs, n + LEASE_FIELDS
+end
 local RUN = {[OP_CHECK] = decide_batch, [OP_PEEK] = decide_batch, [OP_ADJUST] = adjust_batch,
     [OP_RESET] = reset_batch}
 local function run(op, p, k, count)
-    RUN[op](op, p, k, count)
+    (RUN[op] or lease_batch)(op, p, k, count)
     for i = 1, #batch_logs do log_save(batch_logs[i]) end
 end
 -- A failed batch: its status is the error's text, its verdicts zeros; what it
@@ -655,11 +712,13 @@ pos = pos + 1
 for _ = 1, batches do
     local op, count = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
     local p, k0, fields, n0 = pos + BATCH_ARGS, k, 0, n
+    local lease = op >= OP_ACQUIRE
+    local per = lease and ITEM_ARGS + LEASE_ARGS or ITEM_ARGS
     for i = 0, count - 1 do
-        local rates = sets[tonumber(ARGV[p + ITEM_ARGS * i])]
-        fields, k = fields + VERDICT_FIELDS * #rates, k + rates.nk
+        local rates = sets[tonumber(ARGV[p + per * i])]
+        fields, k = fields + (lease and LEASE_FIELDS or VERDICT_FIELDS * #rates), k + rates.nk
     end
-    pos = p + ITEM_ARGS * count
+    pos = p + per * count
     n = n + 1
     out[n] = 0
     batch_logs = {}

@@ -213,13 +213,13 @@ static int cache_first(redis_store *s, rl_store_op op, const rl_store_item *item
         return 0;
     }
     rl_store_answer ans;
+    memset(&ans, 0, sizeof(ans));
     if (op != RL_STORE_CHECK || n != 1 ||
         !rl_redis_cache_lookup(s->cache, &items[0], cache_clock(s), &ans.verdicts[0], &ans.now_us))
         return 0;
     ans.status = RL_ST_DENIED;
     ans.count = 1;
     ans.flags = RL_FLAG_CACHED;
-    ans.errstr = NULL;
     done(arg, &ans);
     return 1;
 }

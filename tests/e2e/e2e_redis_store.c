@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 #include <stdlib.h>
 
+#include "algo_lease.h"
 #include "redis_harness.h"
 #include "store_memory.h"
 
@@ -304,6 +305,150 @@ START_TEST(capped_charges_match_algo) {
     run_sequence(&b, 33, 200, 4);
     rl_limits g = one_rate(RL_ALGO_GCRA, 5, 1000000, 3);
     run_sequence(&g, 34, 200, 3);
+}
+END_TEST
+
+/* ---- concurrency leases against algo_lease.c ---- */
+
+/* One key's leases under algo_lease.c, and the ids handed out on it. */
+typedef struct ref_leases {
+    rl_lease_set set;    /* the reference */
+    uint64_t ids[64];    /* ids acquired on the key (held, released or expired) */
+    size_t id_count;     /* ids written (the array is a ring) */
+    uint64_t next_small; /* the next small id: 1, 2, ... (ids sharing leading digits) */
+} ref_leases;
+
+// Returns a new id: small ones (1, 2, ..., 10, 11, ...: one's digits begin another's)
+// or past 2^53 (Lua numbers would lose them).
+static uint64_t fresh_id(ref_leases *k) {
+    if (rnd(3) == 0)
+        return ++k->next_small;
+    rnd(0);
+    return rng_state | (1ULL << 63);
+}
+
+// Returns an id to RELEASE or RENEW: mostly one acquired on the key, else a fresh one.
+static uint64_t some_id(ref_leases *k) {
+    size_t n = k->id_count < 64 ? k->id_count : 64;
+    if (n == 0 || rnd(5) == 0)
+        return fresh_id(k);
+    return k->ids[rnd(n)];
+}
+
+static rl_status ref_lease(ref_leases *k, const rl_rate *rate, rl_store_op op, uint64_t id,
+                           uint64_t slots, int64_t now, rl_verdict *out, uint32_t *expired,
+                           uint64_t *expired_slots) {
+    *expired_slots = 0;
+    *expired = rl_lease_trim(&k->set, now, expired_slots);
+    memset(out, 0, sizeof(*out));
+    if (op == RL_STORE_ACQUIRE) {
+        ck_assert_int_eq(rl_lease_reserve(rate, &k->set), 0);
+        k->ids[k->id_count++ % 64] = id;
+        return rl_lease_acquire(rate, &k->set, now, id, slots, out) ? RL_ST_ALLOWED : RL_ST_DENIED;
+    }
+    if (op == RL_STORE_RELEASE)
+        return rl_lease_release(rate, &k->set, now, id, out) ? RL_ST_ALLOWED : RL_ST_LEASE_UNKNOWN;
+    if (op == RL_STORE_RENEW)
+        return rl_lease_renew(rate, &k->set, now, id, out) ? RL_ST_ALLOWED : RL_ST_LEASE_UNKNOWN;
+    rl_lease_free(&k->set); /* RESET: every lease of the key ends; no expiry counted */
+    rl_lease_figures(rate, &k->set, now, out);
+    *expired = 0;
+    *expired_slots = 0;
+    return RL_ST_OK;
+}
+
+static step_op random_lease_op(ref_leases *k, uint64_t limit) {
+    uint64_t pick = rnd(100);
+    step_op s = {RL_STORE_ACQUIRE, 0, rnd(3) ? 1 : 1 + (int64_t)rnd(limit)};
+    if (pick < 2)
+        s.cost = (int64_t)limit + 1; /* the engine never sends it; the same answer */
+    else if (pick >= 50 && pick < 75)
+        s.op = RL_STORE_RELEASE, s.cost = 0;
+    else if (pick >= 75 && pick < 97)
+        s.op = RL_STORE_RENEW, s.cost = 0;
+    else if (pick >= 97)
+        s.op = RL_STORE_RESET, s.cost = 0;
+    (void)k;
+    return s;
+}
+
+// Runs steps random lease operations on two keys of policy "conc" (limit slots, the
+// given lease) through the store and through algo_lease.c, 1 to 4 at each instant in
+// one script call, with a token bucket CHECK beside them now and then (so the call
+// takes the general form with rate items in it), comparing every answer: status,
+// figures, and the leases (and slots) each call found expired.
+static void run_lease_sequence(uint64_t limit, int64_t lease_us, uint64_t seed, int steps) {
+    int64_t offset = 2000000, clock = h_wall_us() + offset;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    rl_limits l = one_rate(RL_ALGO_CONCURRENCY, limit, lease_us, 0);
+    rl_limits tb = one_rate(RL_ALGO_TOKEN_BUCKET, 1000, 1000000, 1000);
+    ref_leases keys[2];
+    ref_key bucket = {0};
+    memset(keys, 0, sizeof(keys));
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    redisFree(c);
+    const char *names[2] = {"alice", "bob\xff\x00x"};
+    rng_state = seed;
+    for (int step = 0; step < steps; step++) {
+        advance(&clock, offset, lease_us);
+        outcome outs[5];
+        step_op ops[4];
+        uint64_t ids[4];
+        size_t n = 1 + rnd(4);
+        for (size_t i = 0; i < n; i++) {
+            ops[i] = random_lease_op(&keys[0], limit);
+            ops[i].key = (int)rnd(2);
+            ids[i] = ops[i].op == RL_STORE_ACQUIRE ? fresh_id(&keys[ops[i].key])
+                     : ops[i].op == RL_STORE_RESET ? 0
+                                                   : some_id(&keys[ops[i].key]);
+            rl_store_item it = {&l,          "conc", 4, names[ops[i].key], ops[i].key ? 6 : 5,
+                                ops[i].cost, ids[i]};
+            h_submit(store, ops[i].op, &it, 1, &outs[i]);
+        }
+        int with_check = rnd(4) == 0;
+        rl_store_item check = h_item(&tb, "tb", "k", 1);
+        if (with_check)
+            h_submit(store, RL_STORE_CHECK, &check, 1, &outs[n]);
+        h_wait(&h, outs, n + (size_t)with_check);
+        for (size_t i = 0; i < n; i++) {
+            rl_verdict want;
+            uint32_t expired;
+            uint64_t expired_slots;
+            rl_status st = ref_lease(&keys[ops[i].key], &l.rates[0], ops[i].op, ids[i],
+                                     (uint64_t)ops[i].cost, clock, &want, &expired, &expired_slots);
+            char what[200];
+            snprintf(what, sizeof(what),
+                     "seed %llu step %d op %zu (op %d key %d slots %lld id %llu)",
+                     (unsigned long long)seed, step, i, ops[i].op, ops[i].key,
+                     (long long)ops[i].cost, (unsigned long long)ids[i]);
+            ck_assert_int_eq(outs[i].calls, 1);
+            ck_assert_int_eq(outs[i].ans.now_us, clock);
+            assert_same(&outs[i].ans, st, &want, 1, what);
+            ck_assert_msg(outs[i].ans.leases_expired == expired &&
+                              outs[i].ans.slots_expired == expired_slots,
+                          "%s: expired %u leases of %llu slots, want %u of %llu", what,
+                          outs[i].ans.leases_expired, (unsigned long long)outs[i].ans.slots_expired,
+                          expired, (unsigned long long)expired_slots);
+        }
+        if (with_check) {
+            rl_verdict want;
+            rl_status st = ref_apply(&bucket, &tb, RL_STORE_CHECK, 1, clock, &want);
+            assert_same(&outs[n].ans, st, &want, 1, "the check beside the leases");
+        }
+    }
+    rl_lease_free(&keys[0].set);
+    rl_lease_free(&keys[1].set);
+    ck_assert_int_eq(h_stat(store, "errors.reply"), 0);
+    ck_assert_int_eq(h_stat(store, "errors.item"), 0);
+    store->ops->free(store);
+}
+
+START_TEST(leases_match_algo_lease) {
+    run_lease_sequence(5, 1000000, 41, 500);
+    run_lease_sequence(1, 500000, 42, 200);
+    run_lease_sequence(40, 3000000, 43, 300);
 }
 END_TEST
 
@@ -898,6 +1043,7 @@ static Suite *store_suite(void) {
     tcase_add_test(decide, a_login_log_stays_within_its_limit);
     tcase_add_test(decide, charges_are_capped_at_two_windows);
     tcase_add_test(decide, logs_of_an_older_rlimitd_are_counted_whole);
+    tcase_add_test(decide, leases_match_algo_lease);
     suite_add_tcase(s, decide);
     TCase *store = tcase_create("store");
     tcase_add_checked_fixture(store, setup, teardown);

@@ -28,8 +28,8 @@ START_TEST(algorithm_numbers_match_rl_algorithm) {
              "local ALGO_FIXED_WINDOW,ALGO_SLIDING_LOG,ALGO_SLIDING_COUNTER=%d,%d,%d",
              RL_ALGO_FIXED_WINDOW, RL_ALGO_SLIDING_LOG, RL_ALGO_SLIDING_COUNTER);
     assert_line(line);
-    snprintf(line, sizeof(line), "local ALGO_TOKEN_BUCKET,ALGO_GCRA=%d,%d", RL_ALGO_TOKEN_BUCKET,
-             RL_ALGO_GCRA);
+    snprintf(line, sizeof(line), "local ALGO_TOKEN_BUCKET,ALGO_GCRA,ALGO_CONCURRENCY=%d,%d,%d",
+             RL_ALGO_TOKEN_BUCKET, RL_ALGO_GCRA, RL_ALGO_CONCURRENCY);
     assert_line(line);
 }
 END_TEST
@@ -39,6 +39,13 @@ START_TEST(operation_numbers_match_rl_store_op) {
     snprintf(line, sizeof(line), "local OP_CHECK,OP_PEEK,OP_ADJUST,OP_RESET=%d,%d,%d,%d",
              RL_STORE_CHECK, RL_STORE_PEEK, RL_STORE_ADJUST, RL_STORE_RESET);
     assert_line(line);
+    snprintf(line, sizeof(line), "local OP_ACQUIRE,OP_RELEASE,OP_RENEW=%d,%d,%d", RL_STORE_ACQUIRE,
+             RL_STORE_RELEASE, RL_STORE_RENEW);
+    assert_line(line);
+    /* the script tells a lease batch by op >= OP_ACQUIRE */
+    ck_assert_int_gt(RL_STORE_ACQUIRE, RL_STORE_RESET);
+    ck_assert_int_gt(RL_STORE_RELEASE, RL_STORE_ACQUIRE);
+    ck_assert_int_gt(RL_STORE_RENEW, RL_STORE_ACQUIRE);
 }
 END_TEST
 
@@ -52,6 +59,12 @@ START_TEST(argument_and_reply_layout_match_redis_script_h) {
              RL_REDIS_VERDICT_FIELDS, RL_REDIS_COMPACT_FIELDS, RL_REDIS_CAPPED,
              RL_REDIS_REMAINING_SCALE);
     assert_line(line);
+    snprintf(
+        line, sizeof(line), "local LEASE_ARGS,LEASE_FIELDS,LEASE_UNKNOWN,MAX_LEASES=%d,%d,%d,%d",
+        RL_REDIS_LEASE_ARGS, RL_REDIS_LEASE_FIELDS, RL_REDIS_LEASE_UNKNOWN, RL_REDIS_MAX_LEASES);
+    assert_line(line);
+    /* a lease's outcome is neither allowed (1) nor denied (0) */
+    ck_assert_int_gt(RL_REDIS_LEASE_UNKNOWN, 1);
     /* the flag bit is not the allowed bit, and a compact verdict keeps allowed apart */
     ck_assert_int_eq(RL_REDIS_CAPPED & 1, 0);
     ck_assert_int_ge(RL_REDIS_REMAINING_SCALE, 2);
