@@ -441,6 +441,8 @@ class Ratios:
             notes.append("the best peer's figure does not count in full: " + problem)
         if missing:
             notes.append("not among the peers: " + "; ".join(missing))
+            if row["status"].startswith(("met", "not met")):
+                row["status"] += f" (best of the {len(measured)} of {len(peers)} peers measured)"
         row["note"] = "; ".join(notes)
         return row
 
