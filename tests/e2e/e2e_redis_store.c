@@ -793,6 +793,62 @@ START_TEST(calls_larger_than_the_socket_buffer) {
 }
 END_TEST
 
+// A lease set in Redis: rl:{<policy>:<key>}:0, a sorted set of "<id>:<slots>" scored by
+// expiry on the store's clock, with the TTL of the last lease; a lease counts up to
+// (not at) its expiry; RESET ends every lease; a key holding a string counts as empty.
+START_TEST(lease_sets_in_redis) {
+    int64_t t0 = h_wall_us() + 2000000, clock = t0;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    rl_limits l = one_rate(RL_ALGO_CONCURRENCY, 3, 1000000, 0);
+    rl_store_item a = h_item(&l, "up", "k", 2);
+    a.lease = 18446744073709551557ULL; /* past 2^53: kept exactly */
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_ACQUIRE, &a, 1).status, RL_ST_ALLOWED);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    redisReply *r = redisCommand(c, "ZRANGE rl:{up:k}:0 0 -1 WITHSCORES");
+    ck_assert_uint_eq(r->elements, 2);
+    ck_assert_str_eq(r->element[0]->str, "18446744073709551557:2");
+    ck_assert_int_eq(strtoll(r->element[1]->str, NULL, 10), t0 + 1000000);
+    freeReplyObject(r);
+    r = redisCommand(c, "PTTL rl:{up:k}:0");
+    ck_assert_msg(r->integer > 900 && r->integer <= 1000, "lease set ttl %lld", r->integer);
+    freeReplyObject(r);
+    clock = t0 + 999999; /* held one microsecond before its expiry */
+    rl_store_item b = h_item(&l, "up", "k", 2);
+    b.lease = 7;
+    rl_store_answer ans = h_do(&h, store, RL_STORE_ACQUIRE, &b, 1);
+    ck_assert_int_eq(ans.status, RL_ST_DENIED);
+    ck_assert_int_eq(ans.verdicts[0].retry_after_us, 1);
+    ck_assert_uint_eq(ans.leases_expired, 0);
+    clock = t0 + 1000000; /* at its expiry: gone, counted once */
+    ans = h_do(&h, store, RL_STORE_ACQUIRE, &b, 1);
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(ans.leases_expired, 1);
+    ck_assert_uint_eq(ans.slots_expired, 2);
+    ck_assert_uint_eq(ans.verdicts[0].remaining, 1);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &a, 1).status, RL_ST_LEASE_UNKNOWN);
+    ans = h_do(&h, store, RL_STORE_RESET, &b, 1);
+    ck_assert_int_eq(ans.status, RL_ST_OK);
+    ck_assert_uint_eq(ans.verdicts[0].remaining, 3);
+    r = redisCommand(c, "EXISTS rl:{up:k}:0");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_RENEW, &b, 1).status, RL_ST_LEASE_UNKNOWN);
+    freeReplyObject(redisCommand(c, "SET rl:{up:s}:0 junk"));
+    rl_store_item s = h_item(&l, "up", "s", 3);
+    s.lease = 9;
+    ans = h_do(&h, store, RL_STORE_ACQUIRE, &s, 1);
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(ans.verdicts[0].remaining, 0);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &s, 1).status, RL_ST_ALLOWED);
+    r = redisCommand(c, "EXISTS rl:{up:s}:0"); /* the last lease released: no key */
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
 START_TEST(foreign_values_count_as_empty) {
     rl_limits cell = one_rate(RL_ALGO_GCRA, 10, 1000000, 2);
     rl_limits log = one_rate(RL_ALGO_SLIDING_LOG, 2, 1000000, 0);
@@ -1056,6 +1112,7 @@ static Suite *store_suite(void) {
     tcase_add_test(store, a_key_too_long_is_refused);
     tcase_add_test(store, calls_larger_than_the_socket_buffer);
     tcase_add_test(store, foreign_values_count_as_empty);
+    tcase_add_test(store, lease_sets_in_redis);
     tcase_add_test(store, big_logs_are_written_in_chunks);
     tcase_add_test(store, forget_ns_deletes_the_policys_keys);
     tcase_add_test(store, unix_socket_and_stats);

@@ -350,6 +350,91 @@ START_TEST(a_failed_batch_is_answered_alone) {
 }
 END_TEST
 
+// A lease item goes in the general form with its id after its limit set and cost (in
+// unsigned decimal, all 64 bits), a CHECK beside it too; its reply is LEASE_FIELDS
+// integers: outcome, remaining, reset, retry, leases expired, their slots.
+START_TEST(lease_items_carry_their_id_and_read_lease_fields) {
+    rl_limits c = limits1(RL_ALGO_CONCURRENCY, 5, 30000000, 0),
+              g = limits1(RL_ALGO_GCRA, 10, 1000000, 2);
+    rl_store_item a = item(&c, "up", "k", 2), r = item(&c, "up", "k", 0), x = item(&g, "p", "x", 1);
+    a.lease = UINT64_MAX;
+    r.lease = 12;
+    rl_status st;
+    rl_redis_request *reqs[3] = {rl_redis_request_new(RL_STORE_ACQUIRE, &a, 1, "rl:", 3, &st),
+                                 rl_redis_request_new(RL_STORE_CHECK, &x, 1, "rl:", 3, &st),
+                                 rl_redis_request_new(RL_STORE_RELEASE, &r, 1, "rl:", 3, &st)};
+    ck_assert_uint_eq(reqs[0]->items[0].lease, UINT64_MAX);
+    rl_redis_cmdbuf buf = {0};
+    ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 3, NULL, 0), RL_OK);
+    redisReply *cmd = parse(buf.data, buf.len);
+    const char *const args[] = {
+        "3", "rl:{up:k}:0", "rl:{p:x}:0", "rl:{up:k}:0", "0",
+        "2", "1",           "5",          "30000000",    "0",
+        "1", "4",           "10",         "1000000",     "2",
+        "3",                                                                     /* batches */
+        "4", "1",           "1",          "2",           "18446744073709551615", /* ACQUIRE */
+        "0", "1",           "2",          "1",                                   /* CHECK */
+        "5", "1",           "1",          "0",           "12"};                  /* RELEASE */
+    assert_args(cmd, 2, args, sizeof(args) / sizeof(args[0]));
+    ck_assert_uint_eq(cmd->elements, 2 + sizeof(args) / sizeof(args[0]));
+    freeReplyObject(cmd);
+    rl_free(buf.data);
+    answers got;
+    const char *why;
+    /* ACQUIRE allowed (3 left, 2 leases of 3 slots expired); CHECK; RELEASE unknown */
+    ck_assert_int_eq(decode("*20\r\n:777\r\n"
+                            ":0\r\n:1\r\n:3\r\n:30000000\r\n:0\r\n:2\r\n:3\r\n"
+                            ":0\r\n:1\r\n:1\r\n:100000\r\n:0\r\n"
+                            ":0\r\n:2\r\n:3\r\n:29000000\r\n:0\r\n:0\r\n:0\r\n",
+                            reqs, 3, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.count, 3);
+    ck_assert_int_eq(got.got[0].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[0].verdicts[0].limit, 5);
+    ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 3);
+    ck_assert_int_eq(got.got[0].verdicts[0].window_us, 30000000);
+    ck_assert_int_eq(got.got[0].verdicts[0].reset_after_us, 30000000);
+    ck_assert_uint_eq(got.got[0].leases_expired, 2);
+    ck_assert_uint_eq(got.got[0].slots_expired, 3);
+    ck_assert_int_eq(got.got[1].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[1].leases_expired, 0);
+    ck_assert_int_eq(got.got[2].status, RL_ST_LEASE_UNKNOWN);
+    ck_assert(!got.got[2].verdicts[0].allowed);
+    ck_assert_int_eq(got.got[2].verdicts[0].reset_after_us, 29000000);
+    /* a denial with its retry; a lease batch that failed inside the script */
+    ck_assert_int_eq(decode("*20\r\n:777\r\n"
+                            ":0\r\n:0\r\n:0\r\n:900\r\n:400\r\n:0\r\n:0\r\n"
+                            ":0\r\n:1\r\n:1\r\n:100000\r\n:0\r\n"
+                            "$3\r\nOOM\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
+                            reqs, 3, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.got[0].status, RL_ST_DENIED);
+    ck_assert_int_eq(got.got[0].verdicts[0].retry_after_us, 400);
+    ck_assert_int_eq(got.got[2].status, RL_ST_INTERNAL);
+    ck_assert_str_eq(got.got[2].errstr, "OOM");
+    static const char *const bad[] = {
+        /* outcome 3 */
+        "*20\r\n:7\r\n:0\r\n:3\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
+        ":0\r\n:1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:1\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
+        /* allowed with a retry */
+        "*20\r\n:7\r\n:0\r\n:1\r\n:3\r\n:0\r\n:5\r\n:0\r\n:0\r\n"
+        ":0\r\n:1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:1\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
+        /* expired slots < 0 */
+        "*20\r\n:7\r\n:0\r\n:1\r\n:3\r\n:0\r\n:0\r\n:0\r\n:-1\r\n"
+        ":0\r\n:1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:1\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
+        /* four fields a lease (a verdict's count) */
+        "*16\r\n:7\r\n:0\r\n:1\r\n:3\r\n:0\r\n:0\r\n"
+        ":0\r\n:1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:1\r\n:3\r\n:0\r\n:0\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(decode(bad[i], reqs, 3, &got, &why) == RL_ERR, "reply %zu accepted", i);
+        ck_assert_int_eq(got.count, 0);
+    }
+    for (size_t i = 0; i < 3; i++)
+        rl_free(reqs[i]);
+}
+END_TEST
+
 static Suite *batch_suite(void) {
     Suite *s = suite_create("redis_batch");
     TCase *tc = tcase_create("batch");
@@ -361,6 +446,7 @@ static Suite *batch_suite(void) {
     tcase_add_test(tc, single_bucket_checks_take_the_compact_form);
     tcase_add_test(tc, compact_replies_become_answers);
     tcase_add_test(tc, a_failed_batch_is_answered_alone);
+    tcase_add_test(tc, lease_items_carry_their_id_and_read_lease_fields);
     suite_add_tcase(s, tc);
     return s;
 }
