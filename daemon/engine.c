@@ -83,7 +83,7 @@ static pending *pending_get(rl_engine *e, rl_engine_reply *reply, void *arg) {
     return p;
 }
 
-static void pending_put(pending *p) {
+void rl_engine_pending_put(pending *p) {
     rl_engine *e = p->engine;
     rl_conf_ref_put(p->conf);
     rl_free(p->keys);
@@ -91,6 +91,10 @@ static void pending_put(pending *p) {
     e->in_flight--;
     p->next_free = e->free_list;
     e->free_list = p;
+}
+
+static void pending_put(pending *p) {
+    rl_engine_pending_put(p);
 }
 
 /* ---- results ---- */
@@ -140,7 +144,7 @@ static void nominal_verdict(const rl_limits *limits, int allowed, uint8_t opcode
 // A cost (signed for ADJUST: a charge or a refund) is at most the smallest capacity of
 // the key's rates, so that no single request can move a key by more than that.
 static rl_status check_cost(rl_opcode op, const rl_item *it, const rl_limits *limits) {
-    if (op == RL_OP_RESET)
+    if (op == RL_OP_RESET || op == RL_OP_RELEASE || op == RL_OP_RENEW)
         return it->cost == 0 ? RL_ST_OK : RL_ST_COST_INVALID;
     if (it->cost == 0)
         return RL_ST_COST_INVALID;
@@ -164,13 +168,18 @@ static rl_status resolve_item(pending *p, rl_opcode op, const rl_item *it, size_
         return RL_ST_KEY_EMPTY;
     if (it->key_len > c->max_key)
         return RL_ST_KEY_TOO_LONG;
+    /* RESET serves both kinds; the lease ops only concurrency policies, the others only
+       rate policies */
+    if (op != RL_OP_RESET && rl_engine_is_concurrency(s->policy) != rl_engine_is_lease_op(op))
+        return RL_ST_POLICY_KIND;
     s->limits = rl_policy_limits(s->policy, it->key, it->key_len);
     rl_status st = check_cost(op, it, s->limits);
     if (st != RL_ST_OK)
         return st;
-    if (op != RL_OP_RESET && rl_keyset_has(&s->policy->exempt, it->key, it->key_len))
+    int listed = op != RL_OP_RESET && op != RL_OP_RELEASE && op != RL_OP_RENEW;
+    if (listed && rl_keyset_has(&s->policy->exempt, it->key, it->key_len))
         s->flags = RL_FLAG_EXEMPT;
-    else if (op != RL_OP_RESET && rl_keyset_has(&s->policy->block, it->key, it->key_len))
+    else if (listed && rl_keyset_has(&s->policy->block, it->key, it->key_len))
         s->flags = RL_FLAG_BLOCKED;
     return RL_ST_OK;
 }
@@ -202,6 +211,12 @@ static rl_store_op store_op(uint8_t opcode) {
         return RL_STORE_ADJUST;
     case RL_OP_RESET:
         return RL_STORE_RESET;
+    case RL_OP_ACQUIRE:
+        return RL_STORE_ACQUIRE;
+    case RL_OP_RELEASE:
+        return RL_STORE_RELEASE;
+    case RL_OP_RENEW:
+        return RL_STORE_RENEW;
     default:
         return RL_STORE_CHECK;
     }
@@ -220,7 +235,7 @@ static int submit(pending *p, rl_store *store) {
             continue;
         s->batch_index = (uint8_t)n;
         batch[n++] = (rl_store_item){
-            s->limits, s->policy->name, s->policy->name_len, s->key, s->key_len, s->cost, 0};
+            s->limits, s->policy->name, s->policy->name_len, s->key, s->key_len, s->cost, p->lease};
     }
     if (n == 0) {
         rl_engine_finish(p);
@@ -271,6 +286,18 @@ static void start(pending *p, const rl_request *req) {
        each still reports whether it alone would pass. */
     if (blocked)
         p->opcode_store = RL_STORE_PEEK;
+    if (p->opcode == RL_OP_ACQUIRE)
+        p->lease = rl_engine_new_lease_id(p->engine);
+    else if (p->lease == 0 && rl_engine_is_lease_op(p->opcode)) {
+        /* RELEASE/RENEW of lease 0 (what an exempt or shadow ACQUIRE answers): a no-op */
+        nominal_verdict(p->slots[0].limits, 1, p->opcode, 0, &p->slots[0].verdict);
+        rl_engine_finish(p);
+        return;
+    }
+    if (blocked && p->opcode == RL_OP_ACQUIRE) {
+        rl_engine_finish(p); /* denied as blocked: no store, nothing held */
+        return;
+    }
     if (submit(p, p->engine->store) && keep_keys(p) != 0)
         p->keys_lost = 1; /* no later pass: the local fallback answers INTERNAL instead */
 }
@@ -306,8 +333,10 @@ static void fall_back(pending *p, const rl_store_answer *ans) {
         (void)submit(p, e->local); /* the embedded store answers at once */
         return;
     }
-    if (p->opcode == RL_OP_RESET || p->opcode == RL_OP_ADJUST) {
-        p->error = RL_ST_STORE_UNAVAILABLE; /* nothing was reset or charged: say so */
+    if (p->opcode == RL_OP_RESET || p->opcode == RL_OP_ADJUST || p->opcode == RL_OP_RELEASE ||
+        p->opcode == RL_OP_RENEW) {
+        p->error = RL_ST_STORE_UNAVAILABLE; /* nothing was reset, charged, released or
+                                               renewed: say so */
         rl_engine_finish(p);
         return;
     }
@@ -359,7 +388,11 @@ static void on_store_done(void *arg, const rl_store_answer *ans) {
         fall_back(p, ans);
         return;
     }
-    if (ans->status != RL_ST_ALLOWED && ans->status != RL_ST_DENIED) {
+    rl_engine_count_store_leases(p, ans);
+    p->lease_status = ans->status;
+    p->acquired = p->opcode == RL_OP_ACQUIRE && ans->status == RL_ST_ALLOWED;
+    if (ans->status != RL_ST_ALLOWED && ans->status != RL_ST_DENIED &&
+        !(ans->status == RL_ST_LEASE_UNKNOWN && rl_engine_is_lease_op(p->opcode))) {
         p->error = ans->status; /* STORE_FULL, or INTERNAL from the embedded store */
         rl_engine_local_error(e, ans);
         rl_engine_finish(p);
@@ -387,12 +420,17 @@ static void slot_result(pending *p, size_t i, rl_result *r) {
         nominal_verdict(s->limits, !(s->flags & RL_FLAG_BLOCKED), p->opcode, s->cost, &s->verdict);
     if (s->flags & RL_FLAG_BLOCKED)
         s->verdict.retry_after_us = rl_rate_window_us(&s->limits->rates[0]);
-    int allowed = s->verdict.allowed;
-    if (!allowed && s->policy->mode == RL_MODE_SHADOW && !(s->flags & RL_FLAG_BLOCKED)) {
+    int allowed = s->verdict.allowed, ends = p->opcode == RL_OP_RELEASE || p->opcode == RL_OP_RENEW;
+    if (!allowed && !ends && s->policy->mode == RL_MODE_SHADOW && !(s->flags & RL_FLAG_BLOCKED)) {
         flags |= RL_FLAG_SHADOW;
         allowed = 1;
     }
-    result_from_verdict(r, &s->verdict, allowed ? RL_ST_ALLOWED : RL_ST_DENIED);
+    rl_status st = allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
+    if (ends && p->lease_status == RL_ST_LEASE_UNKNOWN)
+        st = RL_ST_LEASE_UNKNOWN; /* figures are the key's; retry 0 */
+    result_from_verdict(r, &s->verdict, st);
+    if (ends)
+        r->retry_after_ms = 0;
     if (flags & RL_FLAG_SHADOW)
         r->retry_after_ms = 0;
     r->flags = flags;
@@ -433,6 +471,8 @@ void rl_engine_finish(pending *p) {
     resp.item_count = p->opcode == RL_OP_MULTI_CHECK ? p->item_count : 0;
     resp.text = p->text;
     resp.text_len = p->text ? (uint32_t)strlen(p->text) : 0;
+    /* ACQUIRE: the lease held, if any; RELEASE/RENEW: the id named */
+    resp.lease = p->opcode == RL_OP_ACQUIRE ? (p->acquired ? p->lease : 0) : p->lease;
     if (p->error != RL_ST_OK) {
         error_response(p, &resp);
     } else if (p->item_count > 0) {
@@ -494,6 +534,10 @@ static const opcode_handler handlers[] = {
     [RL_OP_STATS] = {rl_engine_run_stats, RL_PERM_STATS},
     [RL_OP_TOP] = {rl_engine_run_top, RL_PERM_TOP},
     [RL_OP_RELOAD] = {rl_engine_run_reload, RL_PERM_RELOAD},
+    [RL_OP_ACQUIRE] = {start, RL_PERM_LEASE},
+    [RL_OP_RELEASE] = {start, RL_PERM_LEASE},
+    [RL_OP_RENEW] = {start, RL_PERM_LEASE},
+    [RL_OP_LEASES] = {rl_engine_run_leases, RL_PERM_LEASES},
 };
 
 // Returns the handler of opcode, or NULL if it is not defined.
@@ -525,6 +569,11 @@ static rl_status permission(const opcode_handler *h, const rl_request *req, uint
 
 void rl_engine_handle(rl_engine *e, const rl_request *req, uint32_t perms, rl_engine_reply *reply,
                       void *arg) {
+    rl_engine_handle_as(e, req, perms, reply, arg, 0);
+}
+
+void rl_engine_handle_as(rl_engine *e, const rl_request *req, uint32_t perms,
+                         rl_engine_reply *reply, void *arg, int on_close) {
     pending *p = pending_get(e, reply, arg);
     if (!p) {
         rl_engine_refuse(e, req->opcode, req->id, RL_ST_INTERNAL, reply, arg);
@@ -537,6 +586,10 @@ void rl_engine_handle(rl_engine *e, const rl_request *req, uint32_t perms, rl_en
     p->error = RL_ST_OK;
     p->keys_lost = 0;
     p->perms = perms;
+    p->acquired = 0;
+    p->on_close = (uint8_t)on_close;
+    p->lease_status = RL_ST_OK;
+    p->lease = req->opcode == RL_OP_RELEASE || req->opcode == RL_OP_RENEW ? req->lease : 0;
     const opcode_handler *h = handler_of(req->opcode);
     rl_status refused = h ? permission(h, req, perms) : RL_ST_UNKNOWN_OPCODE;
     if (refused != RL_ST_OK) {
@@ -597,6 +650,12 @@ static rl_engine *engine_finish_new(rl_engine *e, rl_store *store, char *err, si
         snprintf(err, errlen, "out of memory");
     if (!e->local || !e->store || start_sweep(e, err, errlen) != RL_OK) {
         e->conf->config = NULL; /* the caller keeps the config on failure */
+        rl_engine_free(e);
+        return NULL;
+    }
+    if (rl_engine_lease_start(e) != RL_OK) {
+        snprintf(err, errlen, "cannot draw a random key for lease ids");
+        e->conf->config = NULL;
         rl_engine_free(e);
         return NULL;
     }

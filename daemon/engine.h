@@ -46,6 +46,12 @@ rl_engine *rl_engine_new_with_store(struct event_base *base, rl_config *config, 
 void rl_engine_handle(rl_engine *engine, const rl_request *req, uint32_t perms,
                       rl_engine_reply *reply, void *arg);
 
+// Releases lease (taken by a connection without DETACH) of policy and key because that
+// connection closed: a RELEASE the engine sends itself, answered to no one and counted
+// "released_on_disconnect". The strings need only live during this call.
+void rl_engine_release_on_close(rl_engine *engine, const char *policy, size_t policy_len,
+                                const char *key, size_t key_len, uint64_t lease);
+
 // Counts a connection refused at accept because its peer's uid/gid is not listed
 // (STATS "refused_peers").
 void rl_engine_note_refused_peer(rl_engine *engine);

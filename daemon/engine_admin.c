@@ -22,9 +22,10 @@ static json_t *limits_json(const rl_limits *limits) {
     json_t *rates = json_array();
     for (size_t r = 0; r < limits->rate_count; r++) {
         const rl_rate *rate = &limits->rates[r];
-        json_t *o =
-            json_pack("{s:s, s:I, s:I}", "algorithm", rl_algorithm_name(rate->algorithm), "limit",
-                      (json_int_t)rate->limit, "period_ms", (json_int_t)(rate->period_us / 1000));
+        json_t *o = json_pack("{s:s, s:I, s:I}", "algorithm", rl_algorithm_name(rate->algorithm),
+                              "limit", (json_int_t)rate->limit,
+                              rate->algorithm == RL_ALGO_CONCURRENCY ? "lease_ms" : "period_ms",
+                              (json_int_t)(rate->period_us / 1000));
         if (rate->algorithm == RL_ALGO_TOKEN_BUCKET || rate->algorithm == RL_ALGO_GCRA)
             json_object_set_new(o, "burst", json_integer((json_int_t)rate->burst));
         json_array_append_new(rates, o);
@@ -49,7 +50,8 @@ static json_t *policy_json(const rl_policy *p) {
     const rl_rate *first = &p->limits.rates[0];
     json_object_set_new(o, "algorithm", json_string(rl_algorithm_name(first->algorithm)));
     json_object_set_new(o, "limit", json_integer((json_int_t)first->limit));
-    json_object_set_new(o, "period_ms", json_integer((json_int_t)(first->period_us / 1000)));
+    json_object_set_new(o, first->algorithm == RL_ALGO_CONCURRENCY ? "lease_ms" : "period_ms",
+                        json_integer((json_int_t)(first->period_us / 1000)));
     if (first->algorithm == RL_ALGO_TOKEN_BUCKET || first->algorithm == RL_ALGO_GCRA)
         json_object_set_new(o, "burst", json_integer((json_int_t)first->burst));
     return o;

@@ -7,6 +7,8 @@
  *   engine_stats.c  what every answer feeds: the per-policy counters, the top-keys
  *                   summaries (TOP), the denial log; the stats snapshot (STATS, /metrics)
  *   engine_admin.c  the admin opcodes (POLICIES, STATS, TOP, RELOAD) and reload
+ *   engine_lease.c  concurrency leases: lease ids, LEASES, release on disconnect (the
+ *                   lease counters are engine_stats.c's)
  */
 #ifndef RL_ENGINE_INTERNAL_H
 #define RL_ENGINE_INTERNAL_H
@@ -57,6 +59,10 @@ typedef struct pending {
     uint8_t pass;              /* 0 first, 1 the shadow second pass */
     uint8_t fallback;          /* answered under on_store_error */
     uint8_t keys_lost;         /* could not copy keys for a later pass */
+    uint8_t acquired;          /* ACQUIRE: the store took the lease (answer its id) */
+    uint8_t on_close;          /* RELEASE sent by the engine for a closed connection */
+    rl_status lease_status;    /* RELEASE/RENEW: the store's OK or LEASE_UNKNOWN */
+    uint64_t lease;            /* ACQUIRE: the new lease's id; RELEASE/RENEW: the id named */
     rl_status error;           /* the request's error status, or OK */
     char *keys;                /* copies of the keys for a later pass (owned) */
     char *text;                /* admin answer text (owned) */
@@ -88,6 +94,8 @@ struct rl_engine {
     struct event *denylog_tick;       /* reports the denial log's dropped lines each second */
     size_t (*connections)(void *arg); /* counts the server's connections, or NULL */
     void *connections_arg;            /* its argument */
+    uint64_t lease_counter;           /* leases handed out: the input of the next id */
+    uint8_t lease_key[16];            /* the ids' SipHash key (getrandom) */
 };
 
 /* ---- engine.c ---- */
@@ -101,6 +109,32 @@ void rl_conf_ref_put(conf_ref *ref);
 // Answers p with what it holds (error, verdicts or text) and releases it (once the
 // store submits on the stack have returned). Every opcode handler ends in it, once.
 void rl_engine_finish(pending *p);
+
+// Handles req as rl_engine_handle does; on_close marks a RELEASE the engine sends for a
+// connection that closed (counted released_on_disconnect).
+void rl_engine_handle_as(rl_engine *engine, const rl_request *req, uint32_t perms,
+                         rl_engine_reply *reply, void *arg, int on_close);
+
+// Releases p (to the free list) once it was answered and no submit is on the stack.
+void rl_engine_pending_put(pending *p);
+
+/* ---- engine_lease.c ---- */
+
+// Returns 1 if opcode is ACQUIRE, RELEASE or RENEW.
+int rl_engine_is_lease_op(uint8_t opcode);
+
+// Returns 1 if policy is a concurrency policy.
+int rl_engine_is_concurrency(const rl_policy *policy);
+
+// Returns a new lease id: SipHash-2-4 of a per-engine counter under a random key; never 0.
+uint64_t rl_engine_new_lease_id(struct rl_engine *e);
+
+// Sets up what leases need at engine start: the id key, the embedded store's expiry hook.
+// Returns RL_OK, or RL_ERR if no random key could be had.
+int rl_engine_lease_start(struct rl_engine *e);
+
+// LEASES: the held leases of a concurrency policy (one key, or all its keys).
+void rl_engine_run_leases(pending *p, const rl_request *req);
 
 /* ---- engine_stats.c ---- */
 
@@ -119,6 +153,14 @@ void rl_engine_stats_reload(struct rl_engine *e, conf_ref *next);
 // Counts one answered item (allowed/denied/shadow/...), feeds the top-keys summary
 // and the denial log.
 void rl_engine_count(pending *p, const slot *s, const rl_result *r);
+
+// Counts what a store answer reports beside its verdicts for p: leases of the key it
+// found expired, leases a RESET ended.
+void rl_engine_count_store_leases(pending *p, const rl_store_answer *ans);
+
+// Counts leases of the policy named ns that a sweep of the embedded store found expired.
+void rl_engine_count_swept_leases(struct rl_engine *e, const char *ns, size_t ns_len,
+                                  uint32_t leases);
 
 // Counts a request answered with an error status.
 void rl_engine_count_error(pending *p);

@@ -179,8 +179,50 @@ size_t rl_engine_top_keys(rl_engine *e, size_t i, rl_topk_key *keys, size_t n) {
 
 /* ---- counting ---- */
 
+static void held_less(rl_policy_counters *c, uint64_t n) {
+    c->held = c->held > n ? c->held - n : 0;
+}
+
+// RELEASE and RENEW: released (or released_on_disconnect) or lease_unknown.
+static void count_lease_end(pending *p, rl_policy_counters *c, const rl_result *r) {
+    if (r->status == RL_ST_LEASE_UNKNOWN) {
+        c->lease_unknown++;
+    } else if (p->opcode == RL_OP_RELEASE && p->lease != 0) {
+        if (p->on_close)
+            c->released_on_disconnect++;
+        else
+            c->released++;
+        held_less(c, 1);
+    }
+}
+
+void rl_engine_count_store_leases(pending *p, const rl_store_answer *ans) {
+    if (!ans->leases_expired && !ans->leases_ended)
+        return;
+    rl_policy_counters *c = counters_of(p, p->slots[0].policy);
+    c->expired += ans->leases_expired;
+    held_less(c, (uint64_t)ans->leases_expired + ans->leases_ended);
+}
+
+void rl_engine_count_swept_leases(rl_engine *e, const char *ns, size_t ns_len, uint32_t leases) {
+    const rl_policy *policy = rl_config_policy(e->conf->config, ns, ns_len);
+    if (!policy || !rl_engine_is_concurrency(policy))
+        return;
+    rl_policy_counters *c = counters_in(e->conf, policy);
+    c->expired += leases;
+    held_less(c, leases);
+}
+
 void rl_engine_count(pending *p, const slot *s, const rl_result *r) {
     rl_policy_counters *c = counters_of(p, s->policy);
+    if (p->opcode == RL_OP_RELEASE || p->opcode == RL_OP_RENEW) {
+        count_lease_end(p, c, r);
+        return;
+    }
+    if (p->acquired) {
+        c->acquired++;
+        c->held++;
+    }
     if (r->flags & RL_FLAG_FALLBACK)
         c->fallbacks++;
     if (r->flags & RL_FLAG_EXEMPT)
@@ -251,7 +293,8 @@ static int policies_snapshot(const rl_engine *e, rl_stats *out) {
         return RL_ERR;
     out->policy_count = c->policy_count;
     for (size_t i = 0; i < c->policy_count; i++)
-        out->policies[i] = (rl_policy_figures){c->policies[i].name, e->conf->counters[i]};
+        out->policies[i] = (rl_policy_figures){c->policies[i].name, e->conf->counters[i],
+                                               rl_engine_is_concurrency(&c->policies[i])};
     return RL_OK;
 }
 

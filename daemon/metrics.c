@@ -101,6 +101,47 @@ static void decisions(text *t, const rl_stats *s) {
     }
 }
 
+// One line per concurrency policy of a lease counter, as name{policy="..."[,event="..."]}.
+static void per_lease_policy(text *t, const rl_stats *s, const char *name, size_t offset,
+                             const char *event) {
+    for (size_t i = 0; i < s->policy_count; i++) {
+        uint64_t value;
+        if (!s->policies[i].concurrency)
+            continue;
+        memcpy(&value, (const char *)&s->policies[i].counters + offset, sizeof(value));
+        put(t, "%s{policy=\"", name);
+        put_label(t, s->policies[i].name);
+        if (event)
+            put(t, "\",event=\"%s", event);
+        put(t, "\"} %" PRIu64 "\n", value);
+    }
+}
+
+// The lease counters of concurrency policies (none: nothing is written).
+static void leases(text *t, const rl_stats *s) {
+    static const struct {
+        size_t offset;
+        const char *event;
+    } events[] = {{COUNTER(acquired), "acquired"},
+                  {COUNTER(released), "released"},
+                  {COUNTER(expired), "expired"},
+                  {COUNTER(released_on_disconnect), "released_on_disconnect"},
+                  {COUNTER(lease_unknown), "lease_unknown"}};
+    size_t n = 0;
+    for (size_t i = 0; i < s->policy_count; i++)
+        n += s->policies[i].concurrency != 0;
+    if (n == 0)
+        return;
+    family(t, "rlimitd_leases_held", "gauge",
+           "Leases held now, by concurrency policy (as this instance saw them).");
+    per_lease_policy(t, s, "rlimitd_leases_held", COUNTER(held), NULL);
+    family(t, "rlimitd_lease_events_total", "counter",
+           "Leases acquired, released, expired, released on disconnect, and RELEASE/RENEW of "
+           "unknown leases, by concurrency policy.");
+    for (size_t e = 0; e < sizeof(events) / sizeof(events[0]); e++)
+        per_lease_policy(t, s, "rlimitd_lease_events_total", events[e].offset, events[e].event);
+}
+
 static void scalar(text *t, const char *name, const char *type, const char *help, uint64_t v) {
     family(t, name, type, help);
     put(t, "%s %" PRIu64 "\n", name, v);
@@ -173,6 +214,7 @@ static void engine_figures(text *t, const rl_stats *s) {
 char *rl_metrics_render(const rl_stats *s, size_t *out_len) {
     text t = {NULL, 0, 0, 0};
     decisions(&t, s);
+    leases(&t, s);
     engine_figures(&t, s);
     store(&t, "rlimitd_store_", &s->store);
     if (s->has_local)

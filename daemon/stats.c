@@ -109,13 +109,31 @@ json_t *rl_store_figures_json(const rl_store_figures *f) {
     return o;
 }
 
+// Adds a concurrency policy's lease counters to o. Returns 0, or -1 if memory is short.
+static int lease_counters_json(json_t *o, const rl_policy_counters *c) {
+    json_t *l = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "held", (json_int_t)c->held, "acquired",
+                          (json_int_t)c->acquired, "released", (json_int_t)c->released, "expired",
+                          (json_int_t)c->expired, "released_on_disconnect",
+                          (json_int_t)c->released_on_disconnect, "lease_unknown",
+                          (json_int_t)c->lease_unknown);
+    int rc = !l || json_object_update(o, l) != 0 ? -1 : 0;
+    json_decref(l);
+    return rc;
+}
+
 static json_t *policy_json(const rl_policy_figures *p) {
     const rl_policy_counters *c = &p->counters;
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", p->name, "allowed",
-                     (json_int_t)c->allowed, "denied", (json_int_t)c->denied, "shadow_denied",
-                     (json_int_t)c->shadow_denied, "exempt", (json_int_t)c->exempt, "blocked",
-                     (json_int_t)c->blocked, "errors", (json_int_t)c->errors, "store_errors",
-                     (json_int_t)c->store_errors, "fallbacks", (json_int_t)c->fallbacks);
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", p->name, "allowed",
+                  (json_int_t)c->allowed, "denied", (json_int_t)c->denied, "shadow_denied",
+                  (json_int_t)c->shadow_denied, "exempt", (json_int_t)c->exempt, "blocked",
+                  (json_int_t)c->blocked, "errors", (json_int_t)c->errors, "store_errors",
+                  (json_int_t)c->store_errors, "fallbacks", (json_int_t)c->fallbacks);
+    if (o && p->concurrency && lease_counters_json(o, c) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 static json_t *policies_json(const rl_stats *s) {

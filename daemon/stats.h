@@ -65,12 +65,20 @@ typedef struct rl_policy_counters {
     uint64_t errors;        /* answered with an error status */
     uint64_t store_errors;  /* the store failed for a request of this policy */
     uint64_t fallbacks;     /* answered by on_store_error */
+    /* Concurrency policies only (ACQUIRE counts in allowed/denied too): */
+    uint64_t held;                   /* leases held now, as this instance saw them */
+    uint64_t acquired;               /* leases taken (ACQUIRE allowed with a lease id) */
+    uint64_t released;               /* leases ended by RELEASE */
+    uint64_t expired;                /* leases reclaimed by expiry (counted when trimmed) */
+    uint64_t released_on_disconnect; /* leases released as their connection closed */
+    uint64_t lease_unknown;          /* RELEASE/RENEW answered LEASE_UNKNOWN */
 } rl_policy_counters;
 
 /* One policy's line of the snapshot. */
 typedef struct rl_policy_figures {
     const char *name;            /* the policy's name (the config's; valid while it is) */
     rl_policy_counters counters; /* its counters */
+    int concurrency;             /* a concurrency policy: the lease counters are reported */
 } rl_policy_figures;
 
 /* Everything STATS and /metrics report. */

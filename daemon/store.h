@@ -69,11 +69,15 @@ typedef struct rl_store_answer {
                                           lease expires (ACQUIRE allowed, RENEW), until the
                                           last held lease expires (ACQUIRE denied,
                                           RELEASE; 0 if none); retry_after (ACQUIRE
-                                          denied) = until the earliest held lease expires */
+                                          denied) = until enough held leases have expired
+                                          for its slots to fit (1 slot: the earliest
+                                          expiry; algo_lease.h) */
     uint32_t leases_expired;           /* leases ops: leases of the key this call found
                                           expired and dropped (the engine counts them
                                           "expired"); 0 otherwise */
     uint64_t slots_expired;            /* leases ops: the slots those leases held */
+    uint32_t leases_ended;             /* RESET of a concurrency key: the leases it ended
+                                          (neither expired nor released); 0 otherwise */
     uint16_t flags;                    /* RL_FLAG_CACHED: denied from the over-limit cache;
                                           RL_FLAG_CAPPED: an ADJUST charge was held at the
                                           ceiling of 2 x capacity */

@@ -5,12 +5,19 @@
  * or a sliding log. An entry whose every state has expired equals a key never seen:
  * it is reset when touched and freed by the sweep. Decisions are synchronous; done()
  * is called before submit returns.
+ *
+ * A concurrency key's entry holds its leases (algo_lease.h) in place of a cell. Its
+ * expired leases are trimmed (and reported in the answer) by the next lease op on the
+ * key; an entry whose every lease has expired is not reset on lookup like other state,
+ * so that the op can count them, and the sweep reports the ones it evicts
+ * (rl_store_memory_on_expired).
  */
 #include "store_memory.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "algo_lease.h"
 #include "alloc.h"
 #include "clock.h"
 #include "hash.h"
@@ -23,8 +30,9 @@
 
 /* The state of one rate of one key. */
 typedef union rate_state {
-    rl_cell cell; /* every algorithm but the sliding log */
-    rl_log log;   /* sliding_window_log */
+    rl_cell cell;        /* every algorithm but the sliding log */
+    rl_log log;          /* sliding_window_log */
+    rl_lease_set leases; /* concurrency */
 } rate_state;
 
 /* One (policy, key) and its rates' states; the name bytes follow the states. */
@@ -50,17 +58,19 @@ typedef struct hash_memo {
 } hash_memo;
 
 typedef struct memory_store {
-    rl_store base;                   /* the interface */
-    entry **buckets;                 /* chains */
-    size_t bucket_count;             /* a power of two */
-    size_t count;                    /* entries held */
-    uint64_t max_keys;               /* entries at most */
-    size_t sweep_cursor;             /* next bucket the incremental sweep looks at */
-    int64_t last_full_sweep;         /* when the store was last swept whole */
-    const int64_t *clock;            /* test clock, or NULL for the system's */
-    uint64_t evictions;              /* expired entries freed */
-    uint64_t full_refusals;          /* new keys refused at max_keys */
-    hash_memo memo[HASH_MEMO_SLOTS]; /* hashes of names prefetched, by key address */
+    rl_store base;                       /* the interface */
+    entry **buckets;                     /* chains */
+    size_t bucket_count;                 /* a power of two */
+    size_t count;                        /* entries held */
+    uint64_t max_keys;                   /* entries at most */
+    size_t sweep_cursor;                 /* next bucket the incremental sweep looks at */
+    int64_t last_full_sweep;             /* when the store was last swept whole */
+    const int64_t *clock;                /* test clock, or NULL for the system's */
+    uint64_t evictions;                  /* expired entries freed */
+    uint64_t full_refusals;              /* new keys refused at max_keys */
+    hash_memo memo[HASH_MEMO_SLOTS];     /* hashes of names prefetched, by key address */
+    rl_store_memory_expired *on_expired; /* told of leases a sweep evicts, or NULL */
+    void *on_expired_arg;                /* its argument */
 } memory_store;
 
 static int64_t now_us(const memory_store *m) {
@@ -112,14 +122,25 @@ static uint32_t shape_of(const rl_limits *limits) {
     return shape;
 }
 
+static unsigned entry_algorithm(const entry *e, size_t r) {
+    return (e->shape >> (SHAPE_BITS * r)) & ((1u << SHAPE_BITS) - 1);
+}
+
 static int entry_is_log(const entry *e, size_t r) {
-    return ((e->shape >> (SHAPE_BITS * r)) & ((1u << SHAPE_BITS) - 1)) == RL_ALGO_SLIDING_LOG;
+    return entry_algorithm(e, r) == RL_ALGO_SLIDING_LOG;
+}
+
+/* A concurrency key's entry: one rate, its leases. */
+static int entry_is_lease(const entry *e) {
+    return e->rate_count == 1 && entry_algorithm(e, 0) == RL_ALGO_CONCURRENCY;
 }
 
 static void entry_clear(entry *e) {
     for (size_t r = 0; r < e->rate_count; r++) {
         if (entry_is_log(e, r))
             rl_log_free(&e->rates[r].log);
+        else if (entry_algorithm(e, r) == RL_ALGO_CONCURRENCY)
+            rl_lease_free(&e->rates[r].leases);
         memset(&e->rates[r], 0, sizeof(rate_state));
     }
     e->expires_at = 0;
@@ -161,6 +182,8 @@ static size_t sweep_bucket(memory_store *m, size_t i, int64_t now) {
         entry *e = *slot;
         if (e->expires_at <= now && !e->pinned) {
             *slot = e->next;
+            if (entry_is_lease(e) && e->rates[0].leases.len && m->on_expired)
+                m->on_expired(m->on_expired_arg, entry_name(e), e->ns_len, e->rates[0].leases.len);
             entry_free(e);
             freed++;
         } else {
@@ -181,6 +204,12 @@ size_t rl_store_memory_sweep(rl_store *store, size_t budget) {
         m->sweep_cursor = (m->sweep_cursor + 1) & (m->bucket_count - 1);
     }
     return freed;
+}
+
+void rl_store_memory_on_expired(rl_store *store, rl_store_memory_expired *fn, void *arg) {
+    memory_store *m = (memory_store *)store;
+    m->on_expired = fn;
+    m->on_expired_arg = arg;
 }
 
 size_t rl_store_memory_count(const rl_store *store) {
@@ -266,8 +295,8 @@ static rl_status lookup(memory_store *m, const rl_store_item *it, int64_t now, i
         m->count--;
         e = NULL;
     }
-    if (e && e->expires_at <= now)
-        entry_clear(e);
+    if (e && e->expires_at <= now && !entry_is_lease(e))
+        entry_clear(e); /* a lease op trims (and counts) expired leases itself */
     if (e || !create) {
         *out = e;
         return RL_ST_OK;
@@ -398,7 +427,10 @@ static void fresh_verdict(const rl_limits *limits, int64_t now, rl_verdict *out)
     memset(out, 0, sizeof(*out));
     for (size_t r = 0; r < limits->rate_count; r++) {
         rl_verdict v;
-        if (is_log(limits, r)) {
+        if (limits->rates[r].algorithm == RL_ALGO_CONCURRENCY) {
+            rl_lease_set none = {0};
+            rl_lease_figures(&limits->rates[r], &none, now, &v);
+        } else if (is_log(limits, r)) {
             rl_log empty = {0};
             rl_log_adjust(&limits->rates[r], &empty, now, 0, &v);
         } else {
@@ -450,17 +482,102 @@ static rl_status adjust_item(memory_store *m, const rl_store_item *it, int64_t n
 }
 
 static rl_status reset_item(memory_store *m, const rl_store_item *it, int64_t now,
-                            rl_verdict *out) {
+                            rl_store_answer *ans) {
+    rl_verdict *out = &ans->verdicts[0];
     uint64_t h = hash_name(it->ns, it->ns_len, it->key, it->key_len);
     entry **slot = find_slot(m, h, it);
     if (*slot) {
         entry *e = *slot;
+        if (entry_is_lease(e)) /* every lease of the key ends: those still held counted */
+            ans->leases_ended =
+                e->rates[0].leases.len - rl_lease_trim(&e->rates[0].leases, now, NULL);
         *slot = e->next;
         entry_free(e);
         m->count--;
     }
     fresh_verdict(it->limits, now, out);
     return RL_ST_OK;
+}
+
+// Decides a lease op (ACQUIRE, RELEASE, RENEW) of one concurrency item: trims the
+// key's expired leases first (reported in ans), then acquires, releases or renews.
+static rl_status lease_item(memory_store *m, rl_store_op op, const rl_store_item *it, int64_t now,
+                            rl_store_answer *ans) {
+    const rl_rate *rate = &it->limits->rates[0];
+    rl_verdict *out = &ans->verdicts[0];
+    entry *e;
+    if (it->limits->rate_count != 1 || rate->algorithm != RL_ALGO_CONCURRENCY)
+        return RL_ST_INTERNAL; /* the engine sends only concurrency items: a caller bug */
+    rl_status st = lookup(m, it, now, op == RL_STORE_ACQUIRE, &e);
+    if (st != RL_ST_OK)
+        return st;
+    if (!e) { /* RELEASE/RENEW of a key holding nothing */
+        rl_lease_set none = {0};
+        rl_lease_figures(rate, &none, now, out);
+        out->allowed = false;
+        return RL_ST_LEASE_UNKNOWN;
+    }
+    rl_lease_set *set = &e->rates[0].leases;
+    ans->leases_expired = rl_lease_trim(set, now, &ans->slots_expired);
+    if (op == RL_STORE_ACQUIRE) {
+        if (rl_lease_reserve(rate, set) != 0)
+            return RL_ST_INTERNAL;
+        st = rl_lease_acquire(rate, set, now, it->lease, (uint64_t)it->cost, out) ? RL_ST_ALLOWED
+                                                                                  : RL_ST_DENIED;
+    } else if (op == RL_STORE_RELEASE) {
+        st = rl_lease_release(rate, set, now, it->lease, out) ? RL_ST_OK : RL_ST_LEASE_UNKNOWN;
+    } else {
+        st = rl_lease_renew(rate, set, now, it->lease, out) ? RL_ST_OK : RL_ST_LEASE_UNKNOWN;
+    }
+    e->expires_at = rl_lease_expires_at(set);
+    return st;
+}
+
+// Lists the leases of e held at now into list (up to max in all); counts the rest in
+// *more.
+static void list_entry(const entry *e, int64_t now, rl_store_lease *list, size_t max, size_t *count,
+                       int *more) {
+    const rl_lease_set *set = &e->rates[0].leases;
+    for (uint32_t i = 0; i < set->len; i++) {
+        const rl_lease *l = &set->leases[i];
+        if (l->expires_at_us <= now)
+            continue;
+        if (*count == max) {
+            *more = 1;
+            return;
+        }
+        list[(*count)++] = (rl_store_lease){entry_name(e) + e->ns_len, e->key_len, l->id, l->slots,
+                                            l->expires_at_us - now};
+    }
+}
+
+static int entry_in_ns(const entry *e, const char *ns, size_t ns_len) {
+    return entry_is_lease(e) && e->ns_len == ns_len && memcmp(entry_name(e), ns, ns_len) == 0;
+}
+
+static int memory_leases(rl_store *store, const char *ns, size_t ns_len, const char *key,
+                         size_t key_len, size_t max, rl_store_leases_done *done, void *arg) {
+    memory_store *m = (memory_store *)store;
+    int64_t now = now_us(m);
+    rl_store_lease_list out = {.status = RL_ST_OK};
+    rl_store_lease *list = rl_calloc(max ? max : 1, sizeof(*list));
+    if (!list)
+        return RL_ERR;
+    if (key_len) {
+        rl_store_item it = {NULL, ns, ns_len, key, key_len, 0, 0};
+        entry *e = *find_slot(m, hash_name(ns, ns_len, key, key_len), &it);
+        if (e && entry_in_ns(e, ns, ns_len))
+            list_entry(e, now, list, max, &out.count, &out.truncated);
+    } else {
+        for (size_t i = 0; i < m->bucket_count; i++)
+            for (const entry *e = m->buckets[i]; e; e = e->next)
+                if (entry_in_ns(e, ns, ns_len))
+                    list_entry(e, now, list, max, &out.count, &out.truncated);
+    }
+    out.leases = list;
+    done(arg, &out);
+    rl_free(list);
+    return RL_OK;
 }
 
 static int memory_submit(rl_store *store, rl_store_op op, const rl_store_item *items, size_t n,
@@ -471,12 +588,17 @@ static int memory_submit(rl_store *store, rl_store_op op, const rl_store_item *i
     ans.count = n;
     ans.flags = 0;
     ans.errstr = NULL;
-    if (op == RL_STORE_ADJUST) {
+    ans.leases_expired = 0;
+    ans.slots_expired = 0;
+    ans.leases_ended = 0;
+    if (op == RL_STORE_ACQUIRE || op == RL_STORE_RELEASE || op == RL_STORE_RENEW) {
+        ans.status = lease_item(m, op, &items[0], ans.now_us, &ans);
+    } else if (op == RL_STORE_ADJUST) {
         ans.status = adjust_item(m, &items[0], ans.now_us, &ans.verdicts[0]);
         if ((ans.status == RL_ST_ALLOWED || ans.status == RL_ST_DENIED) && ans.verdicts[0].capped)
             ans.flags = RL_FLAG_CAPPED;
     } else if (op == RL_STORE_RESET)
-        ans.status = reset_item(m, &items[0], ans.now_us, &ans.verdicts[0]);
+        ans.status = reset_item(m, &items[0], ans.now_us, &ans);
     else
         ans.status = decide_batch(m, op, items, n, ans.now_us, &ans);
     if (ans.status == RL_ST_STORE_FULL)
@@ -541,6 +663,7 @@ static const rl_store_ops memory_ops = {
     .name = "memory",
     .submit = memory_submit,
     .prefetch = memory_prefetch,
+    .leases = memory_leases,
     .forget_ns = memory_forget_ns,
     .stats = memory_stats,
     .free = memory_free,

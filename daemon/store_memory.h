@@ -23,6 +23,14 @@ rl_store *rl_store_memory_new_clocked(uint64_t max_keys, const int64_t *now_us);
 // stopped. Returns the number of keys evicted.
 size_t rl_store_memory_sweep(rl_store *store, size_t budget);
 
+// Called by a sweep for each concurrency key it evicts that still listed leases (all
+// expired): ns is the key's namespace (the policy), leases how many.
+typedef void rl_store_memory_expired(void *arg, const char *ns, size_t ns_len, uint32_t leases);
+
+// Sets the function sweeps call for expired leases they evict (the engine counts them
+// as "expired"), or NULL for none.
+void rl_store_memory_on_expired(rl_store *store, rl_store_memory_expired *fn, void *arg);
+
 // Returns the number of keys held.
 size_t rl_store_memory_count(const rl_store *store);
 

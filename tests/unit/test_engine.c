@@ -319,8 +319,7 @@ START_TEST(test_validation_errors) {
 END_TEST
 
 START_TEST(test_unknown_opcodes) {
-    static const uint8_t undefined[] = {0x00, 0x08, 0x0f, 0x10, 0x11, 0x1f,
-                                        0x24, 0x3f, 0x40, 0x7f, 0xff};
+    static const uint8_t undefined[] = {0x00, 0x08, 0x0f, 0x13, 0x1f, 0x25, 0x3f, 0x40, 0x7f, 0xff};
     for (size_t i = 0; i < sizeof(undefined); i++) {
         for (int admin = 0; admin < 2; admin++) {
             rl_request req = {.opcode = undefined[i], .item_count = 1};

@@ -26,8 +26,9 @@ static rl_policy_figures two_policies[] = {
       .blocked = 1,
       .errors = 4,
       .store_errors = 5,
-      .fallbacks = 6}},
-    {"we\"ird\\na\nme", {0}},
+      .fallbacks = 6},
+     0},
+    {"we\"ird\\na\nme", {0}, 0},
 };
 
 // A daemon's snapshot: two policies, a memory store of 12 keys, 3 connections, a
