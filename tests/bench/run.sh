@@ -847,10 +847,15 @@ if only leases; then
         else
             # A daemon that does not know ACQUIRE answers every one with an error: a 1 s
             # probe with no pair allowed is a skip (with what it got), never a figure.
+            # rlimitctl's answer to one ACQUIRE then says why.
             lease_command "$side" 1
             probe=$(timeout -k 5 30 "${LEASE_CMD[@]}" 2>&1 | grep '^{' | tail -1)
             if ! printf '%s' "$probe" | grep -q '"allowed":[1-9]'; then
-                why="the daemon admitted no ACQUIRE in a 1 s probe (no ACQUIRE opcode yet?): ${probe:-no figures}"
+                sock=$MEM_ADDR
+                [ "$side" = rlimitd_redis_leases ] && sock=$REDIS_ADDR
+                why="the daemon admitted no ACQUIRE in a 1 s probe ($(printf '%s' "${probe:-no figures}" |
+                    grep -oE '"(allowed|denied|errors)":[0-9]+' | tr -d '"' | paste -sd ' ')); rlimitctl acquire: $(
+                    timeout 10 "$RLIMITCTL" -s "$sock" acquire "$LEASE_POLICY" probe 2>&1 | head -1 | cut -c1-160)"
             fi
         fi
         if [ -n "$why" ]; then skip "$side" "$(lease_desc "$side")" "$why"; else LEASE_SIDES+=("$side"); fi
