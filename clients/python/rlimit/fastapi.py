@@ -17,6 +17,17 @@ RateLimitMiddleware is a pure ASGI middleware. For each HTTP request:
                   -> daemon refuses the question (Misconfigured): 500
                      {"error":"rate_limiter_misconfigured"}
 
+Concurrency policies (leases): a policy the daemon says is a concurrency policy is
+ACQUIREd (cost = slots) before the app runs, and RELEASEd as soon as the response is
+completely sent (the last body chunk, more_body false, went out), or when the app
+ends without sending it (an exception, a client that disconnected mid-stream and a
+send that failed or a StreamingResponse that stopped). A rule may name several
+policies, `rules={"/upload": ("upload", "uploads")}`: the rate policies are checked
+first, in order, then the concurrency ones acquired; a denial stops there (a denied
+rate check acquires nothing; a denied acquire releases the leases this request took,
+and the rate units already consumed stay spent). The headers are those of the denying
+policy, else of the rule's first policy. ConcurrencyLimit is the dependency.
+
 Callables may be plain or async functions of the Starlette Request. The middleware
 puts its Limiter in the scope, so RateLimit dependencies of the same app share its
 connection, trusted proxies and on_error. This is the only module importing
@@ -26,7 +37,7 @@ Starlette or FastAPI.
 
 import inspect
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import HTTPException
@@ -35,14 +46,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .aio import AsyncClient
-from .decision import Decision
+from .decision import Decision, Lease
 from .headers import denied_body, denied_headers, json_bytes, limit_headers, raw_limit_headers
 from .keys import ClientAddress, KeyFunc, ScopeKey, api_key, user_id
-from .limiter import Limiter, Misconfigured
-from .rules import PathRules
+from .limiter import CONCURRENCY, Limiter, Misconfigured
+from .rules import PathRules, RuleValue
 
 __all__ = [
     "ClientAddress",
+    "ConcurrencyLimit",
     "RateLimit",
     "RateLimitExceeded",
     "RateLimitMiddleware",
@@ -101,7 +113,7 @@ class RateLimitMiddleware:
         *,
         address: str | None = None,
         policy: str | PolicyFunc | None = None,
-        rules: Mapping[str, str | None] | None = None,
+        rules: Mapping[str, RuleValue] | None = None,
         key: KeyFunc | None = None,
         cost: int | CostFunc = 1,
         exempt: Iterable[str] = DEFAULT_EXEMPT,
@@ -148,6 +160,9 @@ class RateLimitMiddleware:
         if policy is None:
             await self.app(scope, receive, send)
             return
+        if type(policy) is tuple:
+            await self._several(scope, receive, send, policy, request)
+            return
         key = self.key
         if callable(key):
             if type(key) is ScopeKey or type(key) is ClientAddress:  # they read the scope only
@@ -172,11 +187,94 @@ class RateLimitMiddleware:
             await self._undecided(scope, receive, send)
         elif not decision.allowed:
             await _send_json(send, 429, denied_body(policy, decision), denied_headers(policy, decision))
+        elif type(decision) is Lease and decision.lease:
+            raw = raw_limit_headers(policy, decision) if self.headers else []
+            await self._holding(scope, receive, send, [(policy, decision.lease)], key, raw)
         elif self.headers:
             raw = raw_limit_headers(policy, decision)
             await self.app(scope, receive, _with_raw_headers(send, raw) if raw else send)
         else:
             await self.app(scope, receive, send)
+
+    async def _several(self, scope: Scope, receive: Receive, send: Send, policies: tuple[str, ...],
+                       request: Request | None) -> None:
+        """Serves a rule of several policies: rate checks first, then acquires (module doc)."""
+        if request is None:
+            request = Request(scope, receive)
+        key = await self.key_of(request, self.key)
+        cost = await _resolve(self.cost, request)
+        held: list[tuple[str, int]] = []  # leases this request took
+        try:
+            shown = await self._ask_several(send, policies, key, cost, scope["path"], held)
+        except BaseException:
+            await self._release_all(held, key)
+            raise
+        if shown is False:  # answered here (429, 500, 503): nothing stays held
+            await self._release_all(held, key)
+            return
+        raw = raw_limit_headers(*shown) if self.headers and shown is not None else []
+        await self._holding(scope, receive, send, held, key, raw)
+
+    async def _ask_several(self, send: Send, policies: tuple[str, ...], key: str | bytes, cost: int, path: str,
+                           held: list[tuple[str, int]]) -> tuple[str, Decision] | None | bool:
+        """Asks every policy, appending leases to held; returns the headers' (policy, decision)
+        (None: no headers), or False after answering the request itself."""
+        limiter = self.limiter
+        shown: tuple[str, Decision] | None = None
+        order = [p for p in policies if p not in limiter.leased] + [p for p in policies if p in limiter.leased]
+        try:
+            for policy in order:
+                if policy in limiter.leased:
+                    decision = await limiter.acquire(policy, key, cost, path, switch=True)
+                else:
+                    decision = await limiter.check(policy, key, cost, path, switch=False)
+                if decision is CONCURRENCY:
+                    order.append(policy)  # found to be a concurrency policy: acquired after the rates
+                    continue
+                if decision is None:
+                    if limiter.on_error == "deny":
+                        await _send_raw(send, 503, UNAVAILABLE_BODY, [("Retry-After", "1")])
+                        return False
+                    continue
+                if not decision.allowed:
+                    await _send_json(send, 429, denied_body(policy, decision), denied_headers(policy, decision))
+                    return False
+                if type(decision) is Lease and decision.lease:
+                    held.append((policy, decision.lease))
+                if shown is None or policies.index(policy) < policies.index(shown[0]):
+                    shown = (policy, decision)
+        except Misconfigured:
+            await _send_raw(send, 500, MISCONFIGURED_BODY, [])
+            return False
+        return shown
+
+    async def _release_all(self, held: list[tuple[str, int]], key: str | bytes) -> None:
+        for policy, lease in held:
+            await self.limiter.release(policy, key, lease)
+
+    async def _holding(self, scope: Scope, receive: Receive, send: Send, held: list[tuple[str, int]],
+                       key: str | bytes, raw: list[tuple[bytes, bytes]]) -> None:
+        """Runs the app with leases held; releases them once the response is sent or the app ends."""
+        limiter = self.limiter
+        pending = held  # leases not yet released
+
+        async def release() -> None:
+            nonlocal pending
+            leases, pending = pending, []
+            for policy, lease in leases:
+                await limiter.release(policy, key, lease)
+
+        async def send_then_release(message: Message) -> None:
+            if raw and message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *raw]}
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await release()
+
+        try:
+            await self.app(scope, receive, send_then_release)
+        finally:
+            await release()
 
     async def key_of(self, request: Request, key: KeyFunc | None) -> str | bytes:
         """Returns key(request), or the client address when there is no key function or key."""
@@ -261,17 +359,24 @@ class RateLimit:
         self.client_address = ClientAddress(trusted_proxies)  # used without a middleware
 
     async def __call__(self, request: Request, response: Response) -> Decision | None:
-        middleware: RateLimitMiddleware | None = request.scope.get(SCOPE_KEY)
-        if middleware is not None and self.address is None:
-            limiter = middleware.limiter
-            key = await middleware.key_of(request, self.key)
-        else:
-            limiter = shared_limiter(self.address, self.timeout, self.on_error, self.token)
-            key = (await _resolve(self.key, request) if self.key else None) or self.client_address(request)
+        limiter, key = await self.limiter_and_key(request)
         try:
-            decision = await limiter.check(self.policy, key, await _resolve(self.cost, request), request.url.path)
+            decision = await limiter.check(self.policy, key, await _resolve(self.cost, request), request.url.path,
+                                           switch=None)
         except Misconfigured:
             raise HTTPException(500, MISCONFIGURED) from None
+        return self.answer(limiter, decision, response)
+
+    async def limiter_and_key(self, request: Request) -> tuple[Limiter, str | bytes]:
+        """Returns the Limiter to ask (the middleware's, else a shared one) and the request's key."""
+        middleware: RateLimitMiddleware | None = request.scope.get(SCOPE_KEY)
+        if middleware is not None and self.address is None:
+            return middleware.limiter, await middleware.key_of(request, self.key)
+        limiter = shared_limiter(self.address, self.timeout, self.on_error, self.token)
+        return limiter, (await _resolve(self.key, request) if self.key else None) or self.client_address(request)
+
+    def answer(self, limiter: Limiter, decision: Decision | None, response: Response) -> Decision | None:
+        """Returns an allowed decision (headers set on response); raises the HTTPException of the others."""
         if decision is None:
             if limiter.on_error == "deny":
                 raise HTTPException(503, {"error": "rate_limiter_unavailable"}, {"Retry-After": "1"})
@@ -281,3 +386,46 @@ class RateLimit:
         for name, value in limit_headers(self.policy, decision):
             response.headers[name] = value
         return decision
+
+
+class ConcurrencyLimit:
+    """A FastAPI dependency holding a slot for the request: Depends(ConcurrencyLimit("uploads", key=user_id())).
+
+    ACQUIREs `slots` (default 1) under a concurrency policy before the endpoint runs and
+    yields the Lease (None when the daemon could not decide and on_error is "allow");
+    the slot is RELEASEd when FastAPI closes the dependency, after the response has
+    been sent (a StreamingResponse's last chunk included; also when the endpoint
+    raised or the client disconnected mid-stream). Denied: RateLimitExceeded (429 with
+    Retry-After and the limit headers). Settings as for RateLimit.
+    """
+
+    def __init__(
+        self,
+        policy: str,
+        *,
+        key: KeyFunc | None = None,
+        slots: int | CostFunc = 1,
+        address: str | None = None,
+        on_error: str = "allow",
+        timeout: float = DEFAULT_TIMEOUT,
+        trusted_proxies: Iterable[str] = (),
+        token: str | bytes | None = None,
+    ) -> None:
+        self.limit = RateLimit(policy, key=key, cost=slots, address=address, on_error=on_error, timeout=timeout,
+                               trusted_proxies=trusted_proxies, token=token)  # the same settings
+
+    async def __call__(self, request: Request, response: Response) -> AsyncIterator[Decision | None]:
+        limit = self.limit
+        limiter, key = await limit.limiter_and_key(request)
+        try:
+            decision = await limiter.acquire(limit.policy, key, await _resolve(limit.cost, request), request.url.path)
+        except Misconfigured:
+            raise HTTPException(500, MISCONFIGURED) from None
+        limit.answer(limiter, decision, response)
+        if decision is None or type(decision) is not Lease or not decision.lease:
+            yield decision
+            return
+        try:
+            yield decision
+        finally:
+            await limiter.release(limit.policy, key, decision.lease)

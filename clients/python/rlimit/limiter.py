@@ -14,6 +14,13 @@ and the caller answers 500 whatever on_error says. What each answer means:
     any other status (UNKNOWN_POLICY, KEY_*, COST_INVALID, NOT_PERMITTED, AUTH_*, ...):
         Misconfigured for this request only
 
+Concurrency policies: check() of a policy the daemon answers POLICY_KIND for is
+remembered as a concurrency policy and ACQUIREd instead (and the reverse), so a
+rule names a policy whatever its kind; the answer is then a Lease, whose `lease`
+(when not 0) the caller must release() once the response is sent. release() never
+raises: a failure is logged (the lease then ends at expiry, or at once if the
+connection that took it closed).
+
 So one request's error never changes another request's answer: a key already over
 its limit stays denied while other keys get errors. An outage is logged once, as a
 warning on the `rlimit` logger when the first call fails, and once more when a call
@@ -29,9 +36,12 @@ import hashlib
 import logging
 import time
 
+import asyncio
+
 from .aio import AsyncClient
-from .decision import Decision
-from .errors import CostTooLarge, RateLimitError, StatusError
+from .decision import Decision, Lease
+from .errors import CostTooLarge, LeaseUnknown, PolicyKind, RateLimitError, StatusError
+from .leases import in_background
 
 log = logging.getLogger("rlimit")
 denied_log = logging.getLogger("rlimit.denied")
@@ -46,6 +56,9 @@ NEVER = Decision(allowed=False, limit=0, remaining=0, reset_after=0.0, retry_aft
 
 # Statuses that say the daemon cannot decide this one request now; on_error applies to it.
 TRANSIENT = frozenset({"STORE_UNAVAILABLE", "STORE_FULL", "BUSY", "INTERNAL"})
+
+# check(..., switch=False) of a policy found to be a concurrency policy: nothing asked of it yet.
+CONCURRENCY = Decision(allowed=False, limit=0, remaining=0, reset_after=0.0, retry_after=0.0, window=0.0)
 
 
 class Misconfigured(RateLimitError):
@@ -70,17 +83,25 @@ class Limiter:
         self._retry_at = 0.0  # no call before this monotonic time while down
         self._undecided = 0  # requests left to on_error during this outage
         self._reports: dict[tuple[str, str], tuple[float, int]] = {}  # -> (last logged, since then)
+        self.leased: set[str] = set()  # policies the daemon said are concurrency policies
 
     @property
     def down(self) -> bool:
         """Whether the daemon is in an outage (its last call failed at the connection level)."""
         return self._down_since is not None
 
-    async def check(self, policy: str, key: str | bytes, cost: int = 1, path: str = "") -> Decision | None:
+    async def check(self, policy: str, key: str | bytes, cost: int = 1, path: str = "",
+                    switch: bool | None = True) -> Decision | None:
         """Returns the daemon's decision, NEVER for an impossible cost, None if it cannot decide.
 
-        Raises Misconfigured when the daemon refuses the question (see the module doc).
+        Of a concurrency policy: acquire()'s Lease (switch=False: CONCURRENCY, nothing
+        asked; None: Misconfigured). Raises Misconfigured when the daemon refuses the
+        question (module doc).
         """
+        if policy in self.leased:
+            if switch is None:
+                raise Misconfigured(policy, PolicyKind())
+            return await self.acquire(policy, key, cost, path, switch) if switch else CONCURRENCY
         if self._down_since is not None and time.monotonic() < self._retry_at:
             self._undecided += 1
             return None
@@ -89,6 +110,11 @@ class Limiter:
             decision = await self.client.check(policy, wire_key, cost)
         except CostTooLarge:
             decision = NEVER
+        except PolicyKind as exc:
+            if switch is None:  # acquire() was told the reverse: a daemon answering nonsense
+                return self._refused(policy, exc)
+            self.leased.add(policy)
+            return await self.acquire(policy, key, cost, path, False) if switch else CONCURRENCY
         except StatusError as exc:
             return self._refused(policy, exc)
         except RateLimitError as exc:
@@ -99,6 +125,57 @@ class Limiter:
             denied_log.info("denied policy=%s key=%s path=%s retry_after=%.3f",
                             quoted(policy), quoted(wire_key), quoted(path), decision.retry_after)
         return decision
+
+    async def acquire(self, policy: str, key: str | bytes, slots: int = 1, path: str = "",
+                      switch: bool = False) -> Lease | Decision | None:
+        """Returns the ACQUIRE's Lease (NEVER for too many slots, None if the daemon cannot decide).
+
+        switch: a policy the daemon says is a rate policy is checked instead (and remembered).
+        Raises Misconfigured when the daemon refuses the question.
+        """
+        if self._down_since is not None and time.monotonic() < self._retry_at:
+            self._undecided += 1
+            return None
+        wire_key = wire_key_of(key)
+        try:
+            decision: Lease | Decision = await self.client.acquire(policy, wire_key, slots)
+        except CostTooLarge:
+            decision = NEVER
+        except PolicyKind as exc:
+            if not switch or policy not in self.leased:
+                return self._refused(policy, exc)
+            self.leased.discard(policy)  # reloaded as a rate policy
+            return await self.check(policy, key, slots, path, None)
+        except StatusError as exc:
+            return self._refused(policy, exc)
+        except RateLimitError as exc:
+            return self._failed(exc)
+        if self._down_since is not None:
+            self._recovered()
+        if not decision.allowed and denied_log.isEnabledFor(logging.INFO):
+            denied_log.info("denied policy=%s key=%s path=%s retry_after=%.3f concurrency",
+                            quoted(policy), quoted(wire_key), quoted(path), decision.retry_after)
+        return decision
+
+    async def release(self, policy: str, key: str | bytes, lease: int) -> None:
+        """Releases a lease acquire() returned; never raises, and runs on if the caller is cancelled."""
+        task = asyncio.get_running_loop().create_task(self._release(policy, wire_key_of(key), lease))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            in_background(task)  # type: ignore[arg-type]
+            raise
+
+    async def _release(self, policy: str, wire_key: bytes, lease: int) -> None:
+        try:
+            await self.client.release(policy, wire_key, lease)
+        except LeaseUnknown:  # it expired meanwhile (a response slower than the lease)
+            if self._count(policy, "LEASE_UNKNOWN"):
+                log.warning("rlimitd at %s: a lease of policy %s had expired before its response was sent "
+                            "(a lease shorter than the slowest responses?)", self.client.address, quoted(policy))
+        except RateLimitError as exc:
+            log.warning("rlimitd at %s: RELEASE of a lease of policy %s failed (%s: %s); it ends when its "
+                        "connection closes or at expiry", self.client.address, quoted(policy), type(exc).__name__, exc)
 
     def _failed(self, exc: RateLimitError) -> None:
         now = time.monotonic()

@@ -7,16 +7,30 @@ A prefix rule matches the path itself and everything below it ("/upload" matches
 "/upload" and "/upload/big", not "/uploads"); the longest matching prefix wins. A
 rule containing "{name}" (one path segment) or "{name:path}" (the rest) is a route
 pattern that must match the whole path; patterns are tried first, in order. A rule
-mapping to None leaves the matching paths unlimited. Exempt paths (prefixes) come
-before every rule. Pure standard library.
+mapping to None leaves the matching paths unlimited; a rule may name several policies
+(a list or tuple: every one must allow, e.g. a rate and a concurrency policy). Exempt
+paths (prefixes) come before every rule. Pure standard library.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 _MAX_ROUTES = 4096  # paths whose route() is remembered
+Policies = str | tuple[str, ...] | None  # what a rule maps to (a tuple: several policies)
+RuleValue = str | Sequence[str] | None  # what a rule may be given as
+
+
+def _policies(value: RuleValue) -> Policies:
+    if value is None or isinstance(value, str):
+        return value
+    names = tuple(value)
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"a rule names a policy, several (a non-empty list of names) or None, not {value!r}")
+    return names[0] if len(names) == 1 else names
+
+
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path|str|int))?\}")
 
 
@@ -40,8 +54,8 @@ def _under(path: str, prefix: str) -> bool:
 class PathRules:
     """Maps a request path to (matched, policy); policy None means not limited."""
 
-    def __init__(self, rules: Mapping[str, str | None] | None = None, exempt: Iterable[str] = ()) -> None:
-        rules = rules or {}
+    def __init__(self, rules: Mapping[str, RuleValue] | None = None, exempt: Iterable[str] = ()) -> None:
+        rules = {route: _policies(value) for route, value in (rules or {}).items()}
         self.exempt = tuple(sorted(exempt, key=len, reverse=True))  # exempt prefixes
         # route patterns, in the order given
         self.patterns = [(_pattern(route), policy) for route, policy in rules.items() if "{" in route]
@@ -51,9 +65,9 @@ class PathRules:
             key=lambda rule: len(rule[0]),
             reverse=True,
         )
-        self._routes: dict[str, tuple[bool, bool, str | None]] = {}  # path -> route()
+        self._routes: dict[str, tuple[bool, bool, Policies]] = {}  # path -> route()
 
-    def route(self, path: str) -> tuple[bool, bool, str | None]:
+    def route(self, path: str) -> tuple[bool, bool, Policies]:
         """Returns (exempt, matched, policy) of path, remembered for the paths seen last."""
         route = self._routes.get(path)
         if route is None:
@@ -67,7 +81,7 @@ class PathRules:
         """Returns whether path is exempt from every limit."""
         return any(_under(path, prefix) for prefix in self.exempt)
 
-    def lookup(self, path: str) -> tuple[bool, str | None]:
+    def lookup(self, path: str) -> tuple[bool, Policies]:
         """Returns (True, policy) for the first rule matching path, (False, None) if none does."""
         for pattern, policy in self.patterns:
             if pattern.fullmatch(path):

@@ -45,10 +45,10 @@ STACKS = {"asyncio-h11": ["--loop", "asyncio", "--http", "h11"],
           "uvloop-httptools": ["--loop", "uvloop", "--http", "httptools"]}
 
 
-def start_server(directory: str, name: str, stack: str, env: dict[str, str]) -> Server:
+def start_server(directory: str, name: str, stack: str, env: dict[str, str], app: str = "examples.app:app") -> Server:
     port = free_port()
     log_path = Path(directory) / f"{name}-{stack}.log"
-    command = [sys.executable, "-m", "uvicorn", "examples.app:app", "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1",
                "--port", str(port), "--no-proxy-headers", "--log-level", "warning", *STACKS[stack]]
     environment = {**os.environ, "PYTHONPATH": str(PYTHON_DIR), **env}
     with open(log_path, "wb") as log:
