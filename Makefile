@@ -21,12 +21,12 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 60
 SANITIZER ?=
 
-PKGS := libevent jansson hiredis
+PKGS := libevent jansson hiredis zlib
 DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansson-dev check \
 	redis-server nginx python3 python3-fastapi python3-httpx python3-uvicorn python3-uvloop \
 	python3-httptools \
 	python3-pytest python3-limits python3-redis clang libclang-rt-14-dev valgrind wrk \
-	systemd procps iproute2 psmisc curl lua5.1 clang-format goaccess time
+	systemd procps iproute2 psmisc curl lua5.1 clang-format zlib1g-dev goaccess time chromium
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-format-truncation
@@ -43,6 +43,8 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 PROTO_SRC := proto/rlproto.c proto/hostport.c
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 CLIENT_SRC := clients/c/rlimit.c
+# rlimitctl replay: linked with the daemon's config, algorithm and memory-store code.
+REPLAY_SRC := $(wildcard clients/c/replay*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 E2E_SRC := $(wildcard tests/e2e/e2e_*.c)
 TEST_SUPPORT := $(wildcard tests/support/*.c)
@@ -58,7 +60,7 @@ E2E_BINS := $(patsubst tests/e2e/%.c,$(BUILD)/tests/%,$(E2E_SRC))
 .SECONDARY:
 
 .PHONY: all deps run test unit e2e pytest check-asan valgrind fuzz fuzz-short bench asan \
-	install clean format format-check
+	install clean format format-check demo-replay
 
 all: $(BINS) $(CLIENT_LIB)
 
@@ -108,13 +110,20 @@ $(CLIENT_LIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC))
 $(BUILD)/rlimitd: $(call obj,daemon/main.c) $(DAEMON_LIB)
 	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
 
-$(BUILD)/rlimitctl: $(call obj,clients/c/rlimitctl.c daemon/escape.c) $(CLIENT_LIB)
-	$(CC) $(LDFLAGS) $^ $(shell pkg-config --libs jansson 2>/dev/null) -o $@
+$(BUILD)/rlimitctl: $(call obj,clients/c/rlimitctl.c daemon/escape.c $(REPLAY_SRC)) $(CLIENT_LIB) \
+		$(DAEMON_LIB)
+	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
 
 $(BUILD)/rlimit-bench: $(call obj,clients/c/rlimit-bench.c) $(CLIENT_LIB)
 	$(CC) $(LDFLAGS) $^ -lm -o $@
 
 $(BUILD)/tests/test_%: $(call obj,tests/unit/test_%.c) $(DAEMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -lm -o $@
+
+# Unit tests of rlimitctl's code: with the replay objects (rlimitctl.c calls replay).
+$(BUILD)/tests/test_ctl_json $(BUILD)/tests/test_replay_log: $(BUILD)/tests/test_%: \
+		$(call obj,tests/unit/test_%.c $(REPLAY_SRC)) $(DAEMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -lm -o $@
 
@@ -204,6 +213,24 @@ fuzz:
 
 bench: deps all
 	bash tests/bench/run.sh
+
+# make demo-replay: a synthetic day of access log (tests/tools/gen_access_log.py: steady
+# traffic on a daily curve, a scraper, a credential stuffer, a search hammer, a burst
+# behind one NAT address) replayed against conf/rlimitd.json under
+# conf/replay-demo-rules.json; writes $(BUILD)/demo-replay.html and its screenshot
+# $(BUILD)/demo-replay.png (headless Chromium; README "Replay").
+DEMO_DIR = $(abspath $(BUILD))
+CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+	--disable-background-networking --disable-component-update --disable-sync
+demo-replay: all
+	@command -v chromium >/dev/null || { echo "chromium not found: make deps installs it"; exit 1; }
+	$(PYTHON) tests/tools/gen_access_log.py -o $(BUILD)/demo-access.log
+	$(BUILD)/rlimitctl replay -c conf/rlimitd.json --rules conf/replay-demo-rules.json \
+		--html $(BUILD)/demo-replay.html $(BUILD)/demo-access.log
+	@profile=$$(mktemp -d) && chromium $(CHROMIUM_FLAGS) --user-data-dir=$$profile \
+		--screenshot=$(DEMO_DIR)/demo-replay.png --window-size=1200,2000 \
+		file://$(DEMO_DIR)/demo-replay.html 2>/dev/null; rc=$$?; rm -rf $$profile; exit $$rc
+	@echo "demo-replay: $(BUILD)/demo-replay.html, $(BUILD)/demo-replay.png"
 
 # install: binaries, the C header and library, the unit (paths rewritten for PREFIX; in
 # $(PREFIX)/lib/systemd/system, which systemd reads for /usr and /usr/local), the config

@@ -8,6 +8,7 @@
  */
 #include "escape.h"
 #include "rlimit.h"
+#include "replay.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -43,6 +44,8 @@ static const char usage_text[] =
     "  top [POLICY] [-k N]          the N keys denied most in the last 1-2 minutes\n"
     "                               (default 10), per policy\n"
     "  reload                       reload the configuration (admin listener only)\n"
+    "  replay -c CONFIG [OPTIONS] LOGFILE...  decide an access log's requests offline\n"
+    "                               with CONFIG's policies (rlimitctl replay --help)\n"
     "\n"
     "options:\n"
     "  -s ADDR        unix:PATH or tcp:HOST:PORT (default: $RLIMITD_ADDRESS, else\n"
@@ -885,6 +888,8 @@ static int run(const options *o) {
 }
 
 int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "replay") == 0)
+        return rl_replay_main(argc - 1, argv + 1); /* offline: no daemon, no socket */
     options o = {.timeout_ms = DEFAULT_TIMEOUT_MS, .top_keys = DEFAULT_TOP_KEYS};
     o.address = getenv("RLIMITD_ADDRESS");
     if (!o.address || !*o.address)
