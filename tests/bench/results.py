@@ -6,6 +6,7 @@
     results.py round FILE --format rlimit-bench|redis-benchmark [--server-cpu "C0 C1"]
                           [--wall "T0 T1"] [--requests N] < OUTPUT
     results.py note-round FILE FIELD=VALUE...
+    results.py lease-counters POLICY < STATS_JSON
     results.py combine FILE
     results.py summary FILE --out BENCH_JSON [--meta JSON]
 
@@ -20,7 +21,8 @@ nothing), never as a zero.
 redis-benchmark's --csv output (rps and p50/p95/p99/max in ms) on stdin, with the server's
 CPU use meanwhile (--server-cpu: its CPU seconds before and after, --wall: the clock
 before and after). `note-round` adds fields to the last round of FILE (what redis-server
-ran meanwhile). `combine` prints one JSON object for the rounds of FILE: the medians of
+ran meanwhile); `lease-counters` prints a concurrency policy's counters from rlimitctl stats
+--json (acquired released released_on_disconnect held, or nothing). `combine` prints one JSON object for the rounds of FILE: the medians of
 their rates and percentiles, the rounds' own figures beside them.
 
 `summary` prints the table of figures, then one table of every ratio with its target and
@@ -90,6 +92,10 @@ def human(r):
         parts.append(f"{fmt_int(r['decisions_per_s'])} decisions/s")
     if r.get("requests_per_s") is not None:
         parts.append(f"{fmt_int(r['requests_per_s'])} requests/s")
+    if r.get("lines_per_s") is not None:  # replay section: log lines
+        parts.append(f"{fmt_int(r['lines_per_s'])} lines/s ({fmt_int(r.get('lines_per_cpu_s'))} per CPU-s)")
+    if r.get("rss_kb") is not None:
+        parts.append(f"max RSS {fmt_int(r['rss_kb'])} KB")
     if r.get("target_rate"):
         parts.append(f"(target {fmt_int(r['target_rate'])}/s)")
     if r.get("overhead_pct") is not None:
@@ -301,6 +307,20 @@ def cmd_note_round(args):
     return 0
 
 
+LEASE_COUNTERS = ("acquired", "released", "released_on_disconnect", "held")
+
+
+def cmd_lease_counters(args):
+    """Prints POLICY's lease counters from a STATS answer on stdin, or nothing."""
+    try:
+        stats = json.loads(sys.stdin.read())
+        policy = next(p for p in stats["policies"] if p.get("name") == args.policy)
+        print(" ".join(str(int(policy[k])) for k in LEASE_COUNTERS))
+    except (ValueError, KeyError, TypeError, StopIteration):
+        pass
+    return 0
+
+
 def cmd_combine(args):
     """Prints the medians of the rounds in FILE as one record (exit status 1 if none)."""
     try:
@@ -316,14 +336,15 @@ def cmd_combine(args):
                      "load_cpu_pct", "decisions_per_server_cpu_s", "redis_script_calls", "redis_commands")}
     out = {k: v for k, v in out.items() if v is not None}
     out["max_us"] = max((r["max_us"] for r in rounds if r.get("max_us") is not None), default=None)
-    for k in ("allowed", "denied", "errors", "failed_connections", "requests", "release_misses"):
+    for k in ("allowed", "denied", "errors", "failed_connections", "requests", "release_misses",
+              "daemon_acquired", "daemon_released", "daemon_released_on_disconnect"):
         if any(k in r for r in rounds):
             out[k] = sum(r.get(k) or 0 for r in rounds)
     for k in ("connections", "in_flight", "keys", "test", "op", "mode", "batch", "loop", "auto_pipelining",
               "limit", "lease_ms", "versions"):
         if k in rounds[0]:
             out[k] = rounds[0][k]
-    for k in ("redis_script_calls", "redis_keys_after", "first_error"):
+    for k in ("redis_script_calls", "redis_keys_after", "first_error", "daemon_held_after"):
         if any(k in r for r in rounds):
             out["round_" + k] = [r.get(k) for r in rounds]
     out["rounds"] = len(rounds)
@@ -351,7 +372,7 @@ def print_figures(records):
             continue
         if r.get("overhead_pct") is not None and r.get("decisions_per_s") is None:
             continue  # printed with the ratios
-        rate = r.get("requests_per_s", r.get("decisions_per_s"))
+        rate = r.get("requests_per_s", r.get("decisions_per_s", r.get("lines_per_s")))
         srv = r.get("server_cpu_pct", r.get("redis_cpu_pct"))
         short = open_loop_problem(records, r["name"]) if r.get("target_rate") else None
         print(f"{r['name']:44} {fmt_int(rate):>11} {fmt_int(r.get('allowed')):>10} "
@@ -372,6 +393,9 @@ def run_problem(records, *names):
             return f"{name} lost {r['failed_connections']} connections"
         if r.get("non_2xx_fraction"):
             return f"{r['non_2xx_fraction']:.1%} of {name}'s answers were not 2xx"
+        if r.get("daemon_released") is not None and r["daemon_released"] < (r.get("allowed") or 0):
+            return (f"{name}: the daemon counted {r['daemon_released']:,} RELEASEs for {r['allowed']:,} "
+                    f"pairs reported allowed")
         if r.get("redis_script_calls_per_s") == 0 or 0 in (r.get("round_redis_script_calls") or ()):
             return f"redis-server ran no script during (a round of) {name}: its decisions did not come from Redis"
     return None
@@ -515,6 +539,38 @@ def fill_ratios(records):
     return rt.rows
 
 
+# The replay targets (issue 15): lines of the same combined log per second, on one core,
+# against GoAccess processing it to a report; absolute figures; memory bounded by the keys.
+TARGET_REPLAY_VS_GOACCESS = 1.0  # rlimitctl replay / goaccess, lines/s: at least
+TARGET_REPLAY_COMBINED_LINES = 1_000_000  # combined lines/s: at least
+TARGET_REPLAY_JSONL_LINES = 300_000  # JSON lines/s: at least
+TARGET_REPLAY_RSS_GROWTH = 1.1  # max RSS of the long run / the short run's (same keys): at most
+
+
+def replay_rows(records):
+    """The rows of the replay section (tests/bench/run.sh BENCH_ONLY=replay). The absolute
+    targets are written as ratios to the figure they name (value >= 1.0x: met)."""
+    fixed = {"replay_target_combined": {"name": "replay_target_combined", "lines_per_s": TARGET_REPLAY_COMBINED_LINES},
+             "replay_target_jsonl": {"name": "replay_target_jsonl", "lines_per_s": TARGET_REPLAY_JSONL_LINES}}
+    rt = Ratios({**records, **fixed})
+    rt.add("replay_vs_goaccess", "replay / GoAccess, same combined log, one core: lines/s",
+           ("replay_combined", "lines_per_s"), ("goaccess_combined", "lines_per_s"), TARGET_REPLAY_VS_GOACCESS,
+           problem_of=("replay_combined", "goaccess_combined"))
+    rt.add("replay_vs_goaccess_per_cpu", "replay / GoAccess, same combined log: lines per CPU-s",
+           ("replay_combined", "lines_per_cpu_s"), ("goaccess_combined", "lines_per_cpu_s"))
+    rt.add("replay_combined_absolute", f"replay, combined: lines/s / {TARGET_REPLAY_COMBINED_LINES:,}",
+           ("replay_combined", "lines_per_s"), ("replay_target_combined", "lines_per_s"), 1.0,
+           problem_of=("replay_combined",))
+    rt.add("replay_jsonl_absolute", f"replay, JSON lines: lines/s / {TARGET_REPLAY_JSONL_LINES:,}",
+           ("replay_jsonl", "lines_per_s"), ("replay_target_jsonl", "lines_per_s"), 1.0, problem_of=("replay_jsonl",))
+    small, large = records.get("replay_rss_small", {}), records.get("replay_rss_large", {})
+    rt.add("replay_rss_growth", f"replay, max RSS: {fmt_int(large.get('lines'))} lines / "
+           f"{fmt_int(small.get('lines'))} lines, same keys",
+           ("replay_rss_large", "rss_kb"), ("replay_rss_small", "rss_kb"), TARGET_REPLAY_RSS_GROWTH, at_most=True,
+           problem_of=("replay_rss_small", "replay_rss_large"))
+    return rt.rows
+
+
 def overheads_line(records):
     parts = []
     for suffix, stack in (("", "asyncio+h11"), ("_standard", "uvloop+httptools")):
@@ -574,6 +630,7 @@ def cmd_summary(args):
     meta = json.loads(args.meta) if args.meta else {}
     print_figures(records)
     rows = fill_ratios(records)
+    rows += replay_rows(records)
     busy = machine_busy(meta)
     print_ratios(rows, records, busy, meta)
     print()
@@ -623,6 +680,8 @@ def main():
     n = sub.add_parser("note-round")
     n.add_argument("file")
     n.add_argument("fields", nargs="*")
+    lc = sub.add_parser("lease-counters")
+    lc.add_argument("policy")
     c = sub.add_parser("combine")
     c.add_argument("file")
     m = sub.add_parser("summary")
@@ -631,7 +690,7 @@ def main():
     m.add_argument("--meta", default="")
     args = p.parse_args()
     return {"record": cmd_record, "skip": cmd_skip, "annotate": cmd_annotate, "round": cmd_round,
-            "note-round": cmd_note_round, "combine": cmd_combine, "summary": cmd_summary}[args.cmd](args)
+            "note-round": cmd_note_round, "lease-counters": cmd_lease_counters, "combine": cmd_combine, "summary": cmd_summary}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,15 @@
 #      asyncio (64 concurrent tasks, and 4 tasks x pipelines of 256; tests/bench/lease_redispy.py),
 #      on the same redis-server with the Redis store's placement, alternated rounds, medians:
 #      each store >= 3.0x the best of these peers.
+#   6. Replay (issue 15): `rlimitctl replay` of a synthetic combined access log
+#      (tests/bench/gen_log.py: BENCH_REPLAY_LINES lines, 10,000 client addresses, a token
+#      bucket per address) on one core, against GoAccess turning the same log into a JSON
+#      report on the same core (`goaccess LOG --log-format=COMBINED --no-progress -o
+#      report.json`), alternated rounds (ABBA), medians of lines per second of wall time:
+#      >= 1.0x GoAccess's; absolute: >= 1,000,000 combined lines/s and >= 300,000 JSON
+#      lines/s (BENCH_REPLAY_JSONL_LINES); memory: the maximum RSS (GNU time) of a replay of
+#      BENCH_REPLAY_RSS_LINES lines read from a pipe is at most 1.1x that of 1/10 of them
+#      (the same keys: the state is bounded by the keys, not the log's length).
 #
 # Information (no target): the memory store with a denying policy and in an open loop at
 # 100,000/s, the Redis store in open loops at 50,000/s, the one-EVALSHA-per-decision
@@ -51,12 +60,14 @@
 # Settings (environment):
 #   BENCH_SECONDS=5        seconds per measurement (per side of a pair, over its rounds)
 #   BENCH_ROUNDS=3         alternated rounds per side of a pair (each BENCH_SECONDS/ROUNDS, >= 1 s)
-#   BENCH_ONLY=memory,python,redis,peers,leases   the sections to run (comma-separated); a ratio
+#   BENCH_ONLY=memory,python,redis,peers,leases,replay   the sections to run (comma-separated); a ratio
 #                          whose figure was in a section not run says "was not measured"
 #   BENCH_JSON=build/bench.json
 #   BENCH_PIN=1            pin processes to cores (0: let the scheduler place them)
 #   BENCH_KEYS=100000      distinct keys in every measurement
 #   BUILD=build  PYTHON=/usr/bin/python3
+#   BENCH_REPLAY_LINES=2000000 BENCH_REPLAY_JSONL_LINES=1000000 BENCH_REPLAY_RSS_LINES=10000000
+#                          (6) log lines of the replay runs (the short RSS run: a tenth)
 #   BENCH_MEM_CONNS=2 BENCH_MEM_DEPTH=256         (1) pipelined pair: connections x in flight
 #   BENCH_UNPIPE_CONNS=64                         (1) unpipelined pair: connections (x 1)
 #   BENCH_REDIS_CONNS=4 BENCH_REDIS_DEPTH=256     (2) Redis store: connections x in flight
@@ -100,7 +111,7 @@ REDIS_DEPTH=${BENCH_REDIS_DEPTH:-256}
 OPEN_CONNS=${BENCH_OPEN_CONNS:-64}
 UNPIPE_CONNS=${BENCH_UNPIPE_CONNS:-64}
 ROUNDS=${BENCH_ROUNDS:-3}
-ONLY=${BENCH_ONLY:-memory,python,redis,peers,leases}
+ONLY=${BENCH_ONLY:-memory,python,redis,peers,leases,replay}
 REDIS_OPEN_CONNS=${BENCH_REDIS_OPEN_CONNS:-8}
 REDIS_OPEN_DEPTH=${BENCH_REDIS_OPEN_DEPTH:-16}
 LEASE_PEER_INFLIGHT=${BENCH_LEASE_PEER_INFLIGHT:-64}
@@ -114,9 +125,9 @@ if ! [[ $LEASE_PEER_INFLIGHT =~ ^[1-9][0-9]*$ ]]; then
 fi
 for part in ${ONLY//,/ }; do
     case $part in
-    memory | python | redis | peers | leases) ;;
+    memory | python | redis | peers | leases | replay) ;;
     *)
-        echo "run.sh: BENCH_ONLY: unknown section '$part' (memory, python, redis, peers, leases)" >&2
+        echo "run.sh: BENCH_ONLY: unknown section '$part' (memory, python, redis, peers, leases, replay)" >&2
         exit 2
         ;;
     esac
@@ -811,14 +822,31 @@ lease_command() {  # lease_command SIDE SECONDS: its load generator's command li
         --mode pipelined --inflight "$REDIS_CONNS" --batch "$REDIS_DEPTH" "${peer[@]}") ;;
     esac
 }
+lease_counters() {  # lease_counters ADDRESS: "acquired released released_on_disconnect held"
+    timeout 10 "$RLIMITCTL" -s "$1" stats --json 2>/dev/null |
+        "$PYTHON" "$BENCH_DIR/results.py" lease-counters "$LEASE_POLICY"
+}
 # lease_round SIDE FILE SECONDS: one round of SIDE, appended to FILE (with, for a Redis
 # side, what redis-server ran meanwhile); false when it printed no figures.
+# For rlimitd, the round also notes what the daemon's STATS counted for the lease policy
+# meanwhile (daemon_acquired, daemon_released, daemon_released_on_disconnect: a pair
+# reported allowed must have had its RELEASE counted, else the ratio is "not met") and
+# the leases it still held after it (released on disconnect may still be under way).
 lease_round() {
-    local side=$1 file=$2 pid=$REDIS_PID
+    local side=$1 file=$2 pid=$REDIS_PID sock="" before="" after=""
     lease_command "$side" "$3"
-    [ "$side" = rlimitd_memory_leases ] && pid=$MEM_PID
+    [ "$side" = rlimitd_memory_leases ] && pid=$MEM_PID sock=$MEM_ADDR
+    [ "$side" = rlimitd_redis_leases ] && sock=$REDIS_ADDR
     [ "$pid" = "$REDIS_PID" ] && redis_fresh
+    [ -n "$sock" ] && before=$(lease_counters "$sock")
     pair_round "$file" "$pid" rlimit-bench 0 "${LEASE_CMD[@]}" || return 1
+    [ -n "$sock" ] && after=$(lease_counters "$sock")
+    if [ -n "$before" ] && [ -n "$after" ]; then
+        # shellcheck disable=SC2086
+        set -- $before $after
+        "$PYTHON" "$BENCH_DIR/results.py" note-round "$file" "daemon_acquired=$(($5 - $1))" \
+            "daemon_released=$(($6 - $2))" "daemon_released_on_disconnect=$(($7 - $3))" "daemon_held_after=$8"
+    fi
     [ "$pid" = "$REDIS_PID" ] || return 0
     local stats
     stats=$(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | awk -F'[:=,]' '
@@ -894,6 +922,123 @@ if only leases; then
             "${LEASE_CMD[*]#"$ROOT"/}, $ROUNDS rounds" -- "$PYTHON" "$BENCH_DIR/results.py" combine "$TMP/lease-$side"
         grep -v '^$' "$TMP/lease-$side.err" 2>/dev/null | head -3 | sed 's/^/    | /'
     done
+fi
+
+# ---- g: replay (issue 15): access logs offline, against GoAccess ------------------------
+# Every run under GNU time (wall, CPU, maximum RSS) on the load core, its output to a file
+# (a run that wrote nothing failed), the logs read once before (page cache) so that both
+# sides read from memory.
+REPLAY_LINES=${BENCH_REPLAY_LINES:-2000000}
+REPLAY_JSONL_LINES=${BENCH_REPLAY_JSONL_LINES:-1000000}
+REPLAY_RSS_LINES=${BENCH_REPLAY_RSS_LINES:-10000000}
+REPLAY_DIR=$TMP/replay
+REPLAY_GEN=$BENCH_DIR/gen_log.py
+REPLAY_ROUNDS_PY=$BENCH_DIR/replay_rounds.py
+REPLAY_NAMES="replay_combined goaccess_combined replay_jsonl replay_rss_small replay_rss_large"
+REPLAY_TIMEOUT=$((REPLAY_LINES / 10000 + 120))
+# One token bucket per client address: 100 a minute, bursts of 20.
+REPLAY_CONF='{"store": {"type": "memory", "max_keys": 1000000},
+ "policies": {"api": {"algorithm": "token_bucket", "limit": 100, "period": "1m", "burst": 20}}}'
+
+# replay_run ROUNDS_FILE LINES OUTPUT CMD...: one timed run of CMD on the load core (stdin
+# from /dev/null, stdout to ROUNDS_FILE.out), recorded as a round that failed unless it
+# exited 0 and left OUTPUT non-empty.
+replay_run() {
+    local rounds=$1 lines=$2 output=$3
+    shift 3
+    rm -f "$output"
+    # shellcheck disable=SC2046
+    timeout -k 5 "$REPLAY_TIMEOUT" /usr/bin/time -f '%e %U %S %M %x' -o "$rounds.time" \
+        $(pinned "$CORE_LOAD") "$@" </dev/null >"$rounds.out" 2>>"$rounds.err"
+    "$PYTHON" "$REPLAY_ROUNDS_PY" round "$rounds" --lines "$lines" --time "$rounds.time" --output "$output"
+}
+goaccess_round() {
+    replay_run "$REPLAY_DIR/rounds-goaccess" "$REPLAY_LINES" "$REPLAY_DIR/goaccess-report.json" \
+        goaccess "$REPLAY_DIR/access.log" --log-format=COMBINED --no-progress --no-global-config \
+        -o "$REPLAY_DIR/goaccess-report.json"
+}
+# The replay's report is its standard output (ROUNDS_FILE.out); GoAccess writes its own file.
+replay_combined_round() {
+    replay_run "$REPLAY_DIR/rounds-replay" "$REPLAY_LINES" "$REPLAY_DIR/rounds-replay.out" \
+        "$RLIMITCTL" replay -c "$REPLAY_DIR/conf.json" --format combined --policy api --json \
+        "$REPLAY_DIR/access.log"
+}
+replay_jsonl_round() {
+    replay_run "$REPLAY_DIR/rounds-jsonl" "$REPLAY_JSONL_LINES" "$REPLAY_DIR/rounds-jsonl.out" \
+        "$RLIMITCTL" replay -c "$REPLAY_DIR/conf.json" --format jsonl --policy api --json \
+        "$REPLAY_DIR/access.jsonl"
+}
+# replay_rss NAME LINES: the generator (on the server core) piped into a replay of standard
+# input (on the load core); the replay's maximum RSS.
+replay_rss() {
+    local name=$1 lines=$2 rounds=$REPLAY_DIR/rounds-$1
+    # shellcheck disable=SC2046
+    $(pinned "$CORE_SERVER") "$PYTHON" "$REPLAY_GEN" --format combined --lines "$lines" 2>>"$rounds.err" |
+        timeout -k 5 $((lines / 10000 + 120)) /usr/bin/time -f '%e %U %S %M %x' -o "$rounds.time" \
+            $(pinned "$CORE_LOAD") "$RLIMITCTL" replay -c "$REPLAY_DIR/conf.json" --format combined \
+            --policy api --json - >"$rounds.out" 2>>"$rounds.err"
+    "$PYTHON" "$REPLAY_ROUNDS_PY" round "$rounds" --lines "$lines" --time "$rounds.time" --output "$rounds.out"
+    measure "$name" "rlimitctl replay of $lines combined lines from a pipe (gen_log.py, 10,000 addresses): maximum RSS" \
+        "$(where "gen_log.py:$CORE_SERVER rlimitctl:$CORE_LOAD")" \
+        "gen_log.py --format combined --lines $lines | /usr/bin/time rlimitctl replay -c CONF --format combined --policy api --json -" \
+        -- "$PYTHON" "$REPLAY_ROUNDS_PY" combine "$rounds"
+}
+replay_why() {  # why the replay section cannot run, or nothing
+    [ -x "$RLIMITCTL" ] || { echo "rlimitctl is not built (make all)"; return; }
+    [ -x /usr/bin/time ] || { echo "GNU time (/usr/bin/time) is not installed (make deps)"; return; }
+    printf '{"ts": 1733300000.5, "key": "k", "path": "/"}\n' >"$REPLAY_DIR/probe.jsonl"
+    printf '%s\n' "$REPLAY_CONF" >"$REPLAY_DIR/conf.json"
+    if ! "$RLIMITCTL" replay -c "$REPLAY_DIR/conf.json" --format jsonl --policy api --json \
+        "$REPLAY_DIR/probe.jsonl" >"$REPLAY_DIR/probe.out" 2>&1; then
+        echo "rlimitctl replay does not work yet: $(head -c 200 "$REPLAY_DIR/probe.out" | tr '\n' ' ')"
+    fi
+}
+
+if only replay; then
+    section "rlimitctl replay against GoAccess (one core each, the same log)"
+    mkdir -p "$REPLAY_DIR"
+    REPLAY_WHY=$(replay_why)
+    if [ -n "$REPLAY_WHY" ]; then
+        for n in $REPLAY_NAMES; do skip "$n" "replay" "$REPLAY_WHY"; done
+    else
+        say "  generating $REPLAY_LINES combined lines and $REPLAY_JSONL_LINES JSON lines (gen_log.py)"
+        "$PYTHON" "$REPLAY_GEN" --format combined --lines "$REPLAY_LINES" -o "$REPLAY_DIR/access.log"
+        "$PYTHON" "$REPLAY_GEN" --format jsonl --lines "$REPLAY_JSONL_LINES" -o "$REPLAY_DIR/access.jsonl"
+        cat "$REPLAY_DIR/access.log" "$REPLAY_DIR/access.jsonl" >/dev/null
+        if ! command -v goaccess >/dev/null; then
+            skip goaccess_combined "GoAccess" "goaccess is not installed (make deps)"
+        fi
+        for ((r = 1; r <= ROUNDS; r++)); do  # ABBA: goaccess first in odd rounds
+            order="replay goaccess"
+            [ $((r % 2)) = 1 ] && order="goaccess replay"
+            for side in $order; do
+                if [ "$side" = replay ]; then
+                    replay_combined_round
+                elif command -v goaccess >/dev/null; then
+                    goaccess_round
+                fi
+            done
+        done
+        measure replay_combined "rlimitctl replay --format combined --policy api --json, $REPLAY_LINES lines, 10,000 addresses" \
+            "$(where "rlimitctl:$CORE_LOAD")" \
+            "rlimitctl replay -c CONF --format combined --policy api --json access.log, $ROUNDS rounds" \
+            -- "$PYTHON" "$REPLAY_ROUNDS_PY" combine "$REPLAY_DIR/rounds-replay"
+        if command -v goaccess >/dev/null; then
+            SOURCE="goaccess $(goaccess --version 2>/dev/null | head -1 | tr -d '\n')" \
+                measure goaccess_combined "GoAccess to a JSON report, the same $REPLAY_LINES lines" \
+                "$(where "goaccess:$CORE_LOAD")" \
+                "goaccess access.log --log-format=COMBINED --no-progress --no-global-config -o report.json, $ROUNDS rounds" \
+                -- "$PYTHON" "$REPLAY_ROUNDS_PY" combine "$REPLAY_DIR/rounds-goaccess"
+        fi
+        for ((r = 1; r <= ROUNDS; r++)); do replay_jsonl_round; done
+        measure replay_jsonl "rlimitctl replay --format jsonl --policy api --json, $REPLAY_JSONL_LINES lines" \
+            "$(where "rlimitctl:$CORE_LOAD")" \
+            "rlimitctl replay -c CONF --format jsonl --policy api --json access.jsonl, $ROUNDS rounds" \
+            -- "$PYTHON" "$REPLAY_ROUNDS_PY" combine "$REPLAY_DIR/rounds-jsonl"
+        rm -f "$REPLAY_DIR/access.log" "$REPLAY_DIR/access.jsonl"
+        replay_rss replay_rss_small $((REPLAY_RSS_LINES / 10))
+        replay_rss replay_rss_large "$REPLAY_RSS_LINES"
+    fi
 fi
 
 # ---- summary -----------------------------------------------------------------------
