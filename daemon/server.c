@@ -26,6 +26,12 @@
  * and LINGER_BYTES (a lingering close, as nginx's lingering_close): closing with unread
  * input would make the kernel send a reset, which discards answers the peer has not
  * read yet.
+ *
+ * Leases: a connection lists the leases it acquired without DETACH (conn_lease: policy,
+ * key, id), from the ACQUIRE frame (a record waiting for its answer) to the allowed
+ * answer (the id) and to the answer of a RELEASE of that id; once it stops for good
+ * (closed, or lingering), the engine releases every listed lease
+ * (rl_engine_release_on_close). A connection that never acquires allocates nothing.
  */
 #include "server.h"
 
@@ -71,6 +77,17 @@ typedef struct listener {
     struct event *pause_ev;   /* re-enables accepting after running out of descriptors */
 } listener;
 
+/* A lease a connection took without DETACH; the policy and key bytes follow. */
+typedef struct conn_lease {
+    struct conn_lease *next; /* next of the connection's */
+    uint64_t id;             /* the lease id, once the ACQUIRE was allowed */
+    uint32_t request_id;     /* the ACQUIRE's request id, while waiting for its answer */
+    int waiting;             /* the ACQUIRE is not answered yet */
+    uint16_t key_len;        /* bytes of key */
+    uint8_t policy_len;      /* bytes of policy */
+    char names[];            /* policy, then key */
+} conn_lease;
+
 typedef struct conn {
     struct conn *prev, *next;         /* the server's list of connections */
     struct rl_server *server;         /* owner */
@@ -95,6 +112,7 @@ typedef struct conn {
     size_t in_len, in_cap;            /* bytes in it, its size */
     uint8_t *out;                     /* output buffer */
     size_t out_off, out_len, out_cap; /* first unsent byte, bytes in it, its size */
+    conn_lease *leases;               /* leases to release when it closes, or NULL */
 } conn;
 
 struct rl_server {
@@ -119,6 +137,71 @@ struct rl_server {
 static void conn_close(conn *c);
 static void conn_flush(conn *c);
 
+/* ---- leases released on close ---- */
+
+// Unlinks and frees the lease record at *at.
+static void lease_drop(conn_lease **at) {
+    conn_lease *l = *at;
+    *at = l->next;
+    rl_free(l);
+}
+
+// Lists a lease the ACQUIRE req (without DETACH) may take. Returns 0, or -1 if memory
+// is short (the ACQUIRE is then refused: nothing may be held that a close cannot free).
+static int lease_expect(conn *c, const rl_request *req) {
+    const rl_item *it = &req->items[0];
+    conn_lease *l = rl_malloc(sizeof(*l) + it->policy_len + it->key_len);
+    if (!l)
+        return -1;
+    *l = (conn_lease){c->leases, 0, req->id, 1, it->key_len, it->policy_len};
+    memcpy(l->names, it->policy, it->policy_len);
+    memcpy(l->names + it->policy_len, it->key, it->key_len);
+    c->leases = l;
+    return 0;
+}
+
+static void lease_release(conn *c, const conn_lease *l) {
+    rl_engine_release_on_close(c->server->engine, l->names, l->policy_len, l->names + l->policy_len,
+                               l->key_len, l->id);
+}
+
+// Follows an answer of c's: an ACQUIRE's record gets its lease id (or goes, if nothing
+// was taken); a RELEASE's answer drops the lease named. On a closed connection an
+// allowed ACQUIRE's lease is released at once.
+static void lease_follow(conn *c, const rl_response *resp) {
+    conn_lease **at = &c->leases;
+    int acquire = resp->opcode == RL_OP_ACQUIRE;
+    if (!c->leases || (!acquire && resp->opcode != RL_OP_RELEASE))
+        return;
+    while (*at && !(acquire ? (*at)->waiting && (*at)->request_id == resp->id
+                            : !(*at)->waiting && (*at)->id == resp->lease))
+        at = &(*at)->next;
+    if (!*at)
+        return;
+    if (!acquire || resp->result.status != RL_ST_ALLOWED || resp->lease == 0) {
+        lease_drop(at);
+        return;
+    }
+    (*at)->waiting = 0;
+    (*at)->id = resp->lease;
+    if (c->state == CONN_DEAD || c->state == CONN_LINGERING) {
+        lease_release(c, *at);
+        lease_drop(at);
+    }
+}
+
+// Releases every lease c holds (it closes); records still waiting stay for their answer.
+static void leases_release_all(conn *c) {
+    for (conn_lease **at = &c->leases; *at;) {
+        if ((*at)->waiting) {
+            at = &(*at)->next;
+            continue;
+        }
+        lease_release(c, *at);
+        lease_drop(at);
+    }
+}
+
 /* ---- connection lifetime ---- */
 
 static void conn_free(conn *c) {
@@ -130,6 +213,8 @@ static void conn_free(conn *c) {
     if (c->next)
         c->next->prev = c->prev;
     s->conn_count--;
+    while (c->leases)
+        lease_drop(&c->leases); /* none is held: every answer came (in_flight 0) */
     rl_free(c->in);
     rl_free(c->out);
     rl_free(c);
@@ -154,6 +239,7 @@ static void conn_close(conn *c) {
     close(c->fd);
     c->fd = -1;
     c->state = CONN_DEAD;
+    leases_release_all(c);
     conn_maybe_free(c);
 }
 
@@ -180,6 +266,7 @@ static void conn_linger(conn *c) {
     c->state = CONN_LINGERING;
     c->linger_until_us = rl_clock_mono_us() + (int64_t)ms * 1000;
     drop_buffers(c);
+    leases_release_all(c); /* it answers nothing more */
 }
 
 // Discards what a lingering connection's peer still sends. Returns 1 once the
@@ -275,6 +362,7 @@ static int out_reserve(conn *c, size_t n) {
 static void conn_reply(void *arg, const rl_response *resp) {
     conn *c = arg;
     c->in_flight--;
+    lease_follow(c, resp);
     if (c->state == CONN_DEAD) {
         conn_maybe_free(c);
         return;
@@ -401,6 +489,11 @@ static int handle_frame(conn *c, const uint8_t *buf, size_t frame_len) {
     if (rl_request_decode(buf, frame_len, &req, &status) != RL_OK) {
         refuse(c, req.opcode, req.id, status);
         return rl_status_closes(status) ? -1 : 0;
+    }
+    if (req.opcode == RL_OP_ACQUIRE && !(req.flags & RL_REQ_DETACH) && req.item_count == 1 &&
+        lease_expect(c, &req) != 0) {
+        refuse(c, req.opcode, req.id, RL_ST_INTERNAL);
+        return 0;
     }
     c->in_flight++;
     uint32_t perms = conn_perms(c, &req);
