@@ -325,6 +325,7 @@ def cmd_compare(args) -> int:
     if len(daemon) != len(replay):
         problems.append(f"{len(daemon)} daemon decisions, {len(replay)} replayed")
     by_line = {r.get("line"): r for r in replay}
+    retry_diff = 0
     for d in daemon:
         r = by_line.get(d["line"])
         compared[d["policy"]] = compared.get(d["policy"], 0) + 1
@@ -339,13 +340,15 @@ def cmd_compare(args) -> int:
             why = f"retry_after_ms {d['retry_after_ms']} live, {r.get('retry_after_ms')} replayed (slack {slack})"
         elif r.get("ts_us") != d["ts_us"]:
             why = f"ts_us {d['ts_us']} logged, {r.get('ts_us')} replayed"
+        if r is not None and isinstance(r.get("retry_after_ms"), int):
+            retry_diff = max(retry_diff, abs(r["retry_after_ms"] - d["retry_after_ms"]))
         if why:
             mismatched[d["policy"]] = mismatched.get(d["policy"], 0) + 1
             problems.append(f"line {d['line']} ({d['policy']} {d['key']} cost {d['cost']}): {why}")
     for p in problems[:12]:
         print("  " + p)
     summary = ", ".join(f"{p} {mismatched.get(p, 0)}/{n}" for p, n in sorted(compared.items()))
-    print(f"compare: differing decisions per policy: {summary} (retry_after slack {slack} ms)")
+    print(f"compare: differing decisions per policy: {summary} (retry_after: largest difference {retry_diff} ms, slack {slack} ms)")
     if args.expect_mismatch_everywhere:
         return 0 if compared and all(mismatched.get(p) for p in compared) else 1
     return 1 if problems else 0
