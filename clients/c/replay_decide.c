@@ -12,7 +12,7 @@
 #include "store_memory.h"
 
 #define SWEEP_EVERY 1024   /* decisions between two sweeps of a store */
-#define SWEEP_BUCKETS 4096 /* buckets looked at per sweep (the daemon's figure) */
+#define SWEEP_BUCKETS 1024 /* buckets looked at per sweep: one per decision */
 
 /* What one run decided for a request. */
 typedef struct outcome {

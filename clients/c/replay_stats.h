@@ -16,7 +16,7 @@
 
 #define RL_REPLAY_TOPK 256             /* denied keys followed per policy */
 #define RL_REPLAY_KEY_KEPT 128         /* bytes of a followed key kept */
-#define RL_REPLAY_KEYS_EXACT (1 << 20) /* distinct keys counted exactly, then estimated */
+#define RL_REPLAY_KEYS_EXACT (1 << 16) /* distinct keys counted exactly, then estimated */
 #define RL_REPLAY_SERIES_MAX 1500      /* points of a series at most */
 
 /* The time axis every series shares: one start, one step. */
