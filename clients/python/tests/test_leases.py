@@ -174,7 +174,7 @@ def test_background_renew_keeps_a_short_lease(address: str) -> None:
     asyncio.run(scenario())
 
 
-def test_leases_listing(address: str, request: pytest.FixtureRequest) -> None:
+def test_leases_listing(address: str) -> None:
     key = unique_key("list")
     with Client(address) as client:
         lease = client.acquire("two", key, 2)
