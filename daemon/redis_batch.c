@@ -535,8 +535,14 @@ static void read_request(const redisReply *reply, size_t *at, const rl_redis_req
         memset(acc, 0, sizeof(*acc));
         for (size_t r = 0; r < req->items[k].limits.rate_count; r++) {
             rl_verdict v;
-            item_capped |= read_verdict(&reply->element[*at], &req->items[k].limits.rates[r], &v);
+            const rl_rate *rate = &req->items[k].limits.rates[r];
+            item_capped |= read_verdict(&reply->element[*at], rate, &v);
             *at += RL_REDIS_VERDICT_FIELDS;
+            if (req->op == RL_STORE_RESET && rate->algorithm == RL_ALGO_CONCURRENCY) {
+                /* its reset_after (0 after a RESET) carries the leases the RESET ended */
+                answer->leases_ended += (uint32_t)v.reset_after_us;
+                v.reset_after_us = 0;
+            }
             rl_verdict_merge(acc, &v);
         }
         acc->capped = item_capped; /* any rate's, as the embedded store says */

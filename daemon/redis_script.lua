@@ -174,7 +174,7 @@ end
 -- ~0.15 us of ~2 us per item.
 local nb = tonumber(ARGV[pos])
 if nb < 0 then
-    if not simple then return redis.error_reply('rlimitd: not compact') end
+    if not simple then return redis.error_reply('not compact') end
     local p, seen = pos + 1, {}
     for i = 1, -nb do
         local rt, cost, key = sets[tonumber(ARGV[p])][1], tonumber(ARGV[p + 1]), KEYS[i]
@@ -622,8 +622,9 @@ local function reset_batch(op, p, k, count)
             local rt = rates[r]
             local key = KEYS[k + rt.off]
             if rt.kind == 'q' then
+                -- (reset_after, always 0 here, carries the leases still held, which end)
+                emit(1, rt.limit, tonumber(pcall_('ZCOUNT', key, fmt('(%.0f', now), '+inf')) or 0, 0)
                 call('DEL', key)
-                emit(1, rt.limit, 0, 0)
             elseif rt.kind == 'l' then
                 call('DEL', key, KEYS[k + rt.off + 1])
                 stale[KEYS[k + rt.off + 1]] = true
@@ -654,7 +655,7 @@ local function lease_batch(op, p, k)
     local rt, key, id, cost = sets[tonumber(ARGV[p])][1], KEYS[k], ARGV[p + ITEM_ARGS] .. ':',
         ARGV[p + 1]
     local all, held, gone, xs, code, reset, retry = pcall_('ZRANGE', key, 0, MAX_LEASES - 1,
-        'WITHSCORES'), 0, 0, 0, 1, 0, 0
+        'WITHSCORES'), 0, 0, 0, 1, rt.period, 0
     local ends, mine, last = now + rt.period
     if all.err then call('DEL', key); all = {} end
     for i = 1, #all, 2 do
@@ -667,7 +668,7 @@ local function lease_batch(op, p, k)
     local tail = last and last - now or 0
     if op == OP_ACQUIRE and held + cost <= rt.limit then
         call('ZADD', key, ends, id .. cost)
-        held, reset = held + cost, rt.period
+        held = held + cost
     elseif op == OP_ACQUIRE then
         -- retry: until enough of the held leases have expired for cost to fit, the
         -- soonest first (a lease never fits: the lease).
@@ -682,14 +683,14 @@ local function lease_batch(op, p, k)
         code, reset = LEASE_UNKNOWN, tail
     elseif op == OP_RENEW then
         call('ZADD', key, 'XX', ends, mine)
-        held, reset = held + slots_of(mine), rt.period
+        held = held + slots_of(mine)
     else
         call('ZREM', key, mine)
         reset, ends = tail, last
     end
     if code == 1 and ends then call('PEXPIRE', key, ceil_ms(math.max(last or 0, ends) - now)) end
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = code, room(rt.limit, held), reset, retry
-    out[n + 5], out[n + 6], n = gone, xs, n + LEASE_FIELDS
+    emit(code, room(rt.limit, held), reset, retry)
+    out[n + 1], out[n + 2], n = gone, xs, n + LEASE_FIELDS - VERDICT_FIELDS
 end
 local RUN = {[OP_CHECK] = decide_batch, [OP_PEEK] = decide_batch, [OP_ADJUST] = adjust_batch,
     [OP_RESET] = reset_batch}

@@ -335,9 +335,18 @@ static uint64_t some_id(ref_leases *k) {
     return k->ids[rnd(n)];
 }
 
+/* What a lease operation reports besides its verdict. */
+typedef struct lease_counts {
+    uint32_t expired;       /* leases found expired */
+    uint64_t expired_slots; /* their slots */
+    uint32_t ended;         /* RESET: leases still held that it ended */
+} lease_counts;
+
 static rl_status ref_lease(ref_leases *k, const rl_rate *rate, rl_store_op op, uint64_t id,
-                           uint64_t slots, int64_t now, rl_verdict *out, uint32_t *expired,
-                           uint64_t *expired_slots) {
+                           uint64_t slots, int64_t now, rl_verdict *out, lease_counts *counts) {
+    uint32_t *expired = &counts->expired;
+    uint64_t *expired_slots = &counts->expired_slots;
+    counts->ended = 0;
     *expired_slots = 0;
     *expired = rl_lease_trim(&k->set, now, expired_slots);
     memset(out, 0, sizeof(*out));
@@ -350,7 +359,8 @@ static rl_status ref_lease(ref_leases *k, const rl_rate *rate, rl_store_op op, u
         return rl_lease_release(rate, &k->set, now, id, out) ? RL_ST_ALLOWED : RL_ST_LEASE_UNKNOWN;
     if (op == RL_STORE_RENEW)
         return rl_lease_renew(rate, &k->set, now, id, out) ? RL_ST_ALLOWED : RL_ST_LEASE_UNKNOWN;
-    rl_lease_free(&k->set); /* RESET: every lease of the key ends; no expiry counted */
+    counts->ended = k->set.len; /* RESET: every lease still held ends; no expiry counted */
+    rl_lease_free(&k->set);
     rl_lease_figures(rate, &k->set, now, out);
     *expired = 0;
     *expired_slots = 0;
@@ -414,10 +424,9 @@ static void run_lease_sequence(uint64_t limit, int64_t lease_us, uint64_t seed, 
         h_wait(&h, outs, n + (size_t)with_check);
         for (size_t i = 0; i < n; i++) {
             rl_verdict want;
-            uint32_t expired;
-            uint64_t expired_slots;
+            lease_counts want_counts;
             rl_status st = ref_lease(&keys[ops[i].key], &l.rates[0], ops[i].op, ids[i],
-                                     (uint64_t)ops[i].cost, clock, &want, &expired, &expired_slots);
+                                     (uint64_t)ops[i].cost, clock, &want, &want_counts);
             char what[200];
             snprintf(what, sizeof(what),
                      "seed %llu step %d op %zu (op %d key %d slots %lld id %llu)",
@@ -426,11 +435,14 @@ static void run_lease_sequence(uint64_t limit, int64_t lease_us, uint64_t seed, 
             ck_assert_int_eq(outs[i].calls, 1);
             ck_assert_int_eq(outs[i].ans.now_us, clock);
             assert_same(&outs[i].ans, st, &want, 1, what);
-            ck_assert_msg(outs[i].ans.leases_expired == expired &&
-                              outs[i].ans.slots_expired == expired_slots,
-                          "%s: expired %u leases of %llu slots, want %u of %llu", what,
-                          outs[i].ans.leases_expired, (unsigned long long)outs[i].ans.slots_expired,
-                          expired, (unsigned long long)expired_slots);
+            ck_assert_msg(outs[i].ans.leases_expired == want_counts.expired &&
+                              outs[i].ans.slots_expired == want_counts.expired_slots &&
+                              outs[i].ans.leases_ended == want_counts.ended,
+                          "%s: expired %u leases of %llu slots, ended %u; want %u of %llu, %u",
+                          what, outs[i].ans.leases_expired,
+                          (unsigned long long)outs[i].ans.slots_expired, outs[i].ans.leases_ended,
+                          want_counts.expired, (unsigned long long)want_counts.expired_slots,
+                          want_counts.ended);
         }
         if (with_check) {
             rl_verdict want;
@@ -830,6 +842,8 @@ START_TEST(lease_sets_in_redis) {
     ans = h_do(&h, store, RL_STORE_RESET, &b, 1);
     ck_assert_int_eq(ans.status, RL_ST_OK);
     ck_assert_uint_eq(ans.verdicts[0].remaining, 3);
+    ck_assert_uint_eq(ans.leases_ended, 1); /* b's, still held */
+    ck_assert_int_eq(ans.verdicts[0].reset_after_us, 0);
     r = redisCommand(c, "EXISTS rl:{up:k}:0");
     ck_assert_int_eq(r->integer, 0);
     freeReplyObject(r);
