@@ -19,6 +19,7 @@
 #include "engine_internal.h"
 #include "escape.h"
 #include "hash.h"
+#include "log.h"
 #include "store_memory.h"
 
 #define LEASES_MAX 1000 /* LEASES lists at most this many */
@@ -147,8 +148,10 @@ void rl_engine_run_leases(pending *p, const rl_request *req) {
     const rl_item *it = &req->items[0];
     p->item_count = 0; /* the answer is text, no result per item */
     p->error = req->item_count == 1 ? leases_policy(p, it) : RL_ST_MALFORMED;
-    if (p->error == RL_ST_OK && !store->ops->leases)
-        p->error = RL_ST_INTERNAL; /* this store cannot list its leases */
+    if (p->error == RL_ST_OK && !store->ops->leases) {
+        rl_log_warn("LEASES: the %s store cannot list its leases", store->ops->name);
+        p->error = RL_ST_INTERNAL;
+    }
     if (p->error != RL_ST_OK) {
         rl_engine_finish(p);
         return;
