@@ -112,6 +112,8 @@ def human(r):
         parts.append(f"server CPU {r['server_cpu_pct']}%")
     if r.get("load_cpu_pct") is not None:
         parts.append(f"load generator CPU {r['load_cpu_pct']}%")
+    if r.get("daemon_cpu_pct") is not None:
+        parts.append(f"rlimitd CPU {r['daemon_cpu_pct']}%")
     if r.get("rounds"):
         parts.append(f"median of {r['rounds']} rounds {r.get('round_rates')}")
     if r.get("where"):
@@ -333,7 +335,8 @@ def cmd_combine(args):
         return 1
     out = {k: _median(r.get(k) for r in rounds)
            for k in ("decisions_per_s", "pairs_per_s", "p50_us", "p95_us", "p99_us", "p999_us", "server_cpu_pct",
-                     "load_cpu_pct", "decisions_per_server_cpu_s", "redis_script_calls", "redis_commands")}
+                     "load_cpu_pct", "decisions_per_server_cpu_s", "redis_script_calls", "redis_commands",
+                     "daemon_cpu_pct")}
     out = {k: v for k, v in out.items() if v is not None}
     out["max_us"] = max((r["max_us"] for r in rounds if r.get("max_us") is not None), default=None)
     for k in ("allowed", "denied", "errors", "failed_connections", "requests", "release_misses",

@@ -831,7 +831,8 @@ lease_counters() {  # lease_counters ADDRESS: "acquired released released_on_dis
 # For rlimitd, the round also notes what the daemon's STATS counted for the lease policy
 # meanwhile (daemon_acquired, daemon_released, daemon_released_on_disconnect: a pair
 # reported allowed must have had its RELEASE counted, else the ratio is "not met") and
-# the leases it still held after it (released on disconnect may still be under way).
+# the leases it still held after it (released on disconnect may still be under way); for
+# the Redis store also the daemon's own CPU use (daemon_cpu_pct).
 lease_round() {
     local side=$1 file=$2 pid=$REDIS_PID sock="" before="" after=""
     lease_command "$side" "$3"
@@ -839,8 +840,19 @@ lease_round() {
     [ "$side" = rlimitd_redis_leases ] && sock=$REDIS_ADDR
     [ "$pid" = "$REDIS_PID" ] && redis_fresh
     [ -n "$sock" ] && before=$(lease_counters "$sock")
+    local d0 d1 w0 w1
+    d0=$(proc_cpu "${RSTORE_PID:-0}")
+    w0=$(date +%s.%N)
     pair_round "$file" "$pid" rlimit-bench 0 "${LEASE_CMD[@]}" || return 1
+    w1=$(date +%s.%N)
+    d1=$(proc_cpu "${RSTORE_PID:-0}")
     [ -n "$sock" ] && after=$(lease_counters "$sock")
+    # The Redis store's daemon is a client of redis-server: its own CPU use (% of a core)
+    # says whether it, rather than redis-server, set the pace.
+    if [ "$side" = rlimitd_redis_leases ] && [ -n "$d0" ] && [ -n "$d1" ]; then
+        "$PYTHON" "$BENCH_DIR/results.py" note-round "$file" \
+            "daemon_cpu_pct=$(awk -v a="$d0" -v b="$d1" -v s="$w0" -v e="$w1" 'BEGIN { printf "%d", 100 * (b - a) / (e - s) }')"
+    fi
     if [ -n "$before" ] && [ -n "$after" ]; then
         # shellcheck disable=SC2086
         set -- $before $after
@@ -937,7 +949,8 @@ REPLAY_ROUNDS_PY=$BENCH_DIR/replay_rounds.py
 REPLAY_NAMES="replay_combined goaccess_combined replay_jsonl replay_rss_small replay_rss_large"
 REPLAY_TIMEOUT=$((REPLAY_LINES / 10000 + 120))
 # One token bucket per client address: 100 a minute, bursts of 20.
-REPLAY_CONF='{"store": {"type": "memory", "max_keys": 1000000},
+# (The config loader wants a listener; replay opens none.)
+REPLAY_CONF='{"listen": ["unix:/nonexistent/rlimitd-replay.sock"], "store": {"type": "memory", "max_keys": 1000000},
  "policies": {"api": {"algorithm": "token_bucket", "limit": 100, "period": "1m", "burst": 20}}}'
 
 # replay_run ROUNDS_FILE LINES OUTPUT CMD...: one timed run of CMD on the load core (stdin
