@@ -217,18 +217,19 @@ bench: deps all
 # make demo-replay: a synthetic day of access log (tests/tools/gen_access_log.py: steady
 # traffic on a daily curve, a scraper, a credential stuffer, a search hammer, a burst
 # behind one NAT address) replayed against conf/rlimitd.json under
-# conf/replay-demo-rules.json; writes $(BUILD)/demo-replay.html and its screenshot
-# $(BUILD)/demo-replay.png (headless Chromium; README "Replay").
+# conf/replay-demo-rules.json; writes $(BUILD)/demo-replay.html and a screenshot of its
+# top (the overview and policy api) $(BUILD)/demo-replay.png (headless Chromium; README
+# "Replay" shows a copy, conf/replay-demo.png).
 DEMO_DIR = $(abspath $(BUILD))
 CHROMIUM_FLAGS := --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-	--disable-background-networking --disable-component-update --disable-sync
+	--disable-background-networking --disable-component-update --disable-sync --hide-scrollbars
 demo-replay: all
 	@command -v chromium >/dev/null || { echo "chromium not found: make deps installs it"; exit 1; }
 	$(PYTHON) tests/tools/gen_access_log.py -o $(BUILD)/demo-access.log
 	$(BUILD)/rlimitctl replay -c conf/rlimitd.json --rules conf/replay-demo-rules.json \
 		--html $(BUILD)/demo-replay.html $(BUILD)/demo-access.log
 	@profile=$$(mktemp -d) && chromium $(CHROMIUM_FLAGS) --user-data-dir=$$profile \
-		--screenshot=$(DEMO_DIR)/demo-replay.png --window-size=1200,2000 \
+		--screenshot=$(DEMO_DIR)/demo-replay.png --window-size=1200,1120 \
 		file://$(DEMO_DIR)/demo-replay.html 2>/dev/null; rc=$$?; rm -rf $$profile; exit $$rc
 	@echo "demo-replay: $(BUILD)/demo-replay.html, $(BUILD)/demo-replay.png"
 

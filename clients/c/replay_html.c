@@ -229,6 +229,8 @@ static int put_overview(FILE *out, const json_t *report) {
     put_overview_row(out, "requests", report, "requests");
     put_overview_row(out, "malformed lines", report, "malformed");
     put_overview_row(out, "unmatched (no policy)", report, "unmatched");
+    if (json_object_get(report, "exempt"))
+        put_overview_row(out, "exempt (not limited)", report, "exempt");
     put_overview_row(out, "seconds per point", report, "step_s");
     span = json_object_get(report, "span");
     if (json_is_object(span)) {
@@ -648,6 +650,25 @@ static int put_summary_cell(FILE *out, const field *f, size_t r, const json_t *p
     return 0;
 }
 
+/* Writes a note under the summary when a run's figures are estimates: distinct keys past
+ * the replay's exact count (keys_exact false), top keys past its top-K (top_denied_exact
+ * false). */
+static void put_estimates(FILE *out, const section *sec) {
+    for (size_t r = 0; r < sec->runs; r++) {
+        const json_t *policy = sec->policy[r];
+        int keys = json_is_false(json_object_get(policy, "keys_exact"));
+        int top = json_is_false(json_object_get(policy, "top_denied_exact"));
+        if (!keys && !top)
+            continue;
+        fprintf(out, "<p class=\"note estimate\" data-run=\"%zu\">", r);
+        if (sec->runs > 1)
+            fprintf(out, "Run %zu: ", r + 1);
+        fprintf(out, "%s%s%s are estimates (too many keys to count each).</p>\n",
+                keys ? "distinct keys and keys ever denied" : "", keys && top ? " and " : "",
+                top ? "the top denied keys&#39; figures" : "");
+    }
+}
+
 /* Writes the summary table of a section: a row per figure, a column per run. */
 static int put_summary(FILE *out, const section *sec) {
     int rc = 0;
@@ -667,6 +688,7 @@ static int put_summary(FILE *out, const section *sec) {
         fputs("</tr>\n", out);
     }
     fputs("</table>\n", out);
+    put_estimates(out, sec);
     return rc;
 }
 

@@ -9,7 +9,7 @@ and exits 0. Checked:
 - nothing from outside and nothing active: no script, iframe, object, embed, link, img,
   base or form element, no on* attribute, no URL in an attribute, no url( or @import in
   the style;
-- the overview's lines, requests, malformed and unmatched equal the report's;
+- the overview's lines, requests, malformed, unmatched and exempt equal the report's;
 - for every run and policy: a section.policy[data-policy=NAME]; in it an svg.series with
   a path.admitted of that run holding a step per point of the series (and a path.offered),
   an svg.top-keys with a rect.bar of that run per top denied key, a table.summary whose
@@ -122,7 +122,9 @@ class Checker:
     def overview(self) -> None:
         table = self.root.find("table", "overview")
         self.expect("one table.overview", 1, len(table))
-        for field in ("lines", "requests", "malformed", "unmatched"):
+        fields = ["lines", "requests", "malformed", "unmatched"]
+        fields += ["exempt"] if "exempt" in self.report else []
+        for field in fields:
             cells = table[0].find("td", data_field=field) if table else []
             self.expect(f"overview {field}", str(self.report[field]),
                         cells[0].all_text() if cells else None)

@@ -41,7 +41,7 @@ static const char one_run[] =
 /* Two runs (--compare): "api" in both, "extra" in the second only. */
 static const char two_runs[] =
     "{\"configs\":[\"a.json\",\"b.json\"],\"lines\":100,\"requests\":100,\"malformed\":0,"
-    "\"malformed_examples\":[],\"unmatched\":0,"
+    "\"malformed_examples\":[],\"unmatched\":0,\"exempt\":12,"
     "\"span\":{\"first_us\":1733300000000000,\"last_us\":1733307200000000},\"step_s\":60,"
     "\"runs\":[{\"config\":\"a.json\",\"policies\":[{\"name\":\"api\",\"algorithm\":\"gcra\","
     "\"requests\":100,\"allowed\":60,\"denied\":40,\"denied_pct\":40.0,\"keys\":2,"
@@ -52,7 +52,8 @@ static const char two_runs[] =
     "\"admitted\":[30,30]}}]},"
     "{\"config\":\"b.json\",\"policies\":[{\"name\":\"api\",\"algorithm\":\"gcra\","
     "\"requests\":100,\"allowed\":90,\"denied\":10,\"denied_pct\":10.0,\"keys\":2,"
-    "\"keys_denied\":2,\"top_denied\":[{\"key\":\"ip:2\",\"denied\":6,\"requests\":10,"
+    "\"keys_denied\":2,\"keys_exact\":false,\"top_denied_exact\":false,\"top_denied\":[{\"key\":"
+    "\"ip:2\",\"denied\":6,\"requests\":10,"
     "\"longest_streak\":3,\"max_retry_after_ms\":20},{\"key\":\"ip:1\",\"denied\":4,"
     "\"requests\":90,\"longest_streak\":2,\"max_retry_after_ms\":10}],"
     "\"peak\":{\"per_s\":5,\"at_us\":1733300060000000},"
@@ -236,6 +237,8 @@ START_TEST(test_summary_carries_the_figures) {
     ck_assert_ptr_nonnull(strstr(page, "<td data-field=\"lines\">1210</td>"));
     ck_assert_ptr_nonnull(strstr(page, "<td data-field=\"malformed\">3</td>"));
     ck_assert_ptr_nonnull(strstr(page, "<td data-field=\"unmatched\">7</td>"));
+    ck_assert_ptr_null(strstr(page, "data-field=\"exempt\"")); /* not in this report */
+    ck_assert_ptr_null(strstr(page, "estimate"));
     ck_assert_ptr_nonnull(
         strstr(page, "<td data-field=\"span\">2024-12-04 08:13:20 &#8211; 2024-12-04 08:16:19"));
     free(login);
@@ -295,6 +298,12 @@ START_TEST(test_compare_draws_both_runs_on_one_axis) {
     ck_assert_ptr_nonnull(strstr(page, "<td data-field=\"denied\" data-run=\"0\">40</td>"
                                        "<td data-field=\"denied\" data-run=\"1\">4</td></tr>"));
     ck_assert_int_eq(count(page, "<section class=\"policy\""), 2);
+    /* The overview's exempt count; the second run's estimates said. */
+    ck_assert_ptr_nonnull(strstr(page, "<td data-field=\"exempt\">12</td>"));
+    ck_assert_ptr_nonnull(strstr(api, "<p class=\"note estimate\" data-run=\"1\">Run 2: distinct "
+                                      "keys and keys ever denied and the top denied keys&#39; "
+                                      "figures are estimates"));
+    ck_assert_int_eq(count(page, "estimate\""), 1);
     free(extra);
     free(bars);
     free(chart);
