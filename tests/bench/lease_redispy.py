@@ -3,7 +3,7 @@
     /usr/bin/python3 lease_redispy.py --redis redis://127.0.0.1:PORT/0 [--seconds 5]
         [--warmup 1] [--mode concurrent|pipelined] [--inflight 64] [--batch 256]
         [--keys 100000] [--limit 10000] [--lease-ms 30000] [--loop uvloop|asyncio]
-        [--name NAME]
+        [--name NAME] [--script PATH]
 
 One pair = ACQUIRE (tests/bench/lease.lua through redis-py's register_script: EVALSHA,
 loaded once) and, when it was acquired, RELEASE (one ZREM of the member).
@@ -23,7 +23,8 @@ denied, errors, release_misses (a ZREM that removed nothing: a lost lease, count
 error too), p50_us, p99_us, p999_us. Before measuring, a self-test on one key with limit
 2 checks that the script admits 2, denies the 3rd and admits it after a release; a failure
 exits 1 with no figures. --loop uvloop (the default when uvloop is installed) gives the
-peer the faster event loop.
+peer the faster event loop. --script replaces tests/bench/lease.lua (tests/e2e/
+test_bench_leases.sh gives it a wrong one).
 """
 
 import argparse
@@ -139,7 +140,7 @@ async def run(args):
 
     pool = aioredis.ConnectionPool.from_url(args.redis, max_connections=args.inflight + 1)
     client = aioredis.Redis(connection_pool=pool)
-    acquire = client.register_script(SCRIPT.read_text())
+    acquire = client.register_script(Path(args.script).read_text())
     await client.ping()
     await self_test(client, acquire)
     b = Bench(args, client, acquire)
@@ -171,6 +172,7 @@ def main() -> int:
     p.add_argument("--lease-ms", type=int, default=30000)
     p.add_argument("--loop", choices=("uvloop", "asyncio"), default=None)
     p.add_argument("--name", default="redispy_lease_script")
+    p.add_argument("--script", default=str(SCRIPT))
     args = p.parse_args()
     for field in ("inflight", "batch", "keys", "limit", "lease_ms"):
         if getattr(args, field) < 1:

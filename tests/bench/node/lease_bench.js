@@ -6,7 +6,7 @@
 //
 //   node lease_bench.js --port P [--host 127.0.0.1] [--seconds 5] [--warmup 1]
 //                       [--inflight 64] [--keys 100000] [--limit 10000] [--lease-ms 30000]
-//                       [--autopipeline] [--name NAME]
+//                       [--autopipeline] [--name NAME] [--script PATH]
 //
 // Keeps --inflight pairs in flight (closed loop: a finished pair starts the next), each on
 // a key drawn uniformly from --keys, for --seconds after --warmup seconds, then prints one
@@ -17,7 +17,8 @@
 // cheapest unique id; a real holder would pay for a UUID). Before measuring, a self-test
 // on one key with limit 2 checks that the script admits 2, denies the 3rd and admits it
 // after a release; a failure exits 1 with no figures. --autopipeline turns on ioredis's
-// enableAutoPipelining (commands issued in one event-loop turn go in one write).
+// enableAutoPipelining (commands issued in one event-loop turn go in one write). --script
+// replaces tests/bench/lease.lua (tests/e2e/test_bench_leases.sh gives it a wrong one).
 'use strict';
 
 const fs = require('fs');
@@ -28,6 +29,7 @@ function parseArgs(argv) {
   const opts = {
     host: '127.0.0.1', port: 6379, seconds: 5, warmup: 1, inflight: 64, keys: 100000,
     limit: 10000, leaseMs: 30000, autopipeline: false, name: 'ioredis_lease_script',
+    script: path.join(__dirname, '..', 'lease.lua'),
   };
   const numeric = {
     '--port': 'port', '--seconds': 'seconds', '--warmup': 'warmup', '--inflight': 'inflight',
@@ -45,6 +47,7 @@ function parseArgs(argv) {
       opts[numeric[a]] = v;
     } else if (a === '--host') opts.host = next();
     else if (a === '--name') opts.name = next();
+    else if (a === '--script') opts.script = next();
     else if (a === '--autopipeline') opts.autopipeline = true;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -81,7 +84,7 @@ async function main() {
     maxRetriesPerRequest: 1, lazyConnect: true,
   });
   redis.defineCommand('leaseAcquire', {
-    numberOfKeys: 1, lua: fs.readFileSync(path.join(__dirname, '..', 'lease.lua'), 'utf8'),
+    numberOfKeys: 1, lua: fs.readFileSync(opts.script, 'utf8'),
   });
   await redis.connect();
   await redis.ping();
