@@ -23,7 +23,7 @@ ADDR=unix:$DIR/rlimitd.sock
 # ---- the live daemon ----
 start_daemon "$DIR/rlimitd.json"
 "$PYTHON" "$TRACE" run --address "$ADDR" --log "$DIR/trace.jsonl" --decisions "$DIR/live.jsonl" \
-    --margin-ms 50 --attempts 3 >"$DIR/run.out" 2>&1
+    --margin-ms 50 --attempts 5 >"$DIR/run.out" 2>&1
 rc=$?
 sed 's/^/    /' "$DIR/run.out"
 stop_daemon

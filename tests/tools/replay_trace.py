@@ -48,7 +48,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rlwire as w  # noqa: E402
 
 ALIGN_US = 2_000_000  # T0 is a multiple of this (every window period of the trace divides it)
-MAX_ATTEMPTS = 3  # attempts at sending the trace in time (each with its own key prefix)
+MAX_ATTEMPTS = 5  # attempts at sending the trace in time (each with its own key prefix)
 
 # name: (config, trace). Rates are (algorithm, limit, period_ms, burst). Trace: (offset_ms,
 # key, cost). Comments give the planned decisions (a: allowed, d: denied, r: remaining).
