@@ -1022,9 +1022,9 @@ if only replay; then
             skip goaccess_combined "GoAccess" "goaccess is not installed (make deps)"
         fi
         for ((r = 1; r <= ROUNDS; r++)); do  # ABBA: goaccess first in odd rounds
-            order="replay goaccess"
-            [ $((r % 2)) = 1 ] && order="goaccess replay"
-            for side in $order; do
+            replay_order="replay goaccess"
+            [ $((r % 2)) = 1 ] && replay_order="goaccess replay"
+            for side in $replay_order; do
                 if [ "$side" = replay ]; then
                     replay_combined_round
                 elif command -v goaccess >/dev/null; then
