@@ -259,7 +259,8 @@ static int ring_put(replay *rp, const rl_replay_rec *rec, const char *key, size_
     e->line = line;
     e->policy[0] = policy[0];
     e->policy[1] = policy[1];
-    for (size_t i = rp->ring_len - 1; i > 0 && ring_at(rp, i - 1)->ts_us > e->ts_us; i--) {
+    int64_t ts = e->ts_us; /* e's slot takes other entries as it moves back */
+    for (size_t i = rp->ring_len - 1; i > 0 && ring_at(rp, i - 1)->ts_us > ts; i--) {
         replay_entry tmp = *ring_at(rp, i - 1);
         *ring_at(rp, i - 1) = *ring_at(rp, i);
         *ring_at(rp, i) = tmp;

@@ -263,6 +263,8 @@ static void series_follow(series *sr, int64_t step_s) {
 
 // Makes point i exist. Returns 0 or -1.
 static int series_reach(series *sr, size_t i) {
+    if (i > ((size_t)1 << 32))
+        return -1; /* the axis never goes back: an index this large is a broken invariant */
     if (i >= sr->cap) {
         size_t cap = sr->cap ? sr->cap : 64;
         while (cap <= i)
