@@ -9,7 +9,10 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "escape.h"
 #include "replay_internal.h"
+
+#define SHOWN_MAX 600 /* bytes of an escaped key shown in the text report */
 
 json_t *replay_json_string(const char *s, size_t len) {
     json_t *j = json_stringn(s, len);
@@ -128,6 +131,12 @@ static const char *utc(long long us, char *buf, size_t len) {
     return buf;
 }
 
+// A key from a log, escaped for a terminal (README: rlimitctl, the escaping rule).
+static const char *shown(const json_t *key, char *buf, size_t len) {
+    rl_escape(json_string_value(key), json_string_length(key), RL_ESCAPE_UTF8, buf, len);
+    return buf;
+}
+
 static const json_t *find_policy(const json_t *run, const char *name) {
     size_t i;
     json_t *p;
@@ -176,9 +185,10 @@ static void top_keys(FILE *out, const json_t *pol, const char *config, size_t ru
     fprintf(out, "    %-40s %10s %10s %15s %16s\n", "key", "denied", "requests", "longest streak",
             "max retry-after");
     json_array_foreach(list, i, k) {
+        char buf[SHOWN_MAX];
         fprintf(out, "    %-40s %10lld %10lld %15lld %13lld ms\n",
-                json_string_value(json_object_get(k, "key")), num(k, "denied"), num(k, "requests"),
-                num(k, "longest_streak"), num(k, "max_retry_after_ms"));
+                shown(json_object_get(k, "key"), buf, sizeof(buf)), num(k, "denied"),
+                num(k, "requests"), num(k, "longest_streak"), num(k, "max_retry_after_ms"));
     }
 }
 
@@ -229,9 +239,10 @@ static void changes_text(FILE *out, const json_t *j) {
         fprintf(out, "  none\n");
     json_array_foreach(json_object_get(j, "changes"), i, c) {
         const json_t *d = json_object_get(c, "denied");
+        char buf[SHOWN_MAX];
         fprintf(out, "  %-12s %-40s %10lld -> %lld\n",
                 json_string_value(json_object_get(c, "policy")),
-                json_string_value(json_object_get(c, "key")),
+                shown(json_object_get(c, "key"), buf, sizeof(buf)),
                 (long long)json_integer_value(json_array_get(d, 0)),
                 (long long)json_integer_value(json_array_get(d, 1)));
     }

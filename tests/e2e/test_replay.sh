@@ -139,6 +139,14 @@ rp -c "$DIR/a.json" --format csv --json "$DIR/c.csv"
 expect_eq "csv: exit 0" 0 "$RC"
 expect_eq "csv: decided" "4|3|1|k,1" "$(field "$OUT" "'|'.join(str(x) for x in ($(pol api)['requests'], $(pol api)['allowed'], $(pol api)['denied'], $(pol api)['top_denied'][0]['key']))")"
 
+# ---- a hostile key is escaped in the text report, exact in JSON ----
+for i in 1 2 3 4; do printf '{"ts": 1733300000, "key": "evil\\u001b[31mred\\n", "path": "/"}\n'; done >"$DIR/evil.log"
+rp -c "$DIR/a.json" --policy api --format jsonl "$DIR/evil.log"
+expect_match "hostile key: escaped in text" 'evil\\x1b\[31mred\\x0a +1 ' "$OUT"
+expect_no_match "hostile key: no escape byte in text" $'\x1b' "$OUT"
+rp -c "$DIR/a.json" --policy api --format jsonl --json "$DIR/evil.log"
+expect_eq "hostile key: exact in JSON" "'evil\x1b[31mred\n'" "$(field "$OUT" "repr($(pol api)['top_denied'][0]['key'])")"
+
 # ---- malformed lines: counted and shown, or fatal with --strict ----
 { head -3 "$DIR/c.log"; echo "not a log line"; tail -n +4 "$DIR/c.log"; } >"$DIR/bad.log"
 rp -c "$DIR/a.json" --policy api --json "$DIR/bad.log"
