@@ -20,6 +20,7 @@
 #include "redis_batch.h"
 #include "redis_cache.h"
 #include "redis_forget.h"
+#include "redis_leases.h"
 #include "redis_pool.h"
 #include "redis_script.h"
 
@@ -469,6 +470,23 @@ static int redis_submit(rl_store *store, rl_store_op op, const rl_store_item *it
     return RL_OK;
 }
 
+// Lists the leases held (redis_leases.h): plain commands on the pool, not the script.
+static int redis_leases(rl_store *store, const char *ns, size_t ns_len, const char *key,
+                        size_t key_len, size_t max, rl_store_leases_done *done, void *arg) {
+    redis_store *s = (redis_store *)store;
+    if (s->closing)
+        return RL_ERR;
+    if (!rl_redis_pool_up(s->pool)) {
+        s->errors.down++;
+        rl_store_lease_list out = {.status = RL_ST_STORE_UNAVAILABLE, .errstr = "redis is down"};
+        done(arg, &out);
+        return RL_OK;
+    }
+    rl_redis_leases_query q = {s->prefix, s->prefix_len, ns,  ns_len,
+                               key,       key_len,       max, s->timeout_us};
+    return rl_redis_leases_start(s->pool, event_get_base(s->flush), &q, done, arg);
+}
+
 static void redis_forget_ns(rl_store *store, const char *ns, size_t ns_len) {
     redis_store *s = (redis_store *)store;
     s->forgets++;
@@ -556,6 +574,7 @@ static void redis_free(rl_store *store) {
 static const rl_store_ops redis_ops = {
     .name = "redis",
     .submit = redis_submit,
+    .leases = redis_leases,
     .forget_ns = redis_forget_ns,
     .stats = redis_stats,
     .free = redis_free,

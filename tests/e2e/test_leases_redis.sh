@@ -11,6 +11,10 @@
 #             the other until `lease` has passed on Redis's clock (its score is Redis TIME
 #             at the ACQUIRE + lease), then the slot is free and the old lease is
 #             LEASE_UNKNOWN;
+#   listing   rlimitctl leases (LEASES, read with plain commands, not the script): one
+#             key's leases, every key of a policy whose name Redis keys escape, expired
+#             members left out, 1000 at most with truncated; with Redis down exit 2,
+#             STORE_UNAVAILABLE;
 #   down      redis-server killed: ACQUIRE with on_store_error allow is allowed with
 #             FALLBACK and lease 0, deny is denied, local is decided by the embedded store
 #             (limit 1: allowed with a lease, then denied, released); Redis back: decided
@@ -21,6 +25,7 @@ set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 RLIMITD=$BUILD/rlimitd
+RLIMITCTL=$BUILD/rlimitctl
 WRAPPER=${RLIMITD_WRAPPER:-}
 PYTHON=${PYTHON:-/usr/bin/python3}
 WORK=$(mktemp -d /tmp/rlt-leases-redis-XXXXXX)
@@ -282,11 +287,108 @@ def back():
 EOF
 }
 
+# ctl ARGS...: runs rlimitctl; sets OUT, ERR and RC.
+ctl() {
+    OUT=$("$RLIMITCTL" "$@" 2>"$WORK/ctl.err")
+    RC=$?
+    ERR=$(cat "$WORK/ctl.err")
+}
+
+# list_check WANT...: checks the --json listing in $OUT (policy, truncated, then each
+# lease as KEY=ID=SLOTS, in any order) with every expires_in_ms in 1..LEASE_MS.
+list_check() {
+    printf '%s' "$OUT" | "$PYTHON" -c '
+import json, sys
+doc = json.loads(sys.stdin.read())
+policy, truncated, lease_ms, want = sys.argv[1], sys.argv[2] == "true", int(sys.argv[3]), sys.argv[4:]
+got = sorted("%s=%s=%d" % (l["key"], l["lease"], l["slots"]) for l in doc["leases"])
+bad = [l for l in doc["leases"] if not (0 < l["expires_in_ms"] <= lease_ms)
+       or not isinstance(l["lease"], str)]
+if doc["policy"] != policy or doc["truncated"] is not truncated or got != sorted(want) or bad:
+    print(f"got {doc}, want {sorted(want)} truncated {truncated}")
+    sys.exit(1)' "$@"
+}
+
+# listing: LEASES on the Redis store (plain commands, not the script): one key's
+# leases, every key of the policy (a policy name Redis keys escape, a key holding : } *,
+# another policy whose name starts the same left out), expired members left out (one
+# written behind the script's back, one that ran out on Redis's clock), a cap of 1000
+# with truncated, unknown key and empty policy.
+listing() {
+    local a="unix:$WORK/a.sock" b="unix:$WORK/b.sock" p='ls:t{1}' l1 l2 l3 lo
+    l1=$("$RLIMITCTL" -s "$a" acquire "$p" k1 -n 2) || fail "acquire 1"
+    l2=$("$RLIMITCTL" -s "$b" acquire "$p" k1) || fail "acquire 2"
+    l3=$("$RLIMITCTL" -s "$a" acquire "$p" 'a:b}c*') || fail "acquire 3"
+    lo=$("$RLIMITCTL" -s "$a" acquire ls k1) || fail "acquire on the other policy"
+    rcli ZADD 'rl:{ls%3At%7B1%7D:k1}:0' "$(( $(rcli TIME | head -1) * 1000000 - 1000 ))" 77:1 \
+        >/dev/null
+    ctl -s "$a" --json leases "$p" k1
+    [ "$RC" = 0 ] || fail "leases KEY: exit $RC ($ERR)"
+    list_check "$p" false 30000 "k1=$l1=2" "k1=$l2=1" || fail "leases KEY lists its two leases"
+    ctl -s "$b" --json leases "$p"
+    [ "$RC" = 0 ] || fail "leases POLICY: exit $RC ($ERR)"
+    list_check "$p" false 30000 "k1=$l1=2" "k1=$l2=1" "a:b}c*=$l3=1" ||
+        fail "leases POLICY lists all three, not the expired one nor policy ls"
+    ctl -s "$a" --json leases ls
+    list_check ls false 30000 "k1=$lo=1" || fail "leases of policy ls: its one lease"
+    ctl -s "$a" --json leases "$p" nokey
+    list_check "$p" false 30000 || fail "leases of a key with none: empty"
+    ctl -s "$a" --json leases ls_short
+    list_check ls_short false 300 || fail "leases of a policy with none: empty"
+    ctl -s "$a" leases "$p" k1
+    [ "$RC" = 0 ] && [ "$(printf '%s\n' "$OUT" | grep -c "^k1 ")" = 2 ] ||
+        fail "leases KEY as a table: $OUT"
+    # A lease that ran out on Redis's clock is not listed (nothing trimmed it).
+    local ls
+    ls=$("$RLIMITCTL" -s "$a" acquire ls_short k) || fail "acquire ls_short"
+    ctl -s "$a" --json leases ls_short k
+    list_check ls_short false 300 "k=$ls=1" || fail "the short lease while held"
+    local i
+    for i in $(seq 1 100); do
+        ctl -s "$a" --json leases ls_short
+        list_check ls_short false 300 2>/dev/null >/dev/null && break
+        sleep 0.02
+    done
+    list_check ls_short false 300 || fail "the short lease still listed after 2 s"
+    # More than 1000: 1000 listed, truncated; every key's too.
+    local now args=() n
+    now=$(( $(rcli TIME | head -1) * 1000000 + 60000000 ))
+    for n in $(seq 1 1001); do args+=("$now" "$n:1"); done
+    rcli ZADD 'rl:{big:k}:0' "${args[@]}" >/dev/null
+    ctl -s "$a" --json leases big k
+    [ "$(printf '%s' "$OUT" | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(len(d["leases"]), d["truncated"])')" = "1000 True" ] ||
+        fail "1001 leases on one key: ${OUT:0:200}"
+    ctl -s "$a" --json leases big
+    [ "$(printf '%s' "$OUT" | "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); print(len(d["leases"]), d["truncated"])')" = "1000 True" ] ||
+        fail "1001 leases on the policy: ${OUT:0:200}"
+    "$RLIMITCTL" -s "$a" release "$p" k1 "$l1" >/dev/null || fail "release 1"
+    ctl -s "$a" --json leases "$p" k1
+    list_check "$p" false 30000 "k1=$l2=1" || fail "leases KEY after a release"
+    echo "listing: one key, every key, expired left out, 1000 and truncated"
+}
+
+# listing_down: LEASES while Redis is down is a clear error.
+listing_down() {
+    local p
+    for p in "ls k1" "ls"; do
+        # shellcheck disable=SC2086
+        ctl -s "unix:$WORK/a.sock" leases $p
+        [ "$RC" = 2 ] || fail "leases $p with Redis down: exit $RC, want 2"
+        printf '%s' "$ERR" | grep -q STORE_UNAVAILABLE ||
+            fail "leases $p with Redis down: no STORE_UNAVAILABLE in '$ERR'"
+    done
+    echo "listing down: exit 2, STORE_UNAVAILABLE"
+}
+
 redis_start || exit 1
 CONFIG='{"listen": ["unix:@SOCK@"],
  "store": {"type": "redis", "url": "'$REDIS_URL'", "command_timeout_ms": 1000},
  "policies": {
   "conc": {"algorithm": "concurrency", "limit": 5, "lease": "30s"},
+  "ls:t{1}": {"algorithm": "concurrency", "limit": 5, "lease": "30s"},
+  "ls": {"algorithm": "concurrency", "limit": 5, "lease": "30s"},
+  "ls_short": {"algorithm": "concurrency", "limit": 1, "lease": "300ms"},
+  "big": {"algorithm": "concurrency", "limit": 10000, "lease": "30s"},
   "short": {"algorithm": "concurrency", "limit": 1, "lease": "500ms"},
   "c_allow": {"algorithm": "concurrency", "limit": 1, "lease": "10s", "on_store_error": "allow"},
   "c_deny": {"algorithm": "concurrency", "limit": 1, "lease": "10s", "on_store_error": "deny"},
@@ -299,9 +401,12 @@ echo "== exact: 32 clients, 2 daemons, limit 5"
 leases exact "$WORK" "$REDIS_PORT" || fail "exact"
 echo "== expiry: a lease never released ends after lease, on Redis's clock"
 leases expiry "$WORK" "$REDIS_PORT" || fail "expiry"
+echo "== listing: rlimitctl leases on the Redis store"
+listing
 echo "== down: redis killed, each on_store_error"
 redis_stop -9
 leases down "$WORK" "$REDIS_PORT" || fail "down"
+listing_down
 redis_restart || fail "redis-server did not start again"
 leases back "$WORK" "$REDIS_PORT" || fail "back"
 daemon_stop a
