@@ -58,6 +58,8 @@ struct job {
     size_t kept_count;          /* entries in kept */
     int truncated;              /* more leases (or keys) than listed */
     int answered;               /* done was called */
+    void (*replied)(void *);    /* told after each reply (the store sends what waits) */
+    void *replied_arg;          /* its argument */
 };
 
 /* ---- building ---- */
@@ -139,10 +141,15 @@ static void answer(job *j, rl_status status, const char *errstr) {
     j->done(j->arg, &out);
 }
 
-// Frees the job once it is answered and nothing of it is in flight.
+// Frees the job once it is answered and nothing of it is in flight, then tells the
+// store a command of the pool came back (script calls may have waited behind it).
 static void settle(job *j) {
+    void (*replied)(void *) = j->replied;
+    void *arg = j->replied_arg;
     if (j->answered && j->in_flight == 0)
         job_free(j);
+    if (replied)
+        replied(arg);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg) {
@@ -414,7 +421,12 @@ int rl_redis_leases_start(rl_redis_pool *pool, struct event_base *base,
     job *j = rl_calloc(1, sizeof(*j));
     if (!j)
         return RL_ERR;
-    *j = (job){.pool = pool, .done = done, .arg = arg, .cmd.fn = on_time};
+    *j = (job){.pool = pool,
+               .done = done,
+               .arg = arg,
+               .cmd.fn = on_time,
+               .replied = q->replied,
+               .replied_arg = q->replied_arg};
     if (job_setup(j, base, q) != RL_OK) {
         job_free(j);
         return RL_ERR;

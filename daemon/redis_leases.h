@@ -10,6 +10,9 @@
  * RL_REDIS_LEASES_KEYS sets, no new round after half of the deadline; whatever bound
  * stops the walk early marks the listing truncated, as do leases past max.
  *
+ * Up to 32 set reads are pipelined on one connection; the store is told after each reply
+ * (replied), so that script calls held back by them are sent.
+ *
  * Answered once, within the deadline: past it, or when a connection is lost, with
  * STORE_UNAVAILABLE.
  */
@@ -28,14 +31,17 @@
 
 /* What one listing asks. */
 typedef struct rl_redis_leases_query {
-    const char *prefix; /* the store's key prefix */
-    size_t prefix_len;  /* its bytes */
-    const char *ns;     /* the policy name */
-    size_t ns_len;      /* its bytes */
-    const char *key;    /* the key, or NULL/empty for every key of the policy */
-    size_t key_len;     /* its bytes */
-    size_t max;         /* leases listed at most */
-    int64_t timeout_us; /* the deadline, from now */
+    const char *prefix;         /* the store's key prefix */
+    size_t prefix_len;          /* its bytes */
+    const char *ns;             /* the policy name */
+    size_t ns_len;              /* its bytes */
+    const char *key;            /* the key, or NULL/empty for every key of the policy */
+    size_t key_len;             /* its bytes */
+    size_t max;                 /* leases listed at most */
+    int64_t timeout_us;         /* the deadline, from now */
+    void (*replied)(void *arg); /* called after each reply to the listing's commands, or NULL:
+                                   its reads in flight count against the pool's connections */
+    void *replied_arg;          /* its argument */
 } rl_redis_leases_query;
 
 // Starts listing q's leases on pool (events on base); calls done(arg, list) exactly

@@ -470,6 +470,14 @@ static int redis_submit(rl_store *store, rl_store_op op, const rl_store_item *it
     return RL_OK;
 }
 
+// A reply to a listing's command came back: script calls that waited for room on the
+// connections are sent.
+static void on_listing_reply(void *arg) {
+    redis_store *s = arg;
+    if (s->queue_head && !s->closing)
+        schedule_flush(s);
+}
+
 // Lists the leases held (redis_leases.h): plain commands on the pool, not the script.
 static int redis_leases(rl_store *store, const char *ns, size_t ns_len, const char *key,
                         size_t key_len, size_t max, rl_store_leases_done *done, void *arg) {
@@ -482,8 +490,8 @@ static int redis_leases(rl_store *store, const char *ns, size_t ns_len, const ch
         done(arg, &out);
         return RL_OK;
     }
-    rl_redis_leases_query q = {s->prefix, s->prefix_len, ns,  ns_len,
-                               key,       key_len,       max, s->timeout_us};
+    rl_redis_leases_query q = {s->prefix,     s->prefix_len,    ns, ns_len, key, key_len, max,
+                               s->timeout_us, on_listing_reply, s};
     return rl_redis_leases_start(s->pool, event_get_base(s->flush), &q, done, arg);
 }
 
