@@ -13,6 +13,7 @@ from .aio import AsyncClient
 from .calls import read_token
 from .client import Client
 from .leases import HeldLease
+from .rules import RulesFile, RulesFileError, load_rules
 from .decision import Decision, Lease
 from .errors import (
     ConnectError,
@@ -40,10 +41,13 @@ __all__ = [
     "PolicyKind",
     "ProtocolError",
     "RateLimitError",
+    "RulesFile",
+    "RulesFileError",
     "StatusError",
     "Timeout",
     "UnknownPolicy",
     "errors",
+    "load_rules",
     "read_token",
 ]
 __version__ = "0.1.0"
