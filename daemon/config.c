@@ -105,7 +105,9 @@ static int parse_listener(rl_conf_ctx *ctx, json_t *v, const char *path, rl_list
     return rl_conf_listener_trust(ctx, json_is_object(v) ? v : NULL, path, l);
 }
 
-static int parse_listeners(rl_conf_ctx *ctx, json_t *v, rl_config *c) {
+static int parse_listeners(rl_conf_ctx *ctx, json_t *v, int flags, rl_config *c) {
+    if (!v && (flags & RL_CONFIG_NO_LISTEN))
+        return 0;
     if (!json_is_array(v) || json_array_size(v) == 0)
         return rl_conf_fail(ctx, "listen", "must be a non-empty array of addresses");
     if (json_array_size(v) > RL_MAX_LISTENERS)
@@ -223,12 +225,12 @@ static void set_defaults(rl_config *c) {
     c->store.max_keys = 1000000;
 }
 
-static int parse_root(rl_conf_ctx *ctx, json_t *root, rl_config *c) {
+static int parse_root(rl_conf_ctx *ctx, json_t *root, int flags, rl_config *c) {
     static const char *const fields[] = {"listen",     "store",     "policies", "limits",
                                          "denial_log", "log_level", NULL};
     if (rl_conf_fields(ctx, root, "", fields) != 0)
         return -1;
-    if (parse_listeners(ctx, json_object_get(root, "listen"), c) != 0 ||
+    if (parse_listeners(ctx, json_object_get(root, "listen"), flags, c) != 0 ||
         rl_conf_store(ctx, json_object_get(root, "store"), &c->store) != 0 ||
         parse_limits(ctx, json_object_get(root, "limits"), c) != 0 ||
         parse_denial_log(ctx, json_object_get(root, "denial_log"), c) != 0 ||
@@ -237,7 +239,7 @@ static int parse_root(rl_conf_ctx *ctx, json_t *root, rl_config *c) {
     return rl_conf_policies(ctx, json_object_get(root, "policies"), c);
 }
 
-static rl_config *build(json_t *root, json_error_t *jerr, const char *source, char *err,
+static rl_config *build(json_t *root, json_error_t *jerr, const char *source, int flags, char *err,
                         size_t errlen) {
     rl_conf_ctx ctx = {source, err, errlen};
     if (!root) {
@@ -251,7 +253,7 @@ static rl_config *build(json_t *root, json_error_t *jerr, const char *source, ch
     }
     if (!c || !c->source) {
         rl_conf_fail(&ctx, "", "out of memory");
-    } else if (parse_root(&ctx, root, c) == 0) {
+    } else if (parse_root(&ctx, root, flags, c) == 0) {
         json_decref(root);
         return c;
     }
@@ -261,15 +263,19 @@ static rl_config *build(json_t *root, json_error_t *jerr, const char *source, ch
 }
 
 rl_config *rl_config_load(const char *path, char *err, size_t errlen) {
+    return rl_config_load_flags(path, 0, err, errlen);
+}
+
+rl_config *rl_config_load_flags(const char *path, int flags, char *err, size_t errlen) {
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    return build(root, &jerr, path, err, errlen);
+    return build(root, &jerr, path, flags, err, errlen);
 }
 
 rl_config *rl_config_parse(const char *json, const char *source, char *err, size_t errlen) {
     json_error_t jerr;
     json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-    return build(root, &jerr, source, err, errlen);
+    return build(root, &jerr, source, 0, err, errlen);
 }
 
 static void free_listener(rl_listener_conf *l) {

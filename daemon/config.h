@@ -173,6 +173,13 @@ typedef struct rl_config {
 // where there is one, written to err (errlen bytes).
 rl_config *rl_config_load(const char *path, char *err, size_t errlen);
 
+/* Flags of rl_config_load_flags. */
+#define RL_CONFIG_NO_LISTEN 1 /* "listen" may be absent (rlimitctl replay opens no socket) */
+
+// rl_config_load under flags (RL_CONFIG_*). With RL_CONFIG_NO_LISTEN a config without
+// "listen" loads with no listeners; a "listen" that is given is checked as the daemon's.
+rl_config *rl_config_load_flags(const char *path, int flags, char *err, size_t errlen);
+
 // Like rl_config_load, from a NUL-terminated JSON string; source names it in messages.
 rl_config *rl_config_parse(const char *json, const char *source, char *err, size_t errlen);
 

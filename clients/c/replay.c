@@ -440,7 +440,8 @@ static int report(replay *rp) {
         return fail(rp, "out of memory");
     int rc = rp->opts.html ? write_html(rp, j) : 0;
     if (rp->opts.json) {
-        json_dumpf(j, stdout, JSON_COMPACT);
+        /* reals (denied_pct, two decimals) as their shortest form, not 17 digits */
+        json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
         fputc('\n', stdout);
     } else if (rc == 0) {
         replay_report_text(rp, stdout);

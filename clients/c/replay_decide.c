@@ -34,7 +34,7 @@ int replay_runs_open(replay *rp) {
         replay_run *run = &rp->runs[r];
         char err[512];
         run->path = rp->opts.config[r];
-        run->config = rl_config_load(run->path, err, sizeof(err));
+        run->config = rl_config_load_flags(run->path, RL_CONFIG_NO_LISTEN, err, sizeof(err));
         if (!run->config) {
             snprintf(rp->err, sizeof(rp->err), "%s", err);
             return -1;
@@ -133,12 +133,15 @@ static void write_decision(replay *rp, const rl_policy *p, const replay_entry *e
                            const outcome *o) {
     int admitted = o->allowed || o->shadow;
     uint64_t remaining = o->remaining > UINT32_MAX ? UINT32_MAX : o->remaining;
-    json_t *key = replay_json_string(e->buf, e->key_len);
-    char *k = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
+    json_t *key = json_object();
+    char *k = key && rl_replay_key_json(key, e->buf, e->key_len) == 0 ? json_dumps(key, 0) : NULL;
+    size_t klen = k ? strlen(k) : 0;
+    /* k is {"key": ...[, "escaped": true, "key_hex": ...]}: its members are spliced in */
     fprintf(rp->decisions,
-            "{\"line\": %" PRIu64 ", \"ts_us\": %" PRId64 ", \"policy\": \"%s\", \"key\": %s, "
+            "{\"line\": %" PRIu64 ", \"ts_us\": %" PRId64 ", \"policy\": \"%s\", %.*s, "
             "\"allowed\": %s, \"remaining\": %" PRIu64 ", \"retry_after_ms\": %" PRId64 "%s}\n",
-            e->line, e->ts_us, p->name, k ? k : "null", admitted ? "true" : "false", remaining,
+            e->line, e->ts_us, p->name, klen > 2 ? (int)(klen - 2) : 11,
+            klen > 2 ? k + 1 : "\"key\": null", admitted ? "true" : "false", remaining,
             admitted ? 0 : (o->retry_us + 999) / 1000,
             o->shadow && !o->allowed ? ", \"shadow\": true" : "");
     free(k);

@@ -19,6 +19,7 @@
  *   table.changes         (two runs) the keys whose denials change
  *
  * Attributes data-policy and data-key hold the shown (escaped) form of the name or key.
+ * A key the report escaped already ("escaped": true, "key_hex") is shown as its "key".
  */
 #include "replay.h"
 
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <time.h>
 
+#define SHOWN 0x100   /* put_shown: the string is escaped already (a key with "escaped") */
 #define KEY_CHARS 40  /* characters of a key shown in a chart (whole in its tooltip) */
 #define MAX_RUNS 2    /* runs drawn: the config and the --compare config */
 #define X_TICKS_MAX 8 /* at most this many labelled times on a time axis */
@@ -92,16 +94,20 @@ static size_t utf8_prefix(const char *s, size_t len, size_t chars) {
     return i;
 }
 
-/* Writes s (len bytes) as shown: rl_escape'd under flags (UTF-8 kept), HTML-escaped, cut
- * to max_chars characters and an ellipsis when longer (0: whole). Returns 0, or -1 if out
- * of memory. */
+/* Writes s (len bytes) as shown: rl_escape'd under flags (UTF-8 kept; with SHOWN as it
+ * is), HTML-escaped, cut to max_chars characters and an ellipsis when longer (0: whole).
+ * Returns 0, or -1 if out of memory. */
 static int put_shown(FILE *out, const char *s, size_t len, int flags, size_t max_chars) {
-    flags |= RL_ESCAPE_UTF8;
-    size_t need = rl_escape(s, len, flags, NULL, 0);
+    int shown_flag = flags & SHOWN;
+    flags = (flags & ~SHOWN) | RL_ESCAPE_UTF8;
+    size_t need = shown_flag ? len : rl_escape(s, len, flags, NULL, 0);
     char *shown = rl_malloc(need + 1);
     if (!shown)
         return -1;
-    rl_escape(s, len, flags, shown, need + 1);
+    if (shown_flag)
+        memcpy(shown, s, len);
+    else
+        rl_escape(s, len, flags, shown, need + 1);
     size_t keep = max_chars ? utf8_prefix(shown, need, max_chars) : need;
     if (keep < need)
         keep = utf8_prefix(shown, need, max_chars - 1);
@@ -110,6 +116,11 @@ static int put_shown(FILE *out, const char *s, size_t len, int flags, size_t max
         fputs("\xe2\x80\xa6", out);
     rl_free(shown);
     return 0;
+}
+
+/* Returns the put_shown flags of a report entry's "key": SHOWN if the report escaped it. */
+static int key_flags(const json_t *entry) {
+    return json_is_true(json_object_get(entry, "escaped")) ? SHOWN : 0;
 }
 
 /* Writes the string value v as shown (see put_shown); a non-string as an em dash. */
@@ -571,14 +582,17 @@ static int put_key_row(FILE *out, const section *sec, const json_t *key, double 
     double bar = sec->runs > 1 ? 14 : 18;
     const char *k = json_string_value(key);
     size_t len = json_string_length(key);
-    int rc = 0;
+    const json_t *entry = NULL;
+    for (size_t r = 0; r < sec->runs && !entry; r++)
+        entry = top_entry(sec->policy[r], k, len);
+    int rc = 0, flags = key_flags(entry);
     fputs("<g class=\"key\" data-key=\"", out);
-    rc |= put_shown(out, k, len, 0, 0);
+    rc |= put_shown(out, k, len, flags, 0);
     fputs("\"><title>", out);
-    rc |= put_shown(out, k, len, 0, 0);
+    rc |= put_shown(out, k, len, flags, 0);
     fprintf(out, "</title><text class=\"key\" x=\"292\" y=\"%.1f\" text-anchor=\"end\">",
             y + bar * (double)sec->runs / 2 + 4);
-    rc |= put_shown(out, k, len, 0, KEY_CHARS);
+    rc |= put_shown(out, k, len, flags, KEY_CHARS);
     fputs("</text>", out);
     for (size_t r = 0; r < sec->runs; r++)
         put_bar(out, sec, r, key, y + (double)r * bar, bar - 2, max);
@@ -714,9 +728,9 @@ static int put_top_table(FILE *out, const section *sec, size_t r) {
     json_array_foreach(entries, i, entry) {
         const json_t *key = json_object_get(entry, "key");
         fputs("<tr data-key=\"", out);
-        rc |= put_string(out, key, 0, 0);
+        rc |= put_string(out, key, key_flags(entry), 0);
         fputs("\"><td class=\"key\">", out);
-        rc |= put_string(out, key, 0, 0);
+        rc |= put_string(out, key, key_flags(entry), 0);
         fputs("</td>", out);
         for (size_t j = 0; j < sizeof(top_fields) / sizeof(top_fields[0]); j++) {
             fprintf(out, "<td data-field=\"%s\" data-run=\"%zu\">", top_fields[j], r);
@@ -768,7 +782,7 @@ static int put_changes(FILE *out, const json_t *report) {
         fputs("<tr><td class=\"key\">", out);
         rc |= put_string(out, json_object_get(change, "policy"), 0, 0);
         fputs("</td><td class=\"key\">", out);
-        rc |= put_string(out, json_object_get(change, "key"), 0, 0);
+        rc |= put_string(out, json_object_get(change, "key"), key_flags(change), 0);
         fputs("</td><td data-field=\"denied\" data-run=\"0\">", out);
         put_number(out, json_array_get(denied, 0));
         fputs("</td><td data-field=\"denied\" data-run=\"1\">", out);

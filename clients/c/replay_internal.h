@@ -120,7 +120,8 @@ void replay_report_text(replay *rp, FILE *out);
 // Returns the JSON report (the object --json prints), or NULL if out of memory.
 json_t *replay_report_json(replay *rp);
 
-// Returns a JSON string of bytes that may not be UTF-8 (invalid bytes become "?").
+// Returns a JSON string of bytes that may not be UTF-8 (invalid bytes become "?"): for
+// file names; keys go through rl_replay_key_json (exact).
 json_t *replay_json_string(const char *s, size_t len);
 
 #endif

@@ -75,10 +75,15 @@ static json_t *changes_json(replay *rp) {
     size_t n = changes_sorted(rp);
     for (size_t i = 0; list && i < n; i++) {
         const replay_change *c = &rp->changes[i];
-        json_array_append_new(list, json_pack("{s:s,s:o,s:[I,I]}", "policy",
-                                              rp->runs[0].config->policies[c->policy].name, "key",
-                                              replay_json_string(c->key, c->kept), "denied",
-                                              (json_int_t)c->denied[0], (json_int_t)c->denied[1]));
+        json_t *o = json_pack("{s:s}", "policy", rp->runs[0].config->policies[c->policy].name);
+        if (!o || rl_replay_key_json(o, c->key, c->kept) != 0 ||
+            json_object_set_new(
+                o, "denied",
+                json_pack("[I,I]", (json_int_t)c->denied[0], (json_int_t)c->denied[1])) != 0 ||
+            json_array_append_new(list, o) != 0) {
+            json_decref(list);
+            return NULL;
+        }
     }
     return list;
 }
@@ -131,9 +136,14 @@ static const char *utc(long long us, char *buf, size_t len) {
     return buf;
 }
 
-// A key from a log, escaped for a terminal (README: rlimitctl, the escaping rule).
-static const char *shown(const json_t *key, char *buf, size_t len) {
-    rl_escape(json_string_value(key), json_string_length(key), RL_ESCAPE_UTF8, buf, len);
+// A report entry's key, escaped for a terminal (README: rlimitctl, the escaping rule):
+// its "key" as it is when the report escaped it already ("escaped": true).
+static const char *shown(const json_t *entry, char *buf, size_t len) {
+    const json_t *key = json_object_get(entry, "key");
+    if (json_is_true(json_object_get(entry, "escaped")))
+        snprintf(buf, len, "%s", json_string_value(key));
+    else
+        rl_escape(json_string_value(key), json_string_length(key), RL_ESCAPE_UTF8, buf, len);
     return buf;
 }
 
@@ -186,9 +196,9 @@ static void top_keys(FILE *out, const json_t *pol, const char *config, size_t ru
             "max retry-after");
     json_array_foreach(list, i, k) {
         char buf[SHOWN_MAX];
-        fprintf(out, "    %-40s %10lld %10lld %15lld %13lld ms\n",
-                shown(json_object_get(k, "key"), buf, sizeof(buf)), num(k, "denied"),
-                num(k, "requests"), num(k, "longest_streak"), num(k, "max_retry_after_ms"));
+        fprintf(out, "    %-40s %10lld %10lld %15lld %13lld ms\n", shown(k, buf, sizeof(buf)),
+                num(k, "denied"), num(k, "requests"), num(k, "longest_streak"),
+                num(k, "max_retry_after_ms"));
     }
 }
 
@@ -241,8 +251,7 @@ static void changes_text(FILE *out, const json_t *j) {
         const json_t *d = json_object_get(c, "denied");
         char buf[SHOWN_MAX];
         fprintf(out, "  %-12s %-40s %10lld -> %lld\n",
-                json_string_value(json_object_get(c, "policy")),
-                shown(json_object_get(c, "key"), buf, sizeof(buf)),
+                json_string_value(json_object_get(c, "policy")), shown(c, buf, sizeof(buf)),
                 (long long)json_integer_value(json_array_get(d, 0)),
                 (long long)json_integer_value(json_array_get(d, 1)));
     }

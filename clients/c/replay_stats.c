@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "escape.h"
 
 #define TOP_BUCKETS 512   /* hash chains of the followed keys (a power of 2) */
 #define TOP_LISTED 10     /* keys listed in the report */
@@ -332,18 +333,49 @@ static int by_denials(const void *a, const void *b) {
     return c ? c : (x->kept > y->kept) - (x->kept < y->kept);
 }
 
+int rl_replay_key_json(json_t *o, const char *key, size_t len) {
+    if (rl_key_is_text(key, len))
+        return json_object_set_new(o, "key", json_stringn(key, len));
+    size_t need = rl_escape(key, len, RL_ESCAPE_UTF8, NULL, 0);
+    char *shown = rl_malloc(need + 1), *hex = rl_malloc(2 * len + 1);
+    int rc = -1;
+    if (shown && hex) {
+        rl_escape(key, len, RL_ESCAPE_UTF8, shown, need + 1);
+        rl_hex_key(key, len, hex, 2 * len + 1);
+        rc = json_object_set_new(o, "key", json_stringn(shown, need)) |
+             json_object_set_new(o, "escaped", json_true()) |
+             json_object_set_new(o, "key_hex", json_stringn(hex, 2 * len));
+    }
+    rl_free(shown);
+    rl_free(hex);
+    return rc;
+}
+
+// One top_denied entry: the key (rl_replay_key_json) and its figures, or NULL (memory).
+static json_t *top_key_json(const rl_replay_key *k) {
+    json_t *o = json_object();
+    if (!o || rl_replay_key_json(o, k->key, k->kept) != 0 ||
+        json_object_set_new(o, "denied", json_integer((json_int_t)k->denied)) != 0 ||
+        json_object_set_new(o, "requests", json_integer((json_int_t)k->requests)) != 0 ||
+        json_object_set_new(o, "longest_streak", json_integer((json_int_t)k->longest_streak)) ||
+        json_object_set_new(o, "max_retry_after_ms",
+                            json_integer((json_int_t)((k->max_retry_us + 999) / 1000))) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 static json_t *top_json(const rl_replay_stats *s) {
     rl_replay_key sorted[RL_REPLAY_TOPK];
     memcpy(sorted, s->top, s->top_used * sizeof(rl_replay_key));
     qsort(sorted, s->top_used, sizeof(rl_replay_key), by_denials);
     json_t *list = json_array();
     for (size_t i = 0; list && i < s->top_used && i < TOP_LISTED; i++) {
-        const rl_replay_key *k = &sorted[i];
-        json_array_append_new(list, json_pack("{s:s%,s:I,s:I,s:I,s:I}", "key", k->key, k->kept,
-                                              "denied", (json_int_t)k->denied, "requests",
-                                              (json_int_t)k->requests, "longest_streak",
-                                              (json_int_t)k->longest_streak, "max_retry_after_ms",
-                                              (json_int_t)((k->max_retry_us + 999) / 1000)));
+        if (json_array_append_new(list, top_key_json(&sorted[i])) != 0) {
+            json_decref(list);
+            return NULL;
+        }
     }
     return list;
 }

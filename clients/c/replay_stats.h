@@ -42,6 +42,11 @@ typedef struct rl_replay_key {
     int next;                     /* next slot in its hash chain, or -1 */
 } rl_replay_key;
 
+// Sets "key" of object o to key (len bytes, any bytes) as the daemon's TOP answer does:
+// as it is if escaping leaves it so (daemon/escape.h), else escaped (UTF-8 kept) with
+// "escaped": true and "key_hex", its exact bytes in hex. Returns 0, or -1 (memory).
+int rl_replay_key_json(json_t *o, const char *key, size_t len);
+
 // Returns the hash of a key (deterministic: the same log gives the same report).
 uint64_t rl_replay_hash(const char *key, size_t len);
 

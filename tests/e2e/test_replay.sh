@@ -145,7 +145,79 @@ rp -c "$DIR/a.json" --policy api --format jsonl "$DIR/evil.log"
 expect_match "hostile key: escaped in text" 'evil\\x1b\[31mred\\x0a +1 ' "$OUT"
 expect_no_match "hostile key: no escape byte in text" $'\x1b' "$OUT"
 rp -c "$DIR/a.json" --policy api --format jsonl --json "$DIR/evil.log"
-expect_eq "hostile key: exact in JSON" "'evil\x1b[31mred\n'" "$(field "$OUT" "repr($(pol api)['top_denied'][0]['key'])")"
+expect_eq "hostile key: escaped in JSON as TOP does, exact in key_hex" \
+'evil\x1b[31mred\x0a True 6576696c1b5b33316d7265640a' \
+    "$(field "$OUT" "' '.join(str($(pol api)['top_denied'][0][k]) for k in ['key', 'escaped', 'key_hex'])")"
+
+# ---- keys that are not text: escaped as TOP does, exact bytes in key_hex, never '?' ----
+# An address of bytes ff fe (not UTF-8) and a key holding a newline, four requests each in
+# one second: policy api (3 a second) denies the 4th under a.json, b.json (5) none.
+"$PYTHON" - "$DIR" <<'PY'
+import sys, time
+d = sys.argv[1]
+t = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(1733300000))
+with open(f"{d}/bytes.log", "wb") as f:
+    for i in range(4):
+        f.write(b'\xff\xfe - - [' + t.encode() + b'] "GET /api/z HTTP/1.1" 200 5 "-" "ua"\n')
+with open(f"{d}/newline.log", "w") as f:
+    for i in range(4):
+        f.write('{"ts": 1733300000.%d, "key": "a\\nb", "path": "/"}\n' % i)
+PY
+# key_entry KEY_HEX: the top_denied entries (run a's only: b denies nothing), changes and
+# decision lines whose key_hex is KEY_HEX, with their fields.
+key_entry() {
+    "$PYTHON" -c '
+import json, sys
+j = json.loads(open(sys.argv[1]).read())
+d = [json.loads(l) for l in open(sys.argv[2])]
+top = [e for r in j["runs"] for p in r["policies"] for e in p["top_denied"] if e.get("key_hex") == sys.argv[3]]
+ch = [c for c in j["changes"] if c.get("key_hex") == sys.argv[3]]
+dec = [x for x in d if x.get("key_hex") == sys.argv[3]]
+print(len(top), top[0]["key"] if top else None, top[0].get("escaped") if top else None,
+      top[0]["denied"] if top else None, len(ch), ch[0]["key"] if ch else None,
+      ch[0]["denied"] if ch else None, len(dec), sorted({x["key"] for x in dec}))
+' "$DIR/rp.json" "$DIR/rp.decisions" "$1"
+}
+rp -c "$DIR/a.json" --compare "$DIR/b.json" --policy api --json --decisions "$DIR/rp.decisions" "$DIR/bytes.log"
+printf '%s\n' "$OUT" >"$DIR/rp.json"
+expect_eq "address ff fe: exit 0" 0 "$RC"
+expect_eq "address ff fe: in top_denied, changes and every decision, escaped, exact in key_hex" \
+    '1 ip:\xff\xfe True 1 1 ip:\xff\xfe [1, 0] 4 ['"'"'ip:\\xff\\xfe'"'"']' "$(key_entry 69703afffe)"
+expect_no_match "address ff fe: no '?' in --json" '\?' "$OUT"
+expect_no_match "address ff fe: no '?' in --decisions" '\?' "$(cat "$DIR/rp.decisions")"
+rp -c "$DIR/a.json" --compare "$DIR/b.json" --policy api --format jsonl --json --decisions "$DIR/rp.decisions" "$DIR/newline.log"
+printf '%s\n' "$OUT" >"$DIR/rp.json"
+expect_eq "key with a newline: in top_denied, changes and every decision, escaped, exact in key_hex" \
+    '1 a\x0ab True 1 1 a\x0ab [1, 0] 4 ['"'"'a\\x0ab'"'"']' "$(key_entry 610a62)"
+rp -c "$DIR/a.json" --compare "$DIR/b.json" --policy api "$DIR/bytes.log"
+expect_match "address ff fe: escaped in the text report" 'ip:\\xff\\xfe +1 ' "$OUT"
+expect_no_match "address ff fe: not escaped twice in text" 'ip:\\\\xff' "$OUT"
+
+# ---- --json prints reals rounded (not 36.359999999999999) ----
+rp -c "$DIR/a.json" --policy api --json "$DIR/c.log"
+expect_match "--json: denied_pct as two decimals" '"denied_pct":36\.36[,}]' "$OUT"
+
+# ---- a config of policies only (no listen): replay needs no socket ----
+cat >"$DIR/nolisten.json" <<'JSON'
+{"store": {"type": "memory"}, "policies": {
+  "api": {"algorithm": "fixed_window", "limit": 3, "period": "1s"}}}
+JSON
+rp -c "$DIR/nolisten.json" --policy api --json "$DIR/c.log"
+expect_eq "config without listen: exit 0" 0 "$RC"
+expect_eq "config without listen: decided as with one" "11 7 4" \
+    "$(field "$OUT" "$(pol api)['requests'], $(pol api)['allowed'], $(pol api)['denied']" | tr -d '(),')"
+sed 's/{"store"/{"listen": ["nonsense"], "store"/' "$DIR/nolisten.json" >"$DIR/badlisten.json"
+rp -c "$DIR/badlisten.json" --policy api --json "$DIR/c.log"
+expect_eq "a listen entry given is still checked: exit 2" 2 "$RC"
+expect_match "a listen entry given is still checked: named" 'listen\[0\]' "$ERR"
+sed 's/{"store"/{"listen": [], "store"/' "$DIR/nolisten.json" >"$DIR/emptylisten.json"
+rp -c "$DIR/emptylisten.json" --policy api --json "$DIR/c.log"
+expect_eq "an empty listen is refused as the daemon does: exit 2" 2 "$RC"
+if $RLIMITD_WRAPPER "$RLIMITD" --check-config -c "$DIR/nolisten.json" >/dev/null 2>"$DIR/cc.err"; then
+    fail "rlimitd --check-config accepts a config without listen"
+else
+    expect_match "rlimitd --check-config still needs listen" 'listen' "$(cat "$DIR/cc.err")"
+fi
 
 # ---- malformed lines: counted and shown, or fatal with --strict ----
 { head -3 "$DIR/c.log"; echo "not a log line"; tail -n +4 "$DIR/c.log"; } >"$DIR/bad.log"

@@ -81,6 +81,8 @@ for i in $(seq 150); do
         '<script>alert(1)</script>' "$last" "$i"
     printf '%s - - [%s] "GET /api/items/%d HTTP/1.1" 200 10 "-" "x"\n' \
         "\"q'&amp;<b>" "$last" "$i"
+    printf '%s - - [%s] "GET /api/items/%d HTTP/1.1" 200 10 "-" "x"\n' \
+        $'\xff\xfe\\' "$last" "$i"
 done >>"$DIR/access.log"
 ok "log: $(wc -l <"$DIR/access.log") lines over 2.5 hours"
 
@@ -91,14 +93,18 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 api = [p for p in r["runs"][0]["policies"] if p["name"] == "api"][0]
 keys = [e["key"] for e in api["top_denied"]]
-print(r["step_s"], "ip:<script>alert(1)</script>" in keys, "ip:\"q'"'"'&amp;<b>" in keys)
+odd = [e for e in api["top_denied"] if e.get("key_hex") == "69703afffe5c"]
+print(r["step_s"], "ip:<script>alert(1)</script>" in keys, "ip:\"q'"'"'&amp;<b>" in keys,
+      [(e["key"], e["escaped"]) for e in odd])
 ' "$DIR/report.json" 2>&1)
-expect_eq "report: a point a minute; both hostile keys among api's top denied" \
-    "60 True True" "$figures"
+expect_eq "report: a point a minute; the hostile keys among api's top denied (bytes ff fe \\ escaped as TOP does, exact in key_hex)" \
+    "60 True True [('ip:\\\\xff\\\\xfe\\\\\\\\', True)]" "$figures"
 render report
 check report
 expect_eq "report: no <script> or <b> element made of a key" "0" \
     "$(grep -c '<script\|<b>' "$DIR/report.dom")"
+expect_eq "report: the key of bytes ff fe \\ shown escaped once, as --json's key (chart and table)" \
+    "2 0" "$(grep -o 'data-key="ip:\\xff\\xfe\\\\"' "$DIR/report.dom" | wc -l) $(grep -c 'ip:\\\\xff' "$DIR/report.dom")"
 
 # ---- two configs on the same axes ----
 sed 's/"limit": 100, "period": "1m"/"limit": 200, "period": "1m"/' "$CONFIG" >"$DIR/doubled.json"
