@@ -128,24 +128,31 @@ static int decide_one(replay *rp, replay_run *run, const rl_policy *p, const rep
     return 0;
 }
 
-// Writes e's decision in run a as one JSON line (--decisions), the daemon's answer.
+// Writes e's decision in run a as one JSON line (--decisions), the daemon's answer. The
+// policy name (from the config: any UTF-8) and the key are JSON-escaped by jansson.
 static void write_decision(replay *rp, const rl_policy *p, const replay_entry *e,
                            const outcome *o) {
     int admitted = o->allowed || o->shadow;
     uint64_t remaining = o->remaining > UINT32_MAX ? UINT32_MAX : o->remaining;
-    json_t *key = json_object();
-    char *k = key && rl_replay_key_json(key, e->buf, e->key_len) == 0 ? json_dumps(key, 0) : NULL;
-    size_t klen = k ? strlen(k) : 0;
-    /* k is {"key": ...[, "escaped": true, "key_hex": ...]}: its members are spliced in */
-    fprintf(rp->decisions,
-            "{\"line\": %" PRIu64 ", \"ts_us\": %" PRId64 ", \"policy\": \"%s\", %.*s, "
-            "\"allowed\": %s, \"remaining\": %" PRIu64 ", \"retry_after_ms\": %" PRId64 "%s}\n",
-            e->line, e->ts_us, p->name, klen > 2 ? (int)(klen - 2) : 11,
-            klen > 2 ? k + 1 : "\"key\": null", admitted ? "true" : "false", remaining,
-            admitted ? 0 : (o->retry_us + 999) / 1000,
-            o->shadow && !o->allowed ? ", \"shadow\": true" : "");
-    free(k);
-    json_decref(key);
+    json_t *line = json_object();
+    if (!line)
+        return;
+    json_object_set_new(line, "line", json_integer((json_int_t)e->line));
+    json_object_set_new(line, "ts_us", json_integer(e->ts_us));
+    json_object_set_new(line, "policy", json_string(p->name));
+    if (rl_replay_key_json(line, e->buf, e->key_len) != 0)
+        json_object_set_new(line, "key", json_null());
+    json_object_set_new(line, "allowed", json_boolean(admitted));
+    json_object_set_new(line, "remaining", json_integer((json_int_t)remaining));
+    json_object_set_new(line, "retry_after_ms",
+                        json_integer(admitted ? 0 : (o->retry_us + 999) / 1000));
+    if (o->shadow && !o->allowed)
+        json_object_set_new(line, "shadow", json_true());
+    char *text = json_dumps(line, JSON_PRESERVE_ORDER);
+    if (text)
+        fprintf(rp->decisions, "%s\n", text);
+    free(text);
+    json_decref(line);
 }
 
 /* ---- keys whose outcome changes (--compare) ---- */
