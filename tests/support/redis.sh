@@ -64,7 +64,9 @@ redis_start() {
     REDIS_ARGS=("$@")
     REDIS_DIR=$(mktemp -d /tmp/rlt-redis-XXXXXX) || return 1
     REDIS_SOCK=$REDIS_DIR/redis.sock
-    trap redis_cleanup EXIT
+    # Only when the test has no EXIT trap of its own (one that calls redis_cleanup):
+    # replacing it would leave the test's daemons and temporary directory behind.
+    [ -n "$(trap -p EXIT)" ] || trap redis_cleanup EXIT
     local attempt
     for attempt in 1 2 3 4 5; do
         REDIS_PORT=$(_redis_free_port) || return 1
