@@ -44,6 +44,20 @@ size_t rl_redis_ns_escape(const char *ns, size_t len, char *out) {
     return out ? (size_t)(write_escaped(out, ns, len) - out) : escaped_len(ns, len);
 }
 
+size_t rl_redis_glob_escape(const char *s, size_t len, char *out) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int special = s[i] == '*' || s[i] == '?' || s[i] == '[' || s[i] == ']' || s[i] == '\\';
+        if (special && out)
+            out[n] = '\\';
+        n += (size_t)special;
+        if (out)
+            out[n] = s[i];
+        n++;
+    }
+    return n;
+}
+
 // Returns the length of "<prefix>{<escaped ns>:<key>}:" for the item.
 static size_t rkey_len(const rl_store_item *it, size_t prefix_len) {
     return prefix_len + 1 + escaped_len(it->ns, it->ns_len) + 1 + it->key_len + 2;

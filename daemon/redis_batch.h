@@ -55,6 +55,10 @@ typedef struct rl_redis_request {
 // as %XX) to out, if out is not NULL. Returns the bytes it takes.
 size_t rl_redis_ns_escape(const char *ns, size_t len, char *out);
 
+// Writes s (len bytes) with Redis glob specials (* ? [ ] \) backslash-escaped to out (if
+// not NULL), so that it matches itself in a SCAN MATCH pattern; returns the bytes.
+size_t rl_redis_glob_escape(const char *s, size_t len, char *out);
+
 // Copies a submit into one allocation. Returns the request (free with rl_free), or NULL
 // with *status KEY_TOO_LONG (a Redis key over RL_REDIS_MAX_KEY) or INTERNAL (memory).
 rl_redis_request *rl_redis_request_new(rl_store_op op, const rl_store_item *items, size_t n,

@@ -30,26 +30,6 @@ typedef struct unlink_cmd {
     rl_redis_cmd cmd; /* first */
 } unlink_cmd;
 
-static int is_glob_special(char c) {
-    return c == '*' || c == '?' || c == '[' || c == ']' || c == '\\';
-}
-
-// Writes s with glob specials backslash-escaped to out (if not NULL); returns the bytes.
-static size_t glob_escape(const char *s, size_t len, char *out) {
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (is_glob_special(s[i])) {
-            if (out)
-                out[n] = '\\';
-            n++;
-        }
-        if (out)
-            out[n] = s[i];
-        n++;
-    }
-    return n;
-}
-
 // Builds "<prefix>{<escaped ns>:*" with glob specials escaped.
 static char *make_pattern(const char *prefix, size_t prefix_len, const char *ns, size_t ns_len,
                           size_t *len) {
@@ -58,12 +38,13 @@ static char *make_pattern(const char *prefix, size_t prefix_len, const char *ns,
     if (!esc)
         return NULL;
     rl_redis_ns_escape(ns, ns_len, esc);
-    size_t total = glob_escape(prefix, prefix_len, NULL) + 1 + glob_escape(esc, esc_len, NULL) + 2;
+    size_t total = rl_redis_glob_escape(prefix, prefix_len, NULL) + 1 +
+                   rl_redis_glob_escape(esc, esc_len, NULL) + 2;
     char *out = rl_malloc(total + 1);
     if (out) {
-        size_t n = glob_escape(prefix, prefix_len, out);
+        size_t n = rl_redis_glob_escape(prefix, prefix_len, out);
         out[n++] = '{';
-        n += glob_escape(esc, esc_len, out + n);
+        n += rl_redis_glob_escape(esc, esc_len, out + n);
         memcpy(out + n, ":*", 2);
         out[total] = '\0';
         *len = total;

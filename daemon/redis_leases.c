@@ -64,24 +64,6 @@ struct job {
 
 /* ---- building ---- */
 
-static int is_glob_special(char c) {
-    return c == '*' || c == '?' || c == '[' || c == ']' || c == '\\';
-}
-
-// Writes s with glob specials backslash-escaped to out (if not NULL); returns the bytes.
-static size_t glob_escape(const char *s, size_t len, char *out) {
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (is_glob_special(s[i]) && out)
-            out[n] = '\\';
-        n += is_glob_special(s[i]) ? 1 : 0;
-        if (out)
-            out[n] = s[i];
-        n++;
-    }
-    return n;
-}
-
 // Builds head = "<prefix>{<escaped ns>:" into j. Returns RL_OK, or RL_ERR (memory).
 static int make_head(job *j, const rl_redis_leases_query *q) {
     size_t esc = rl_redis_ns_escape(q->ns, q->ns_len, NULL);
@@ -98,11 +80,11 @@ static int make_head(job *j, const rl_redis_leases_query *q) {
 
 // Builds the MATCH glob "<head, glob-escaped>*}:0". Returns RL_OK, or RL_ERR (memory).
 static int make_pattern(job *j) {
-    size_t n = glob_escape(j->head, j->head_len, NULL);
+    size_t n = rl_redis_glob_escape(j->head, j->head_len, NULL);
     j->pattern = rl_malloc(n + 1 + strlen(SET_TAIL) + 1);
     if (!j->pattern)
         return RL_ERR;
-    glob_escape(j->head, j->head_len, j->pattern);
+    rl_redis_glob_escape(j->head, j->head_len, j->pattern);
     memcpy(j->pattern + n, "*" SET_TAIL, strlen(SET_TAIL) + 2);
     j->pattern_len = n + 1 + strlen(SET_TAIL);
     return RL_OK;
