@@ -50,7 +50,7 @@ from .decision import Decision, Lease
 from .headers import denied_body, denied_headers, json_bytes, limit_headers, raw_limit_headers
 from .keys import ClientAddress, KeyFunc, ScopeKey, api_key, user_id
 from .limiter import CONCURRENCY, Limiter, Misconfigured
-from .rules import PathRules, RuleValue
+from .rules import DEFAULT_EXEMPT, PathRules, RuleValue
 
 __all__ = [
     "ClientAddress",
@@ -64,7 +64,6 @@ __all__ = [
 ]
 
 DEFAULT_ADDRESS = "unix:/run/rlimitd/rlimitd.sock"  # unless RLIMITD_ADDRESS says otherwise
-DEFAULT_EXEMPT = ("/health", "/healthz", "/ready")
 DEFAULT_TIMEOUT = 0.1  # seconds a request waits for the daemon
 SCOPE_KEY = "rlimit.middleware"  # the scope entry holding the middleware's settings
 
