@@ -81,6 +81,7 @@ typedef struct listener {
 typedef struct conn_lease {
     struct conn_lease *next; /* next of the connection's */
     uint64_t id;             /* the lease id, once the ACQUIRE was allowed */
+    int64_t ends_us;         /* when the store said it would expire (monotonic clock) */
     uint32_t request_id;     /* the ACQUIRE's request id, while waiting for its answer */
     int waiting;             /* the ACQUIRE is not answered yet */
     uint16_t key_len;        /* bytes of key */
@@ -146,18 +147,40 @@ static void lease_drop(conn_lease **at) {
     rl_free(l);
 }
 
-// Lists a lease the ACQUIRE req (without DETACH) may take. Returns 0, or -1 if memory
-// is short (the ACQUIRE is then refused: nothing may be held that a close cannot free).
-static int lease_expect(conn *c, const rl_request *req) {
+#define LEASE_GRACE_US 1000000 /* a record is dropped this long after its lease ended */
+
+// Drops the records of leases that have expired in the store by now (RELEASE would find
+// them unknown) and returns how many records remain.
+static size_t leases_prune(conn *c) {
+    int64_t now = rl_clock_mono_us();
+    size_t count = 0;
+    for (conn_lease **at = &c->leases; *at;) {
+        if (!(*at)->waiting && (*at)->ends_us + LEASE_GRACE_US < now) {
+            lease_drop(at);
+            continue;
+        }
+        count++;
+        at = &(*at)->next;
+    }
+    return count;
+}
+
+// Lists a lease the ACQUIRE req (without DETACH) may take. Returns RL_ST_OK, or the
+// status the ACQUIRE is refused with (nothing may be held that a close cannot free):
+// INTERNAL if memory is short, BUSY if the connection lists max_pending leases already
+// (records of expired leases do not count: they are dropped here).
+static rl_status lease_expect(conn *c, const rl_request *req) {
     const rl_item *it = &req->items[0];
+    if (c->leases && leases_prune(c) >= c->server->max_pending)
+        return RL_ST_BUSY;
     conn_lease *l = rl_malloc(sizeof(*l) + it->policy_len + it->key_len);
     if (!l)
-        return -1;
-    *l = (conn_lease){c->leases, 0, req->id, 1, it->key_len, it->policy_len};
+        return RL_ST_INTERNAL;
+    *l = (conn_lease){c->leases, 0, 0, req->id, 1, it->key_len, it->policy_len};
     memcpy(l->names, it->policy, it->policy_len);
     memcpy(l->names + it->policy_len, it->key, it->key_len);
     c->leases = l;
-    return 0;
+    return RL_ST_OK;
 }
 
 static void lease_release(conn *c, const conn_lease *l) {
@@ -165,25 +188,42 @@ static void lease_release(conn *c, const conn_lease *l) {
                                l->key_len, l->id);
 }
 
-// Follows an answer of c's: an ACQUIRE's record gets its lease id (or goes, if nothing
-// was taken); a RELEASE's answer drops the lease named. On a closed connection an
-// allowed ACQUIRE's lease is released at once.
+// Follows an answer of c's: an ACQUIRE's record gets its lease id and end (or goes, if
+// nothing was taken); a RENEW moves the end; a RELEASE that ended the lease, or a RELEASE
+// or RENEW that found it unknown, drops it (a RELEASE the store could not carry out,
+// e.g. STORE_UNAVAILABLE, keeps it for the close). On a closed connection an allowed
+// ACQUIRE's lease is released at once.
 static void lease_follow(conn *c, const rl_response *resp) {
     conn_lease **at = &c->leases;
     int acquire = resp->opcode == RL_OP_ACQUIRE;
-    if (!c->leases || (!acquire && resp->opcode != RL_OP_RELEASE))
+    uint8_t st = resp->result.status;
+    if (!c->leases || (!acquire && resp->opcode != RL_OP_RELEASE && resp->opcode != RL_OP_RENEW))
         return;
     while (*at && !(acquire ? (*at)->waiting && (*at)->request_id == resp->id
                             : !(*at)->waiting && (*at)->id == resp->lease))
         at = &(*at)->next;
     if (!*at)
         return;
-    if (!acquire || resp->result.status != RL_ST_ALLOWED || resp->lease == 0) {
+    int64_t ends = rl_clock_mono_us() + (int64_t)resp->result.reset_after_ms * 1000;
+    if (resp->opcode == RL_OP_RENEW) {
+        if (st == RL_ST_LEASE_UNKNOWN)
+            lease_drop(at);
+        else if (st == RL_ST_OK)
+            (*at)->ends_us = ends;
+        return;
+    }
+    if (!acquire) {
+        if (st == RL_ST_OK || st == RL_ST_LEASE_UNKNOWN)
+            lease_drop(at);
+        return;
+    }
+    if (st != RL_ST_ALLOWED || resp->lease == 0) {
         lease_drop(at);
         return;
     }
     (*at)->waiting = 0;
     (*at)->id = resp->lease;
+    (*at)->ends_us = ends;
     if (c->state == CONN_DEAD || c->state == CONN_LINGERING) {
         lease_release(c, *at);
         lease_drop(at);
@@ -490,13 +530,16 @@ static int handle_frame(conn *c, const uint8_t *buf, size_t frame_len) {
         refuse(c, req.opcode, req.id, status);
         return rl_status_closes(status) ? -1 : 0;
     }
+    uint32_t perms = conn_perms(c, &req);
+    rl_status listed = RL_ST_OK;
     if (req.opcode == RL_OP_ACQUIRE && !(req.flags & RL_REQ_DETACH) && req.item_count == 1 &&
-        lease_expect(c, &req) != 0) {
-        refuse(c, req.opcode, req.id, RL_ST_INTERNAL);
+        (perms & RL_PERM_LEASE) && (perms & RL_PERM_AUTHENTICATED))
+        listed = lease_expect(c, &req); /* (refused ACQUIREs take nothing: no record) */
+    if (listed != RL_ST_OK) {
+        refuse(c, req.opcode, req.id, listed);
         return 0;
     }
     c->in_flight++;
-    uint32_t perms = conn_perms(c, &req);
     rl_engine_handle(c->server->engine, &req, perms, conn_reply, c);
     return req.opcode == RL_OP_AUTH && !(perms & RL_PERM_AUTHENTICATED) ? -1 : 0;
 }
