@@ -333,7 +333,16 @@ static int one_line(replay *rp, const char *file, uint64_t file_line, const char
     if ((rc = route(rp, &rec, idx, &reason)) <= 0)
         return rc == 0 ? 0 : malformed(rp, file, file_line, reason);
     size_t prefix = addr ? 3 : 0;
-    if (rec.key_len == 0 || (reason = refused(rp, idx, rec.key, rec.key_len + prefix, rec.cost)))
+    /* the key decided: "ip:" + the address with --key addr (as ring_put stores it), so
+       that overrides are looked up under the same bytes as the decision uses */
+    static char keyed[3 + RL_MAX_KEY_LEN];
+    const char *key = rec.key;
+    if (addr && rec.key_len <= RL_MAX_KEY_LEN) {
+        memcpy(keyed, "ip:", 3);
+        memcpy(keyed + 3, rec.key, rec.key_len);
+        key = keyed;
+    }
+    if (rec.key_len == 0 || (reason = refused(rp, idx, key, rec.key_len + prefix, rec.cost)))
         return malformed(rp, file, file_line, reason ? reason : "empty key");
     if (rp->newest_us != INT64_MIN && rec.ts_us < rp->newest_us - rp->opts.reorder_us)
         return fail(rp,

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -339,12 +340,17 @@ static int trailing_msec(const char *tail, const char *end, rl_replay_rec *rec) 
     return 0;
 }
 
-// Returns the closing quote of a quoted field starting after s (backslash escapes
-// skipped), or NULL.
-static const char *closing_quote(const char *s, const char *end) {
-    for (;;) {
+// Returns the closing quote of a quoted field starting at start (a quote after an odd
+// run of backslashes is escaped; after an even run it closes the field), or NULL.
+static const char *closing_quote(const char *start, const char *end) {
+    for (const char *s = start;;) {
         const char *q = memchr(s, '"', (size_t)(end - s));
-        if (!q || q == s || q[-1] != '\\')
+        if (!q)
+            return NULL;
+        size_t run = 0;
+        while (q - run > start && q[-(ptrdiff_t)run - 1] == '\\')
+            run++;
+        if (run % 2 == 0)
             return q;
         s = q + 1;
     }

@@ -56,6 +56,11 @@ START_TEST(test_combined) {
                               "200 1 \"-\" \"-\""),
                      1);
     expect_field(rec.path, rec.path_len, "/q\\\"x");
+    /* A backslash escaped as two just before the closing quote: the quote does end it. */
+    ck_assert_int_eq(parse(p, "1.2.3.4 - - [04/Dec/2024:08:13:20 +0000] \"GET /b\\\\\" "
+                              "200 1 \"-\" \"ua\\\\\""),
+                     1);
+    expect_field(rec.path, rec.path_len, "/b\\\\");
     rl_replay_parser_free(p);
 }
 END_TEST
