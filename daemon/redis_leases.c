@@ -50,7 +50,6 @@ struct job {
     char **todo;                /* keys found and not read yet (owned) */
     size_t *todo_len;           /* their bytes */
     size_t todo_count, todo_at; /* keys in todo, and the next one to read */
-    size_t ranged;              /* lease sets read (or being read) */
     size_t in_flight;           /* commands of the job not answered yet */
     rl_store_lease *list;       /* the leases found (max entries) */
     size_t count, max;          /* leases found, at most */
@@ -192,7 +191,6 @@ static int send_range(job *j, char *key, size_t key_len) {
         rl_free(rc);
         rl_free(key);
     }
-    j->ranged++;
     return sent;
 }
 
@@ -318,8 +316,10 @@ static void queue_keys(job *j, const redisReply *keys) {
         }
         size_t len = k->len - j->head_len - tail;
         char *copy = rl_malloc(len ? len : 1);
-        if (!copy)
+        if (!copy) { /* out of memory: the listing goes on, but says it is not whole */
+            j->truncated = 1;
             continue;
+        }
         memcpy(copy, k->str + j->head_len, len);
         j->todo[j->todo_count] = copy;
         j->todo_len[j->todo_count++] = len;
