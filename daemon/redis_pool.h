@@ -6,8 +6,9 @@
  *     IDLE --connect--> CONNECTING --handshake replies--> READY
  *       ^                    |                              |
  *       +--- backoff timer <-+---- error, timeout, EOF <----+
- * The handshake is AUTH (when a password is configured), SELECT (db != 0) and SCRIPT
- * LOAD of the decision script, pipelined; its last reply makes the connection READY
+ * The handshake is AUTH (when a password is configured; else PING, so that a Redis that
+ * wants one answers NOAUTH), SELECT (db != 0) and SCRIPT LOAD of the decision script,
+ * pipelined; its last reply makes the connection READY
  * and tells the script's SHA1. A connection that fails waits 100 ms, doubling up to
  * 5 s (with jitter), before it connects again.
  *

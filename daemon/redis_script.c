@@ -13,8 +13,8 @@ const char rl_redis_script[] =
 
 const size_t rl_redis_script_len = sizeof(rl_redis_script) - 1;
 
-// The limit is on what is sent (SCRIPT LOAD, or EVAL when Redis has lost the script):
 // Redis 7 answers a bulk string over 16 KB from a client not yet authenticated with a
-// protocol error and closes the connection, so a SCRIPT LOAD without credentials to a
-// Redis that wants them would fail with that instead of NOAUTH (which names the fault).
-_Static_assert(sizeof(rl_redis_script) - 1 <= 16384, "the script must stay within 16 KB");
+// protocol error and closes the connection; the pool's handshake therefore authenticates
+// (or PINGs, so that a Redis wanting a password answers NOAUTH) before SCRIPT LOAD. The
+// bound below only keeps the script a size one call can carry cheaply (EVAL resends it).
+_Static_assert(sizeof(rl_redis_script) - 1 <= 65536, "the script must stay within 64 KB");
