@@ -126,8 +126,19 @@ typedef enum rl_store_type {
 #define RL_REDIS_DEFAULT_BATCH_MAX 256 /* items per script call */
 #define RL_REDIS_DEFAULT_KEY_PREFIX "rl:"
 
+/* How the Redis store reaches Redis: one server (url), a Redis Cluster (cluster: seed
+   nodes), or the master a set of Sentinels names (sentinel). */
+typedef enum rl_redis_mode { RL_REDIS_SINGLE, RL_REDIS_CLUSTER, RL_REDIS_SENTINEL } rl_redis_mode;
+
+/* A TCP address of a Redis node or a Sentinel. */
+typedef struct rl_redis_addr {
+    char *host;    /* host name or address (owned) */
+    uint16_t port; /* TCP port */
+} rl_redis_addr;
+
 typedef struct rl_store_conf {
     rl_store_type type;     /* memory or redis */
+    rl_redis_mode mode;     /* redis: single (url), cluster or sentinel */
     uint64_t max_keys;      /* embedded store (and local fallback): live keys at most */
     char *url;              /* redis: as written (owned) */
     char *host;             /* redis: host, or NULL for a Unix socket (owned) */
@@ -141,6 +152,14 @@ typedef struct rl_store_conf {
     char *key_prefix;       /* redis: prefix of every key (default "rl:") (owned) */
     int pool;               /* redis: connections */
     int batch_max;          /* redis: items per script call at most */
+    rl_redis_addr *seeds;   /* cluster: the seed nodes (owned), seed_count of them; host and
+                               port above are the first one's */
+    size_t seed_count;      /* cluster: entries in seeds */
+    char *sentinel_master;  /* sentinel: the master's name (owned) */
+    rl_redis_addr *sentinels;   /* sentinel: the Sentinels (owned), sentinel_count of them */
+    size_t sentinel_count;      /* sentinel: entries in sentinels */
+    char *sentinel_username;    /* sentinel: ACL user for the Sentinels, or NULL (owned) */
+    char *sentinel_password;    /* sentinel: password for the Sentinels, or NULL (owned) */
 } rl_store_conf;
 
 typedef struct rl_denial_log_conf {
