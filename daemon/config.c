@@ -285,7 +285,18 @@ static void free_listener(rl_listener_conf *l) {
     rl_free(l->host);
 }
 
+static void free_redis_addrs(rl_redis_addr *addrs, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        rl_free(addrs[i].host);
+    rl_free(addrs);
+}
+
 static void free_store(rl_store_conf *s) {
+    free_redis_addrs(s->seeds, s->seed_count);
+    free_redis_addrs(s->sentinels, s->sentinel_count);
+    rl_free(s->sentinel_master);
+    rl_free(s->sentinel_username);
+    rl_free(s->sentinel_password);
     rl_free(s->url);
     rl_free(s->host);
     rl_free(s->unix_path);

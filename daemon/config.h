@@ -125,6 +125,10 @@ typedef enum rl_store_type {
 #define RL_REDIS_DEFAULT_POOL 2        /* connections */
 #define RL_REDIS_DEFAULT_BATCH_MAX 256 /* items per script call */
 #define RL_REDIS_DEFAULT_KEY_PREFIX "rl:"
+#define RL_REDIS_SENTINEL_DEFAULT_PORT 26379 /* a Sentinel node given without :PORT */
+#define RL_REDIS_MAX_SEEDS 64                /* store.cluster: seed URLs at most */
+#define RL_REDIS_MAX_SENTINELS 16            /* store.sentinel.nodes: entries at most */
+#define RL_REDIS_MAX_MASTER_NAME 255         /* store.sentinel.master: bytes at most */
 
 /* How the Redis store reaches Redis: one server (url), a Redis Cluster (cluster: seed
    nodes), or the master a set of Sentinels names (sentinel). */

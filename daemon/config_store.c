@@ -1,5 +1,7 @@
 /*
- * config_store.c: the "store" section of the config, with the Redis URL parser.
+ * config_store.c: the "store" section of the config, with the Redis URL parser and the
+ * Redis store's three ways to reach Redis: "url" (one server), "cluster" (seed URLs of a
+ * Redis Cluster) and "sentinel" (a master name and the Sentinels that know it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,48 +34,67 @@ static int parse_digits(const char *from, const char *to, unsigned long max, uns
     return 0;
 }
 
+/* What one Redis URL names; the strings are owned until handed over. */
+typedef struct redis_url {
+    char *host;      /* redis://: the host (owned), or NULL for unix: */
+    uint16_t port;   /* redis://: the TCP port */
+    char *unix_path; /* unix:: the socket path (owned), or NULL */
+    int db;          /* the database after /, 0 if none */
+    char *username;  /* the user before @, or NULL (owned) */
+    char *password;  /* the password before @, or NULL (owned) */
+} redis_url;
+
+static void redis_url_free(redis_url *u) {
+    rl_free(u->host);
+    rl_free(u->unix_path);
+    rl_free(u->username);
+    rl_free(u->password);
+    memset(u, 0, sizeof(*u));
+}
+
 /* Splits "[user][:password]@" off the front of an authority. */
 static int parse_userinfo(rl_conf_ctx *ctx, const char *path, const char *from, const char *at,
-                          rl_store_conf *s) {
+                          redis_url *u) {
     const char *colon = memchr(from, ':', (size_t)(at - from));
     if (!colon)
-        return dup_range(ctx, path, from, at, &s->username);
-    if (colon > from && dup_range(ctx, path, from, colon, &s->username) != 0)
+        return dup_range(ctx, path, from, at, &u->username);
+    if (colon > from && dup_range(ctx, path, from, colon, &u->username) != 0)
         return -1;
-    return dup_range(ctx, path, colon + 1, at, &s->password);
+    return dup_range(ctx, path, colon + 1, at, &u->password);
 }
 
 // Reads the URL's HOST[:PORT] in [from, to) (hostport.h; no port: Redis's default).
-static int parse_hostport(rl_conf_ctx *ctx, const char *path, const char *from, const char *to,
-                          rl_store_conf *s) {
+static int parse_hostport(rl_conf_ctx *ctx, const char *path, const char *url, const char *from,
+                          const char *to, redis_url *u) {
     rl_hostport hp;
     rl_hostport_status status =
         rl_hostport_parse(from, (size_t)(to - from), RL_HOSTPORT_PORT_OPTIONAL, &hp);
     if (status != RL_HOSTPORT_OK)
-        return rl_conf_fail(ctx, path, "\"%s\": %s", s->url,
+        return rl_conf_fail(ctx, path, "\"%s\": %s", url,
                             rl_hostport_error(status, RL_HOSTPORT_PORT_OPTIONAL));
-    s->port = hp.has_port ? hp.port : RL_REDIS_DEFAULT_PORT;
-    return dup_range(ctx, path, hp.host, hp.host + hp.host_len, &s->host);
+    u->port = hp.has_port ? hp.port : RL_REDIS_DEFAULT_PORT;
+    return dup_range(ctx, path, hp.host, hp.host + hp.host_len, &u->host);
 }
 
-static int parse_db(rl_conf_ctx *ctx, const char *path, const char *slash, rl_store_conf *s) {
+static int parse_db(rl_conf_ctx *ctx, const char *path, const char *slash, redis_url *u) {
     if (!slash || slash[1] == '\0')
         return 0;
     unsigned long db;
     if (parse_digits(slash + 1, slash + strlen(slash), 15, &db) != 0)
         return rl_conf_fail(ctx, path, "the database after / must be 0..15");
-    s->db = (int)db;
+    u->db = (int)db;
     return 0;
 }
 
-// Parses redis://[[user]:password@]host[:port][/db] or unix:/path/redis.sock.
-static int parse_redis_url(rl_conf_ctx *ctx, const char *path, rl_store_conf *s) {
-    const char *url = s->url;
+// Parses redis://[[user]:password@]host[:port][/db] or unix:/path/redis.sock into *u
+// (zeroed first; partly filled on failure: the caller frees it either way).
+static int parse_url_parts(rl_conf_ctx *ctx, const char *path, const char *url, redis_url *u) {
+    memset(u, 0, sizeof(*u));
     if (strncmp(url, "unix:", 5) == 0) {
         const char *p = url + 5;
         if (*p != '/')
             return rl_conf_fail(ctx, path, "\"%s\": unix:/absolute/path expected", url);
-        return dup_range(ctx, path, p, p + strlen(p), &s->unix_path);
+        return dup_range(ctx, path, p, p + strlen(p), &u->unix_path);
     }
     if (strncmp(url, "redis://", 8) != 0)
         return rl_conf_fail(
@@ -83,11 +104,20 @@ static int parse_redis_url(rl_conf_ctx *ctx, const char *path, rl_store_conf *s)
     const char *at = NULL; /* the last @: a password may hold one */
     for (const char *p = auth; p < end; p++)
         at = *p == '@' ? p : at;
-    if (at && parse_userinfo(ctx, path, auth, at, s) != 0)
+    if (at && parse_userinfo(ctx, path, auth, at, u) != 0)
         return -1;
-    if (parse_hostport(ctx, path, at ? at + 1 : auth, end, s) != 0)
+    if (parse_hostport(ctx, path, url, at ? at + 1 : auth, end, u) != 0)
         return -1;
-    return parse_db(ctx, path, slash, s);
+    return parse_db(ctx, path, slash, u);
+}
+
+// Parses a Redis URL into *u (owned by the caller on success, nothing to free on
+// failure). Messages name path.
+static int parse_redis_url(rl_conf_ctx *ctx, const char *path, const char *url, redis_url *u) {
+    if (parse_url_parts(ctx, path, url, u) == 0)
+        return 0;
+    redis_url_free(u);
+    return -1;
 }
 
 static int parse_type(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
@@ -135,13 +165,193 @@ static int replace_string(rl_conf_ctx *ctx, json_t *v, const char *path, char **
     return 0;
 }
 
+/* "url": one Redis server (RL_REDIS_SINGLE). */
+static int parse_single(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    redis_url u;
+    if (rl_conf_string(ctx, v, "store.url", &s->url) != 0 ||
+        parse_redis_url(ctx, "store.url", s->url, &u) != 0)
+        return -1;
+    s->mode = RL_REDIS_SINGLE;
+    s->host = u.host;
+    s->port = u.port;
+    s->unix_path = u.unix_path;
+    s->db = u.db;
+    s->username = u.username;
+    s->password = u.password;
+    return 0;
+}
+
+// Takes a seed's credential *given (what of user or password) into *kept if no seed gave
+// one before; fails if an earlier seed gave another (one set serves every node). The
+// message does not echo either value.
+static int merge_credential(rl_conf_ctx *ctx, const char *path, const char *what, char **given,
+                            char **kept) {
+    if (!*given)
+        return 0;
+    if (!*kept) {
+        *kept = *given;
+        *given = NULL;
+        return 0;
+    }
+    if (strcmp(*kept, *given) != 0)
+        return rl_conf_fail(ctx, path,
+                            "its %s differs from an earlier seed's (every node of a Redis "
+                            "Cluster is reached with the same credentials)",
+                            what);
+    return 0;
+}
+
+static int check_seed(rl_conf_ctx *ctx, const char *path, const char *url, redis_url *u,
+                      rl_store_conf *s) {
+    if (u->unix_path)
+        return rl_conf_fail(ctx, path,
+                            "\"%s\": a cluster node is reached over TCP: "
+                            "redis://[[USER]:PASSWORD@]HOST[:PORT] expected",
+                            url);
+    if (u->db != 0)
+        return rl_conf_fail(ctx, path,
+                            "the database after / must be 0 (Redis Cluster has only database 0)");
+    if (merge_credential(ctx, path, "user", &u->username, &s->username) != 0 ||
+        merge_credential(ctx, path, "password", &u->password, &s->password) != 0)
+        return -1;
+    return 0;
+}
+
+/* One entry of "cluster" (index i) into s->seeds[i]. */
+static int parse_seed(rl_conf_ctx *ctx, json_t *v, size_t i, rl_store_conf *s) {
+    char path[32];
+    redis_url u;
+    snprintf(path, sizeof(path), "store.cluster[%zu]", i);
+    if (!json_is_string(v))
+        return rl_conf_fail(ctx, path, "must be a string (a redis:// URL)");
+    const char *url = json_string_value(v);
+    if (strlen(url) != json_string_length(v))
+        return rl_conf_fail(ctx, path, "must not hold a NUL byte");
+    if (parse_redis_url(ctx, path, url, &u) != 0)
+        return -1;
+    int rc = check_seed(ctx, path, url, &u, s);
+    if (rc == 0) {
+        s->seeds[i].host = u.host;
+        s->seeds[i].port = u.port;
+        u.host = NULL;
+    }
+    redis_url_free(&u);
+    return rc;
+}
+
+/* "cluster": the seed nodes of a Redis Cluster (RL_REDIS_CLUSTER). host and port become
+   a copy of the first seed's, url stays NULL. */
+static int parse_cluster(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if (n == 0 || n > RL_REDIS_MAX_SEEDS)
+        return rl_conf_fail(ctx, "store.cluster", "must be an array of 1..%d redis:// URLs",
+                            RL_REDIS_MAX_SEEDS);
+    s->mode = RL_REDIS_CLUSTER;
+    s->seeds = rl_calloc(n, sizeof(*s->seeds));
+    if (!s->seeds)
+        return rl_conf_fail(ctx, "store.cluster", "out of memory");
+    s->seed_count = n;
+    for (size_t i = 0; i < n; i++)
+        if (parse_seed(ctx, json_array_get(v, i), i, s) != 0)
+            return -1;
+    s->port = s->seeds[0].port;
+    const char *host = s->seeds[0].host;
+    return dup_range(ctx, "store.cluster", host, host + strlen(host), &s->host);
+}
+
+/* "sentinel.master": the name the Sentinels know the master by. */
+static int parse_sentinel_master(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    const char *path = "store.sentinel.master";
+    if (!v)
+        return rl_conf_fail(ctx, path, "is required (the name the Sentinels know the master by)");
+    if (!json_is_string(v))
+        return rl_conf_fail(ctx, path, "must be a string");
+    const unsigned char *name = (const unsigned char *)json_string_value(v);
+    size_t len = json_string_length(v);
+    if (len == 0 || len > RL_REDIS_MAX_MASTER_NAME)
+        return rl_conf_fail(ctx, path, "must be 1..%d bytes", RL_REDIS_MAX_MASTER_NAME);
+    for (size_t i = 0; i < len; i++)
+        if (name[i] <= ' ' || name[i] == 0x7f)
+            return rl_conf_fail(ctx, path, "must not hold a space or a control byte");
+    return rl_conf_string(ctx, v, path, &s->sentinel_master);
+}
+
+/* One entry of "sentinel.nodes" (index i): HOST[:PORT] or [V6][:PORT]. */
+static int parse_sentinel_node(rl_conf_ctx *ctx, json_t *v, size_t i, rl_redis_addr *out) {
+    char path[48];
+    rl_hostport hp;
+    snprintf(path, sizeof(path), "store.sentinel.nodes[%zu]", i);
+    if (!json_is_string(v))
+        return rl_conf_fail(ctx, path, "must be a string \"HOST[:PORT]\"");
+    rl_hostport_status status = rl_hostport_parse(json_string_value(v), json_string_length(v),
+                                                  RL_HOSTPORT_PORT_OPTIONAL, &hp);
+    if (status != RL_HOSTPORT_OK)
+        return rl_conf_fail(ctx, path, "\"%s\": %s", json_string_value(v),
+                            rl_hostport_error(status, RL_HOSTPORT_PORT_OPTIONAL));
+    out->port = hp.has_port ? hp.port : RL_REDIS_SENTINEL_DEFAULT_PORT;
+    return dup_range(ctx, path, hp.host, hp.host + hp.host_len, &out->host);
+}
+
+static int parse_sentinel_nodes(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    size_t n = json_is_array(v) ? json_array_size(v) : 0;
+    if (n == 0 || n > RL_REDIS_MAX_SENTINELS)
+        return rl_conf_fail(ctx, "store.sentinel.nodes",
+                            "must be an array of 1..%d \"HOST[:PORT]\" strings (the Sentinels)",
+                            RL_REDIS_MAX_SENTINELS);
+    s->sentinels = rl_calloc(n, sizeof(*s->sentinels));
+    if (!s->sentinels)
+        return rl_conf_fail(ctx, "store.sentinel.nodes", "out of memory");
+    s->sentinel_count = n;
+    for (size_t i = 0; i < n; i++)
+        if (parse_sentinel_node(ctx, json_array_get(v, i), i, &s->sentinels[i]) != 0)
+            return -1;
+    return 0;
+}
+
+/* "sentinel": the master a set of Sentinels names (RL_REDIS_SENTINEL); host stays NULL
+   and port 0 until the store resolves the master. */
+static int parse_sentinel(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    static const char *const fields[] = {"master", "nodes", "username", "password", NULL};
+    if (rl_conf_fields(ctx, v, "store.sentinel", fields) != 0)
+        return -1;
+    json_t *user = json_object_get(v, "username"), *pass = json_object_get(v, "password");
+    s->mode = RL_REDIS_SENTINEL;
+    if (parse_sentinel_master(ctx, json_object_get(v, "master"), s) != 0 ||
+        parse_sentinel_nodes(ctx, json_object_get(v, "nodes"), s) != 0)
+        return -1;
+    if (user && rl_conf_string(ctx, user, "store.sentinel.username", &s->sentinel_username) != 0)
+        return -1;
+    if (pass && rl_conf_string(ctx, pass, "store.sentinel.password", &s->sentinel_password) != 0)
+        return -1;
+    return 0;
+}
+
+/* Exactly one of "url", "cluster", "sentinel" says how to reach Redis. */
+static int parse_redis_address(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
+    static const char *const names[] = {"url", "cluster", "sentinel"};
+    json_t *given[3];
+    const char *first = NULL;
+    for (size_t i = 0; i < 3; i++) {
+        given[i] = json_object_get(v, names[i]);
+        if (given[i] && first)
+            return rl_conf_fail(ctx, "store", "\"%s\" and \"%s\" are mutually exclusive", first,
+                                names[i]);
+        first = given[i] ? names[i] : first;
+    }
+    if (given[0])
+        return parse_single(ctx, given[0], s);
+    if (given[1])
+        return parse_cluster(ctx, given[1], s);
+    if (given[2])
+        return parse_sentinel(ctx, given[2], s);
+    return rl_conf_fail(ctx, "store.url",
+                        "is required for the redis store (or \"cluster\", or \"sentinel\")");
+}
+
 static int parse_redis_strings(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
-    json_t *url = json_object_get(v, "url"), *user = json_object_get(v, "username");
-    json_t *pass = json_object_get(v, "password"), *prefix = json_object_get(v, "key_prefix");
-    if (!url)
-        return rl_conf_fail(ctx, "store.url", "is required for the redis store");
-    if (rl_conf_string(ctx, url, "store.url", &s->url) != 0 ||
-        parse_redis_url(ctx, "store.url", s) != 0)
+    json_t *user = json_object_get(v, "username"), *pass = json_object_get(v, "password");
+    json_t *prefix = json_object_get(v, "key_prefix");
+    if (parse_redis_address(ctx, v, s) != 0)
         return -1;
     if ((user && replace_string(ctx, user, "store.username", &s->username) != 0) ||
         (pass && replace_string(ctx, pass, "store.password", &s->password) != 0) ||
@@ -160,6 +370,8 @@ int rl_conf_store(rl_conf_ctx *ctx, json_t *v, rl_store_conf *s) {
     static const char *const redis_fields[] = {"type",
                                                "max_keys",
                                                "url",
+                                               "cluster",
+                                               "sentinel",
                                                "username",
                                                "password",
                                                "connect_timeout_ms",
