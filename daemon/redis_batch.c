@@ -353,26 +353,84 @@ static int put_batches(rl_redis_cmdbuf *buf, const call_plan *plan, rl_redis_req
     return rc == RL_OK ? RL_OK : RL_ERR;
 }
 
-int rl_redis_call_encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t count,
-                         const char *sha, int64_t now_us) {
+// Returns the Redis keys of request req (all its items' rates).
+static size_t request_keys(const rl_redis_request *req) {
+    size_t keys = 0;
+    for (size_t k = 0; k < req->count; k++)
+        keys += item_keys(&req->items[k].limits);
+    return keys;
+}
+
+// Counts the runs of requests with the same slot (a cluster node call's key runs).
+static size_t count_runs(rl_redis_request *const *reqs, size_t count) {
+    size_t runs = count > 0;
+    for (size_t q = 1; q < count; q++)
+        runs += reqs[q]->slot != reqs[q - 1]->slot;
+    return runs;
+}
+
+// Writes a cluster node call's head of ARGV: the mark, the run count and each run's
+// key count (redis_script.lua).
+static int put_runs(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t count,
+                    size_t runs) {
+    int rc = put_bulk(buf, RL_REDIS_CLUSTER_MARK, 1) | put_int(buf, (int64_t)runs);
+    size_t keys = 0;
+    for (size_t q = 0; q < count && rc == RL_OK; q++) {
+        keys += request_keys(reqs[q]);
+        if (q + 1 == count || reqs[q + 1]->slot != reqs[q]->slot) {
+            rc = put_int(buf, (int64_t)keys);
+            keys = 0;
+        }
+    }
+    return rc == RL_OK ? RL_OK : RL_ERR;
+}
+
+/* How a call is written: which script, and where its keys go. */
+typedef struct call_form {
+    const char *sha;    /* EVALSHA with it, or EVAL with the script if NULL */
+    int64_t now_us;     /* the decision time (0: Redis's TIME) */
+    const char *script; /* the script's source for EVAL */
+    size_t script_len;  /* its bytes */
+    int keys_in_argv;   /* a cluster node call: no KEYS, the keys in ARGV by slot runs */
+} call_form;
+
+static int encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t count,
+                  const call_form *form) {
     call_plan plan;
     buf->len = 0;
     int rc = plan_call(&plan, reqs, count);
+    size_t runs = form->keys_in_argv ? count_runs(reqs, count) : 0;
+    size_t head = form->keys_in_argv ? 2 + runs : 0; /* mark, G, the run lengths */
     if (rc == RL_OK)
         rc = reserve(buf, 64);
     if (rc == RL_OK) {
-        put_header(buf, '*', (int64_t)(3 + plan.key_count + plan.arg_count));
-        if (sha)
-            rc = put_bulk(buf, "EVALSHA", 7) | put_bulk(buf, sha, 40);
+        put_header(buf, '*', (int64_t)(3 + head + plan.key_count + plan.arg_count));
+        if (form->sha)
+            rc = put_bulk(buf, "EVALSHA", 7) | put_bulk(buf, form->sha, 40);
         else
-            rc = put_bulk(buf, "EVAL", 4) | put_bulk(buf, rl_redis_script, rl_redis_script_len);
-        rc |= put_int(buf, (int64_t)plan.key_count);
+            rc = put_bulk(buf, "EVAL", 4) | put_bulk(buf, form->script, form->script_len);
+        rc |= put_int(buf, form->keys_in_argv ? 0 : (int64_t)plan.key_count);
+        if (form->keys_in_argv)
+            rc |= put_runs(buf, reqs, count, runs);
     }
     if (rc == RL_OK)
-        rc = put_keys(buf, reqs, count) | put_int(buf, now_us) | put_sets(buf, &plan) |
+        rc = put_keys(buf, reqs, count) | put_int(buf, form->now_us) | put_sets(buf, &plan) |
              put_batches(buf, &plan, reqs, count);
     plan_free(&plan);
     return rc == RL_OK ? RL_OK : RL_ERR;
+}
+
+int rl_redis_call_encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t count,
+                         const char *sha, int64_t now_us) {
+    call_form form = {sha, now_us, rl_redis_script, rl_redis_script_len, 0};
+    return encode(buf, reqs, count, &form);
+}
+
+int rl_redis_call_encode_cluster(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs,
+                                 size_t count, const char *sha, int64_t now_us, int declared) {
+    call_form form = {sha, now_us, rl_redis_cluster_script, rl_redis_cluster_script_len,
+                      !declared};
+    return encode(buf, reqs, count, &form);
 }
 
 /* ---- reading replies ---- */

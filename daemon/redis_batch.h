@@ -46,6 +46,8 @@ typedef struct rl_redis_request {
     int64_t submitted_us;                 /* monotonic clock at submit */
     uint64_t cache_stamp;                 /* single CHECK: the cache's stamp at submit */
     rl_store_op op;                       /* what to do */
+    uint16_t slot;                        /* Redis Cluster: the slot of its keys (set by
+                                             the store; all its items share it) */
     uint8_t answered;                     /* done was called */
     uint8_t count;                        /* items */
     rl_redis_item items[];                /* then the names' bytes */
@@ -76,6 +78,17 @@ typedef struct rl_redis_cmdbuf {
 // decision time (0: Redis's TIME). Returns RL_OK, or RL_ERR if memory ran out.
 int rl_redis_call_encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t count,
                          const char *sha, int64_t now_us);
+
+// Like rl_redis_call_encode, for a Redis Cluster node, with the cluster variant of the
+// script (rl_redis_cluster_script for EVAL). declared: the keys are declared as KEYS
+// (all requests must be of one slot: Redis checks them before running, answering
+// MOVED, ASK or TRYAGAIN). Otherwise (a node call) the keys go in ARGV, grouped in runs
+// of one slot: reqs must be ordered so that requests of a slot are adjacent (their
+// order within the slot kept), and a run Redis does not serve whole here is answered
+// RL_REDIS_REDIRECT by the script, unwritten (rl_redis_call_decode: RL_ST_INTERNAL with
+// errstr starting with RL_REDIS_REDIRECT).
+int rl_redis_call_encode_cluster(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs,
+                                 size_t count, const char *sha, int64_t now_us, int declared);
 
 // Called per request by rl_redis_call_decode with its answer (valid during the call).
 typedef void rl_redis_answer_fn(void *arg, rl_redis_request *req, rl_store_answer *answer);

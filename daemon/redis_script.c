@@ -13,6 +13,12 @@ const char rl_redis_script[] =
 
 const size_t rl_redis_script_len = sizeof(rl_redis_script) - 1;
 
+const char rl_redis_cluster_script[] = RL_REDIS_CLUSTER_SHEBANG
+#include "redis_script.inc"
+    ;
+
+const size_t rl_redis_cluster_script_len = sizeof(rl_redis_cluster_script) - 1;
+
 // Redis 7 answers a bulk string over 16 KB from a client not yet authenticated with a
 // protocol error and closes the connection; the pool's handshake therefore authenticates
 // (or PINGs, so that a Redis wanting a password answers NOAUTH) before SCRIPT LOAD. The

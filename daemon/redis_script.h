@@ -30,9 +30,20 @@
     10000 /* members of a lease set read at most: the highest                                      \
              concurrency limit (each lease holds a slot) */
 
+#define RL_REDIS_CLUSTER_MARK "K"       /* ARGV[1] of a cluster node call: keys in ARGV */
+#define RL_REDIS_REDIRECT "REDIRECT "   /* starts a batch's status the script did not run:
+                                           its slot is not (or no longer all) here */
+/* The first line of the cluster variant: a node call touches many slots of its node. */
+#define RL_REDIS_CLUSTER_SHEBANG "#!lua flags=allow-cross-slot-keys\n"
+
 // The script as sent to Redis (redis_script.lua without its comments and blanks),
 // NUL-terminated, and its length.
 extern const char rl_redis_script[];
 extern const size_t rl_redis_script_len;
+
+// The same script for Redis Cluster: RL_REDIS_CLUSTER_SHEBANG, then rl_redis_script (so
+// Redis's line numbers are one more than the file's).
+extern const char rl_redis_cluster_script[];
+extern const size_t rl_redis_cluster_script_len;
 
 #endif

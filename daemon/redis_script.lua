@@ -71,11 +71,26 @@ local OP_ACQUIRE, OP_RELEASE, OP_RENEW = 4, 5, 6
 local RATE_ARGS, BATCH_ARGS, ITEM_ARGS = 4, 2, 2
 local VERDICT_FIELDS, COMPACT_FIELDS, CAPPED, REMAINING_SCALE = 4, 3, 2, 2
 local LEASE_ARGS, LEASE_FIELDS, LEASE_UNKNOWN, MAX_LEASES = 1, 6, 2, 10000
+local CLUSTER_MARK, REDIRECT = 'K', 'REDIRECT '
 
 local floor, tonumber, fmt, match = math.floor, tonumber, string.format, string.match
 local call, pcall_ = redis.call, redis.pcall
 local TWO53 = 2 ^ 53
 local function ceil_ms(us) return floor((us + 999) / 1000) end
+-- Redis Cluster's node calls (redis_batch.h): no KEYS declared (the shipped cluster
+-- variant starts with "#!lua flags=allow-cross-slot-keys", so one call may touch many
+-- slots of its node); ARGV is CLUSTER_MARK, G, the key counts of G runs (each run: the
+-- keys of one slot, in call order), the keys, then the arguments described above. The
+-- keys become KEYS and the rest ARGV; runs holds the last key index of each run.
+local KEYS, ARGV, runs = KEYS, ARGV, nil
+if ARGV[1] == CLUSTER_MARK then
+    local g, keys, args, total = tonumber(ARGV[2]), {}, {}, 0
+    runs = {}
+    for r = 1, g do total = total + tonumber(ARGV[2 + r]); runs[r] = total end
+    for i = 1, total do keys[i] = ARGV[2 + g + i] end
+    for i = 1, #ARGV - 2 - g - total do args[i] = ARGV[2 + g + total + i] end
+    KEYS, ARGV = keys, args
+end
 -- now: the override in ARGV[1] (tests), else Redis's clock.
 local now = tonumber(ARGV[1])
 if now == 0 then
@@ -113,11 +128,30 @@ for s = 1, tonumber(ARGV[2]) do
     pos = pos + 1 + count * RATE_ARGS
 end
 -- Every key's string value, read at once (nil for missing keys and sorted sets).
-local raw, nkeys = {}, #KEYS
-for i = 1, nkeys, 1000 do
-    local j = (i + 999 < nkeys) and (i + 999) or nkeys
-    local vals = call('MGET', unpack(KEYS, i, j))
-    for x = i, j do raw[x] = vals[x - i + 1] end
+local raw, nkeys, moved = {}, #KEYS, {}
+local function read(from, to)
+    for i = from, to, 1000 do
+        local j = (i + 999 < to) and (i + 999) or to
+        local vals = call('MGET', unpack(KEYS, i, j))
+        for x = i, j do raw[x] = vals[x - i + 1] end
+    end
+end
+-- A cluster call reads run by run (MGET stays within a slot), before anything is
+-- written: a run whose slot this node does not serve, or is migrating away with a key
+-- missing, fails its read; its batches are answered REDIRECT and the error (moved),
+-- and nothing of them is written: the daemon sends them again where Redis says.
+if runs then
+    local from = 1
+    for r = 1, #runs do
+        local ok, err = pcall(read, from, runs[r])
+        if not ok then
+            err = REDIRECT .. tostring(type(err) == 'table' and err.err or err)
+            for x = from, runs[r] do moved[x] = err end
+        end
+        from = runs[r] + 1
+    end
+else
+    read(1, nkeys)
 end
 local out, n = {now}, 1
 -- A fast-path bucket is stored "<tat>. " (tonumber reads it; the mark is the trailing
@@ -179,30 +213,34 @@ if nb < 0 then
     for i = 1, -nb do
         local rt, cost, key = sets[tonumber(ARGV[p])][1], tonumber(ARGV[p + 1]), KEYS[i]
         local v = seen[key] or raw[i]
-        local a, e, ph = v and tonumber(v) or 0, nil, nil
-        if a ~= 0 and byte(v, -1) == 32 then ph = phase(key); e = grid_end(a, ph) end
-        local ok, tat, remaining, reset, retry =
-            bucket_verdict(rt, bucket_load(rt, a, 0), cost, true)
-        if ok then
-            -- (tat > now: CHECK costs are at least 1.) Within the grid point the key
-            -- already expires at, the new tat overwrites the old one in place (SETRANGE
-            -- keeps the TTL and reuses the value; the script sees time stand still, so a
-            -- key read is there).
-            ph = ph or phase(key)
-            local e2, nv, r = grid_end(tat, ph), fmt('%.0f. ', tat), nil
-            if e == e2 and tat + 2000 <= e2 and #nv == #v then
-                r = pcall_('SETRANGE', key, '0', nv)
-            else
-                r = pcall_('SET', key, nv, 'PX', ceil_ms(e2 - now))
-            end
-            if type(r) == 'table' and r.err then
-                out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
-            else
-                out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE + 1, reset, 0
-                seen[key] = nv
-            end
+        if moved[i] then
+            out[n + 1], out[n + 2], out[n + 3] = moved[i], 0, 0
         else
-            out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE, reset, retry
+            local a, e, ph = v and tonumber(v) or 0, nil, nil
+            if a ~= 0 and byte(v, -1) == 32 then ph = phase(key); e = grid_end(a, ph) end
+            local ok, tat, remaining, reset, retry =
+                bucket_verdict(rt, bucket_load(rt, a, 0), cost, true)
+            if ok then
+                -- (tat > now: CHECK costs are at least 1.) Within the grid point the key
+                -- already expires at, the new tat overwrites the old one in place (SETRANGE
+                -- keeps the TTL and reuses the value; the script sees time stand still, so a
+                -- key read is there).
+                ph = ph or phase(key)
+                local e2, nv, r = grid_end(tat, ph), fmt('%.0f. ', tat), nil
+                if e == e2 and tat + 2000 <= e2 and #nv == #v then
+                    r = pcall_('SETRANGE', key, '0', nv)
+                else
+                    r = pcall_('SET', key, nv, 'PX', ceil_ms(e2 - now))
+                end
+                if type(r) == 'table' and r.err then
+                    out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
+                else
+                    out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE + 1, reset, 0
+                    seen[key] = nv
+                end
+            else
+                out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE, reset, retry
+            end
         end
         n = n + COMPACT_FIELDS
         p = p + ITEM_ARGS
@@ -723,7 +761,11 @@ for _ = 1, batches do
     n = n + 1
     out[n] = 0
     batch_logs = {}
-    local ok, err = pcall(run, op, p, k0, count)
-    if not ok then fail(err, n0, fields, k0, k) end
+    if moved[k0] then
+        fail(moved[k0], n0, fields, k0, k)
+    else
+        local ok, err = pcall(run, op, p, k0, count)
+        if not ok then fail(err, n0, fields, k0, k) end
+    end
 end
 return out

@@ -63,6 +63,9 @@ START_TEST(argument_and_reply_layout_match_redis_script_h) {
         line, sizeof(line), "local LEASE_ARGS,LEASE_FIELDS,LEASE_UNKNOWN,MAX_LEASES=%d,%d,%d,%d",
         RL_REDIS_LEASE_ARGS, RL_REDIS_LEASE_FIELDS, RL_REDIS_LEASE_UNKNOWN, RL_REDIS_MAX_LEASES);
     assert_line(line);
+    snprintf(line, sizeof(line), "local CLUSTER_MARK,REDIRECT='%s','%s'", RL_REDIS_CLUSTER_MARK,
+             RL_REDIS_REDIRECT);
+    assert_line(line);
     /* a lease's outcome is neither allowed (1) nor denied (0) */
     ck_assert_int_gt(RL_REDIS_LEASE_UNKNOWN, 1);
     /* the flag bit is not the allowed bit, and a compact verdict keeps allowed apart */
@@ -79,6 +82,10 @@ START_TEST(the_script_is_sent_without_comments) {
     ck_assert_ptr_null(strstr(rl_redis_script, "--"));
     ck_assert_ptr_null(strstr(rl_redis_script, "\n "));
     ck_assert_ptr_nonnull(strstr(rl_redis_script, "\nreturn out\n"));
+    /* the cluster variant is the same script behind its shebang line */
+    ck_assert_uint_eq(rl_redis_cluster_script_len,
+                      strlen(RL_REDIS_CLUSTER_SHEBANG) + rl_redis_script_len);
+    ck_assert_str_eq(rl_redis_cluster_script + strlen(RL_REDIS_CLUSTER_SHEBANG), rl_redis_script);
 }
 END_TEST
 
