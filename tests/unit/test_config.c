@@ -1379,6 +1379,262 @@ START_TEST(test_allocation_failure_redis_config) {
 }
 END_TEST
 
+/* ---- redis cluster and sentinel ---- */
+
+#define SENTINEL_NODES "'nodes':['127.0.0.1:26379']"
+
+/* url, cluster and sentinel: exactly one; two are refused naming both, none names all. */
+START_TEST(test_redis_shapes_are_exclusive) {
+    REFUSED(parse_store("'type':'redis','url':'redis://h','cluster':['redis://h']"),
+            "store: ", "\"url\" and \"cluster\" are mutually exclusive");
+    REFUSED(parse_store("'type':'redis','url':'redis://h',"
+                        "'sentinel':{'master':'m'," SENTINEL_NODES "}"),
+            "store: ", "\"url\" and \"sentinel\" are mutually exclusive");
+    REFUSED(parse_store("'type':'redis','cluster':['redis://h'],"
+                        "'sentinel':{'master':'m'," SENTINEL_NODES "}"),
+            "store: ", "\"cluster\" and \"sentinel\" are mutually exclusive");
+    REFUSED(parse_store("'type':'redis','url':'redis://h','cluster':['redis://h'],"
+                        "'sentinel':{'master':'m'," SENTINEL_NODES "}"),
+            "\"url\" and \"cluster\" are mutually exclusive");
+    REFUSED(parse_store("'type':'redis','key_prefix':'k:'"),
+            "store.url: is required for the redis store (or \"cluster\", or \"sentinel\")");
+    REFUSED(parse_store("'type':'memory','cluster':['redis://h']"), "store", "\"cluster\"");
+    REFUSED(parse_store("'type':'memory','sentinel':{}"), "store", "\"sentinel\"");
+    rl_config *c = ACCEPTED(parse_redis_url("redis://u:p@h:7/1"));
+    ck_assert_int_eq(c->store.mode, RL_REDIS_SINGLE);
+    ck_assert_ptr_null(c->store.seeds);
+    ck_assert_uint_eq(c->store.seed_count, 0);
+    ck_assert_ptr_null(c->store.sentinels);
+    ck_assert_ptr_null(c->store.sentinel_master);
+    rl_config_free(c);
+}
+END_TEST
+
+START_TEST(test_redis_cluster) {
+    rl_config *c = ACCEPTED(parse_store(
+        "'type':'redis','key_prefix':'app:','pool':3,"
+        "'cluster':['redis://127.0.0.1:7000','redis://:pw@127.0.0.1:7001','redis://[::1]/0',"
+        "'redis://node-4.example:7003/']"));
+    const rl_store_conf *s = &c->store;
+    ck_assert_int_eq(s->type, RL_STORE_REDIS);
+    ck_assert_int_eq(s->mode, RL_REDIS_CLUSTER);
+    ck_assert_uint_eq(s->seed_count, 4);
+    ck_assert_str_eq(s->seeds[0].host, "127.0.0.1");
+    ck_assert_uint_eq(s->seeds[0].port, 7000);
+    ck_assert_str_eq(s->seeds[1].host, "127.0.0.1");
+    ck_assert_uint_eq(s->seeds[1].port, 7001);
+    ck_assert_str_eq(s->seeds[2].host, "::1");
+    ck_assert_uint_eq(s->seeds[2].port, 6379);
+    ck_assert_str_eq(s->seeds[3].host, "node-4.example");
+    ck_assert_uint_eq(s->seeds[3].port, 7003);
+    /* The first seed's address, a copy, for code that wants one address. */
+    ck_assert_str_eq(s->host, "127.0.0.1");
+    ck_assert_ptr_ne(s->host, s->seeds[0].host);
+    ck_assert_uint_eq(s->port, 7000);
+    ck_assert_ptr_null(s->url);
+    ck_assert_ptr_null(s->unix_path);
+    ck_assert_int_eq(s->db, 0);
+    ck_assert_ptr_null(s->username);
+    ck_assert_str_eq(s->password, "pw"); /* one seed gave it: every node gets it */
+    ck_assert_str_eq(s->key_prefix, "app:");
+    ck_assert_int_eq(s->pool, 3);
+    ck_assert_ptr_null(s->sentinels);
+    ck_assert_ptr_null(s->sentinel_master);
+    rl_config_free(c);
+
+    /* Seeds that agree; store.username/password override them, as they do a url's. */
+    c = ACCEPTED(parse_store("'type':'redis','cluster':['redis://u:p@a:1','redis://u:p@b:2']"));
+    ck_assert_str_eq(c->store.username, "u");
+    ck_assert_str_eq(c->store.password, "p");
+    rl_config_free(c);
+    c = ACCEPTED(parse_store("'type':'redis','username':'v','password':'q',"
+                             "'cluster':['redis://u:p@a:1','redis://b:2']"));
+    ck_assert_str_eq(c->store.username, "v");
+    ck_assert_str_eq(c->store.password, "q");
+    rl_config_free(c);
+    c = ACCEPTED(parse_store("'type':'redis','password':'q','cluster':['redis://a']"));
+    ck_assert_ptr_null(c->store.username);
+    ck_assert_str_eq(c->store.password, "q");
+    ck_assert_uint_eq(c->store.seed_count, 1);
+    rl_config_free(c);
+}
+END_TEST
+
+/* Builds 'type':'redis','cluster':[n seeds] in buf. */
+static const char *cluster_of(char *buf, size_t len, int n) {
+    int used = snprintf(buf, len, "'type':'redis','cluster':[");
+    for (int i = 0; i < n; i++)
+        used += snprintf(buf + used, len - (size_t)used, "%s'redis://h:%d'", i ? "," : "", i + 1);
+    snprintf(buf + used, len - (size_t)used, "]");
+    return buf;
+}
+
+START_TEST(test_redis_cluster_refusals) {
+    char buf[4096];
+    rl_config *c = ACCEPTED(parse_store(cluster_of(buf, sizeof(buf), 64)));
+    ck_assert_uint_eq(c->store.seed_count, 64);
+    ck_assert_uint_eq(c->store.seeds[63].port, 64);
+    rl_config_free(c);
+    REFUSED(parse_store(cluster_of(buf, sizeof(buf), 65)), "store.cluster", "1..64");
+    REFUSED(parse_store("'type':'redis','cluster':[]"), "store.cluster", "1..64");
+    REFUSED(parse_store("'type':'redis','cluster':'redis://h'"), "store.cluster", "array");
+    REFUSED(parse_store("'type':'redis','cluster':['redis://a',7]"), "store.cluster[1]",
+            "must be a string");
+    REFUSED(parse_store("'type':'redis','cluster':['redis://a','redis://b','unix:/r.sock']"),
+            "store.cluster[2]", "over TCP");
+    REFUSED(parse_store("'type':'redis','cluster':['redis://a','redis://b:7/2']"),
+            "store.cluster[1]", "Redis Cluster has only database 0");
+    REFUSED(parse_store("'type':'redis','cluster':['redis://a:0']"), "store.cluster[0]",
+            "1..65535");
+    REFUSED(parse_store("'type':'redis','cluster':['http://a']"), "store.cluster[0]",
+            "must be redis://");
+    REFUSED(parse_store("'type':'redis','cluster':['redis://a','redis://::1']"),
+            "store.cluster[1]");
+    REFUSED(parse_store("'type':'redis','cluster':['redis://:x@a','redis://:y@b']"),
+            "store.cluster[1]", "its password differs from an earlier seed's");
+    REFUSED(parse_store("'type':'redis','cluster':['redis://u:x@a','redis://w:x@b']"),
+            "store.cluster[1]", "its user differs");
+    /* The message never shows a password. */
+    ck_assert_ptr_null(strstr(err, ":x@"));
+    REFUSED(parse_store("'type':'redis','cluster':['redis://:s3cret@a','redis://:other@b']"),
+            "store.cluster[1]");
+    ck_assert_ptr_null(strstr(err, "s3cret"));
+    ck_assert_ptr_null(strstr(err, "other"));
+}
+END_TEST
+
+START_TEST(test_redis_sentinel) {
+    rl_config *c = ACCEPTED(
+        parse_store("'type':'redis','username':'mu','password':'mp','command_timeout_ms':100,"
+                    "'sentinel':{'master':'mymaster','nodes':['127.0.0.1:26379','[::1]:26380','s3',"
+                    "'[fe80::2]'],'username':'u','password':'p'}"));
+    const rl_store_conf *s = &c->store;
+    ck_assert_int_eq(s->mode, RL_REDIS_SENTINEL);
+    ck_assert_str_eq(s->sentinel_master, "mymaster");
+    ck_assert_uint_eq(s->sentinel_count, 4);
+    ck_assert_str_eq(s->sentinels[0].host, "127.0.0.1");
+    ck_assert_uint_eq(s->sentinels[0].port, 26379);
+    ck_assert_str_eq(s->sentinels[1].host, "::1");
+    ck_assert_uint_eq(s->sentinels[1].port, 26380);
+    ck_assert_str_eq(s->sentinels[2].host, "s3");
+    ck_assert_uint_eq(s->sentinels[2].port, 26379); /* Sentinel's default port */
+    ck_assert_str_eq(s->sentinels[3].host, "fe80::2");
+    ck_assert_uint_eq(s->sentinels[3].port, 26379);
+    ck_assert_str_eq(s->sentinel_username, "u");
+    ck_assert_str_eq(s->sentinel_password, "p");
+    ck_assert_str_eq(s->username, "mu"); /* the master's */
+    ck_assert_str_eq(s->password, "mp");
+    ck_assert_ptr_null(s->host); /* until the store resolves the master */
+    ck_assert_uint_eq(s->port, 0);
+    ck_assert_ptr_null(s->url);
+    ck_assert_ptr_null(s->unix_path);
+    ck_assert_ptr_null(s->seeds);
+    ck_assert_int_eq(s->command_timeout_ms, 100);
+    rl_config_free(c);
+
+    c = ACCEPTED(parse_store("'type':'redis','sentinel':{'master':'m'," SENTINEL_NODES "}"));
+    ck_assert_ptr_null(c->store.sentinel_username);
+    ck_assert_ptr_null(c->store.sentinel_password);
+    ck_assert_ptr_null(c->store.username);
+    ck_assert_ptr_null(c->store.password);
+    ck_assert_uint_eq(c->store.sentinel_count, 1);
+    rl_config_free(c);
+}
+END_TEST
+
+/* Builds a sentinel store with nodes Sentinels and a master name of name_len bytes. */
+static const char *sentinel_of(char *buf, size_t len, int nodes, int name_len) {
+    char name[300];
+    memset(name, 'm', (size_t)name_len);
+    name[name_len] = '\0';
+    int used = snprintf(buf, len, "'type':'redis','sentinel':{'master':'%s','nodes':[", name);
+    for (int i = 0; i < nodes; i++)
+        used += snprintf(buf + used, len - (size_t)used, "%s'h:%d'", i ? "," : "", i + 1);
+    snprintf(buf + used, len - (size_t)used, "]}");
+    return buf;
+}
+
+START_TEST(test_redis_sentinel_refusals) {
+    char buf[4096];
+    rl_config *c = ACCEPTED(parse_store(sentinel_of(buf, sizeof(buf), 16, 255)));
+    ck_assert_uint_eq(c->store.sentinel_count, 16);
+    ck_assert_uint_eq(strlen(c->store.sentinel_master), 255);
+    rl_config_free(c);
+    REFUSED(parse_store(sentinel_of(buf, sizeof(buf), 17, 1)), "store.sentinel.nodes", "1..16");
+    REFUSED(parse_store(sentinel_of(buf, sizeof(buf), 0, 1)), "store.sentinel.nodes", "1..16");
+    REFUSED(parse_store(sentinel_of(buf, sizeof(buf), 1, 256)), "store.sentinel.master",
+            "1..255 bytes");
+    REFUSED(parse_store(sentinel_of(buf, sizeof(buf), 1, 0)), "store.sentinel.master",
+            "1..255 bytes");
+    REFUSED(parse_store("'type':'redis','sentinel':{" SENTINEL_NODES "}"), "store.sentinel.master",
+            "is required");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':5," SENTINEL_NODES "}"),
+            "store.sentinel.master", "must be a string");
+    static const char *const bad_names[] = {"my master", "m\\tx", "m\\n", "m\\u007f", " m"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+        snprintf(buf, sizeof(buf), "'type':'redis','sentinel':{'master':'%s'," SENTINEL_NODES "}",
+                 bad_names[i]);
+        REFUSED(parse_store(buf), "store.sentinel.master", "a space or a control byte");
+    }
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m'}"), "store.sentinel.nodes");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m','nodes':'h:1'}"),
+            "store.sentinel.nodes");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m','nodes':['h:1',2]}"),
+            "store.sentinel.nodes[1]", "must be a string");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m','nodes':['h:1','::1']}"),
+            "store.sentinel.nodes[1]", "\"::1\"");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m','nodes':['h:0']}"),
+            "store.sentinel.nodes[0]", "1..65535");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m','nodes':['redis://h:1']}"),
+            "store.sentinel.nodes[0]");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m','nodes':['h:1 ']}"),
+            "store.sentinel.nodes[0]");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m'," SENTINEL_NODES ",'db':1}"),
+            "store.sentinel", "unknown field \"db\"");
+    REFUSED(parse_store("'type':'redis','sentinel':['m']"), "store.sentinel", "must be an object");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m'," SENTINEL_NODES ",'username':1}"),
+            "store.sentinel.username", "must be a string");
+    REFUSED(
+        parse_store("'type':'redis','sentinel':{'master':'m'," SENTINEL_NODES ",'password':null}"),
+        "store.sentinel.password", "must be a string");
+}
+END_TEST
+
+/* Every allocation of the two new shapes can fail cleanly (and the successes free all:
+   ASan, valgrind). */
+START_TEST(test_allocation_failure_cluster_and_sentinel) {
+    parse_under_allocation_failure(
+        "{'listen': ['unix:/tmp/a.sock'],"
+        " 'store': {'type': 'redis', 'cluster': ['redis://u:p@127.0.0.1:7000',"
+        "           'redis://u:p@[::1]:7001', 'redis://h:7002'], 'username': 'v'},"
+        " 'policies': {'p': {'algorithm': 'gcra', 'limit': 1, 'period': '1s'}}}");
+    parse_under_allocation_failure(
+        "{'listen': ['unix:/tmp/a.sock'],"
+        " 'store': {'type': 'redis', 'password': 'q', 'sentinel': {'master': 'mymaster',"
+        "           'nodes': ['127.0.0.1:26379', '[::1]:26380', 's'], 'username': 'u',"
+        "           'password': 'p'}},"
+        " 'policies': {'p': {'algorithm': 'gcra', 'limit': 1, 'period': '1s'}}}");
+}
+END_TEST
+
+/* Refusals after the seeds or the Sentinels were built free them (ASan, valgrind). */
+START_TEST(test_redis_shapes_refused_late_free_everything) {
+    REFUSED(parse_store("'type':'redis','cluster':['redis://:p@a:1','redis://b:2'],"
+                        "'key_prefix':'{x}'"),
+            "store.key_prefix");
+    REFUSED(parse_store("'type':'redis','cluster':['redis://:p@a:1','redis://b:2','redis://c/3']"),
+            "store.cluster[2]");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m','nodes':['a','b'],"
+                        "'username':'u','password':7}"),
+            "store.sentinel.password");
+    REFUSED(parse_store("'type':'redis','sentinel':{'master':'m','nodes':['a','b','c:x']}"),
+            "store.sentinel.nodes[2]");
+    REFUSED(parse("{" LISTEN ",'store':{'type':'redis','sentinel':{'master':'m','nodes':['a'],"
+                  "'username':'u','password':'p'}},'policies':{'p':{'algorithm':'x'}}}"),
+            "policies.p.algorithm");
+}
+END_TEST
+
 /* Errors after partial work free what was built (valgrind, ASan). */
 START_TEST(test_errors_late_in_the_file_free_everything) {
     REFUSED(parse("{'listen': ['unix:/a', 'tcp:127.0.0.1:5'],"
@@ -1439,6 +1695,13 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_allocation_failure_memory_config);
     tcase_add_test(tc, test_allocation_failure_redis_config);
     tcase_add_test(tc, test_errors_late_in_the_file_free_everything);
+    tcase_add_test(tc, test_redis_shapes_are_exclusive);
+    tcase_add_test(tc, test_redis_cluster);
+    tcase_add_test(tc, test_redis_cluster_refusals);
+    tcase_add_test(tc, test_redis_sentinel);
+    tcase_add_test(tc, test_redis_sentinel_refusals);
+    tcase_add_test(tc, test_allocation_failure_cluster_and_sentinel);
+    tcase_add_test(tc, test_redis_shapes_refused_late_free_everything);
     tcase_add_test(tc, test_concurrency_policies);
     suite_add_tcase(s, tc);
     return s;
