@@ -141,29 +141,29 @@ typedef struct rl_redis_addr {
 } rl_redis_addr;
 
 typedef struct rl_store_conf {
-    rl_store_type type;     /* memory or redis */
-    rl_redis_mode mode;     /* redis: single (url), cluster or sentinel */
-    uint64_t max_keys;      /* embedded store (and local fallback): live keys at most */
-    char *url;              /* redis: as written (owned) */
-    char *host;             /* redis: host, or NULL for a Unix socket (owned) */
-    uint16_t port;          /* redis: TCP port */
-    char *unix_path;        /* redis: socket path (owned) */
-    int db;                 /* redis: database number */
-    char *username;         /* redis: ACL user, or NULL (owned) */
-    char *password;         /* redis: password, or NULL (owned) */
-    int connect_timeout_ms; /* redis: connect timeout */
-    int command_timeout_ms; /* redis: reply timeout; past it the fallback answers */
-    char *key_prefix;       /* redis: prefix of every key (default "rl:") (owned) */
-    int pool;               /* redis: connections */
-    int batch_max;          /* redis: items per script call at most */
-    rl_redis_addr *seeds;   /* cluster: the seed nodes (owned), seed_count of them; host and
-                               port above are the first one's */
-    size_t seed_count;      /* cluster: entries in seeds */
-    char *sentinel_master;  /* sentinel: the master's name (owned) */
-    rl_redis_addr *sentinels;   /* sentinel: the Sentinels (owned), sentinel_count of them */
-    size_t sentinel_count;      /* sentinel: entries in sentinels */
-    char *sentinel_username;    /* sentinel: ACL user for the Sentinels, or NULL (owned) */
-    char *sentinel_password;    /* sentinel: password for the Sentinels, or NULL (owned) */
+    rl_store_type type;       /* memory or redis */
+    rl_redis_mode mode;       /* redis: single (url), cluster or sentinel */
+    uint64_t max_keys;        /* embedded store (and local fallback): live keys at most */
+    char *url;                /* redis: as written (owned) */
+    char *host;               /* redis: host, or NULL for a Unix socket (owned) */
+    uint16_t port;            /* redis: TCP port */
+    char *unix_path;          /* redis: socket path (owned) */
+    int db;                   /* redis: database number */
+    char *username;           /* redis: ACL user, or NULL (owned) */
+    char *password;           /* redis: password, or NULL (owned) */
+    int connect_timeout_ms;   /* redis: connect timeout */
+    int command_timeout_ms;   /* redis: reply timeout; past it the fallback answers */
+    char *key_prefix;         /* redis: prefix of every key (default "rl:") (owned) */
+    int pool;                 /* redis: connections */
+    int batch_max;            /* redis: items per script call at most */
+    rl_redis_addr *seeds;     /* cluster: the seed nodes (owned), seed_count of them; host and
+                                 port above are the first one's */
+    size_t seed_count;        /* cluster: entries in seeds */
+    char *sentinel_master;    /* sentinel: the master's name (owned) */
+    rl_redis_addr *sentinels; /* sentinel: the Sentinels (owned), sentinel_count of them */
+    size_t sentinel_count;    /* sentinel: entries in sentinels */
+    char *sentinel_username;  /* sentinel: ACL user for the Sentinels, or NULL (owned) */
+    char *sentinel_password;  /* sentinel: password for the Sentinels, or NULL (owned) */
 } rl_store_conf;
 
 typedef struct rl_denial_log_conf {

@@ -426,10 +426,9 @@ int rl_redis_call_encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, si
     return encode(buf, reqs, count, &form);
 }
 
-int rl_redis_call_encode_cluster(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs,
-                                 size_t count, const char *sha, int64_t now_us, int declared) {
-    call_form form = {sha, now_us, rl_redis_cluster_script, rl_redis_cluster_script_len,
-                      !declared};
+int rl_redis_call_encode_cluster(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t count,
+                                 const char *sha, int64_t now_us, int declared) {
+    call_form form = {sha, now_us, rl_redis_cluster_script, rl_redis_cluster_script_len, !declared};
     return encode(buf, reqs, count, &form);
 }
 

@@ -48,6 +48,11 @@ typedef struct rl_redis_request {
     rl_store_op op;                       /* what to do */
     uint16_t slot;                        /* Redis Cluster: the slot of its keys (set by
                                              the store; all its items share it) */
+    uint8_t route;                        /* Redis Cluster: how it is sent (RL_ROUTE_*
+                                             of store_redis_int.h) */
+    uint8_t hops;                         /* Redis Cluster: redirects followed */
+    uint8_t resend;                       /* Redis Cluster: its node call answered it
+                                             REDIRECT: 1 unwritten, 2 after a write */
     uint8_t answered;                     /* done was called */
     uint8_t count;                        /* items */
     rl_redis_item items[];                /* then the names' bytes */
@@ -87,8 +92,8 @@ int rl_redis_call_encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, si
 // order within the slot kept), and a run Redis does not serve whole here is answered
 // RL_REDIS_REDIRECT by the script, unwritten (rl_redis_call_decode: RL_ST_INTERNAL with
 // errstr starting with RL_REDIS_REDIRECT).
-int rl_redis_call_encode_cluster(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs,
-                                 size_t count, const char *sha, int64_t now_us, int declared);
+int rl_redis_call_encode_cluster(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t count,
+                                 const char *sha, int64_t now_us, int declared);
 
 // Called per request by rl_redis_call_decode with its answer (valid during the call).
 typedef void rl_redis_answer_fn(void *arg, rl_redis_request *req, rl_store_answer *answer);

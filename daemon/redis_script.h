@@ -30,9 +30,10 @@
     10000 /* members of a lease set read at most: the highest                                      \
              concurrency limit (each lease holds a slot) */
 
-#define RL_REDIS_CLUSTER_MARK "K"       /* ARGV[1] of a cluster node call: keys in ARGV */
-#define RL_REDIS_REDIRECT "REDIRECT "   /* starts a batch's status the script did not run:
-                                           its slot is not (or no longer all) here */
+#define RL_REDIS_CLUSTER_MARK "K" /* ARGV[1] of a cluster node call: keys in ARGV */
+#define RL_REDIS_REDIRECT                                                                          \
+    "REDIRECT " /* starts a batch's status the script did not run:                                 \
+                   its slot is not (or no longer all) here */
 /* The first line of the cluster variant: a node call touches many slots of its node. */
 #define RL_REDIS_CLUSTER_SHEBANG "#!lua flags=allow-cross-slot-keys\n"
 
