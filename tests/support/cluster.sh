@@ -9,7 +9,8 @@
 #                          CLUSTER_PORTS (array, all nodes), CLUSTER_MASTER_PORTS (array),
 #                          CLUSTER_URLS_JSON ('["redis://127.0.0.1:P", ...]', the masters),
 #                          CLUSTER_DIR; installs an EXIT trap that stops them (a test with its own
-#                          EXIT trap calls cluster_cleanup in it)
+#                          EXIT trap calls cluster_cleanup in it; the trap of redis.sh or
+#                          sentinel.sh gets cluster_cleanup added)
 #   cluster_cli PORT ARGS...           redis-cli against one node
 #   cluster_keyslot KEY                the key's slot (CLUSTER KEYSLOT)
 #   cluster_owner_port SLOT            the port of the master serving the slot
@@ -201,11 +202,29 @@ _cluster_launch() {
     return 1
 }
 
+# Installs an EXIT trap running cluster_cleanup, only when the test has no EXIT trap of its own (one
+# that calls cluster_cleanup); the trap of another support library (redis.sh, cluster.sh,
+# sentinel.sh) is kept and cluster_cleanup added to it.
+_cluster_install_trap() {
+    case $(trap -p EXIT) in
+    "") trap cluster_cleanup EXIT ;;
+    "trap -- '"*_cleanup"' EXIT")
+        local current
+        current=$(trap -p EXIT | sed "s/^trap -- '\\(.*\\)' EXIT$/\\1/")
+        # shellcheck disable=SC2064 # the current trap, expanded now on purpose
+        case $current in
+        *cluster_cleanup*) ;;
+        *[!a-z_\ \;]*) ;;
+        *) trap "$current; cluster_cleanup" EXIT ;;
+        esac
+        ;;
+    esac
+}
+
 cluster_start() {
     local masters=${1:-3} replicas=${2:-1} port hosts=()
     CLUSTER_DIR=$(mktemp -d /tmp/rlt-cluster-XXXXXX) || return 1
-    # Only when the test has no EXIT trap of its own (one that calls cluster_cleanup).
-    [ -n "$(trap -p EXIT)" ] || trap cluster_cleanup EXIT
+    _cluster_install_trap
     _cluster_launch $((masters * (1 + replicas))) || return 1
     for port in "${CLUSTER_PORTS[@]}"; do
         hosts+=("127.0.0.1:$port")
