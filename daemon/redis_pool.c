@@ -43,6 +43,7 @@ struct rl_redis_conn {
     rl_redis_cmd *head, *tail; /* commands in flight, oldest first */
     size_t in_flight;          /* commands in flight */
     int was_ready;             /* it has been READY before: the next READY is a reconnect */
+    redisAsyncContext *old_ac; /* let go by a retarget, closed by the pool's retarget event */
 };
 
 struct rl_redis_pool {
@@ -54,6 +55,8 @@ struct rl_redis_pool {
     int port;                    /* TCP port */
     int db;                      /* database number */
     int connect_timeout_ms;      /* connect and handshake deadline */
+    int check_role;              /* Sentinel mode: the handshake asks ROLE, a non-master is refused */
+    struct event *retarget_ev;   /* closes the contexts a retarget let go */
     const char *script;          /* the script's source (static) */
     size_t script_len;           /* its bytes */
     char sha[41];                /* its SHA1, "" until a connection has loaded it */
@@ -136,6 +139,32 @@ static int sync_auth(redisContext *c, const rl_store_conf *conf, char *err, size
     return rc;
 }
 
+// Returns 1 if a ROLE reply says master; else 0 with the role (or "malformed") in why.
+static int role_is_master(const redisReply *reply, char *why, size_t whylen) {
+    const redisReply *role = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
+                                 ? reply->element[0] : NULL;
+    if (!role || (role->type != REDIS_REPLY_STRING && role->type != REDIS_REPLY_STATUS)) {
+        snprintf(why, whylen, "ROLE: malformed reply");
+        return 0;
+    }
+    if (role->len == 6 && memcmp(role->str, "master", 6) == 0)
+        return 1;
+    snprintf(why, whylen, "not a master (ROLE %.*s)", role->len > 32 ? 32 : (int)role->len,
+             role->str);
+    return 0;
+}
+
+// Sentinel mode: the server must be a master (else RL_AGAIN: the Sentinels may not have
+// promoted it yet, or the store must ask them again).
+static int sync_role(redisContext *c, char *err, size_t errlen) {
+    redisReply *reply;
+    int rc = sync_command(c, "ROLE", &reply, err, errlen, "ROLE");
+    if (rc == RL_OK && !role_is_master(reply, err, errlen))
+        rc = RL_AGAIN;
+    freeReplyObject(reply);
+    return rc;
+}
+
 static int sync_setup(redisContext *c, const rl_store_conf *conf, const char *script, size_t len,
                       char *sha, char *err, size_t errlen) {
     redisReply *reply = NULL;
@@ -144,6 +173,8 @@ static int sync_setup(redisContext *c, const rl_store_conf *conf, const char *sc
         rc = sync_command(c, "SELECT", &reply, err, errlen, "SELECT %d", conf->db);
         freeReplyObject(reply);
     }
+    if (rc == RL_OK && conf->mode == RL_REDIS_SENTINEL)
+        rc = sync_role(c, err, errlen);
     if (rc == RL_OK)
         rc = sync_command(c, "SCRIPT LOAD", &reply, err, errlen, "SCRIPT LOAD %b", script, len);
     if (rc != RL_OK)
@@ -277,8 +308,34 @@ static void on_handshake(redisAsyncContext *ac, void *r, void *privdata) {
     conn_ready(conn);
 }
 
+// Sentinel mode: a server that is not a master is refused, and the owner told.
+static void on_role(redisAsyncContext *ac, void *r, void *privdata) {
+    rl_redis_conn *conn = privdata;
+    rl_redis_pool *pool = conn->pool;
+    redisReply *reply = r;
+    char why[256];
+    if (conn->ac != ac || !reply)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        on_handshake(ac, r, privdata);
+        return;
+    }
+    if (role_is_master(reply, why, sizeof(why))) {
+        conn->handshake_left--;
+        return;
+    }
+    if (strcmp(why, pool->refusal) != 0)
+        rl_log_warn("redis store: %s:%d refused: %s", pool->host, pool->port, why);
+    snprintf(pool->refusal, sizeof(pool->refusal), "%s", why);
+    conn_drop(conn, why);
+    if (pool->events.wrong_role)
+        pool->events.wrong_role(pool->events.arg);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status) {
     rl_redis_conn *conn = ac->data;
+    if (status != REDIS_OK && ac == conn->old_ac)
+        conn->old_ac = NULL; /* hiredis frees it when this returns */
     if (status == REDIS_OK || conn->ac != ac)
         return;
     conn->ac = NULL; /* hiredis frees it when this returns */
@@ -288,6 +345,8 @@ static void on_connect(const redisAsyncContext *ac, int status) {
 static void on_disconnect(const redisAsyncContext *ac, int status) {
     rl_redis_conn *conn = ac->data;
     (void)status;
+    if (ac == conn->old_ac)
+        conn->old_ac = NULL; /* lost before the retarget event closed it: hiredis frees it */
     if (conn->ac != ac)
         return; /* we let it go ourselves */
     conn->ac = NULL;
@@ -332,6 +391,10 @@ static int send_handshake(rl_redis_conn *conn) {
         conn->handshake_left++;
         rc |= redisAsyncCommand(ac, on_handshake, conn, "SELECT %d", pool->db);
     }
+    if (pool->check_role) {
+        conn->handshake_left++;
+        rc |= redisAsyncCommand(ac, on_role, conn, "ROLE");
+    }
     rc |=
         redisAsyncCommand(ac, on_handshake, conn, "SCRIPT LOAD %b", pool->script, pool->script_len);
     return rc == REDIS_OK ? RL_OK : RL_ERR;
@@ -339,6 +402,8 @@ static int send_handshake(rl_redis_conn *conn) {
 
 static void conn_connect(rl_redis_conn *conn) {
     rl_redis_pool *pool = conn->pool;
+    if (!pool->host && !pool->unix_path)
+        return; /* no address yet: rl_redis_pool_retarget gives one */
     redisAsyncContext *ac = pool->unix_path ? redisAsyncConnectUnix(pool->unix_path)
                                             : redisAsyncConnect(pool->host, pool->port);
     conn->state = CONN_CONNECTING;
@@ -413,6 +478,7 @@ static int copy_conf(rl_redis_pool *pool, const rl_store_conf *conf) {
             return RL_ERR;
     pool->port = conf->port;
     pool->db = conf->db;
+    pool->check_role = conf->mode == RL_REDIS_SENTINEL;
     pool->connect_timeout_ms = conf->connect_timeout_ms > 0 ? conf->connect_timeout_ms
                                                             : RL_REDIS_DEFAULT_CONNECT_TIMEOUT_MS;
     return RL_OK;
@@ -434,6 +500,63 @@ static int make_conns(rl_redis_pool *pool, int count) {
     return RL_OK;
 }
 
+/* ---- retargeting ---- */
+
+// Closes the contexts a retarget let go (their callbacks run with NULL now) and connects
+// every idle connection to the new address.
+static void on_retarget(evutil_socket_t fd, short what, void *arg) {
+    rl_redis_pool *pool = arg;
+    (void)fd;
+    (void)what;
+    for (int i = 0; i < pool->count; i++) {
+        redisAsyncContext *old = pool->conns[i].old_ac;
+        pool->conns[i].old_ac = NULL;
+        if (old)
+            redisAsyncFree(old);
+    }
+    if (pool->up && pool->ready == 0) {
+        pool->starting = 0;
+        pool_went_down(pool, "the master moved");
+    }
+    for (int i = 0; i < pool->count; i++) {
+        rl_redis_conn *conn = &pool->conns[i];
+        if (conn->state == CONN_IDLE && !conn->ac) {
+            event_del(conn->timer);
+            conn->backoff_ms = BACKOFF_MIN_MS;
+            conn_connect(conn);
+        }
+    }
+}
+
+// Takes conn off its context at once (no more commands); the retarget event closes it.
+static void conn_let_go(rl_redis_conn *conn) {
+    rl_redis_pool *pool = conn->pool;
+    if (conn->state == CONN_READY)
+        pool->ready--;
+    event_del(conn->timer);
+    conn->state = CONN_IDLE;
+    if (conn->ac && !conn->old_ac)
+        conn->old_ac = conn->ac;
+    else if (conn->ac) /* a second retarget before the event: one waits already */
+        redisAsyncFree(conn->ac);
+    conn->ac = NULL;
+}
+
+int rl_redis_pool_retarget(rl_redis_pool *pool, const char *host, uint16_t port) {
+    char *copy = rl_strndup(host, strlen(host));
+    if (!copy)
+        return RL_ERR;
+    rl_free(pool->host);
+    rl_free(pool->unix_path);
+    pool->host = copy;
+    pool->unix_path = NULL;
+    pool->port = port;
+    for (int i = 0; i < pool->count; i++)
+        conn_let_go(&pool->conns[i]);
+    event_active(pool->retarget_ev, EV_TIMEOUT, 0);
+    return RL_OK;
+}
+
 rl_redis_pool *rl_redis_pool_new(struct event_base *base, const rl_store_conf *conf,
                                  const char *script, size_t script_len, int up,
                                  int64_t dead_after_ms, rl_redis_pool_events events) {
@@ -449,7 +572,8 @@ rl_redis_pool *rl_redis_pool_new(struct event_base *base, const rl_store_conf *c
     pool->events = events;
     pool->jitter = (uint32_t)rl_clock_mono_us() | 1u;
     pool->watch = event_new(base, -1, 0, on_watch, pool);
-    if (!pool->watch || copy_conf(pool, conf) != RL_OK ||
+    pool->retarget_ev = event_new(base, -1, 0, on_retarget, pool);
+    if (!pool->watch || !pool->retarget_ev || copy_conf(pool, conf) != RL_OK ||
         make_conns(pool, conf->pool > 0 ? conf->pool : RL_REDIS_DEFAULT_POOL) != RL_OK) {
         rl_redis_pool_free(pool);
         return NULL;
@@ -530,11 +654,17 @@ void rl_redis_pool_free(rl_redis_pool *pool) {
         conn->state = CONN_IDLE;
         if (ac)
             redisAsyncFree(ac); /* in-flight callbacks run with NULL */
+        ac = conn->old_ac;
+        conn->old_ac = NULL;
+        if (ac)
+            redisAsyncFree(ac);
         if (conn->timer)
             event_free(conn->timer);
     }
     if (pool->watch)
         event_free(pool->watch);
+    if (pool->retarget_ev)
+        event_free(pool->retarget_ev);
     rl_free(pool->conns);
     rl_free(pool->host);
     rl_free(pool->unix_path);

@@ -7,8 +7,9 @@
  *       ^                    |                              |
  *       +--- backoff timer <-+---- error, timeout, EOF <----+
  * The handshake is AUTH (when a password is configured; else PING, so that a Redis that
- * wants one answers NOAUTH), SELECT (db != 0) and SCRIPT LOAD of the decision script,
- * pipelined; its last reply makes the connection READY
+ * wants one answers NOAUTH), SELECT (db != 0), in Sentinel mode (conf->mode
+ * RL_REDIS_SENTINEL) ROLE, and SCRIPT LOAD of the decision script, pipelined; its last
+ * reply makes the connection READY
  * and tells the script's SHA1. A connection that fails waits 100 ms, doubling up to
  * 5 s (with jitter), before it connects again.
  *
@@ -20,6 +21,12 @@
  * command's callback runs exactly once: with the reply, or with NULL when its
  * connection is lost or the pool is freed. A connection whose oldest command has waited
  * longer than dead_after_ms is considered dead and dropped (a black-holed peer).
+ *
+ * Sentinel mode: a server whose ROLE is not master is refused like a wrong password
+ * (dropped, logged once per reason, retried after the backoff) and reported through the
+ * wrong_role event, so that the owner asks the Sentinels again. The pool may be created
+ * without an address (conf host and unix_path NULL): its connections then wait, idle,
+ * for rl_redis_pool_retarget.
  */
 #ifndef RL_REDIS_POOL_H
 #define RL_REDIS_POOL_H
@@ -53,6 +60,7 @@ typedef struct rl_redis_pool_events {
     void (*ready)(void *arg); /* a connection became READY: send what waits */
     void (*down)(void *arg);  /* the pool went down: fail what waits */
     void *arg;                /* their argument */
+    void (*wrong_role)(void *arg); /* Sentinel mode: a server was not a master (optional) */
 } rl_redis_pool_events;
 
 // Connects synchronously to conf's Redis within connect_timeout_ms, authenticates,
@@ -60,7 +68,9 @@ typedef struct rl_redis_pool_events {
 // and a NUL) to sha. Returns RL_OK; RL_AGAIN if Redis could not be reached (refused,
 // timed out, loading): the store may start down and reconnect; RL_ERR if Redis refused
 // us (wrong password, unknown user, bad database, scripting refused), with the reason in
-// err (errlen bytes) either way.
+// err (errlen bytes) either way. In Sentinel mode (conf->mode RL_REDIS_SENTINEL, with
+// host and port set to the resolved master) it checks ROLE too: a server that is not a
+// master is RL_AGAIN.
 int rl_redis_pool_check(const rl_store_conf *conf, const char *script, size_t len, char *sha,
                         char *err, size_t errlen);
 
@@ -103,6 +113,16 @@ typedef struct rl_redis_pool_stats {
 
 // Returns the pool's figures.
 rl_redis_pool_stats rl_redis_pool_figures(const rl_redis_pool *pool);
+
+// Points the pool at host:port (copied; TCP) from now on: every connection is let go
+// and connects to the new address at once (a failed connect waits the usual backoff).
+// The commands in flight on the old connections get their callback once with a NULL
+// reply (never resent: the owner answers them as a store error); the connections stop
+// taking commands at once, and are closed (the callbacks run) from an event of the loop
+// shortly after, never inside this call, so it is safe from inside any pool callback.
+// The pool is down until a new connection is READY (down is reported from that event if
+// it was up). Returns RL_OK, or RL_ERR if memory is short (nothing changed).
+int rl_redis_pool_retarget(rl_redis_pool *pool, const char *host, uint16_t port);
 
 // Closes every connection (in-flight callbacks are called with NULL first) and frees
 // the pool. NULL is fine.
