@@ -467,8 +467,11 @@ static int read_address(const char *s, char *host, size_t hostlen, uint16_t *por
     if (!read_digits(&digits, 5, &value) || *digits != '\0' || value < 1 || value > 65535)
         return 0;
     size_t len = (size_t)(colon - s);
-    if (len >= 2 && s[0] == '[' && s[len - 1] == ']')
+    if (len > 0 && s[0] == '[') {
+        if (len < 3 || s[len - 1] != ']')
+            return 0; /* "[" without its "]", or "[]" */
         s++, len -= 2;
+    }
     if (len >= hostlen || (len > 0 && !host_ok(s, len)))
         return 0;
     memcpy(host, s, len);

@@ -509,6 +509,9 @@ START_TEST(redirections_as_redis_writes_them) {
         "2855a2f5013a867355fda6f45255643d, on @user_script:1.",
         "MOVEDX 1 h:1",
         " MOVED 1 h:1",
+        "ASK 1 []:1",
+        "ASK 1 [::1:1",
+        "ASK 1 [:1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int slot = -7;
