@@ -171,12 +171,13 @@ static void on_ask_link(void *arg, rl_redis_link *link, const redisReply *reply,
     }
     if (a->auth_left) {
         a->auth_left = 0;
+        if (reply->type == REDIS_REPLY_STATUS)
+            return; /* the command's reply follows */
+        v = V_BROKEN;
         if (reply->type == REDIS_REPLY_ERROR)
             v = error_verdict(a, "AUTH", reply);
-        else if (reply->type != REDIS_REPLY_STATUS)
-            v = V_BROKEN, snprintf(a->why, sizeof(a->why), "malformed answer to AUTH");
         else
-            return;
+            snprintf(a->why, sizeof(a->why), "malformed answer to AUTH");
     } else {
         v = reply->type == REDIS_REPLY_ERROR ? error_verdict(a, "the command", reply)
                                              : a->judge(a, reply);
@@ -317,7 +318,8 @@ typedef struct node {
     int64_t retry_at_us; /* not asked before this (backoff after a failure) */
     int backoff_ms;      /* the next backoff */
     int reachable;       /* its last exchange succeeded */
-    char logged[200];    /* the last fault logged for it */
+    char logged[200];    /* the last fault of its polls logged */
+    char sub_logged[200]; /* the last fault of its subscriptions logged */
 } node;
 
 struct rl_redis_sentinel {
@@ -362,16 +364,17 @@ static void add_ms(struct event *ev, int64_t ms) {
     event_add(ev, &tv);
 }
 
-// Logs a fault of node n (or of no node: n NULL) once per text.
-static void fault(rl_redis_sentinel *s, node *n, const char *fmt, ...) {
+static void fault(rl_redis_sentinel *s, char *last, size_t lastlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+// Logs a fault once per text in a row: last holds the text logged last (lastlen bytes).
+static void fault(rl_redis_sentinel *s, char *last, size_t lastlen, const char *fmt, ...) {
     char text[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     s->errors++;
-    char *last = n ? n->logged : s->logged;
-    size_t lastlen = n ? sizeof(n->logged) : sizeof(s->logged);
     if (strncmp(text, last, lastlen - 1) != 0)
         rl_log_warn("redis store: sentinel: %s", text);
     snprintf(last, lastlen, "%s", text);
@@ -408,8 +411,8 @@ static void confirm_done(ask *a) {
     if (a->v == V_OK)
         adopt(s, a->host, a->port);
     else
-        fault(s, NULL, "%s:%u named for master %s: %s", a->host, (unsigned)a->port, s->name,
-              a->why);
+        fault(s, s->logged, sizeof(s->logged), "%s:%u named for master %s: %s", a->host,
+              (unsigned)a->port, s->name, a->why);
 }
 
 // A Sentinel named host:port: confirm it unless it is the master already or being confirmed.
@@ -427,8 +430,8 @@ static void candidate(rl_redis_sentinel *s, const char *host, uint16_t port) {
     s->confirming = ask_start(&s->confirm, s->base, host, port, s->master_creds, 1, role,
                               judge_role, s->timeout_ms) == RL_OK;
     if (!s->confirming)
-        fault(s, NULL, "%s:%u named for master %s: %s", host, (unsigned)port, s->name,
-              s->confirm.why);
+        fault(s, s->logged, sizeof(s->logged), "%s:%u named for master %s: %s", host,
+              (unsigned)port, s->name, s->confirm.why);
 }
 
 /* ---- polling ---- */
@@ -468,7 +471,8 @@ static void poll_done(ask *a) {
     if (a->v == V_OK)
         candidate(s, a->host, a->port);
     else
-        fault(s, n, "sentinel %s:%u: %s", n->host, (unsigned)n->port, a->why);
+        fault(s, n->logged, sizeof(n->logged), "sentinel %s:%u: %s", n->host, (unsigned)n->port,
+              a->why);
     schedule_poll(s, a->v != V_OK && a->v != V_UNKNOWN);
 }
 
@@ -511,7 +515,8 @@ void rl_redis_sentinel_refresh(rl_redis_sentinel *s) {
 
 static void sub_failed(rl_redis_sentinel *s, const char *why) {
     node *n = &s->nodes[s->sub_node];
-    fault(s, n, "subscription on %s:%u: %s", n->host, (unsigned)n->port, why);
+    fault(s, n->sub_logged, sizeof(n->sub_logged), "subscription on %s:%u: %s", n->host,
+          (unsigned)n->port, why);
     n->reachable = 0;
     s->sub_ready = 0;
     s->sub_ping_out = 0;

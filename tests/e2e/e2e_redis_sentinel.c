@@ -318,6 +318,79 @@ START_TEST(hostile_sentinels_are_refused_without_harm) {
 }
 END_TEST
 
+static void on_master(void *arg, const char *host, uint16_t port);
+static struct event_base *loop_base;
+static void run_for(int ms);
+
+typedef struct followed {
+    int calls;      /* fn calls */
+    char host[256]; /* the last address */
+    uint16_t port;  /* its port */
+    int64_t at_ms;  /* when fn was last called */
+} followed;
+
+static uint64_t figure(const rl_store_figures *figs, const char *name) {
+    for (size_t i = 0; i < figs->count; i++)
+        if (strcmp(figs->list[i].name, name) == 0)
+            return figs->list[i].value;
+    return UINT64_MAX;
+}
+
+// Runs a follower on the fake Sentinel answering answer for ms; returns its errors figure.
+static uint64_t follow_fake(const char *answer, followed *f, int ms) {
+    fake fk;
+    fake_start(&fk, answer, strlen(answer));
+    rl_redis_addr addrs[1] = {{g.host, fk.port}};
+    rl_store_conf conf = sentinel_conf(addrs, 1);
+    conf.sentinel_password = NULL;
+    loop_base = event_base_new();
+    rl_redis_sentinel *s = rl_redis_sentinel_new(loop_base, &conf, NULL, 0, on_master, f);
+    ck_assert_ptr_nonnull(s);
+    run_for(ms);
+    rl_store_figures figs = {.type = "redis"};
+    rl_redis_sentinel_figures(s, &figs);
+    uint64_t errors = figure(&figs, "errors");
+    rl_store_figures_free(&figs);
+    rl_redis_sentinel_free(s);
+    event_base_free(loop_base);
+    fake_stop(&fk);
+    return errors;
+}
+
+START_TEST(the_follower_survives_hostile_sentinels) {
+    static const char *const answers[] = {
+        "*1\r\n:1\r\n",                  /* a pub/sub reply hiredis 0.14 would assert on */
+        "*0\r\n*0\r\n*0\r\n",          /* empty arrays, and more than asked */
+        "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n"
+        "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$21\r\nmymaster 1 2 ;x 99999\r\n",
+        "*2000000000\r\n",
+    };
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+        followed f = {0};
+        uint64_t errors = follow_fake(answers[i], &f, 700);
+        ck_assert_msg(errors >= 1, "answer %zu: no error counted", i);
+        ck_assert_int_eq(f.calls, 0);
+    }
+}
+END_TEST
+
+START_TEST(the_follower_takes_a_switch_message_for_its_master_only) {
+    char answer[512];
+    const char *other = "other 10.0.0.1 1 10.0.0.2 2";
+    char mine[128];
+    snprintf(mine, sizeof(mine), NAME " 10.0.0.1 1 127.0.0.1 %d", g.master.port);
+    snprintf(answer, sizeof(answer),
+             "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n"
+             "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$%zu\r\n%s\r\n"
+             "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$%zu\r\n%s\r\n",
+             strlen(other), other, strlen(mine), mine);
+    followed f = {0};
+    follow_fake(answer, &f, 1000);
+    ck_assert_int_eq(f.calls, 1); /* confirmed by ROLE on the real master */
+    ck_assert_int_eq(f.port, g.master.port);
+}
+END_TEST
+
 /* ---- the pool in Sentinel mode ---- */
 
 typedef struct pool_seen {
@@ -326,7 +399,6 @@ typedef struct pool_seen {
 } pool_seen;
 
 static pool_seen seen;
-static struct event_base *loop_base;
 
 static void on_ready(void *arg) {
     (void)arg;
@@ -398,13 +470,6 @@ END_TEST
 
 /* ---- following a failover ---- */
 
-typedef struct followed {
-    int calls;          /* fn calls */
-    char host[256];     /* the last address */
-    uint16_t port;      /* its port */
-    int64_t at_ms;      /* when fn was last called */
-} followed;
-
 static void on_master(void *arg, const char *host, uint16_t port) {
     followed *f = arg;
     f->calls++;
@@ -412,13 +477,6 @@ static void on_master(void *arg, const char *host, uint16_t port) {
     f->port = port;
     f->at_ms = now_ms();
     event_base_loopbreak(loop_base);
-}
-
-static uint64_t figure(const rl_store_figures *figs, const char *name) {
-    for (size_t i = 0; i < figs->count; i++)
-        if (strcmp(figs->list[i].name, name) == 0)
-            return figs->list[i].value;
-    return UINT64_MAX;
 }
 
 START_TEST(follows_the_replica_after_the_master_is_killed) {
@@ -464,6 +522,8 @@ static Suite *sentinel_suite(void) {
     tcase_add_test(tc, resolve_skips_a_refusing_and_a_silent_sentinel);
     tcase_add_test(tc, resolve_refused_by_a_wrong_sentinel_password);
     tcase_add_test(tc, hostile_sentinels_are_refused_without_harm);
+    tcase_add_test(tc, the_follower_survives_hostile_sentinels);
+    tcase_add_test(tc, the_follower_takes_a_switch_message_for_its_master_only);
     tcase_add_test(tc, pool_refuses_a_replica_and_retargets_to_the_master);
     suite_add_tcase(s, tc);
     TCase *failover = tcase_create("failover");
