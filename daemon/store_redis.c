@@ -21,6 +21,7 @@
 #include "redis_forget.h"
 #include "redis_leases.h"
 #include "redis_script.h"
+#include "redis_sentinel.h"
 #include "store_redis_int.h"
 
 #define CALLS_PER_CONNECTION 2 /* script calls in flight per connection at most */
@@ -275,6 +276,12 @@ static void note_latency(call *c) {
     node->latency_max_us = took > node->latency_max_us ? took : node->latency_max_us;
 }
 
+// Returns 1 for the errors of a server that is no longer (or not yet) a usable master.
+static int role_error(const char *msg) {
+    return strncmp(msg, "READONLY", 8) == 0 || strncmp(msg, "LOADING", 7) == 0 ||
+           strncmp(msg, "MASTERDOWN", 10) == 0;
+}
+
 static void on_call_reply(rl_redis_cmd *cmd, redisReply *reply) {
     call *c = (call *)cmd;
     redis_store *s = c->store;
@@ -289,6 +296,8 @@ static void on_call_reply(rl_redis_cmd *cmd, redisReply *reply) {
             return; /* the call lives on */
         if (s->cluster)
             take_redirects(c, reply->str);
+        if (s->sentinel && role_error(reply->str))
+            rl_redis_sentinel_refresh(s->sentinel); /* the call is answered, never replayed */
         if (!all_answered(c)) {
             c->node->call_errors++;
             rl_redis_log_limited(s, "the script call to %s failed: %s", c->node->addr, reply->str);
@@ -502,6 +511,13 @@ static void on_pool_ready(void *arg) {
         rl_redis_cluster_node_event(node->store, node);
 }
 
+// Sentinel mode: a server the pool reached is not the master (any more): ask again.
+static void on_wrong_role(void *arg) {
+    rl_redis_node *node = arg;
+    if (node->store->sentinel)
+        rl_redis_sentinel_refresh(node->store->sentinel);
+}
+
 // The node's pool went down: what waits to be sent there is answered now.
 static void on_pool_down(void *arg) {
     rl_redis_node *node = arg;
@@ -518,6 +534,23 @@ static void on_pool_down(void *arg) {
     node->queue_tail = NULL;
     if (s->cluster)
         rl_redis_cluster_node_event(s, node);
+    if (s->sentinel)
+        rl_redis_sentinel_refresh(s->sentinel);
+}
+
+// Sets the node's host, port and printed address ("host:port", "[v6]:port", "unix:PATH",
+// or "none" before a Sentinel named the master).
+static void set_address(rl_redis_node *node, const char *host, uint16_t port) {
+    int v6 = host && strchr(host, ':') != NULL;
+    snprintf(node->host, sizeof(node->host), "%s", host ? host : "");
+    node->port = port;
+    if (host)
+        snprintf(node->addr, sizeof(node->addr), "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
+                 (unsigned)port);
+    else if (node->store->conf.unix_path)
+        snprintf(node->addr, sizeof(node->addr), "unix:%s", node->store->conf.unix_path);
+    else
+        snprintf(node->addr, sizeof(node->addr), "none");
 }
 
 rl_redis_node *rl_redis_node_new(redis_store *s, const char *host, uint16_t port, int up) {
@@ -531,18 +564,14 @@ rl_redis_node *rl_redis_node_new(redis_store *s, const char *host, uint16_t port
     }
     s->nodes = grown;
     node->store = s;
-    node->port = port;
-    snprintf(node->host, sizeof(node->host), "%s", host ? host : "");
-    snprintf(node->addr, sizeof(node->addr), "%s%s%s:%u", strchr(node->host, ':') ? "[" : "",
-             host ? host : s->conf.unix_path, strchr(node->host, ':') ? "]" : "", (unsigned)port);
-    if (!host)
-        snprintf(node->addr, sizeof(node->addr), "unix:%s", s->conf.unix_path);
+    set_address(node, host, port);
     rl_store_conf conf = s->conf;
     conf.host = host ? node->host : NULL;
     conf.port = port;
     const char *script = s->cluster ? rl_redis_cluster_script : rl_redis_script;
     size_t len = s->cluster ? rl_redis_cluster_script_len : rl_redis_script_len;
-    rl_redis_pool_events events = {.ready = on_pool_ready, .down = on_pool_down, .arg = node};
+    rl_redis_pool_events events = {
+        .ready = on_pool_ready, .down = on_pool_down, .wrong_role = on_wrong_role, .arg = node};
     node->pool = rl_redis_pool_new(s->ev, &conf, script, len, up, s->dead_after_ms, events);
     if (!node->pool) {
         rl_free(node);
@@ -732,12 +761,17 @@ static void redis_stats(rl_store *store, rl_store_figures *out) {
     redis_store *s = (redis_store *)store;
     out->type = "redis";
     rl_figures_word(out, NULL, "state", state_word(s));
-    rl_figures_word(out, NULL, "mode", s->cluster ? "cluster" : "single");
+    rl_figures_word(out, NULL, "mode",
+                    s->cluster    ? "cluster"
+                    : s->sentinel ? "sentinel"
+                                  : "single");
     pool_stats(s, out);
     rl_figures_add(out, NULL, "forgets", RL_FIGURE_COUNTER, s->forgets);
     error_and_cache_stats(s, out);
     if (s->cluster)
         rl_redis_cluster_figures(s, out);
+    if (s->sentinel)
+        rl_redis_sentinel_figures(s->sentinel, out);
     out->latency = (rl_latency_figures){.present = 1,
                                         .count = s->latency_count,
                                         .p50_us = latency_percentile(s, 0.50),
@@ -766,6 +800,7 @@ static void redis_free(rl_store *store) {
         rl_redis_answer_error(s, s->oldest, RL_ST_STORE_UNAVAILABLE, "the store is stopping");
     free_queues(s);
     rl_redis_cluster_stop(s);
+    rl_redis_sentinel_free(s->sentinel);
     for (size_t i = 0; i < s->node_count; i++) {
         rl_redis_pool_free(s->nodes[i]->pool); /* calls in flight come back with NULL */
         rl_free(s->nodes[i]);
@@ -866,6 +901,39 @@ static int start_single(redis_store *s, const rl_store_conf *conf, char *err, si
     return RL_OK;
 }
 
+// The master a Sentinel hands over (at startup or after a failover): the node's
+// connections move there (calls in flight are answered by on_store_error, not replayed).
+static void on_master(void *arg, const char *host, uint16_t port) {
+    redis_store *s = arg;
+    rl_redis_node *node = s->nodes[0];
+    set_address(node, host, port);
+    if (rl_redis_pool_retarget(node->pool, host, port) != RL_OK)
+        rl_redis_log_limited(s, "cannot move to the new master %s", node->addr);
+}
+
+// The master the Sentinels name: resolved synchronously (or later, if none answers),
+// then followed.
+static int start_sentinel(redis_store *s, const rl_store_conf *conf, char *err, size_t errlen) {
+    char host[RL_REDIS_HOST_MAX];
+    uint16_t port = 0;
+    int rc = rl_redis_sentinel_resolve(conf, host, sizeof(host), &port, err, errlen);
+    if (rc == RL_ERR)
+        return RL_ERR;
+    if (rc == RL_AGAIN)
+        rl_log_warn("redis store: %s; starting down (STORE_UNAVAILABLE) and asking the "
+                    "Sentinels again",
+                    err);
+    rl_redis_node *node = rl_redis_node_new(s, rc == RL_OK ? host : NULL, port, rc == RL_OK);
+    s->sentinel =
+        node ? rl_redis_sentinel_new(s->ev, conf, rc == RL_OK ? host : NULL, port, on_master, s)
+             : NULL;
+    if (!s->sentinel) {
+        snprintf(err, errlen, "redis store: out of memory");
+        return RL_ERR;
+    }
+    return RL_OK;
+}
+
 rl_store *rl_store_redis_new_with(struct event_base *base, const rl_store_conf *conf,
                                   const rl_store_redis_options *options, char *err, size_t errlen) {
     static const rl_store_redis_options defaults = {0};
@@ -878,8 +946,9 @@ rl_store *rl_store_redis_new_with(struct event_base *base, const rl_store_conf *
         redis_free(s ? &s->base : NULL);
         return NULL;
     }
-    int rc = s->cluster ? rl_redis_cluster_start(s, conf, err, errlen)
-                        : start_single(s, conf, err, errlen);
+    int rc = s->cluster                        ? rl_redis_cluster_start(s, conf, err, errlen)
+             : conf->mode == RL_REDIS_SENTINEL ? start_sentinel(s, conf, err, errlen)
+                                               : start_single(s, conf, err, errlen);
     if (rc == RL_ERR) {
         redis_free(&s->base);
         return NULL;

@@ -95,46 +95,47 @@ typedef struct rl_redis_call {
 } rl_redis_call;
 
 struct redis_store {
-    rl_store base;                     /* the interface */
-    struct event_base *ev;             /* the loop */
-    rl_store_conf conf;                /* a node's connection settings (strings borrowed
-                                          from the owned copies below; host per node) */
-    char *username, *password;         /* owned copies */
-    rl_redis_node **nodes;             /* node 0: the single Redis; cluster: every node met */
-    size_t node_count;                 /* entries in nodes */
-    int cluster;                       /* the store is on a Redis Cluster */
-    int16_t *owner;                    /* cluster: node index per slot, -1 unknown */
-    rl_redis_cache *cache;             /* over-limit cache, or NULL */
-    const int64_t *clock;              /* tests: the decision time; NULL: Redis's TIME */
-    char *prefix;                      /* key prefix (owned) */
-    size_t prefix_len;                 /* its bytes */
-    int64_t timeout_us;                /* command_timeout_ms */
-    int64_t dead_after_ms;             /* a pool's dead-connection limit */
-    size_t batch_max;                  /* items per script call at most */
-    rl_redis_request *oldest, *newest; /* unanswered requests, in submit order */
-    rl_redis_request *retry_head;      /* cluster: requests waiting out a TRYAGAIN or a
-                                          refresh, resent by retry_timer */
-    rl_redis_request *retry_tail;      /* the newest of them */
-    struct event *flush;               /* sends the queues at the end of the loop iteration */
-    struct event *expiry;              /* answers the oldest request at its deadline */
-    struct event *retry_timer;         /* cluster: resends the retry list */
-    struct event *refresh_timer;       /* cluster: the next topology refresh */
-    rl_redis_cmd refresh_cmd;          /* cluster: the CLUSTER SHARDS in flight */
-    rl_redis_node *refresh_node;       /* the node asked, or NULL if none is being asked */
-    int64_t refresh_last_us;           /* when the last refresh was sent */
-    int refresh_soon;                  /* a refresh was asked for while one ran */
-    int refresh_slots_form;            /* the one in flight is CLUSTER SLOTS */
-    int flush_scheduled;               /* flush is active */
-    int closing;                       /* free has begun: submit refuses */
-    rl_redis_cmdbuf buf;               /* the command being built (reused) */
-    uint64_t requests;                 /* submits */
-    uint64_t items;                    /* items submitted */
-    uint64_t calls;                    /* script calls sent */
-    uint64_t call_items;               /* items sent in script calls */
-    uint64_t noscript;                 /* calls resent as EVAL after NOSCRIPT */
-    uint64_t forgets;                  /* namespaces forgotten */
-    rl_redis_errors errors;            /* see above */
-    rl_redis_cluster_counts cl;        /* cluster figures */
+    rl_store base;                      /* the interface */
+    struct event_base *ev;              /* the loop */
+    rl_store_conf conf;                 /* a node's connection settings (strings borrowed
+                                           from the owned copies below; host per node) */
+    char *username, *password;          /* owned copies */
+    rl_redis_node **nodes;              /* node 0: the single Redis; cluster: every node met */
+    size_t node_count;                  /* entries in nodes */
+    int cluster;                        /* the store is on a Redis Cluster */
+    struct rl_redis_sentinel *sentinel; /* Sentinel mode: follows the master, or NULL */
+    int16_t *owner;                     /* cluster: node index per slot, -1 unknown */
+    rl_redis_cache *cache;              /* over-limit cache, or NULL */
+    const int64_t *clock;               /* tests: the decision time; NULL: Redis's TIME */
+    char *prefix;                       /* key prefix (owned) */
+    size_t prefix_len;                  /* its bytes */
+    int64_t timeout_us;                 /* command_timeout_ms */
+    int64_t dead_after_ms;              /* a pool's dead-connection limit */
+    size_t batch_max;                   /* items per script call at most */
+    rl_redis_request *oldest, *newest;  /* unanswered requests, in submit order */
+    rl_redis_request *retry_head;       /* cluster: requests waiting out a TRYAGAIN or a
+                                           refresh, resent by retry_timer */
+    rl_redis_request *retry_tail;       /* the newest of them */
+    struct event *flush;                /* sends the queues at the end of the loop iteration */
+    struct event *expiry;               /* answers the oldest request at its deadline */
+    struct event *retry_timer;          /* cluster: resends the retry list */
+    struct event *refresh_timer;        /* cluster: the next topology refresh */
+    rl_redis_cmd refresh_cmd;           /* cluster: the CLUSTER SHARDS in flight */
+    rl_redis_node *refresh_node;        /* the node asked, or NULL if none is being asked */
+    int64_t refresh_last_us;            /* when the last refresh was sent */
+    int refresh_soon;                   /* a refresh was asked for while one ran */
+    int refresh_slots_form;             /* the one in flight is CLUSTER SLOTS */
+    int flush_scheduled;                /* flush is active */
+    int closing;                        /* free has begun: submit refuses */
+    rl_redis_cmdbuf buf;                /* the command being built (reused) */
+    uint64_t requests;                  /* submits */
+    uint64_t items;                     /* items submitted */
+    uint64_t calls;                     /* script calls sent */
+    uint64_t call_items;                /* items sent in script calls */
+    uint64_t noscript;                  /* calls resent as EVAL after NOSCRIPT */
+    uint64_t forgets;                   /* namespaces forgotten */
+    rl_redis_errors errors;             /* see above */
+    rl_redis_cluster_counts cl;         /* cluster figures */
     uint64_t latency[RL_REDIS_LATENCY_BUCKETS]; /* submit-to-answer times from Redis */
     uint64_t latency_count;                     /* answers counted in latency */
     int64_t latency_max;                        /* the longest, us */
