@@ -86,20 +86,36 @@ static int parse_db(rl_conf_ctx *ctx, const char *path, const char *slash, redis
     return 0;
 }
 
+// Writes url as an error message may show it: the credentials of redis://USER:PASS@...
+// replaced by "***" (a config error is logged and printed; a password must not be).
+static void redact(const char *url, char *out, size_t len) {
+    const char *auth = strncmp(url, "redis://", 8) == 0 ? url + 8 : NULL;
+    const char *end = auth ? auth + strcspn(auth, "/") : NULL, *at = NULL;
+    for (const char *p = auth; p && p < end; p++)
+        at = *p == '@' ? p : at;
+    if (at)
+        snprintf(out, len, "redis://***%s", at);
+    else
+        snprintf(out, len, "%s", url);
+}
+
 // Parses redis://[[user]:password@]host[:port][/db] or unix:/path/redis.sock into *u
-// (zeroed first; partly filled on failure: the caller frees it either way).
-static int parse_url_parts(rl_conf_ctx *ctx, const char *path, const char *url, redis_url *u) {
+// (zeroed first; partly filled on failure: the caller frees it either way). Messages
+// show the URL without its credentials.
+static int parse_url_parts(rl_conf_ctx *ctx, const char *path, const char *raw, redis_url *u) {
+    char url[512];
+    redact(raw, url, sizeof(url));
     memset(u, 0, sizeof(*u));
-    if (strncmp(url, "unix:", 5) == 0) {
-        const char *p = url + 5;
+    if (strncmp(raw, "unix:", 5) == 0) {
+        const char *p = raw + 5;
         if (*p != '/')
             return rl_conf_fail(ctx, path, "\"%s\": unix:/absolute/path expected", url);
         return dup_range(ctx, path, p, p + strlen(p), &u->unix_path);
     }
-    if (strncmp(url, "redis://", 8) != 0)
+    if (strncmp(raw, "redis://", 8) != 0)
         return rl_conf_fail(
             ctx, path, "\"%s\" must be redis://[:password@]HOST[:PORT][/DB] or unix:PATH", url);
-    const char *auth = url + 8, *slash = strchr(auth, '/');
+    const char *auth = raw + 8, *slash = strchr(auth, '/');
     const char *end = slash ? slash : auth + strlen(auth);
     const char *at = NULL; /* the last @: a password may hold one */
     for (const char *p = auth; p < end; p++)
@@ -201,8 +217,10 @@ static int merge_credential(rl_conf_ctx *ctx, const char *path, const char *what
     return 0;
 }
 
-static int check_seed(rl_conf_ctx *ctx, const char *path, const char *url, redis_url *u,
+static int check_seed(rl_conf_ctx *ctx, const char *path, const char *raw, redis_url *u,
                       rl_store_conf *s) {
+    char url[512];
+    redact(raw, url, sizeof(url));
     if (u->unix_path)
         return rl_conf_fail(ctx, path,
                             "\"%s\": a cluster node is reached over TCP: "

@@ -1469,6 +1469,20 @@ static const char *cluster_of(char *buf, size_t len, int n) {
     return buf;
 }
 
+// A config error about a Redis URL never shows its password (errors are logged).
+START_TEST(test_redis_url_errors_hide_credentials) {
+    REFUSED(parse_store("'type':'redis','url':'redis://u:hunter2@h:0'"), "store.url", "***@h:0");
+    ck_assert_ptr_null(strstr(err, "hunter2"));
+    REFUSED(parse_store("'type':'redis','cluster':['redis://a','redis://:s3cr@t@[::1x']"),
+            "store.cluster[1]", "***@");
+    ck_assert_ptr_null(strstr(err, "s3cr"));
+    REFUSED(parse_store("'type':'redis','cluster':['redis://:pw9@a','unix:/x']"),
+            "store.cluster[1]", "over TCP");
+    REFUSED(parse_store("'type':'redis','url':'redis://:pw7@h:99999/3'"), "store.url", "***@");
+    ck_assert_ptr_null(strstr(err, "pw7"));
+}
+END_TEST
+
 START_TEST(test_redis_cluster_refusals) {
     char buf[4096];
     rl_config *c = ACCEPTED(parse_store(cluster_of(buf, sizeof(buf), 64)));
@@ -1698,6 +1712,7 @@ static Suite *config_suite(void) {
     tcase_add_test(tc, test_redis_shapes_are_exclusive);
     tcase_add_test(tc, test_redis_cluster);
     tcase_add_test(tc, test_redis_cluster_refusals);
+    tcase_add_test(tc, test_redis_url_errors_hide_credentials);
     tcase_add_test(tc, test_redis_sentinel);
     tcase_add_test(tc, test_redis_sentinel_refusals);
     tcase_add_test(tc, test_allocation_failure_cluster_and_sentinel);
