@@ -147,21 +147,62 @@ static void scalar(text *t, const char *name, const char *type, const char *help
     put(t, "%s %" PRIu64 "\n", name, v);
 }
 
-// A store figure as PREFIX[GROUP_]NAME, with _total for a counter.
-static void store_figure(text *t, const char *prefix, const rl_figure *f) {
-    static const char *const types[] = {"counter", "gauge", "gauge", "gauge", "gauge"};
-    char name[160];
-    snprintf(name, sizeof(name), "%s%s%s%s%s", prefix, f->group ? f->group : "",
+static const char *const figure_types[] = {"counter", "gauge", "gauge", "gauge", "gauge"};
+
+// Writes f's Prometheus name: PREFIX[node_][GROUP_]NAME, with _total for a counter.
+static void figure_name(char *name, size_t len, const char *prefix, const rl_figure *f) {
+    snprintf(name, len, "%s%s%s%s%s%s", prefix, f->node ? "node_" : "", f->group ? f->group : "",
              f->group ? "_" : "", f->name, f->kind == RL_FIGURE_COUNTER ? "_total" : "");
-    family(t, name, types[f->kind], "A store figure (STATS store, same name).");
-    if (f->kind == RL_FIGURE_RATIO)
-        put(t, "%s %.17g\n", name, f->ratio);
-    else if (f->kind == RL_FIGURE_WORD) {
-        put(t, "%s{%s=\"", name, f->name);
+}
+
+// Writes f's sample, labelled with its node if it has one: NAME[{node="..."}] VALUE, or
+// for a word NAME{[node="...",]NAME="word"} 1.
+static void figure_sample(text *t, const char *name, const rl_figure *f) {
+    put(t, "%s", name);
+    if (f->node) {
+        put(t, "{node=\"");
+        put_label(t, f->node);
+        put(t, "\"%s", f->kind == RL_FIGURE_WORD ? "," : "}");
+    }
+    if (f->kind == RL_FIGURE_WORD) {
+        put(t, "%s%s=\"", f->node ? "" : "{", f->name);
         put_label(t, f->word);
         put(t, "\"} 1\n");
-    } else
-        put(t, "%s %" PRIu64 "\n", name, f->value);
+    } else if (f->kind == RL_FIGURE_RATIO)
+        put(t, " %.17g\n", f->ratio);
+    else
+        put(t, " %" PRIu64 "\n", f->value);
+}
+
+// A store figure as PREFIX[GROUP_]NAME, with _total for a counter.
+static void store_figure(text *t, const char *prefix, const rl_figure *f) {
+    char name[160];
+    figure_name(name, sizeof(name), prefix, f);
+    family(t, name, figure_types[f->kind], "A store figure (STATS store, same name).");
+    figure_sample(t, name, f);
+}
+
+// Returns whether a and b are the same figure (of two nodes, or of one).
+static int same_figure(const rl_figure *a, const rl_figure *b) {
+    return a->kind == b->kind && strcmp(a->name, b->name) == 0 &&
+           (a->group == b->group || (a->group && b->group && strcmp(a->group, b->group) == 0));
+}
+
+// The family of the node figure f->list[first]: one sample per node that has it (the
+// figures from first on), each marked in done. Prometheus wants a family's samples
+// together, and a store adds its figures node by node.
+static void node_family(text *t, const char *prefix, const rl_store_figures *f, size_t first,
+                        char *done) {
+    char name[160];
+    figure_name(name, sizeof(name), prefix, &f->list[first]);
+    family(t, name, figure_types[f->list[first].kind],
+           "A figure of each store node (STATS store nodes, same name).");
+    for (size_t i = first; i < f->count; i++) {
+        if (!f->list[i].node || done[i] || !same_figure(&f->list[first], &f->list[i]))
+            continue;
+        figure_sample(t, name, &f->list[i]);
+        done[i] = 1;
+    }
 }
 
 // The store's latency, if it measures one: a summary of its p50 and p99 and the count,
@@ -180,9 +221,21 @@ static void latency(text *t, const char *prefix, const rl_latency_figures *l) {
     put(t, "%s %g\n", name, (double)l->max_us / 1e6);
 }
 
+// The store's figures in their order, a node figure's family where its first sample
+// was, then its latency.
 static void store(text *t, const char *prefix, const rl_store_figures *f) {
-    for (size_t i = 0; i < f->count; i++)
-        store_figure(t, prefix, &f->list[i]);
+    char *done = f->count ? rl_calloc(f->count, 1) : NULL;
+    if (f->count && !done) {
+        t->failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < f->count; i++) {
+        if (!f->list[i].node)
+            store_figure(t, prefix, &f->list[i]);
+        else if (!done[i])
+            node_family(t, prefix, f, i, done);
+    }
+    rl_free(done);
     latency(t, prefix, &f->latency);
 }
 

@@ -5,6 +5,7 @@
 #include "stats.h"
 
 #include <jansson.h>
+#include <string.h>
 
 #include "alloc.h"
 
@@ -47,6 +48,36 @@ void rl_figures_word(rl_store_figures *f, const char *group, const char *name, c
         fig->word = word;
 }
 
+// Returns a new figure of node at the end of f, or NULL (f->failed set).
+static rl_figure *node_figure_new(rl_store_figures *f, const char *node, const char *group,
+                                  const char *name, rl_figure_kind kind) {
+    rl_figure *fig = figure_new(f, group, name, kind);
+    if (fig)
+        fig->node = node;
+    return fig;
+}
+
+void rl_figures_node(rl_store_figures *f, const char *node, const char *group, const char *name,
+                     rl_figure_kind kind, uint64_t value) {
+    rl_figure *fig = node_figure_new(f, node, group, name, kind);
+    if (fig)
+        fig->value = value;
+}
+
+void rl_figures_node_ratio(rl_store_figures *f, const char *node, const char *group,
+                           const char *name, double ratio) {
+    rl_figure *fig = node_figure_new(f, node, group, name, RL_FIGURE_RATIO);
+    if (fig)
+        fig->ratio = ratio;
+}
+
+void rl_figures_node_word(rl_store_figures *f, const char *node, const char *group,
+                          const char *name, const char *word) {
+    rl_figure *fig = node_figure_new(f, node, group, name, RL_FIGURE_WORD);
+    if (fig)
+        fig->word = word;
+}
+
 void rl_store_figures_free(rl_store_figures *f) {
     rl_free(f->list);
     *f = (rl_store_figures){0};
@@ -74,14 +105,41 @@ static json_t *figure_value(const rl_figure *fig) {
     }
 }
 
-// Returns the object fig goes into: o itself, or its group's (created on first use).
+// Returns o's object member name, created empty on first use, or NULL (memory short,
+// or the member is not an object).
+static json_t *member_object(json_t *o, const char *name) {
+    json_t *member = json_object_get(o, name);
+    if (!member && json_object_set_new(o, name, json_object()) == 0)
+        member = json_object_get(o, name);
+    return json_is_object(member) ? member : NULL;
+}
+
+// Returns the object of node in o's "nodes" array, appended ({"node": node}) on the
+// node's first figure, or NULL if memory is short. The latest node is looked at first:
+// a store adds a node's figures together.
+static json_t *node_object(json_t *o, const char *node) {
+    json_t *nodes = json_object_get(o, "nodes");
+    if (!nodes && json_object_set_new(o, "nodes", json_array()) == 0)
+        nodes = json_object_get(o, "nodes");
+    if (!json_is_array(nodes))
+        return NULL;
+    for (size_t i = json_array_size(nodes); i-- > 0;) {
+        json_t *one = json_array_get(nodes, i);
+        if (strcmp(json_string_value(json_object_get(one, "node")), node) == 0)
+            return one;
+    }
+    if (json_array_append_new(nodes, json_pack("{s:s}", "node", node)) != 0)
+        return NULL;
+    return json_array_get(nodes, json_array_size(nodes) - 1);
+}
+
+// Returns the object fig goes into: o itself, its node's, or the group's inside either
+// (created on first use).
 static json_t *figure_home(json_t *o, const rl_figure *fig) {
-    if (!fig->group)
-        return o;
-    json_t *group = json_object_get(o, fig->group);
-    if (!group && json_object_set_new(o, fig->group, json_object()) == 0)
-        group = json_object_get(o, fig->group);
-    return json_is_object(group) ? group : NULL;
+    json_t *home = fig->node ? node_object(o, fig->node) : o;
+    if (!home || !fig->group)
+        return home;
+    return member_object(home, fig->group);
 }
 
 static int latency_json(json_t *o, const rl_latency_figures *l) {

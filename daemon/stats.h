@@ -26,9 +26,15 @@ typedef enum rl_figure_kind {
     RL_FIGURE_WORD,    /* a state word: JSON string, Prometheus NAME{NAME="word"} 1 */
 } rl_figure_kind;
 
-/* One figure of a store. Names and words are string literals (never copied). */
+/* One figure of a store. Names and words are string literals (never copied). A figure
+   may describe one server of the store (a Redis Cluster node): it then carries the
+   server's name in node, and renders inside that server's object of the store's
+   "nodes" array (JSON) and with a node="..." label (Prometheus). */
 typedef struct rl_figure {
-    const char *group;   /* the JSON object it sits in inside the store's ("errors"), or NULL */
+    const char *node;    /* the server it describes ("host:port"; borrowed from the store,
+                            which renders before it changes), or NULL: the whole store's */
+    const char *group;   /* the JSON object it sits in inside the store's ("errors") or
+                            the node's ("latency_us"), or NULL */
     const char *name;    /* its JSON field, [a-z0-9_]+: also its Prometheus name's end */
     rl_figure_kind kind; /* how it is rendered */
     uint64_t value;      /* COUNTER, GAUGE, FLAG (0 or 1) */
@@ -114,9 +120,23 @@ void rl_figures_ratio(rl_store_figures *f, const char *group, const char *name, 
 // Appends a WORD figure (word: a string literal).
 void rl_figures_word(rl_store_figures *f, const char *group, const char *name, const char *word);
 
+// Appends a figure of one server of the store, node ("host:port", not copied: it must
+// outlive the rendering); otherwise as rl_figures_add.
+void rl_figures_node(rl_store_figures *f, const char *node, const char *group, const char *name,
+                     rl_figure_kind kind, uint64_t value);
+
+// Appends a RATIO figure of one server of the store (see rl_figures_node).
+void rl_figures_node_ratio(rl_store_figures *f, const char *node, const char *group,
+                           const char *name, double ratio);
+
+// Appends a WORD figure of one server of the store (see rl_figures_node).
+void rl_figures_node_word(rl_store_figures *f, const char *node, const char *group,
+                          const char *name, const char *word);
+
 // Returns the store's figures as a JSON object ({"type": .., figures.., groups as nested
-// objects, "latency_us": {count, p50, p99, max}}), or NULL if memory is short or f is
-// incomplete. The caller owns the reference.
+// objects, "nodes": [{"node": "host:port", its figures and groups..}, ..] in the order
+// the nodes first appear, "latency_us": {count, p50, p99, max}}), or NULL if memory is
+// short or f is incomplete. The caller owns the reference.
 struct json_t *rl_store_figures_json(const rl_store_figures *f);
 
 // Returns the STATS answer for s as a JSON object (fields: policies, store, uptime_s,

@@ -156,6 +156,120 @@ START_TEST(test_latency_summary) {
 }
 END_TEST
 
+// Figures of a store's nodes: one family per figure (HELP and TYPE once, its samples
+// together although the store adds them node by node), a node="..." label escaped like
+// every label, words as a second label; the store's other figures as before, in place.
+START_TEST(test_node_figures) {
+    rl_stats s = {0};
+    s.store.type = "redis";
+    rl_figures_word(&s.store, NULL, "mode", "cluster");
+    const char *nodes[] = {"127.0.0.1:7000", "we\"ird\\host:1"};
+    for (size_t i = 0; i < 2; i++) {
+        rl_figures_node_word(&s.store, nodes[i], NULL, "role", i ? "replica" : "master");
+        rl_figures_node(&s.store, nodes[i], NULL, "slots", RL_FIGURE_GAUGE, i ? 0 : 5461);
+        rl_figures_node(&s.store, nodes[i], NULL, "calls", RL_FIGURE_COUNTER, 12 + i);
+        rl_figures_node_ratio(&s.store, nodes[i], NULL, "items_per_call", 2.5);
+        rl_figures_node(&s.store, nodes[i], "latency_us", "mean", RL_FIGURE_GAUGE, 140);
+    }
+    rl_figures_add(&s.store, "cluster", "moved", RL_FIGURE_COUNTER, 3);
+    char *text = render(&s);
+    ck_assert_ptr_nonnull(text);
+    const char *want =
+        "# HELP rlimitd_store_mode A store figure (STATS store, same name).\n"
+        "# TYPE rlimitd_store_mode gauge\n"
+        "rlimitd_store_mode{mode=\"cluster\"} 1\n"
+        "# HELP rlimitd_store_node_role A figure of each store node (STATS store nodes, same "
+        "name).\n"
+        "# TYPE rlimitd_store_node_role gauge\n"
+        "rlimitd_store_node_role{node=\"127.0.0.1:7000\",role=\"master\"} 1\n"
+        "rlimitd_store_node_role{node=\"we\\\"ird\\\\host:1\",role=\"replica\"} 1\n"
+        "# HELP rlimitd_store_node_slots A figure of each store node (STATS store nodes, same "
+        "name).\n"
+        "# TYPE rlimitd_store_node_slots gauge\n"
+        "rlimitd_store_node_slots{node=\"127.0.0.1:7000\"} 5461\n"
+        "rlimitd_store_node_slots{node=\"we\\\"ird\\\\host:1\"} 0\n"
+        "# HELP rlimitd_store_node_calls_total A figure of each store node (STATS store nodes, "
+        "same name).\n"
+        "# TYPE rlimitd_store_node_calls_total counter\n"
+        "rlimitd_store_node_calls_total{node=\"127.0.0.1:7000\"} 12\n"
+        "rlimitd_store_node_calls_total{node=\"we\\\"ird\\\\host:1\"} 13\n"
+        "# HELP rlimitd_store_node_items_per_call A figure of each store node (STATS store "
+        "nodes, same name).\n"
+        "# TYPE rlimitd_store_node_items_per_call gauge\n"
+        "rlimitd_store_node_items_per_call{node=\"127.0.0.1:7000\"} 2.5\n"
+        "rlimitd_store_node_items_per_call{node=\"we\\\"ird\\\\host:1\"} 2.5\n"
+        "# HELP rlimitd_store_node_latency_us_mean A figure of each store node (STATS store "
+        "nodes, same name).\n"
+        "# TYPE rlimitd_store_node_latency_us_mean gauge\n"
+        "rlimitd_store_node_latency_us_mean{node=\"127.0.0.1:7000\"} 140\n"
+        "rlimitd_store_node_latency_us_mean{node=\"we\\\"ird\\\\host:1\"} 140\n"
+        "# HELP rlimitd_store_cluster_moved_total A store figure (STATS store, same name).\n"
+        "# TYPE rlimitd_store_cluster_moved_total counter\n"
+        "rlimitd_store_cluster_moved_total 3\n";
+    const char *at = strstr(text, "# HELP rlimitd_store_mode ");
+    ck_assert_ptr_nonnull(at);
+    ck_assert_str_eq(at, want);
+    int failures = 0;
+    for (long n = 0; n < 24; n++) { /* out of memory: no text, never a part of it */
+        size_t len;
+        rl_alloc_fail_after(n);
+        char *part = rl_metrics_render(&s, &len);
+        rl_alloc_fail_after(-1);
+        failures += !part;
+        if (part)
+            ck_assert_str_eq(part, text);
+        rl_free(part);
+    }
+    ck_assert_int_gt(failures, 0);
+    rl_free(text);
+    rl_store_figures_free(&s.store);
+}
+END_TEST
+
+static double sample_of(const char *text, const char *name);
+
+// STATS and /metrics agree on every number of every node (the JSON's node object
+// against the samples labelled with its node).
+START_TEST(test_node_figures_agree) {
+    rl_stats s = {0};
+    s.store.type = "redis";
+    const char *nodes[] = {"10.0.0.1:7000", "10.0.0.2:7001", "10.0.0.3:7002"};
+    for (size_t i = 0; i < 3; i++) {
+        rl_figures_node(&s.store, nodes[i], NULL, "calls", RL_FIGURE_COUNTER, 100 * i + 1);
+        rl_figures_node_ratio(&s.store, nodes[i], NULL, "items_per_call", 1.25 * (double)i);
+        rl_figures_node(&s.store, nodes[i], NULL, "errors", RL_FIGURE_COUNTER, i);
+        rl_figures_node(&s.store, nodes[i], "latency_us", "max", RL_FIGURE_GAUGE, 7 * i);
+    }
+    json_t *o = rl_store_figures_json(&s.store);
+    ck_assert_ptr_nonnull(o);
+    char *text = render(&s);
+    ck_assert_ptr_nonnull(text);
+    size_t i;
+    json_t *node;
+    int n = 0;
+    json_array_foreach(json_object_get(o, "nodes"), i, node) {
+        const char *addr = json_string_value(json_object_get(node, "node")), *key;
+        json_t *v;
+        char name[256];
+        json_object_foreach(node, key, v) {
+            if (!json_is_number(v))
+                continue;
+            snprintf(name, sizeof(name), "rlimitd_store_node_%s%s{node=\"%s\"}", key,
+                     json_is_integer(v) ? "_total" : "", addr);
+            ck_assert_msg(sample_of(text, name) == json_number_value(v), "%s differs", name);
+            n++;
+        }
+        snprintf(name, sizeof(name), "rlimitd_store_node_latency_us_max{node=\"%s\"}", addr);
+        ck_assert(sample_of(text, name) ==
+                  json_number_value(json_object_get(json_object_get(node, "latency_us"), "max")));
+    }
+    ck_assert_int_eq(n, 9);
+    json_decref(o);
+    rl_free(text);
+    rl_store_figures_free(&s.store);
+}
+END_TEST
+
 START_TEST(test_out_of_memory) {
     rl_stats s = sample();
     size_t len;
@@ -317,6 +431,8 @@ static Suite *metrics_suite(void) {
     tcase_add_test(tc, test_absent_figures_are_left_out);
     tcase_add_test(tc, test_store_figures_by_one_rule);
     tcase_add_test(tc, test_latency_summary);
+    tcase_add_test(tc, test_node_figures);
+    tcase_add_test(tc, test_node_figures_agree);
     tcase_add_test(tc, test_out_of_memory);
     tcase_add_test(tc, test_stats_and_metrics_agree);
     suite_add_tcase(s, tc);
