@@ -243,7 +243,8 @@ install: all
 		$(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/python3/dist-packages/rlimit \
 		$(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/nginx \
 		$(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/systemd \
-		$(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/sidecar $(DESTDIR)/etc/rlimitd
+		$(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/sidecar \
+		$(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/redis $(DESTDIR)/etc/rlimitd
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 clients/c/rlimit.h proto/rlproto.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(CLIENT_LIB) $(DESTDIR)$(PREFIX)/lib/
@@ -258,6 +259,7 @@ install: all
 	install -m 644 conf/systemd/rlimitd.json $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/systemd/
 	install -m 644 conf/nginx/rlimitd.conf $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/nginx/
 	install -m 644 conf/sidecar/* $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/sidecar/
+	install -m 644 conf/redis/*.json $(DESTDIR)$(PREFIX)/share/doc/rlimitd/examples/redis/
 
 # The C sources kept in .clang-format's layout: `make format` rewrites them, `make
 # format-check` (a step of make test) fails on any deviation and names the files.

@@ -19,6 +19,14 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/support/sentinel.sh
 watchdog 120
 
+for example in conf/redis/sentinel.json conf/redis/cluster.json; do
+    if $RLIMITD_WRAPPER "$RLIMITD" --check-config -c "$example" >/dev/null; then
+        ok "the example $example loads"
+    else
+        fail "the example $example does not load"
+    fi
+done
+
 export SENTINEL_PASSWORD=sentinel-secret-1 SENTINEL_MASTER_PASSWORD=master-secret-2
 sentinel_start || { fail "could not start the sentinel set"; finish; }
 trap 'sentinel_cleanup; cleanup' EXIT
