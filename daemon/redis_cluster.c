@@ -480,6 +480,23 @@ int rl_redis_cluster_start(redis_store *s, const rl_store_conf *conf, char *err,
 
 /* ---- stats and stop ---- */
 
+// Adds node's figures: its role and slots, its connection's state, its script calls,
+// the items per call, the calls that failed, and the calls' round trips (mean, max).
+static void node_figures(const rl_redis_node *node, rl_store_figures *out) {
+    const char *addr = node->addr;
+    uint64_t mean = node->latency_calls ? node->latency_sum_us / node->latency_calls : 0;
+    rl_figures_node_word(out, addr, NULL, "role", node->master ? "master" : "replica");
+    rl_figures_node(out, addr, NULL, "slots", RL_FIGURE_GAUGE, node->slots);
+    rl_figures_node_word(out, addr, NULL, "state", rl_redis_pool_up(node->pool) ? "up" : "down");
+    rl_figures_node(out, addr, NULL, "calls", RL_FIGURE_COUNTER, node->calls);
+    rl_figures_node_ratio(out, addr, NULL, "items_per_call",
+                          node->calls ? (double)node->call_items / (double)node->calls : 0.0);
+    rl_figures_node(out, addr, NULL, "errors", RL_FIGURE_COUNTER, node->call_errors);
+    rl_figures_node(out, addr, "latency_us", "mean", RL_FIGURE_GAUGE, mean);
+    rl_figures_node(out, addr, "latency_us", "max", RL_FIGURE_GAUGE,
+                    node->latency_max_us > 0 ? (uint64_t)node->latency_max_us : 0);
+}
+
 void rl_redis_cluster_figures(const redis_store *s, rl_store_figures *out) {
     const rl_redis_cluster_counts *c = &s->cl;
     const struct {
@@ -508,6 +525,8 @@ void rl_redis_cluster_figures(const redis_store *s, rl_store_figures *out) {
     rl_figures_add(out, "cluster", "slots_unowned", RL_FIGURE_GAUGE, unowned);
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
         rl_figures_add(out, "cluster", counts[i].name, RL_FIGURE_COUNTER, counts[i].value);
+    for (size_t i = 0; i < s->node_count; i++)
+        node_figures(s->nodes[i], out);
 }
 
 void rl_redis_cluster_stop(redis_store *s) {
