@@ -575,8 +575,53 @@ static void print_members(const json_t *v) {
     }
 }
 
+/* Writes a fraction v with two decimals, or "-" when it is absent. */
+static const char *ratio_cell(const json_t *v, char *buf, size_t len) {
+    if (!json_is_number(v))
+        return "-";
+    snprintf(buf, len, "%.2f", jv_num(v, 0));
+    return buf;
+}
+
+/* Writes microseconds v as milliseconds with three decimals, or "-" when absent. */
+static const char *ms_cell(const json_t *v, char *buf, size_t len) {
+    if (!json_is_number(v))
+        return "-";
+    snprintf(buf, len, "%.3f", jv_num(v, 0) / 1000);
+    return buf;
+}
+
+/* Prints a store's servers (a Redis Cluster's nodes: "nodes") as a table under the
+   store: address, role, slots, state, script calls, items per call, the calls' mean
+   and longest round trips, failed calls. */
+static void print_nodes(const json_t *nodes) {
+    static const char *const head[] = {"",      "NODE",       "ROLE",    "SLOTS",  "STATE",
+                                       "CALLS", "ITEMS/CALL", "MEAN_MS", "MAX_MS", "ERRORS"};
+    table t = {10, "lllrlrrrrr", NULL, 0};
+    if (json_array_size(nodes) == 0)
+        return;
+    table_add(&t, head);
+    for (size_t i = 0; i < json_array_size(nodes); i++) {
+        const json_t *n = json_array_get(nodes, i), *lat = json_object_get(n, "latency_us");
+        char addr[SHOWN_MAX], role[SHOWN_MAX], state[SHOWN_MAX], c[6][32];
+        const char *row[] = {"",
+                             shown_jv(json_object_get(n, "node"), "?", addr, sizeof(addr)),
+                             shown_jv(json_object_get(n, "role"), "-", role, sizeof(role)),
+                             number_cell(json_object_get(n, "slots"), c[0], sizeof(c[0])),
+                             shown_jv(json_object_get(n, "state"), "-", state, sizeof(state)),
+                             number_cell(json_object_get(n, "calls"), c[1], sizeof(c[1])),
+                             ratio_cell(json_object_get(n, "items_per_call"), c[2], sizeof(c[2])),
+                             ms_cell(json_object_get(lat, "mean"), c[3], sizeof(c[3])),
+                             ms_cell(json_object_get(lat, "max"), c[4], sizeof(c[4])),
+                             number_cell(json_object_get(n, "errors"), c[5], sizeof(c[5]))};
+        table_add(&t, row);
+    }
+    table_print(&t);
+}
+
 /* Prints a store's figures: "label TYPE: name value, ...", its latency (the Redis
-   store's "latency_us") and a line per group of figures (errors, cache...). */
+   store's "latency_us"), a line per group of figures (errors, cache, cluster,
+   sentinel...) and its nodes' table. */
 static void print_store(const char *label, const json_t *store) {
     const json_t *latency = json_object_get(store, "latency_us");
     const char *key;
@@ -600,6 +645,7 @@ static void print_store(const char *label, const json_t *store) {
         print_members(group);
         printf("\n");
     }
+    print_nodes(json_object_get(store, "nodes"));
 }
 
 /* Prints seconds as "uptime 2d03h04m05s" (leading zero units left out). */

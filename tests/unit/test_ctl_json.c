@@ -138,6 +138,52 @@ START_TEST(test_tables_unchanged) {
 }
 END_TEST
 
+// A store on a Redis Cluster: its mode, the cluster's counters (redirects, refreshes)
+// on their line, and a table of its nodes (a hostile node name escaped, a node without
+// figures shown as dashes); a store on Sentinels: the master and the failovers seen.
+START_TEST(test_cluster_and_sentinel_stores) {
+    static const char *const answers[][2] = {
+        {"{\"uptime_s\":5,\"store\":{\"type\":\"redis\",\"state\":\"degraded\","
+         "\"mode\":\"cluster\",\"calls\":9,\"cluster\":{\"masters\":2,\"moved\":3,"
+         "\"ask\":1,\"tryagain\":0,\"refreshes\":4},\"nodes\":[{\"node\":\"127.0.0.1:7000\","
+         "\"role\":\"master\",\"slots\":8192,\"state\":\"up\",\"calls\":6,"
+         "\"items_per_call\":12.5,\"errors\":0,\"latency_us\":{\"mean\":250,\"max\":1500}},"
+         "{\"node\":\"10.0.0.12:7001\",\"role\":\"replica\",\"slots\":0,\"state\":\"down\","
+         "\"calls\":3,\"items_per_call\":1.0,\"errors\":2,\"latency_us\":{\"mean\":90,"
+         "\"max\":120}},{\"node\":\"a b\\u001b[0m:1\"},7]},\"policies\":[]}",
+         "uptime 5s, connections -, in flight 0, refused 0, reloads 0 (0 refused)\n"
+         "store redis: state degraded, mode cluster, calls 9\n"
+         "  cluster: masters 2, moved 3, ask 1, tryagain 0, refreshes 4\n"
+         "  NODE             ROLE     SLOTS  STATE  CALLS  ITEMS/CALL  MEAN_MS  MAX_MS  ERRORS\n"
+         "  127.0.0.1:7000   master    8192  up         6       12.50    0.250   1.500       0\n"
+         "  10.0.0.12:7001   replica      0  down       3        1.00    0.090   0.120       2\n"
+         "  a\\x20b\\x1b[0m:1  -            -  -          -           -        -       -       -\n"
+         "  ?                -            -  -          -           -        -       -       -\n"
+         "\n"
+         "POLICY  ALLOWED  DENIED  SHADOW_DENIED  EXEMPT  BLOCKED  ERRORS  STORE_ERRORS  "
+         "FALLBACKS\n"},
+        {"{\"uptime_s\":5,\"store\":{\"type\":\"redis\",\"state\":\"up\",\"mode\":"
+         "\"sentinel\",\"sentinel\":{\"master\":\"127.0.0.1:6380\",\"master_name\":"
+         "\"mymaster\",\"switches\":1,\"resolutions\":2,\"errors\":0,\"sentinels\":3,"
+         "\"sentinels_reachable\":2}},\"policies\":[]}",
+         "uptime 5s, connections -, in flight 0, refused 0, reloads 0 (0 refused)\n"
+         "store redis: state up, mode sentinel\n"
+         "  sentinel: master 127.0.0.1:6380, master_name mymaster, switches 1, resolutions 2, "
+         "errors 0, sentinels 3, sentinels_reachable 2\n"
+         "\n"
+         "POLICY  ALLOWED  DENIED  SHADOW_DENIED  EXEMPT  BLOCKED  ERRORS  STORE_ERRORS  "
+         "FALLBACKS\n"},
+    };
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+        char *out;
+        ck_assert_int_eq(render(RL_OP_STATS, answers[i][0], &out), EXIT_ALLOWED);
+        ck_assert_msg(strcmp(out, answers[i][1]) == 0, "answer %zu printed:\n%s\nexpected:\n%s", i,
+                      out, answers[i][1]);
+        free(out);
+    }
+}
+END_TEST
+
 // Renders text for every admin opcode with stderr silenced; returns how many of them
 // called it an error (not JSON).
 static int render_all(const char *text) {
@@ -199,6 +245,7 @@ static Suite *json_suite(void) {
     Suite *s = suite_create("ctl_json");
     TCase *tc = tcase_create("ctl_json");
     tcase_add_test(tc, test_tables_unchanged);
+    tcase_add_test(tc, test_cluster_and_sentinel_stores);
     tcase_add_test(tc, test_refusals);
     tcase_add_test(tc, test_prefixes_and_noise);
     suite_add_tcase(s, tc);
