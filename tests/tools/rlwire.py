@@ -66,6 +66,7 @@ class Answer:
     retry_after_ms: int
     window_ms: int
     text: str | None = None
+    tail: bytes = b""  # the bytes after the result: a multi result's or a lease result's
 
     @property
     def status_name(self) -> str:
@@ -93,7 +94,7 @@ def parse_frames(buf: bytearray) -> list[Answer]:
             start = 12 + RESULT.size + 4
             text = bytes(buf[start:start + text_len]).decode()
         out.append(Answer(request_id, opcode, status, flags, limit, remaining, reset, retry,
-                          window, text))
+                          window, text, bytes(buf[12 + RESULT.size:4 + length])))
         del buf[:4 + length]
     return out
 
