@@ -48,6 +48,9 @@ TARGET_VS_LIMITS_OVERHEAD = 1.0  # middleware overhead / in-process `limits` one
 TARGET_VS_REDIS_MW_OVERHEAD = 0.5  # middleware overhead / per-request Redis one: at most
 TARGET_ASYNC_RATIO = 5.0  # AsyncClient / limits with redis: at least
 TARGET_LEASE_RATIO = 3.0  # leases (issue 14): rlimitd's pairs/s / the best peer's: at least
+TARGET_CLUSTER_RATIO = 3.0  # Redis Cluster (issue 13): rlimitd / rate-limiter-flexible on ioredis Cluster: at least
+TARGET_CLUSTER_BATCH = 2.0  # single-Redis items per call / the cluster's lowest per node, same load: at most
+PROJECTED_MASTERS = (1, 3, 10, 30, 100)  # the Redis Cluster projection's sizes
 # The peers of the leases target: the sorted-set lease script and a ZREM per pair.
 LEASE_PEERS = ("ioredis_lease_script", "ioredis_lease_script_autopipeline", "redispy_lease_script",
                "redispy_lease_script_pipelined")
@@ -401,6 +404,9 @@ def run_problem(records, *names):
                     f"pairs reported allowed")
         if r.get("redis_script_calls_per_s") == 0 or 0 in (r.get("round_redis_script_calls") or ()):
             return f"redis-server ran no script during (a round of) {name}: its decisions did not come from Redis"
+        idle = [n["node"] for n in r.get("nodes") or () if not n.get("script_calls")]
+        if idle:
+            return f"{', '.join(idle)} ran no script during {name}: its decisions did not all come from Redis"
     return None
 
 
@@ -539,7 +545,38 @@ def fill_ratios(records):
         rt.add_best(mine.replace("rlimitd_", "leases_") + "_vs_best_peer",
                     f"leases, {store}, pipelined: ACQUIRE+RELEASE pairs/s / best sorted-set script peer's",
                     (mine, "decisions_per_s"), LEASE_PEERS, TARGET_LEASE_RATIO, problem_of=(mine,))
+    cluster_rows(rt)
     return rt.rows
+
+
+def cluster_rows(rt):
+    """The Redis Cluster rows (issue 13; tests/bench/run.sh BENCH_ONLY=cluster): throughput
+    against rate-limiter-flexible on ioredis's Cluster client, batching per node against
+    the single redis-server at the same load, Redis CPU per decision per node, and the
+    projection to N masters (one core each) from the busiest node's CPU per decision."""
+    mine, single = "rlimitd_cluster", "rlimitd_redis_single"
+    for peer, how in (("rate_limiter_flexible_cluster", "defaults"),
+                      ("rate_limiter_flexible_cluster_autopipeline", "auto-pipelining")):
+        rt.add(peer.replace("rate_limiter_flexible", "cluster_vs_rate_limiter_flexible"),
+               f"Redis Cluster, 3 masters: cluster store / rate-limiter-flexible (ioredis Cluster, {how}, 64 in flight)",
+               (mine, "decisions_per_s"), (peer, "decisions_per_s"), TARGET_CLUSTER_RATIO, problem_of=(mine,))
+    rt.add("cluster_items_per_call_split", "Redis Cluster: single-Redis items per call / the cluster's lowest per "
+           "node, same load (connections x in flight)", (single, "items_per_call"), (mine, "node_items_per_call_min"),
+           TARGET_CLUSTER_BATCH, at_most=True, problem_of=(mine, single))
+    rt.add("cluster_3x_items_per_call_split", "Redis Cluster: single-Redis items per call / the cluster's lowest per "
+           "node, 3x the connections (as many in flight per master)", (single, "items_per_call"),
+           ("rlimitd_cluster_3x", "node_items_per_call_min"))
+    row = rt.add("cluster_cpu_per_decision", "Redis Cluster: Redis CPU per decision, busiest master / single "
+                 "redis-server's, same load", (mine, "node_cpu_us_per_decision_max"),
+                 (single, "redis_cpu_us_per_decision"))
+    worst, _ = figure(rt.records, mine, "node_cpu_us_per_decision_max")
+    if worst:
+        row["projection"] = {n: round(n * 1e6 / worst) for n in PROJECTED_MASTERS}
+        row["note"] = (f"projection, one core per master and the daemons scaled out, N / ({worst} us per "
+                       "decision): " + ", ".join(f"{n} masters {fmt_int(v)}/s" for n, v in row["projection"].items()))
+    rt.add("cluster_peer_cpu_per_decision", "Redis Cluster: Redis CPU per decision, rate-limiter-flexible's busiest "
+           "master / the cluster store's", ("rate_limiter_flexible_cluster", "node_cpu_us_per_decision_max"),
+           (mine, "node_cpu_us_per_decision_max"))
 
 
 # The replay targets (issue 15): lines of the same combined log per second, on one core,

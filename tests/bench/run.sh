@@ -50,6 +50,20 @@
 #      lines/s (BENCH_REPLAY_JSONL_LINES); memory: the maximum RSS (GNU time) of a replay of
 #      BENCH_REPLAY_RSS_LINES lines read from a pipe is at most 1.1x that of 1/10 of them
 #      (the same keys: the state is bounded by the keys, not the log's length).
+#   7. Redis Cluster (issue 13): a private 3-master cluster (tests/support/cluster.sh, no
+#      replicas, masters on core 0), rlimitd with "store": {"type": "redis", "cluster":
+#      [the masters]} (core 1), the Redis store's load shape (4 x 256 pipelined, BENCH_KEYS
+#      keys over all slots), against rate-limiter-flexible's RateLimiterRedis on ioredis's
+#      Cluster client (64 in flight, defaults and auto-pipelining) on the same cluster, and
+#      the same rlimit-bench load on the single redis-server; alternated rounds, medians;
+#      per round and node: script calls, CPU (INFO cpu) and the decisions it decided
+#      (tests/bench/cluster_rounds.py):
+#        cluster store >= 3.0x rate-limiter-flexible (each ioredis variant)
+#        single-Redis items per call / the cluster's lowest per master, same load: <= 2.0x
+#      Reported: the same with 3x the connections (as many in flight per master as the
+#      single redis-server has), Redis CPU per decision (busiest master / single redis-server;
+#      rate-limiter-flexible's / rlimitd's) and the projection to N masters, one core each:
+#      N / (the busiest master's CPU seconds per decision).
 #
 # Information (no target): the memory store with a denying policy and in an open loop at
 # 100,000/s, the Redis store in open loops at 50,000/s, the one-EVALSHA-per-decision
@@ -60,7 +74,7 @@
 # Settings (environment):
 #   BENCH_SECONDS=5        seconds per measurement (per side of a pair, over its rounds)
 #   BENCH_ROUNDS=3         alternated rounds per side of a pair (each BENCH_SECONDS/ROUNDS, >= 1 s)
-#   BENCH_ONLY=memory,python,redis,peers,leases,replay   the sections to run (comma-separated); a ratio
+#   BENCH_ONLY=memory,python,redis,peers,leases,replay,cluster   the sections to run (comma-separated); a ratio
 #                          whose figure was in a section not run says "was not measured"
 #   BENCH_JSON=build/bench.json
 #   BENCH_PIN=1            pin processes to cores (0: let the scheduler place them)
@@ -111,7 +125,7 @@ REDIS_DEPTH=${BENCH_REDIS_DEPTH:-256}
 OPEN_CONNS=${BENCH_OPEN_CONNS:-64}
 UNPIPE_CONNS=${BENCH_UNPIPE_CONNS:-64}
 ROUNDS=${BENCH_ROUNDS:-3}
-ONLY=${BENCH_ONLY:-memory,python,redis,peers,leases,replay}
+ONLY=${BENCH_ONLY:-memory,python,redis,peers,leases,replay,cluster}
 REDIS_OPEN_CONNS=${BENCH_REDIS_OPEN_CONNS:-8}
 REDIS_OPEN_DEPTH=${BENCH_REDIS_OPEN_DEPTH:-16}
 LEASE_PEER_INFLIGHT=${BENCH_LEASE_PEER_INFLIGHT:-64}
@@ -125,9 +139,9 @@ if ! [[ $LEASE_PEER_INFLIGHT =~ ^[1-9][0-9]*$ ]]; then
 fi
 for part in ${ONLY//,/ }; do
     case $part in
-    memory | python | redis | peers | leases | replay) ;;
+    memory | python | redis | peers | leases | replay | cluster) ;;
     *)
-        echo "run.sh: BENCH_ONLY: unknown section '$part' (memory, python, redis, peers, leases, replay)" >&2
+        echo "run.sh: BENCH_ONLY: unknown section '$part' (memory, python, redis, peers, leases, replay, cluster)" >&2
         exit 2
         ;;
     esac
@@ -161,6 +175,8 @@ cleanup() {
         kill -KILL -- "${PIDS[i]}" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
+    # The Redis Cluster of the cluster section (tests/support/cluster.sh), if it was started.
+    declare -F cluster_cleanup >/dev/null && cluster_cleanup
     rm -rf "$TMP"
     exit "$rc"
 }
@@ -586,7 +602,7 @@ RSTORE_SOCK=$TMP/redis-store.sock
 REDIS_ADDR=unix:$RSTORE_SOCK
 rstore_ok=0
 RSTORE_WHY="redis-server did not start"
-if ! only redis && ! only leases; then
+if ! only redis && ! only leases && ! only cluster; then  # (the cluster section's single-Redis side)
     RSTORE_WHY="not selected (BENCH_ONLY=$ONLY)"
 elif [ "$redis_ok" = 1 ] && [ "$have_daemon" = 1 ]; then
     write_config "$TMP/redis-store.json" "$RSTORE_SOCK" "{\"type\": \"redis\", \"url\": \"$REDIS_URL\"}"
@@ -668,7 +684,7 @@ node_ready() {
     [ -d "$NODE_DIR/node_modules/rate-limiter-flexible" ] && [ -d "$NODE_DIR/node_modules/ioredis" ]
 }
 NODE_WHY=""
-if ! only peers && ! only leases; then  # (section 5 uses node too)
+if ! only peers && ! only leases && ! only cluster; then  # (sections 5 and 7 use node too)
     NODE_WHY="not selected (BENCH_ONLY=$ONLY)"
 elif ! command -v node >/dev/null; then
     NODE_WHY="node is not installed"
@@ -934,6 +950,166 @@ if only leases; then
             "${LEASE_CMD[*]#"$ROOT"/}, $ROUNDS rounds" -- "$PYTHON" "$BENCH_DIR/results.py" combine "$TMP/lease-$side"
         grep -v '^$' "$TMP/lease-$side.err" 2>/dev/null | head -3 | sed 's/^/    | /'
     done
+fi
+
+# ---- h: Redis Cluster (issue 13): the cluster store against rate-limiter-flexible ---------
+# A private 3-master Redis Cluster (tests/support/cluster.sh, no replicas: the bench does not
+# fail anything over), its masters moved to the server core as redis-server is; rlimitd with
+# `"store": {"type": "redis", "cluster": [the masters]}` on the load core as the Redis
+# store's daemon is. Sides, alternated rounds (forward, then reverse order), medians:
+#   rlimitd_cluster            rlimit-bench, the Redis store's load shape (REDIS_CONNS x DEPTH)
+#   rate_limiter_flexible_cluster[_autopipeline]
+#                              rlf_bench.js --cluster: RateLimiterRedis on ioredis's Cluster
+#                              client, 64 in flight (defaults; auto-pipelining)
+#   rlimitd_redis_single       the same rlimit-bench load on the single redis-server (the
+#                              Redis store's daemon), for items per call and CPU per decision
+#   rlimitd_cluster_3x         rlimitd_cluster with 3 times the connections: each master then
+#                              has as many items in flight as the single redis-server has
+# Before each round every node is emptied and its statistics zeroed; after it,
+# cluster_rounds.py notes each node's script calls, CPU (INFO cpu) and the decisions it
+# decided (the daemon's per-node figures when STATS has them, else the node's share of the
+# keys), so each side has items per call and Redis CPU per decision, per node.
+CLUSTER_ROUNDS_PY=$BENCH_DIR/cluster_rounds.py
+CLUSTER_SIDES_ALL="rlimitd_cluster rlimitd_cluster_3x rate_limiter_flexible_cluster rate_limiter_flexible_cluster_autopipeline rlimitd_redis_single"
+CSTORE_SOCK=$TMP/cluster-store.sock
+CSTORE_ADDR=unix:$CSTORE_SOCK
+CLUSTER_SEEDS=""
+
+cluster_desc() {  # cluster_desc SIDE
+    case $1 in
+    rlimitd_cluster) printf 'rlimitd, Redis store on a 3-master Redis Cluster, pipelined (%s conns x %s in flight), never-denying token bucket, %s keys' \
+        "$REDIS_CONNS" "$REDIS_DEPTH" "$KEYS" ;;
+    rlimitd_cluster_3x) printf 'rlimitd, Redis store on the same cluster, %s conns x %s in flight (3 times rlimitd_cluster: as many per master as rlimitd_redis_single has), %s keys' \
+        "$((REDIS_CONNS * 3))" "$REDIS_DEPTH" "$KEYS" ;;
+    rate_limiter_flexible_cluster) printf 'rate-limiter-flexible RateLimiterRedis.consume() on ioredis Cluster (defaults), 64 in flight, the same cluster, %s keys' "$KEYS" ;;
+    rate_limiter_flexible_cluster_autopipeline) printf 'rate-limiter-flexible RateLimiterRedis.consume() on ioredis Cluster with enableAutoPipelining, 64 in flight, the same cluster, %s keys' "$KEYS" ;;
+    rlimitd_redis_single) printf 'rlimitd, Redis store on the single redis-server, the same load as rlimitd_cluster (%s conns x %s in flight, %s keys)' \
+        "$REDIS_CONNS" "$REDIS_DEPTH" "$KEYS" ;;
+    esac
+}
+cluster_where() {  # cluster_where SIDE
+    case $1 in
+    rlimitd_cluster*) where "3 masters:$CORE_SERVER rlimitd:$CORE_LOAD rlimit-bench:$CORE_LOAD" ;;
+    rlimitd_redis_single) where "redis-server:$CORE_SERVER rlimitd:$CORE_LOAD rlimit-bench:$CORE_LOAD" ;;
+    *) where "3 masters:$CORE_SERVER node:$CORE_LOAD" ;;
+    esac
+}
+cluster_command() {  # cluster_command SIDE SECONDS: sets CLUSTER_CMD
+    case $1 in
+    rlimitd_cluster) CLUSTER_CMD=("$RBENCH" -s "$CSTORE_ADDR" -p bench -c "$REDIS_CONNS" -d "$REDIS_DEPTH" -k "$KEYS" -t "$2" --json) ;;
+    rlimitd_cluster_3x) CLUSTER_CMD=("$RBENCH" -s "$CSTORE_ADDR" -p bench -c "$((REDIS_CONNS * 3))" -d "$REDIS_DEPTH" -k "$KEYS" -t "$2" --json) ;;
+    rlimitd_redis_single) CLUSTER_CMD=("$RBENCH" -s "$REDIS_ADDR" -p bench -c "$REDIS_CONNS" -d "$REDIS_DEPTH" -k "$KEYS" -t "$2" --json) ;;
+    rate_limiter_flexible_cluster*)
+        # --warmup 0: the unrecorded warm-up round warms up; every call of a round counts,
+        # so that the nodes' CPU is divided by all the decisions it served.
+        CLUSTER_CMD=(node "$NODE_DIR/rlf_bench.js" --cluster "$CLUSTER_SEEDS" --seconds "$2" --warmup 0
+            --inflight 64 --keys "$KEYS" --name "$1")
+        [ "$1" = rate_limiter_flexible_cluster_autopipeline ] && CLUSTER_CMD+=(--autopipeline)
+        ;;
+    esac
+}
+# cluster_round SIDE FILE SECONDS: one round of SIDE, its figures and each node's appended to FILE.
+cluster_round() {
+    local side=$1 file=$2 secs=$3 pid=0 sock="" tag=tag:bench ports=("${CLUSTER_MASTER_PORTS[@]}")
+    case $side in
+    rlimitd_cluster*) pid=$CSTORE_PID sock=$CSTORE_ADDR ;;
+    rlimitd_redis_single) pid=$RSTORE_PID sock=$REDIS_ADDR ports=("$REDIS_PORT") ;;
+    *) tag=key:rlfbench ;;
+    esac
+    "$PYTHON" "$CLUSTER_ROUNDS_PY" fresh "${ports[@]}" 2>>"$file.err" || return 1
+    local stats=()
+    if [ -n "$sock" ]; then
+        "$RLIMITCTL" -s "$sock" stats --json >"$file.stats0" 2>>"$file.err"
+        stats=(--stats "$file.stats0")
+    fi
+    "$PYTHON" "$CLUSTER_ROUNDS_PY" snapshot "${ports[@]}" "${stats[@]}" >"$file.before" 2>>"$file.err" || return 1
+    cluster_command "$side" "$secs"
+    pair_round "$file" "$pid" rlimit-bench 0 "${CLUSTER_CMD[@]}" || return 1
+    if [ -n "$sock" ]; then
+        "$RLIMITCTL" -s "$sock" stats --json >"$file.stats1" 2>>"$file.err"
+        stats=(--stats "$file.stats1")
+    fi
+    "$PYTHON" "$CLUSTER_ROUNDS_PY" snapshot "${ports[@]}" "${stats[@]}" >"$file.after" 2>>"$file.err" &&
+        "$PYTHON" "$CLUSTER_ROUNDS_PY" note "$file" --before "$file.before" --after "$file.after" \
+            --keys "$KEYS" --tag "$tag" 2>>"$file.err"
+}
+cluster_why() {  # why the cluster section cannot run, or nothing
+    [ "$have_daemon" = 1 ] || { echo "rlimitd not built (make all)"; return; }
+    command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
+        { echo "redis-server or redis-cli is not installed"; return; }
+    [ -f "$ROOT/tests/support/cluster.sh" ] || { echo "tests/support/cluster.sh is not there"; return; }
+}
+
+if only cluster; then
+    section "Redis Cluster (3 masters): rlimitd's cluster store against rate-limiter-flexible on ioredis's Cluster client"
+    CLUSTER_WHY=$(cluster_why)
+    CLUSTER_SIDES=()
+    if [ -z "$CLUSTER_WHY" ]; then
+        # shellcheck source=tests/support/cluster.sh
+        . "$ROOT/tests/support/cluster.sh"
+        if ! cluster_start 3 0 2>"$TMP/cluster-start.err"; then
+            CLUSTER_WHY="cluster_start 3 0 failed: $(tail -3 "$TMP/cluster-start.err" | tr '\n' ' ' | cut -c1-200)"
+        fi
+    fi
+    if [ -z "$CLUSTER_WHY" ]; then
+        for port in "${CLUSTER_MASTER_PORTS[@]}"; do repin "${CLUSTER_PIDS[$port]}" "$CORE_SERVER"; done
+        CLUSTER_SEEDS=$(printf '127.0.0.1:%s,' "${CLUSTER_MASTER_PORTS[@]}")
+        CLUSTER_SEEDS=${CLUSTER_SEEDS%,}
+        say "  Redis Cluster: masters on ports ${CLUSTER_MASTER_PORTS[*]} (no replicas), $CLUSTER_DIR"
+        write_config "$TMP/cluster-store.json" "$CSTORE_SOCK" "{\"type\": \"redis\", \"cluster\": $CLUSTER_URLS_JSON}"
+        if start_daemon cluster-store "$CORE_LOAD" "$TMP/cluster-store.json" "$CSTORE_SOCK"; then
+            CSTORE_PID=$DAEMON_PID
+        else
+            CLUSTER_WHY="rlimitd with the cluster store: $DAEMON_ERROR"
+        fi
+    fi
+    for side in $CLUSTER_SIDES_ALL; do
+        why=$CLUSTER_WHY
+        if [ -z "$why" ] && [[ $side == rate_limiter_flexible_* ]]; then
+            why=$NODE_WHY
+        elif [ -z "$why" ] && [ "$side" = rlimitd_redis_single ] && [ "$rstore_ok" != 1 ]; then
+            why=$RSTORE_WHY
+        fi
+        if [ -n "$why" ]; then skip "$side" "$(cluster_desc "$side")" "$why"; else CLUSTER_SIDES+=("$side"); fi
+    done
+    # The Redis store's daemon may have moved to core 0 in section 2's unpipelined open loop.
+    [ "$rstore_ok" = 1 ] && repin "$RSTORE_PID" "$CORE_LOAD"
+    for side in "${CLUSTER_SIDES[@]}"; do
+        cluster_round "$side" "$TMP/cluster-$side.warm" 1 || true
+    done
+    for ((r = 1; r <= ROUNDS; r++)); do
+        order=("${CLUSTER_SIDES[@]}")
+        if [ $((r % 2)) = 0 ]; then  # every other round in reverse order
+            order=()
+            for ((i = ${#CLUSTER_SIDES[@]} - 1; i >= 0; i--)); do order+=("${CLUSTER_SIDES[i]}"); done
+        fi
+        for side in "${order[@]}"; do
+            cluster_round "$side" "$TMP/cluster-$side" "$ROUND_SECS" || true
+        done
+    done
+    for side in "${CLUSTER_SIDES[@]}"; do
+        cluster_command "$side" "$ROUND_SECS"
+        measure "$side" "$(cluster_desc "$side")" "$(cluster_where "$side")" \
+            "${CLUSTER_CMD[*]#"$ROOT"/}, $ROUNDS rounds" -- "$PYTHON" "$CLUSTER_ROUNDS_PY" combine "$TMP/cluster-$side"
+        grep -v '^$' "$TMP/cluster-$side.err" 2>/dev/null | head -3 | sed 's/^/    | /'
+    done
+    # shellcheck disable=SC2086 # the sides, one word each
+    "$PYTHON" "$CLUSTER_ROUNDS_PY" report "$RESULTS" $CLUSTER_SIDES_ALL
+    if [ -n "${CSTORE_PID:-}" ]; then
+        say "    rlimitd (cluster store) STATS store at the end: $("$RLIMITCTL" -s "$CSTORE_ADDR" stats --json 2>&1 |
+            "$PYTHON" -c 'import json, sys; s = json.load(sys.stdin)["store"]; print(json.dumps({k: s.get(k) for k in ("state", "mode", "items", "calls", "items_per_call", "errors", "cluster")}, separators=(",", ":")))' 2>&1 | cut -c1-600)"
+        if grep -qiE 'error|fallback|unavailable|refused' "$TMP/cluster-store.log"; then
+            say "    rlimitd (cluster store) logged:"
+            grep -iE 'error|fallback|unavailable|refused' "$TMP/cluster-store.log" | head -5 | sed 's/^/    | /'
+        fi
+    fi
+    # The daemon first (it is a client of the nodes), then the nodes: the rest of the run
+    # gets its cores back.
+    if [ -n "${CSTORE_PID:-}" ]; then
+        kill -TERM "$CSTORE_PID" 2>/dev/null
+        wait "$CSTORE_PID" 2>/dev/null
+    fi
+    declare -F cluster_cleanup >/dev/null && cluster_cleanup
 fi
 
 # ---- g: replay (issue 15): access logs offline, against GoAccess ------------------------

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Benchmark peer: rate-limiter-flexible's RateLimiterRedis on one ioredis connection.
+// Benchmark peer: rate-limiter-flexible's RateLimiterRedis on one ioredis connection, or
+// on ioredis's Cluster client (--cluster).
 //
 //   node rlf_bench.js --port P [--host 127.0.0.1] [--seconds 5] [--inflight 64]
 //                     [--keys 100000] [--points 1000000000] [--duration 1]
-//                     [--autopipeline] [--name NAME]
+//                     [--autopipeline] [--name NAME] [--cluster HOST:PORT,...]
 //
 // Keeps --inflight consume() calls in flight (closed loop: each settled call starts the
 // next one), each on a key drawn uniformly from --keys, for --seconds after a one-second
@@ -12,6 +13,8 @@
 // --points is large so that nothing is denied by default (a denial in rate-limiter-flexible
 // is a rejected promise with a RateLimiterRes, counted as denied, not as an error).
 // --autopipeline turns on ioredis's enableAutoPipelining (off by default in ioredis).
+// --cluster uses `new Redis.Cluster([...])` with those seed nodes instead of one connection
+// (--host and --port are then unused); the client routes each key to its slot's master.
 'use strict';
 
 const Redis = require('ioredis');
@@ -21,7 +24,7 @@ function parseArgs(argv) {
   const opts = {
     host: '127.0.0.1', port: 6379, seconds: 5, inflight: 64, keys: 100000,
     points: 1000000000, duration: 1, autopipeline: false, name: 'rate-limiter-flexible',
-    warmup: 1,
+    warmup: 1, cluster: null,
   };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
@@ -40,10 +43,43 @@ function parseArgs(argv) {
       case '--duration': opts.duration = Number(next()); break;
       case '--autopipeline': opts.autopipeline = true; break;
       case '--name': opts.name = next(); break;
+      case '--cluster': opts.cluster = parseNodes(next()); break;
       default: throw new Error(`unknown argument ${a}`);
     }
   }
   return opts;
+}
+
+// 'HOST:PORT,HOST:PORT' -> [{host, port}, ...]
+function parseNodes(text) {
+  return text.split(',').map((hp) => {
+    const i = hp.lastIndexOf(':');
+    const port = Number(hp.slice(i + 1));
+    if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+      throw new Error(`--cluster: not HOST:PORT: ${hp}`);
+    }
+    return { host: hp.slice(0, i), port };
+  });
+}
+
+// One ioredis client: a single connection, or a Cluster client on the seed nodes.
+async function connect(opts) {
+  if (opts.cluster) {
+    const cluster = new Redis.Cluster(opts.cluster, {
+      enableAutoPipelining: opts.autopipeline, lazyConnect: true,
+      redisOptions: { maxRetriesPerRequest: 1 },
+    });
+    await cluster.connect();
+    await cluster.ping();
+    return cluster;
+  }
+  const redis = new Redis({
+    host: opts.host, port: opts.port, enableAutoPipelining: opts.autopipeline,
+    maxRetriesPerRequest: 1, lazyConnect: true,
+  });
+  await redis.connect();
+  await redis.ping();
+  return redis;
 }
 
 function percentile(sorted, q) {
@@ -54,12 +90,7 @@ function percentile(sorted, q) {
 
 async function main() {
   const opts = parseArgs(process.argv);
-  const redis = new Redis({
-    host: opts.host, port: opts.port, enableAutoPipelining: opts.autopipeline,
-    maxRetriesPerRequest: 1, lazyConnect: true,
-  });
-  await redis.connect();
-  await redis.ping();
+  const redis = await connect(opts);
   const limiter = new RateLimiterRedis({
     storeClient: redis, keyPrefix: 'rlfbench', points: opts.points, duration: opts.duration,
   });
@@ -122,6 +153,7 @@ async function main() {
     in_flight: opts.inflight,
     keys: opts.keys,
     auto_pipelining: opts.autopipeline,
+    cluster: opts.cluster ? opts.cluster.length : undefined,
     versions: {
       node: process.version,
       'rate-limiter-flexible': require('rate-limiter-flexible/package.json').version,
