@@ -54,6 +54,8 @@ typedef struct rl_redis_request {
     uint8_t resend;                       /* Redis Cluster: its node call answered it
                                              REDIRECT: 1 unwritten, 2 after a write */
     uint8_t answered;                     /* done was called */
+    uint8_t uncached;                     /* a part of a split request: a denial of it is
+                                             not remembered in the over-limit cache */
     uint8_t count;                        /* items */
     rl_redis_item items[];                /* then the names' bytes */
 } rl_redis_request;

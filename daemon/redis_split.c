@@ -15,6 +15,11 @@
  * denied when it would not have been; never the reverse. A refund that fails (its node
  * down) leaves the units counted until the window moves on (counted in the cluster's
  * refund_failures). The verdicts of the given-back items are those of their decision.
+ * A part's denial is not remembered in the over-limit cache: it may have been caused by
+ * units another split (of this daemon or another) consumed and then gave back, and the
+ * cache would go on denying those keys until the denial's retry time (for a fixed window,
+ * the window's end) although Redis has the units again. A plain CHECK denied in that
+ * short time by the units in between is still cached (see redis_cache.h).
  */
 #include <string.h>
 
@@ -167,7 +172,10 @@ static void submit_part(split *sp, size_t p) {
         if (sp->items[i].part == (int)p)
             items[count++] = item_of(&sp->items[i], sp->items[i].cost);
     redis_store *s = sp->store;
-    if (s->base.ops->submit(&s->base, sp->op, items, count, on_part, &sp->part[p]) != RL_OK) {
+    s->submitting_part = 1; /* a part's denial may come from units another split gives back */
+    int rc = s->base.ops->submit(&s->base, sp->op, items, count, on_part, &sp->part[p]);
+    s->submitting_part = 0;
+    if (rc != RL_OK) {
         rl_store_answer failed = {.status = RL_ST_INTERNAL, .count = count};
         on_part(&sp->part[p], &failed);
     }

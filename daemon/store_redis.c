@@ -199,7 +199,8 @@ static void on_answer(void *arg, rl_redis_request *req, rl_store_answer *ans) {
                              "answered): %s",
                              ans->errstr ? ans->errstr : "?");
     }
-    if (s->cache && req->op == RL_STORE_CHECK && req->count == 1 && ans->status == RL_ST_DENIED)
+    if (s->cache && req->op == RL_STORE_CHECK && req->count == 1 && ans->status == RL_ST_DENIED &&
+        !req->uncached)
         rl_redis_cache_insert(s->cache, &req->items[0], req->cache_stamp, c->sent_clock,
                               ans->now_us, &ans->verdicts[0]);
     answer(s, req, ans);
@@ -623,6 +624,7 @@ static int redis_submit(rl_store *store, rl_store_op op, const rl_store_item *it
     req->done = done;
     req->arg = arg;
     req->submitted_us = rl_clock_mono_us();
+    req->uncached = (uint8_t)s->submitting_part;
     if (s->cache && op == RL_STORE_CHECK && n == 1)
         req->cache_stamp = rl_redis_cache_stamp(s->cache, &items[0]);
     rl_redis_route(s, req);

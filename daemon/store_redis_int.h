@@ -125,6 +125,7 @@ struct redis_store {
     int64_t refresh_last_us;            /* when the last refresh was sent */
     int refresh_soon;                   /* a refresh was asked for while one ran */
     int refresh_slots_form;             /* the one in flight is CLUSTER SLOTS */
+    int submitting_part;                /* cluster: redis_split.c is submitting a part */
     int flush_scheduled;                /* flush is active */
     int closing;                        /* free has begun: submit refuses */
     rl_redis_cmdbuf buf;                /* the command being built (reused) */
