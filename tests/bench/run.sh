@@ -1035,8 +1035,10 @@ cluster_round() {
 }
 cluster_why() {  # why the cluster section cannot run, or nothing
     [ "$have_daemon" = 1 ] || { echo "rlimitd not built (make all)"; return; }
-    command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
-        { echo "redis-server or redis-cli is not installed"; return; }
+    if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+        echo "redis-server or redis-cli is not installed"
+        return
+    fi
     [ -f "$ROOT/tests/support/cluster.sh" ] || { echo "tests/support/cluster.sh is not there"; return; }
 }
 
