@@ -150,6 +150,7 @@ RUN_TESTS = bash tests/tools/run_tests.sh -j $(TEST_JOBS) -d $(BUILD)/test-logs/
 E2E_SH := $(wildcard tests/e2e/test_*.sh)
 # The longest first (they start in this order; the others follow).
 E2E_LONG := tests/e2e/test_fault_redis.sh tests/e2e/test_accuracy_redis.sh \
+	tests/e2e/test_redis_cluster_reshard.sh tests/e2e/test_redis_cluster_failover.sh \
 	tests/e2e/test_fault_sighup.sh tests/e2e/test_fault_clients.sh \
 	tests/e2e/test_security_conns.sh tests/e2e/test_fault_conns.sh
 E2E_ORDER := $(filter $(E2E_SH),$(E2E_LONG)) $(sort $(filter-out $(E2E_LONG),$(E2E_SH)))

@@ -135,16 +135,40 @@ def _resp_read(f):
     return rest.decode()
 
 
+def zrange_following(socks: dict, port: int, key: str) -> tuple[list, int]:
+    """ZRANGE key WITHSCORES on the node of port, following a Redis Cluster's MOVED (the
+    port changes) and ASK (ASKING, then the command, at the target). Returns the reply and
+    the port of the node that owns the key now."""
+    owner, asking = port, False
+    for _ in range(5):
+        if port not in socks:
+            socks[port] = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            if asking:
+                resp_command(socks[port], "ASKING")
+            return resp_command(socks[port], "ZRANGE", key, "0", "-1", "WITHSCORES"), owner
+        except RuntimeError as e:
+            kind, _, where = str(e).partition(" ")
+            if kind not in ("MOVED", "ASK"):
+                raise
+            port = int(where.split(" ")[1].rpartition(":")[2])
+            asking = kind == "ASK"  # ASK: this read only; the owner stays the source
+            owner = owner if asking else port
+    raise RuntimeError(f"ZRANGE {key}: too many redirects")
+
+
 def watch_log(port: int, key: str, stop: threading.Event, seen: dict, gaps: list) -> None:
     """Merges the sorted set's entries every 200 ms until stop, and once more after it.
 
-    Runs in its own thread, so that the clients' event loop cannot delay it."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    Runs in its own thread, so that the clients' event loop cannot delay it. On a Redis
+    Cluster, follows the key's slot when it moves (MOVED, ASK)."""
+    socks: dict = {}
+    home = port
     last = None
     try:
         while True:
             final = stop.is_set()
-            reply = resp_command(sock, "ZRANGE", key, "0", "-1", "WITHSCORES")
+            reply, home = zrange_following(socks, home, key)
             now = time.monotonic()
             if last is not None:
                 gaps.append(now - last)
@@ -156,7 +180,8 @@ def watch_log(port: int, key: str, stop: threading.Event, seen: dict, gaps: list
                 break
             stop.wait(0.2)
     finally:
-        sock.close()
+        for sock in socks.values():
+            sock.close()
 
 
 # ---------------------------------------------------------------- checks
