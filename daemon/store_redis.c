@@ -248,9 +248,11 @@ static int resend_as_eval(call *c) {
         return RL_ERR;
     c->retried = 1;
     s->noscript++;
-    if (encode_call(s, c, NULL) != RL_OK)
+    if (encode_call(s, c, NULL) != RL_OK ||
+        send_buf(s, c, c->route == RL_ROUTE_ASKING ? NULL : c->cmd.conn) != RL_OK)
         return RL_ERR;
-    return send_buf(s, c, c->route == RL_ROUTE_ASKING ? NULL : c->cmd.conn);
+    c->node->calls_out++;
+    return RL_OK;
 }
 
 // Hands the call's requests that its node did not serve to the cluster's redirects.
@@ -287,6 +289,7 @@ static void on_call_reply(rl_redis_cmd *cmd, redisReply *reply) {
     call *c = (call *)cmd;
     redis_store *s = c->store;
     const char *why = NULL;
+    c->node->calls_out--;
     if (!reply) {
         c->node->call_errors++;
         fail_call(c, RL_ST_STORE_UNAVAILABLE, "the connection to redis was lost",
@@ -394,7 +397,9 @@ static void send_call(redis_store *s, call *c) {
     if (encode_call(s, c, rl_redis_pool_sha(c->node->pool)) != RL_OK) {
         fail_call(c, RL_ST_INTERNAL, "out of memory", &s->errors.internal);
         call_free(c);
-    } else if (send_buf(s, c, NULL) != RL_OK) {
+    } else if (send_buf(s, c, NULL) == RL_OK) {
+        c->node->calls_out++;
+    } else {
         c->node->call_errors++;
         fail_call(c, RL_ST_STORE_UNAVAILABLE, "no connection to redis took the call",
                   &s->errors.disconnected);
@@ -402,9 +407,26 @@ static void send_call(redis_store *s, call *c) {
     }
 }
 
-// Sends what the node's queue holds, as long as a connection has room.
+// Returns the script calls a node may have in flight: CALLS_PER_CONNECTION per
+// connection on one Redis; on a cluster the same budget as one Redis's pool, shared by
+// the masters (at least CALLS_PER_CONNECTION each), so that what waits meanwhile goes out
+// in as few calls as on one Redis: batching survives the split (a master gets a third of
+// the load of three, and would otherwise send calls a third as large).
+static size_t node_call_cap(const redis_store *s) {
+    size_t pool = s->conf.pool > 0 ? (size_t)s->conf.pool : RL_REDIS_DEFAULT_POOL;
+    size_t masters = 0;
+    for (size_t i = 0; s->cluster && i < s->node_count; i++)
+        masters += (size_t)s->nodes[i]->master;
+    size_t share = masters ? pool * CALLS_PER_CONNECTION / masters : pool * CALLS_PER_CONNECTION;
+    return share > CALLS_PER_CONNECTION ? share : CALLS_PER_CONNECTION;
+}
+
+// Sends what the node's queue holds, as long as a connection has room (and, on a
+// cluster, the node is within its share of calls in flight).
 static void flush_node(redis_store *s, rl_redis_node *node) {
-    while (node->queue_head && rl_redis_pool_least_in_flight(node->pool) < CALLS_PER_CONNECTION) {
+    size_t cap = node_call_cap(s);
+    while (node->queue_head && node->calls_out < cap &&
+           rl_redis_pool_least_in_flight(node->pool) < CALLS_PER_CONNECTION) {
         size_t count = next_call_size(node, s->batch_max);
         if (!count) {
             take_from_queue(node, NULL, 0); /* only answered requests were left */

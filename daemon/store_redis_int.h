@@ -71,6 +71,7 @@ typedef struct rl_redis_node {
     int master;                                /* cluster: serves slots now */
     size_t slots;                              /* cluster: how many */
     rl_redis_request *queue_head, *queue_tail; /* requests not sent yet, oldest first */
+    size_t calls_out;                          /* script calls in flight */
     uint64_t calls;                            /* script calls sent */
     uint64_t call_items;                       /* items in them */
     uint64_t call_errors;                      /* calls answered with an error or lost */
