@@ -121,7 +121,7 @@ _cluster_pinged() {
 _cluster_live_ports() {
     local port
     for port in "${CLUSTER_PORTS[@]}"; do
-        if [ -n "${CLUSTER_PIDS[$port]}" ] && kill -0 "${CLUSTER_PIDS[$port]}" 2>/dev/null; then
+        if [ -n "${CLUSTER_PIDS[$port]:-}" ] && kill -0 "${CLUSTER_PIDS[$port]}" 2>/dev/null; then
             echo "$port"
         fi
     done
@@ -395,7 +395,7 @@ _cluster_promoted() {
 
 cluster_wait_promoted() {
     local old=$1 timeout=${2:-15} replicas
-    read -r -a replicas <<<"${_CLUSTER_REPLICAS_OF[$old]}"
+    read -r -a replicas <<<"${_CLUSTER_REPLICAS_OF[$old]:-}"
     if [ "${#replicas[@]}" -eq 0 ]; then
         echo "cluster.sh: master $old had no replica (was it killed with cluster_kill_master?)" >&2
         return 1
