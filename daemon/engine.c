@@ -235,7 +235,8 @@ static int submit(pending *p, rl_store *store) {
             continue;
         s->batch_index = (uint8_t)n;
         batch[n++] = (rl_store_item){
-            s->limits, s->policy->name, s->policy->name_len, s->key, s->key_len, s->cost, p->lease};
+            s->limits, s->policy->name, s->policy->name_len, s->key, s->key_len, s->cost, p->lease,
+            0};
     }
     if (n == 0) {
         rl_engine_finish(p);

@@ -124,6 +124,7 @@ rl_redis_request *rl_redis_request_new(rl_store_op op, const rl_store_item *item
         req->items[i].limits = *items[i].limits;
         req->items[i].cost = items[i].cost;
         req->items[i].lease = items[i].lease;
+        req->items[i].at_us = items[i].at_us;
         req->items[i].ns_len = items[i].ns_len;
         req->items[i].key_len = items[i].key_len;
         copy_names(&req->items[i], &items[i], prefix, prefix_len, &at);
@@ -219,6 +220,12 @@ static int is_lease_op(rl_store_op op) {
     return op == RL_STORE_ACQUIRE || op == RL_STORE_RELEASE || op == RL_STORE_RENEW;
 }
 
+// Returns the arguments after each item's ITEM_ARGS: a lease id (lease ops) or the time
+// of the decision given back (REFUND), RL_REDIS_LEASE_ARGS either way; none otherwise.
+static size_t extra_args(rl_store_op op) {
+    return is_lease_op(op) || op == RL_STORE_REFUND ? RL_REDIS_LEASE_ARGS : 0;
+}
+
 /* ---- limit sets: the distinct limits of a call, each sent once ---- */
 
 static int limits_equal(const rl_limits *a, const rl_limits *b) {
@@ -287,7 +294,7 @@ static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t coun
     plan->compact = call_is_compact(reqs, count);
     size_t i = 0;
     for (size_t q = 0; q < count; q++) {
-        size_t per_item = RL_REDIS_ITEM_ARGS + (is_lease_op(reqs[q]->op) ? RL_REDIS_LEASE_ARGS : 0);
+        size_t per_item = RL_REDIS_ITEM_ARGS + extra_args(reqs[q]->op);
         plan->arg_count +=
             (plan->compact ? 0 : RL_REDIS_BATCH_ARGS) + per_item * (size_t)reqs[q]->count;
         for (size_t k = 0; k < reqs[q]->count; k++) {
@@ -348,6 +355,8 @@ static int put_batches(rl_redis_cmdbuf *buf, const call_plan *plan, rl_redis_req
             rc |= put_int(buf, reqs[q]->items[k].cost);
             if (is_lease_op(reqs[q]->op))
                 rc |= put_lease(buf, reqs[q]->items[k].lease);
+            else if (reqs[q]->op == RL_STORE_REFUND)
+                rc |= put_int(buf, reqs[q]->items[k].at_us);
         }
     }
     return rc == RL_OK ? RL_OK : RL_ERR;

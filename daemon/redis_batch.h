@@ -29,6 +29,7 @@ typedef struct rl_redis_item {
     rl_limits limits; /* the rates (a copy) */
     int64_t cost;     /* units */
     uint64_t lease;   /* ACQUIRE, RELEASE, RENEW: the lease id; 0 otherwise */
+    int64_t at_us;    /* REFUND: when the CHECK given back was decided; 0 otherwise */
     const char *ns;   /* policy name bytes (into the request's block) */
     size_t ns_len;    /* bytes of ns */
     const char *key;  /* key bytes (into the request's block) */
@@ -44,6 +45,8 @@ typedef struct rl_redis_request {
     rl_store_done *done;                  /* called once with the answer */
     void *arg;                            /* its argument */
     int64_t submitted_us;                 /* monotonic clock at submit */
+    uint64_t seq;                         /* the store's submit order (cluster calls are
+                                             sorted by slot, then by it) */
     uint64_t cache_stamp;                 /* single CHECK: the cache's stamp at submit */
     rl_store_op op;                       /* what to do */
     uint16_t slot;                        /* Redis Cluster: the slot of its keys (set by

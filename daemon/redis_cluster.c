@@ -319,7 +319,10 @@ static int follow(redis_store *s, rl_redis_call *c, rl_redis_request *req, const
         s->cl.ask++;
     }
     req->route = kind == 1 ? RL_ROUTE_DECLARED : RL_ROUTE_ASKING;
-    rl_redis_node_enqueue(node, req);
+    if (rl_redis_pool_up(node->pool))
+        rl_redis_node_enqueue(node, req);
+    else
+        retry_later(s, req); /* a dead master still named: wait for the map (or deadline) */
     return 1;
 }
 
@@ -342,7 +345,7 @@ int rl_redis_cluster_redirect(redis_store *s, rl_redis_call *c, rl_redis_request
         s->cl.readonly++;
         rl_redis_cluster_refresh(s);
     }
-    req->route = req->route == RL_ROUTE_NODE ? RL_ROUTE_DECLARED : req->route;
+    req->route = RL_ROUTE_DECLARED; /* after an ASK too: the owner says again where */
     retry_later(s, req);
     return 1;
 }

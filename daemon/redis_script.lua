@@ -68,6 +68,7 @@ local ALGO_FIXED_WINDOW, ALGO_SLIDING_LOG, ALGO_SLIDING_COUNTER = 0, 1, 2
 local ALGO_TOKEN_BUCKET, ALGO_GCRA, ALGO_CONCURRENCY = 3, 4, 5
 local OP_CHECK, OP_PEEK, OP_ADJUST, OP_RESET = 0, 1, 2, 3
 local OP_ACQUIRE, OP_RELEASE, OP_RENEW = 4, 5, 6
+local OP_REFUND = 7
 local RATE_ARGS, BATCH_ARGS, ITEM_ARGS = 4, 2, 2
 local VERDICT_FIELDS, COMPACT_FIELDS, CAPPED, REMAINING_SCALE = 4, 3, 2, 2
 local LEASE_ARGS, LEASE_FIELDS, LEASE_UNKNOWN, MAX_LEASES = 1, 6, 2, 10000
@@ -651,6 +652,65 @@ local function adjust_batch(op, p, k, count)
         k = k + rates.nk
     end
 end
+-- REFUND (Redis Cluster: a split MULTI_CHECK's part given back because another part was
+-- refused; after its item's ITEM_ARGS, LEASE_ARGS more: t0, the time of the CHECK given
+-- back, on this clock) gives back cost units only as far as they still count now, never
+-- more: a fixed window's count if now is in t0's window; a sliding counter's count of
+-- t0's window, current or (in the next window) previous; a bucket's tat by cost x T less
+-- the time since t0 (the units drain no faster than that); a log's entry at t0. A refund
+-- that comes too late leaves units counted (safe), and never gives back what others
+-- consumed. Its verdict is as ADJUST's.
+local function log_refund(lg, t0, cost)
+    if lg.head and lg.head[1] == t0 then
+        local taken = (lg.head[2] < cost) and lg.head[2] or cost
+        lg.total = usage(lg.total - taken)
+        log_set_head(lg, lg.head[2] - taken)
+        return
+    end
+    local m = lg.head and call('ZRANGEBYSCORE', lg.key, t0, t0)[1]
+    local at, c = entry(m)
+    if not at then return end
+    local taken = (c < cost) and c or cost
+    call('ZREM', lg.key, m)
+    if c > taken then call('ZADD', lg.key, t0, member(t0, c - taken))
+    else lg.count = lg.count - 1 end
+    lg.total = usage(lg.total - taken)
+    log_touch(lg)
+end
+local function cell_refund(rt, a, b, c, t0, cost)
+    if rt.kind == 'b' then
+        local back = cost * rt.T - (now - t0)
+        if back > 0 then a = a - back end
+        if a < now then a = now end
+        return a, b, c
+    end
+    local s0 = t0 - t0 % rt.period
+    if rt.start == s0 then return a, usage(b - cost), c end
+    if rt.kind == 'c' and rt.start == s0 + rt.period then return a, b, usage(c - cost) end
+    return a, b, c
+end
+local function refund_batch(op, p, k, count)
+    for _ = 1, count do
+        local rates, cost, t0 = sets[tonumber(ARGV[p])], tonumber(ARGV[p + 1]),
+            tonumber(ARGV[p + ITEM_ARGS])
+        p = p + ITEM_ARGS + LEASE_ARGS
+        for r = 1, #rates do
+            local rt = rates[r]
+            local kk = k + rt.off
+            if rt.kind == 'l' then
+                local lg = log_of(rt, kk)
+                log_refund(lg, t0, cost)
+                log_verdict(rt, lg, 1, false)
+            else
+                local a, b, c = cell_load(rt, cell_of(kk, rt))
+                a, b, c = cell_refund(rt, a, b, c, t0, cost)
+                cell_verdict(rt, a, b, c, 1, false)
+                cell_save(KEYS[kk], rt, a, b, c)
+            end
+        end
+        k = k + rates.nk
+    end
+end
 -- RESET deletes the keys; its verdict is a fresh state's (as ADJUST by 0 reports it).
 local function reset_batch(op, p, k, count)
     for _ = 1, count do
@@ -731,7 +791,7 @@ local function lease_batch(op, p, k)
     out[n + 1], out[n + 2], n = gone, xs, n + LEASE_FIELDS - VERDICT_FIELDS
 end
 local RUN = {[OP_CHECK] = decide_batch, [OP_PEEK] = decide_batch, [OP_ADJUST] = adjust_batch,
-    [OP_RESET] = reset_batch}
+    [OP_RESET] = reset_batch, [OP_REFUND] = refund_batch}
 local function run(op, p, k, count)
     (RUN[op] or lease_batch)(op, p, k, count)
     for i = 1, #batch_logs do log_save(batch_logs[i]) end
@@ -751,8 +811,8 @@ pos = pos + 1
 for _ = 1, batches do
     local op, count = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
     local p, k0, fields, n0 = pos + BATCH_ARGS, k, 0, n
-    local lease = op >= OP_ACQUIRE
-    local per = lease and ITEM_ARGS + LEASE_ARGS or ITEM_ARGS
+    local lease = op >= OP_ACQUIRE and op <= OP_RENEW
+    local per = (op >= OP_ACQUIRE) and ITEM_ARGS + LEASE_ARGS or ITEM_ARGS
     for i = 0, count - 1 do
         local rates = sets[tonumber(ARGV[p + per * i])]
         fields, k = fields + (lease and LEASE_FIELDS or VERDICT_FIELDS * #rates), k + rates.nk

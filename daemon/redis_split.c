@@ -8,8 +8,11 @@
  * atomically where its slot lives, all at once. The caller gets one answer when every
  * part has answered: ALLOWED if every part allowed; otherwise DENIED (or the first store
  * error), and for a CHECK the parts that were allowed, and so consumed, are given back
- * at once with an ADJUST of -cost per item (a refund: never below empty). So nothing is
- * ever admitted that one of the items refused. What a concurrent observer can see in
+ * at once with a REFUND per item carrying the time Redis decided its part: Redis gives
+ * back only what of it still counts (nothing of a fixed window that has ended, a bucket's
+ * units less what has drained since; redis_script.lua), never units that others
+ * consumed since, so a late refund cannot over-admit. So nothing is ever admitted that
+ * one of the items refused. What a concurrent observer can see in
  * between: the given-back units, counted for the time between the part's decision and
  * the refund (about one round trip), so that another request on those keys may be
  * denied when it would not have been; never the reverse. A refund that fails (its node
@@ -43,6 +46,7 @@ typedef struct split_part {
     split *whole;     /* its request */
     int index;        /* its number */
     rl_status status; /* its answer's status */
+    int64_t at_us;    /* its answer's now_us: when Redis decided it */
 } split_part;
 
 struct split {
@@ -69,19 +73,21 @@ static void on_refund(void *arg, const rl_store_answer *answer) {
         s->cl.refund_failures++;
 }
 
-static rl_store_item item_of(const split_item *it, int64_t cost) {
-    return (rl_store_item){&it->limits, it->ns, it->ns_len, it->key, it->key_len, cost, 0};
+static rl_store_item item_of(const split_item *it, int64_t cost, int64_t at_us) {
+    return (rl_store_item){&it->limits, it->ns, it->ns_len, it->key, it->key_len, cost, 0, at_us};
 }
 
-// Gives back what the allowed parts of a refused CHECK consumed.
+// Gives back what the allowed parts of a refused CHECK consumed: a REFUND with the
+// time of each part's decision, so that Redis gives back only what still counts of it.
 static void refund(split *sp) {
     redis_store *s = sp->store;
     for (size_t i = 0; i < sp->n; i++) {
-        if (sp->part[sp->items[i].part].status != RL_ST_ALLOWED)
+        const split_part *part = &sp->part[sp->items[i].part];
+        if (part->status != RL_ST_ALLOWED)
             continue;
-        rl_store_item item = item_of(&sp->items[i], -sp->items[i].cost);
+        rl_store_item item = item_of(&sp->items[i], sp->items[i].cost, part->at_us);
         s->cl.refunds++;
-        if (s->base.ops->submit(&s->base, RL_STORE_ADJUST, &item, 1, on_refund, s) != RL_OK)
+        if (s->base.ops->submit(&s->base, RL_STORE_REFUND, &item, 1, on_refund, s) != RL_OK)
             s->cl.refund_failures++;
     }
 }
@@ -109,6 +115,7 @@ static void on_part(void *arg, const rl_store_answer *answer) {
     split *sp = part->whole;
     size_t k = 0;
     part->status = answer->status;
+    part->at_us = answer->now_us;
     for (size_t i = 0; i < sp->n; i++) {
         if (sp->items[i].part != part->index)
             continue;
@@ -158,7 +165,7 @@ static void assign_parts(split *sp, const uint16_t *slots) {
             if (sp->items[j].slot == slots[i])
                 sp->items[i].part = sp->items[j].part;
         if (sp->items[i].part < 0) {
-            sp->part[sp->parts] = (split_part){sp, (int)sp->parts, RL_ST_INTERNAL};
+            sp->part[sp->parts] = (split_part){sp, (int)sp->parts, RL_ST_INTERNAL, 0};
             sp->items[i].part = (int)sp->parts++;
         }
     }
@@ -170,7 +177,7 @@ static void submit_part(split *sp, size_t p) {
     size_t count = 0;
     for (size_t i = 0; i < sp->n; i++)
         if (sp->items[i].part == (int)p)
-            items[count++] = item_of(&sp->items[i], sp->items[i].cost);
+            items[count++] = item_of(&sp->items[i], sp->items[i].cost, 0);
     redis_store *s = sp->store;
     s->submitting_part = 1; /* a part's denial may come from units another split gives back */
     int rc = s->base.ops->submit(&s->base, sp->op, items, count, on_part, &sp->part[p]);

@@ -38,6 +38,10 @@ typedef enum rl_store_op {
     RL_STORE_RELEASE, /* end lease item.lease: ALLOWED, or LEASE_UNKNOWN if not held */
     RL_STORE_RENEW,   /* move lease item.lease's expiry to now + the lease: ALLOWED, or
                          LEASE_UNKNOWN if not held */
+    /* Redis Cluster only (a split MULTI_CHECK's give-back; the embedded store answers
+       INTERNAL): */
+    RL_STORE_REFUND, /* give back cost units a CHECK consumed at item.at_us (the store's
+                        clock), as far as they still count now: never more */
 } rl_store_op;
 
 /* One item of a batch, resolved against its policy by the engine. */
@@ -51,6 +55,8 @@ typedef struct rl_store_item {
                                 slots for ACQUIRE; 0 for RELEASE/RENEW) */
     uint64_t lease;          /* ACQUIRE: the new lease's id (chosen by the engine, never
                                 0); RELEASE/RENEW: the id named; 0 otherwise */
+    int64_t at_us;           /* REFUND: when the CHECK given back was decided (the
+                                answer's now_us); 0 otherwise */
 } rl_store_item;
 
 /* The answer for a batch. */

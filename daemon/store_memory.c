@@ -564,7 +564,7 @@ static int memory_leases(rl_store *store, const char *ns, size_t ns_len, const c
     if (!list)
         return RL_ERR;
     if (key_len) {
-        rl_store_item it = {NULL, ns, ns_len, key, key_len, 0, 0};
+        rl_store_item it = {NULL, ns, ns_len, key, key_len, 0, 0, 0};
         entry *e = *find_slot(m, hash_name(ns, ns_len, key, key_len), &it);
         if (e && entry_in_ns(e, ns, ns_len))
             list_entry(e, now, list, max, &out.count, &out.truncated);
@@ -597,9 +597,12 @@ static int memory_submit(rl_store *store, rl_store_op op, const rl_store_item *i
         ans.status = adjust_item(m, &items[0], ans.now_us, &ans.verdicts[0]);
         if ((ans.status == RL_ST_ALLOWED || ans.status == RL_ST_DENIED) && ans.verdicts[0].capped)
             ans.flags = RL_FLAG_CAPPED;
-    } else if (op == RL_STORE_RESET)
+    } else if (op == RL_STORE_RESET) {
         ans.status = reset_item(m, &items[0], ans.now_us, &ans);
-    else
+    } else if (op == RL_STORE_REFUND) {
+        ans.status = RL_ST_INTERNAL; /* only the Redis Cluster store splits requests */
+        ans.errstr = "REFUND is not an operation of the embedded store";
+    } else
         ans.status = decide_batch(m, op, items, n, ans.now_us, &ans);
     if (ans.status == RL_ST_STORE_FULL)
         ans.errstr = "the embedded store holds max_keys live keys";

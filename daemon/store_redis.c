@@ -11,6 +11,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,10 +143,16 @@ static void fail_call(call *c, rl_status status, const char *errstr, uint64_t *c
 }
 
 // Frees the call and the requests it still holds (a request taken elsewhere is NULL).
+// A call whose ASKING is still out (its own send failed after it) lives on, emptied,
+// until the ASKING's callback, which the pool still holds.
 static void call_free(call *c) {
     for (size_t i = 0; i < c->count; i++)
         rl_free(c->reqs[i]);
-    rl_free(c);
+    c->count = 0;
+    if (c->asking_out)
+        c->orphan = 1;
+    else
+        rl_free(c);
 }
 
 /* ---- the over-limit cache ---- */
@@ -185,12 +192,24 @@ static int redirect_kind(const redis_store *s, const rl_store_answer *ans) {
     return strstr(ans->errstr, "non local key") || strstr(ans->errstr, "TRYAGAIN") ? 2 : 0;
 }
 
+// Returns 1 if req gives units back (a REFUND, or an ADJUST by a negative cost): such a
+// request that failed after a write is not sent again (it could give back twice).
+static int gives_back(const rl_redis_request *req) {
+    for (size_t i = 0; req->op == RL_STORE_ADJUST && i < req->count; i++)
+        if (req->items[i].cost < 0)
+            return 1;
+    return req->op == RL_STORE_REFUND;
+}
+
 static void on_answer(void *arg, rl_redis_request *req, rl_store_answer *ans) {
     call *c = arg;
     redis_store *s = c->store;
     if (req->answered)
         return; /* answered at its deadline already */
-    if ((req->resend = (uint8_t)redirect_kind(s, ans)) != 0)
+    int kind = redirect_kind(s, ans);
+    if (kind == 2 && gives_back(req))
+        kind = 0; /* answered INTERNAL: what it wrote stays */
+    if ((req->resend = (uint8_t)kind) != 0)
         return; /* sent again alone (on_call_reply) */
     if (ans->status == RL_ST_INTERNAL) {
         s->errors.item++;
@@ -222,8 +241,11 @@ static int encode_call(redis_store *s, call *c, const char *sha) {
 }
 
 static void on_asking_reply(rl_redis_cmd *cmd, redisReply *reply) {
-    (void)cmd; /* the call's own reply tells what happened */
-    (void)reply;
+    call *c = (call *)((char *)cmd - offsetof(call, asking));
+    (void)reply; /* the call's own reply tells what happened */
+    c->asking_out = 0;
+    if (c->orphan)
+        rl_free(c);
 }
 
 // Sends s->buf for the call on its node (after ASKING on the same connection for an ASK
@@ -235,6 +257,7 @@ static int send_buf(redis_store *s, call *c, rl_redis_conn *conn) {
         c->asking.fn = on_asking_reply;
         if (rl_redis_pool_send(pool, conn, &c->asking, asking, sizeof(asking) - 1) != RL_OK)
             return RL_ERR;
+        c->asking_out = 1;
         conn = c->asking.conn;
     }
     return rl_redis_pool_send(pool, conn, &c->cmd, s->buf.data, s->buf.len);
@@ -261,13 +284,16 @@ static void take_redirects(call *c, const char *error) {
         rl_redis_request *req = c->reqs[i];
         if (!req || req->answered)
             continue;
+        if (!error && !req->resend)
+            continue;
         int taken = error ? rl_redis_cluster_redirect(c->store, c, req, error)
-                          : req->resend && rl_redis_cluster_resend(c->store, req, req->resend == 2);
-        if (taken)
-            c->reqs[i] = NULL;
-        else if (req->resend)
+                          : rl_redis_cluster_resend(c->store, req, req->resend == 2);
+        if (!error && !taken)
             rl_redis_answer_error(c->store, req, RL_ST_STORE_UNAVAILABLE,
                                   "the key's slot kept moving (redirects exhausted)");
+        req->resend = 0;
+        if (taken)
+            c->reqs[i] = NULL;
     }
 }
 
@@ -366,7 +392,7 @@ static int by_slot(const void *a, const void *b) {
     const rl_redis_request *x = *(rl_redis_request *const *)a, *y = *(rl_redis_request *const *)b;
     if (x->slot != y->slot)
         return x->slot < y->slot ? -1 : 1;
-    return x->submitted_us < y->submitted_us ? -1 : x->submitted_us > y->submitted_us;
+    return x->seq < y->seq ? -1 : x->seq > y->seq; /* submit order (qsort is not stable) */
 }
 
 // Orders a cluster node call's requests by slot (the script reads a slot's keys at once),
@@ -646,6 +672,7 @@ static int redis_submit(rl_store *store, rl_store_op op, const rl_store_item *it
     req->done = done;
     req->arg = arg;
     req->submitted_us = rl_clock_mono_us();
+    req->seq = ++s->seq;
     req->uncached = (uint8_t)s->submitting_part;
     if (s->cache && op == RL_STORE_CHECK && n == 1)
         req->cache_stamp = rl_redis_cache_stamp(s->cache, &items[0]);
@@ -672,7 +699,7 @@ static rl_redis_node *listing_node(redis_store *s, const char *ns, size_t ns_len
     if (key_len == 0)
         return NULL;
     rl_limits one = {.rate_count = 1};
-    rl_store_item item = {&one, ns, ns_len, key, key_len, 0, 0};
+    rl_store_item item = {&one, ns, ns_len, key, key_len, 0, 0, 0};
     rl_status status;
     rl_redis_request *req =
         rl_redis_request_new(RL_STORE_PEEK, &item, 1, s->prefix, s->prefix_len, &status);

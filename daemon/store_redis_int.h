@@ -88,6 +88,8 @@ typedef struct rl_redis_call {
     rl_redis_node *node;      /* where it went */
     int route;                /* RL_ROUTE_* (all its requests share it) */
     int retried;              /* resent as EVAL after NOSCRIPT */
+    int asking_out;           /* its ASKING has not been answered yet */
+    int orphan;               /* freed by its owner while asking_out: on_asking_reply frees */
     int64_t sent_us;          /* monotonic clock when sent */
     int64_t sent_clock;       /* cache clock when first sent */
     int64_t now_override;     /* the decision time sent (tests), or 0 */
@@ -130,6 +132,7 @@ struct redis_store {
     int flush_scheduled;                /* flush is active */
     int closing;                        /* free has begun: submit refuses */
     rl_redis_cmdbuf buf;                /* the command being built (reused) */
+    uint64_t seq;                       /* requests numbered in submit order */
     uint64_t requests;                  /* submits */
     uint64_t items;                     /* items submitted */
     uint64_t calls;                     /* script calls sent */

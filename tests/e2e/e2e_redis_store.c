@@ -233,7 +233,8 @@ static void run_sequence(const rl_limits *l, uint64_t seed, int steps, int64_t a
         size_t n = 1 + rnd(4);
         for (size_t i = 0; i < n; i++) {
             ops[i] = random_op(l, adjust_max);
-            rl_store_item it = {l, "seq", 3, names[ops[i].key], ops[i].key ? 6 : 5, ops[i].cost, 0};
+            rl_store_item it = {l,           "seq", 3, names[ops[i].key], ops[i].key ? 6 : 5,
+                                ops[i].cost, 0,     0};
             h_submit(store, ops[i].op, &it, 1, &outs[i]);
         }
         h_wait(&h, outs, n);
@@ -720,7 +721,7 @@ START_TEST(keys_carry_a_hash_tag_and_a_ttl) {
     l.rates[0] = (rl_rate){RL_ALGO_FIXED_WINDOW, 10, 2000000, 0};
     l.rates[1] = (rl_rate){RL_ALGO_SLIDING_LOG, 10, 3000000, 0};
     rl_store *store = h_store(&h, NULL);
-    rl_store_item it = {&l, "a:b{", 4, "k\0}", 3, 1, 0}; /* separators in the names */
+    rl_store_item it = {&l, "a:b{", 4, "k\0}", 3, 1, 0, 0}; /* separators in the names */
     ck_assert_int_eq(h_do(&h, store, RL_STORE_CHECK, &it, 1).status, RL_ST_ALLOWED);
     redisContext *c = rlt_redis_connect(&h.redis, NULL);
     const char name0[] = "rl:{a%3Ab%7B:k\0}}:0", name1[] = "rl:{a%3Ab%7B:k\0}}:1";
@@ -813,7 +814,7 @@ START_TEST(a_key_too_long_is_refused) {
     rl_store *store = h_store(&h, NULL);
     static char big[5000];
     memset(big, 'x', sizeof(big));
-    rl_store_item it = {&l, "p", 1, big, sizeof(big), 1, 0};
+    rl_store_item it = {&l, "p", 1, big, sizeof(big), 1, 0, 0};
     outcome o;
     h_submit(store, RL_STORE_CHECK, &it, 1, &o);
     ck_assert(o.sync);
@@ -839,7 +840,7 @@ START_TEST(calls_larger_than_the_socket_buffer) {
     rl_limits l = one_rate(RL_ALGO_TOKEN_BUCKET, 10, 3600000000LL, 10);
     rl_store *store = h_store(&h, NULL);
     ck_assert_int_eq(
-        h_do(&h, store, RL_STORE_CHECK, &(rl_store_item){&l, "p", 1, "warm", 4, 1, 0}, 1).status,
+        h_do(&h, store, RL_STORE_CHECK, &(rl_store_item){&l, "p", 1, "warm", 4, 1, 0, 0}, 1).status,
         RL_ST_ALLOWED);
     static char keys[ITEMS][KEY_LEN];
     static rl_store_item items[ITEMS];
@@ -848,7 +849,7 @@ START_TEST(calls_larger_than_the_socket_buffer) {
         memset(keys[i], 'k', KEY_LEN);
         snprintf(keys[i], 16, "%05d", i);
         keys[i][5] = 'k';
-        items[i] = (rl_store_item){&l, "p", 1, keys[i], KEY_LEN, 1, 0};
+        items[i] = (rl_store_item){&l, "p", 1, keys[i], KEY_LEN, 1, 0, 0};
     }
     redisContext *c = rlt_redis_connect(&h.redis, NULL);
     int done = 0;

@@ -161,7 +161,7 @@ static void on_done(void *arg, const rl_store_answer *ans) {
 static rl_status check_once(rl_store *store, const char *key) {
     static const rl_limits limits = {.rate_count = 1,
                                      .rates = {{RL_ALGO_FIXED_WINDOW, 1, 60000000, 1}}};
-    rl_store_item it = {&limits, "p", 1, key, strlen(key), 1, 0};
+    rl_store_item it = {&limits, "p", 1, key, strlen(key), 1, 0, 0};
     rl_status status = RL_ST_INTERNAL;
     ck_assert_int_eq(store->ops->submit(store, RL_STORE_CHECK, &it, 1, on_done, &status), RL_OK);
     return status;

@@ -20,7 +20,7 @@ static rl_limits limits1(rl_algorithm algorithm, uint64_t limit, int64_t period,
 }
 
 static rl_store_item item(const rl_limits *l, const char *ns, const char *key, int64_t cost) {
-    return (rl_store_item){l, ns, strlen(ns), key, strlen(key), cost, 0};
+    return (rl_store_item){l, ns, strlen(ns), key, strlen(key), cost, 0, 0};
 }
 
 // Parses wire-format bytes (one command or reply) with hiredis's reader.
@@ -51,7 +51,7 @@ static void assert_args(const redisReply *cmd, size_t from, const char *const *w
 
 START_TEST(requests_copy_and_escape_names) {
     rl_limits l = limits1(RL_ALGO_GCRA, 10, 1000000, 2);
-    rl_store_item it = {&l, "a:b{%}", 6, "k\0:}", 4, 3, 0};
+    rl_store_item it = {&l, "a:b{%}", 6, "k\0:}", 4, 3, 0, 0};
     rl_status st;
     rl_redis_request *req = rl_redis_request_new(RL_STORE_CHECK, &it, 1, "rl:", 3, &st);
     ck_assert_ptr_nonnull(req);
@@ -73,7 +73,7 @@ START_TEST(keys_over_the_bound_are_refused) {
     memset(key, 'k', sizeof(key));
     /* "rl:" "{" "p" ":" key "}:" digit */
     size_t fits = RL_REDIS_MAX_KEY - (3 + 1 + 1 + 1 + 2 + 1);
-    rl_store_item it = {&l, "p", 1, key, fits, 1, 0};
+    rl_store_item it = {&l, "p", 1, key, fits, 1, 0, 0};
     rl_status st = RL_ST_OK;
     rl_redis_request *req = rl_redis_request_new(RL_STORE_CHECK, &it, 1, "rl:", 3, &st);
     ck_assert_ptr_nonnull(req);

@@ -27,7 +27,7 @@ static void teardown(void) {
 }
 
 static rl_store_item item(const char *ns, const char *key, int64_t cost) {
-    return (rl_store_item){&limits, ns, strlen(ns), key, strlen(key), cost, 0};
+    return (rl_store_item){&limits, ns, strlen(ns), key, strlen(key), cost, 0, 0};
 }
 
 static rl_redis_item copy_of(const rl_store_item *it) {
@@ -102,7 +102,7 @@ START_TEST(allowed_and_long_names_are_not_cached) {
     ck_assert(!rl_redis_cache_lookup(cache, &it, 1, &out, &store_now));
     static char key[RL_REDIS_CACHE_NAME_MAX];
     memset(key, 'k', sizeof(key) - 1);
-    rl_store_item big = {&limits, "api", 3, key, sizeof(key) - 1, 1, 0};
+    rl_store_item big = {&limits, "api", 3, key, sizeof(key) - 1, 1, 0, 0};
     rl_verdict v = denial(1000, 1000);
     remember(&big, 0, &v);
     ck_assert(!rl_redis_cache_lookup(cache, &big, 1, &out, &store_now));

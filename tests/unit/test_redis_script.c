@@ -42,6 +42,8 @@ START_TEST(operation_numbers_match_rl_store_op) {
     snprintf(line, sizeof(line), "local OP_ACQUIRE,OP_RELEASE,OP_RENEW=%d,%d,%d", RL_STORE_ACQUIRE,
              RL_STORE_RELEASE, RL_STORE_RENEW);
     assert_line(line);
+    snprintf(line, sizeof(line), "local OP_REFUND=%d", RL_STORE_REFUND);
+    assert_line(line);
     /* the script tells a lease batch by op >= OP_ACQUIRE */
     ck_assert_int_gt(RL_STORE_ACQUIRE, RL_STORE_RESET);
     ck_assert_int_gt(RL_STORE_RELEASE, RL_STORE_ACQUIRE);

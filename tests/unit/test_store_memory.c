@@ -55,7 +55,7 @@ static rl_limits two_rates(rl_rate a, rl_rate b) {
 }
 
 static rl_store_item item(const rl_limits *limits, const char *ns, const char *key, int64_t cost) {
-    return (rl_store_item){limits, ns, strlen(ns), key, strlen(key), cost, 0};
+    return (rl_store_item){limits, ns, strlen(ns), key, strlen(key), cost, 0, 0};
 }
 
 typedef struct answer_box {
@@ -735,8 +735,8 @@ START_TEST(test_binary_keys) {
     rl_store *store = new_store(100);
     rl_limits l = one_rate(RL_ALGO_FIXED_WINDOW, 1, 3600 * SEC, 0);
     now_us = T0;
-    rl_store_item a = {&l, "p", 1, "a\0b", 3, 1, 0}, b = {&l, "p", 1, "a\0c", 3, 1, 0};
-    rl_store_item c = {&l, "p", 1, "a", 1, 1, 0}, d = {&l, "p\xff", 2, "a", 1, 1, 0};
+    rl_store_item a = {&l, "p", 1, "a\0b", 3, 1, 0, 0}, b = {&l, "p", 1, "a\0c", 3, 1, 0, 0};
+    rl_store_item c = {&l, "p", 1, "a", 1, 1, 0, 0}, d = {&l, "p\xff", 2, "a", 1, 1, 0, 0};
     ck_assert_int_eq(submit(store, RL_STORE_CHECK, &a, 1).status, RL_ST_ALLOWED);
     ck_assert_int_eq(submit(store, RL_STORE_CHECK, &b, 1).status, RL_ST_ALLOWED);
     ck_assert_int_eq(submit(store, RL_STORE_CHECK, &c, 1).status, RL_ST_ALLOWED);
@@ -746,7 +746,7 @@ START_TEST(test_binary_keys) {
     memset(long_key, 'x', sizeof(long_key));
     char ns[RL_MAX_POLICY_LEN];
     memset(ns, 'n', sizeof(ns));
-    rl_store_item big = {&l, ns, sizeof(ns), long_key, sizeof(long_key), 1, 0};
+    rl_store_item big = {&l, ns, sizeof(ns), long_key, sizeof(long_key), 1, 0, 0};
     ck_assert_int_eq(submit(store, RL_STORE_CHECK, &big, 1).status, RL_ST_ALLOWED);
     ck_assert_int_eq(submit(store, RL_STORE_CHECK, &big, 1).status, RL_ST_DENIED);
     big.key_len--;
@@ -805,7 +805,7 @@ START_TEST(test_fnv_collisions_spread) {
     rl_limits l = one_rate(RL_ALGO_FIXED_WINDOW, 5, 3600 * SEC, 0);
     now_us = T0;
     for (size_t i = 0; i < COLLIDING_KEYS; i++) {
-        rl_store_item it = {&l, "p", 1, keys[i], 8, 1, 0};
+        rl_store_item it = {&l, "p", 1, keys[i], 8, 1, 0, 0};
         require(submit(store, RL_STORE_CHECK, &it, 1).status == RL_ST_ALLOWED, "key %zu", i);
     }
     ck_assert_uint_eq(rl_store_memory_count(store), COLLIDING_KEYS);
