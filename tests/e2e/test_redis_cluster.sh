@@ -26,7 +26,7 @@ cluster_start || {
 KEYS=1000
 LEASE_KEYS=300
 if [ -n "$RLIMITD_WRAPPER" ]; then
-    echo "under RLIMITD_WRAPPER: the same keys, fewer requests past the limit"
+    echo "under RLIMITD_WRAPPER: the same keys and requests (slower decisions)"
 fi
 CONFIG='{"listen": ["unix:@DIR@/rlimitd.sock"],
  "store": {"type": "redis", "cluster": '$CLUSTER_URLS_JSON', "command_timeout_ms": 5000},

@@ -4,7 +4,7 @@
 # (fixed_window, sliding_window_log, token_bucket, gcra: 50 per second) for 11.5 s while
 # the slots of those keys move between masters and back (CLUSTER SETSLOT IMPORTING /
 # MIGRATING, MIGRATE in batches of 10 keys with pauses, so that each hot key is served by
-# the source, the target or both for about a second: each slot carries 150 filler keys).
+# the source, the target or both for about a second: each slot carries 100 filler keys).
 # tests/tools/rlaccuracy.py checks the bound of each algorithm as test_accuracy_redis does
 # (the sliding log read from Redis, following the key's slot), that no admission came from
 # the fallback and that every request got exactly one answer. Over-counting during a
@@ -21,7 +21,7 @@ cluster_start || {
     fail "the cluster did not start"
     finish
 }
-DAEMONS=4 CLIENTS=32 FILLER=150
+DAEMONS=4 CLIENTS=32 FILLER=100
 if [ -n "$RLIMITD_WRAPPER" ]; then
     echo "under RLIMITD_WRAPPER: the same 4 daemons and 32 clients per key (slower decisions)"
 fi
