@@ -130,7 +130,7 @@ static inline rl_store_answer h_do(harness *h, rl_store *store, rl_store_op op,
 
 static inline rl_store_item h_item(const rl_limits *limits, const char *ns, const char *key,
                                    int64_t cost) {
-    return (rl_store_item){limits, ns, strlen(ns), key, strlen(key), cost, 0};
+    return (rl_store_item){limits, ns, strlen(ns), key, strlen(key), cost, 0, 0};
 }
 
 static inline rl_limits h_limits1(rl_algorithm algorithm, uint64_t limit, int64_t period_us,
