@@ -466,7 +466,7 @@ static void run_lease_sequence(uint64_t limit, int64_t lease_us, uint64_t seed, 
                      : ops[i].op == RL_STORE_RESET ? 0
                                                    : some_id(&keys[ops[i].key]);
             rl_store_item it = {&l,          "conc", 4, names[ops[i].key], ops[i].key ? 6 : 5,
-                                ops[i].cost, ids[i]};
+                                ops[i].cost, ids[i], 0};
             h_submit(store, ops[i].op, &it, 1, &outs[i]);
         }
         int with_check = rnd(4) == 0;
