@@ -186,8 +186,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 // Starts a nonblocking connect to the first address host:port resolves to. Returns the
 // socket, or -1 with the reason in err.
 static int start_connect(const char *host, uint16_t port, char *err, size_t errlen) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char service[8];
     snprintf(service, sizeof(service), "%u", (unsigned)port);

@@ -47,26 +47,26 @@ struct rl_redis_conn {
 };
 
 struct rl_redis_pool {
-    struct event_base *base;     /* the loop everything runs on */
-    char *host;                  /* TCP host, or NULL (owned) */
-    char *unix_path;             /* Unix socket path, or NULL (owned) */
-    char *username;              /* ACL user, or NULL (owned) */
-    char *password;              /* password, or NULL (owned) */
-    int port;                    /* TCP port */
-    int db;                      /* database number */
-    int connect_timeout_ms;      /* connect and handshake deadline */
-    int check_role;              /* Sentinel mode: the handshake asks ROLE, a non-master is refused */
-    struct event *retarget_ev;   /* closes the contexts a retarget let go */
-    const char *script;          /* the script's source (static) */
-    size_t script_len;           /* its bytes */
-    char sha[41];                /* its SHA1, "" until a connection has loaded it */
-    rl_redis_conn *conns;        /* the connections */
-    int count;                   /* how many */
-    int ready;                   /* READY connections */
-    int up;                      /* the pool is up (see redis_pool.h) */
-    int starting;                /* no connection has been READY yet */
-    int64_t dead_after_us;       /* a command unanswered this long kills its connection */
-    struct event *watch;         /* looks for dead connections while commands are out */
+    struct event_base *base;   /* the loop everything runs on */
+    char *host;                /* TCP host, or NULL (owned) */
+    char *unix_path;           /* Unix socket path, or NULL (owned) */
+    char *username;            /* ACL user, or NULL (owned) */
+    char *password;            /* password, or NULL (owned) */
+    int port;                  /* TCP port */
+    int db;                    /* database number */
+    int connect_timeout_ms;    /* connect and handshake deadline */
+    int check_role;            /* Sentinel mode: the handshake asks ROLE, a non-master is refused */
+    struct event *retarget_ev; /* closes the contexts a retarget let go */
+    const char *script;        /* the script's source (static) */
+    size_t script_len;         /* its bytes */
+    char sha[41];              /* its SHA1, "" until a connection has loaded it */
+    rl_redis_conn *conns;      /* the connections */
+    int count;                 /* how many */
+    int ready;                 /* READY connections */
+    int up;                    /* the pool is up (see redis_pool.h) */
+    int starting;              /* no connection has been READY yet */
+    int64_t dead_after_us;     /* a command unanswered this long kills its connection */
+    struct event *watch;       /* looks for dead connections while commands are out */
     rl_redis_pool_events events; /* the owner's hooks */
     uint64_t connects;           /* handshakes completed */
     uint64_t reconnects;         /* handshakes completed after a lost connection */
@@ -141,8 +141,8 @@ static int sync_auth(redisContext *c, const rl_store_conf *conf, char *err, size
 
 // Returns 1 if a ROLE reply says master; else 0 with the role (or "malformed") in why.
 static int role_is_master(const redisReply *reply, char *why, size_t whylen) {
-    const redisReply *role = reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
-                                 ? reply->element[0] : NULL;
+    const redisReply *role =
+        reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1 ? reply->element[0] : NULL;
     if (!role || (role->type != REDIS_REPLY_STRING && role->type != REDIS_REPLY_STATUS)) {
         snprintf(why, whylen, "ROLE: malformed reply");
         return 0;

@@ -57,9 +57,9 @@ struct rl_redis_cmd {
 
 /* What the pool tells its owner. */
 typedef struct rl_redis_pool_events {
-    void (*ready)(void *arg); /* a connection became READY: send what waits */
-    void (*down)(void *arg);  /* the pool went down: fail what waits */
-    void *arg;                /* their argument */
+    void (*ready)(void *arg);      /* a connection became READY: send what waits */
+    void (*down)(void *arg);       /* the pool went down: fail what waits */
+    void *arg;                     /* their argument */
     void (*wrong_role)(void *arg); /* Sentinel mode: a server was not a master (optional) */
 } rl_redis_pool_events;
 

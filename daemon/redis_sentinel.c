@@ -212,7 +212,8 @@ static int ask_start(ask *a, struct event_base *base, const char *host, uint16_t
     a->port = port;
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    rl_redis_link *link = rl_redis_link_open(base, host, port, on_ask_link, a, a->why, sizeof(a->why));
+    rl_redis_link *link =
+        rl_redis_link_open(base, host, port, on_ask_link, a, a->why, sizeof(a->why));
     int auth = link ? send_auth(link, creds) : 0;
     if (link && (auth < 0 || rl_redis_link_send(link, argc, argv, lens) != RL_OK)) {
         snprintf(a->why, sizeof(a->why), "out of memory");
@@ -285,13 +286,13 @@ static verdict resolve_one(const rl_store_conf *conf, size_t i, ask *m, char *er
     v = ask_sync(m, q.host, q.port, master_creds(conf), 1, role, judge_role, timeout_of(conf));
     if (v != V_OK)
         snprintf(err, errlen, "master %s at %s:%u (named by sentinel %s:%u): %s",
-                 conf->sentinel_master, q.host, (unsigned)q.port, node->host,
-                 (unsigned)node->port, m->why);
+                 conf->sentinel_master, q.host, (unsigned)q.port, node->host, (unsigned)node->port,
+                 m->why);
     return v;
 }
 
-int rl_redis_sentinel_resolve(const rl_store_conf *conf, char *host, size_t hostlen,
-                              uint16_t *port, char *err, size_t errlen) {
+int rl_redis_sentinel_resolve(const rl_store_conf *conf, char *host, size_t hostlen, uint16_t *port,
+                              char *err, size_t errlen) {
     char why[600], refusal[600] = "";
     snprintf(why, sizeof(why), "no sentinel configured");
     for (size_t i = 0; conf->sentinel_master && i < conf->sentinel_count; i++) {
@@ -313,50 +314,50 @@ int rl_redis_sentinel_resolve(const rl_store_conf *conf, char *host, size_t host
 
 /* One Sentinel as the follower sees it. */
 typedef struct node {
-    char *host;          /* its address (owned) */
-    uint16_t port;       /* its port */
-    int64_t retry_at_us; /* not asked before this (backoff after a failure) */
-    int backoff_ms;      /* the next backoff */
-    int reachable;       /* its last exchange succeeded */
-    char logged[200];    /* the last fault of its polls logged */
+    char *host;           /* its address (owned) */
+    uint16_t port;        /* its port */
+    int64_t retry_at_us;  /* not asked before this (backoff after a failure) */
+    int backoff_ms;       /* the next backoff */
+    int reachable;        /* its last exchange succeeded */
+    char logged[200];     /* the last fault of its polls logged */
     char sub_logged[200]; /* the last fault of its subscriptions logged */
 } node;
 
 struct rl_redis_sentinel {
-    struct event_base *base;    /* the loop */
-    rl_redis_master_fn *fn;     /* the owner's hook */
-    void *arg;                  /* its argument */
-    char *name;                 /* the master's name (owned) */
-    char *strings[4];           /* owned credentials: sentinel user, pass, master user, pass */
-    credentials sentinel_creds; /* for the Sentinels (points into strings) */
-    credentials master_creds;   /* for the master (likewise) */
-    int timeout_ms;             /* every exchange's deadline */
-    node *nodes;                /* the Sentinels */
-    size_t count;               /* how many */
-    char host[HOST_MAX];        /* the master handed over */
-    uint16_t port;              /* its port */
-    int known;                  /* a master has been handed over (or was given) */
+    struct event_base *base;        /* the loop */
+    rl_redis_master_fn *fn;         /* the owner's hook */
+    void *arg;                      /* its argument */
+    char *name;                     /* the master's name (owned) */
+    char *strings[4];               /* owned credentials: sentinel user, pass, master user, pass */
+    credentials sentinel_creds;     /* for the Sentinels (points into strings) */
+    credentials master_creds;       /* for the master (likewise) */
+    int timeout_ms;                 /* every exchange's deadline */
+    node *nodes;                    /* the Sentinels */
+    size_t count;                   /* how many */
+    char host[HOST_MAX];            /* the master handed over */
+    uint16_t port;                  /* its port */
+    int known;                      /* a master has been handed over (or was given) */
     char master_text[HOST_MAX + 8]; /* "host:port" for the figures */
-    struct event *poll_timer;   /* the next poll */
-    ask poll;                   /* the poll in flight */
-    int polling;                /* poll is in flight */
-    size_t poll_node;           /* the Sentinel it asks */
-    size_t poll_next;           /* the Sentinel asked next (round-robin) */
-    int64_t last_ask_us;        /* when the last poll started */
-    ask confirm;                /* the candidate being confirmed */
-    int confirming;             /* confirm is in flight */
-    rl_redis_link *sub;         /* the subscription, or NULL */
-    size_t sub_node;            /* the Sentinel it is on */
-    int sub_auth;               /* AUTH's reply is awaited on it */
-    int sub_ready;              /* SUBSCRIBE confirmed */
-    int sub_ping_out;           /* a PING awaits its pong */
-    int64_t sub_ping_us;        /* when the last PING was sent */
-    int sub_backoff_ms;         /* the wait before subscribing again */
-    struct event *sub_timer;    /* subscribes again */
-    uint64_t switches;          /* changes of a known master's address */
-    uint64_t resolutions;       /* addresses given by the Sentinels */
-    uint64_t errors;            /* failed exchanges and refused candidates */
-    char logged[300];           /* the last candidate fault logged */
+    struct event *poll_timer;       /* the next poll */
+    ask poll;                       /* the poll in flight */
+    int polling;                    /* poll is in flight */
+    size_t poll_node;               /* the Sentinel it asks */
+    size_t poll_next;               /* the Sentinel asked next (round-robin) */
+    int64_t last_ask_us;            /* when the last poll started */
+    ask confirm;                    /* the candidate being confirmed */
+    int confirming;                 /* confirm is in flight */
+    rl_redis_link *sub;             /* the subscription, or NULL */
+    size_t sub_node;                /* the Sentinel it is on */
+    int sub_auth;                   /* AUTH's reply is awaited on it */
+    int sub_ready;                  /* SUBSCRIBE confirmed */
+    int sub_ping_out;               /* a PING awaits its pong */
+    int64_t sub_ping_us;            /* when the last PING was sent */
+    int sub_backoff_ms;             /* the wait before subscribing again */
+    struct event *sub_timer;        /* subscribes again */
+    uint64_t switches;              /* changes of a known master's address */
+    uint64_t resolutions;           /* addresses given by the Sentinels */
+    uint64_t errors;                /* failed exchanges and refused candidates */
+    char logged[300];               /* the last candidate fault logged */
 };
 
 static void add_ms(struct event *ev, int64_t ms) {
@@ -522,7 +523,8 @@ static void sub_failed(rl_redis_sentinel *s, const char *why) {
     s->sub_ping_out = 0;
     s->sub_node = (s->sub_node + 1) % s->count;
     add_ms(s->sub_timer, s->sub_backoff_ms);
-    s->sub_backoff_ms = s->sub_backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->sub_backoff_ms * 2;
+    s->sub_backoff_ms =
+        s->sub_backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->sub_backoff_ms * 2;
 }
 
 static void sub_drop(rl_redis_sentinel *s, const char *why) {

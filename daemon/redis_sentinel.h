@@ -5,8 +5,8 @@
  * At startup the store asks synchronously (rl_redis_sentinel_resolve); then it follows
  * the master on its event loop (rl_redis_sentinel_new):
  *
- *   Sentinel k --SUBSCRIBE +switch-master--> message "<name> <old ip> <old port> <new ip> <new port>"
- *   Sentinel i --SENTINEL get-master-addr-by-name (every second, round-robin; and on refresh)
+ *   Sentinel k --SUBSCRIBE +switch-master--> message "<name> <old ip> <old port> <new ip> <new
+ * port>" Sentinel i --SENTINEL get-master-addr-by-name (every second, round-robin; and on refresh)
  *        \                                            |
  *         +----------> candidate address -------------+
  *                             |  connect, AUTH (the master's credentials), ROLE == master
@@ -51,8 +51,8 @@ typedef void rl_redis_master_fn(void *arg, const char *host, uint16_t port);
 // trying; RL_ERR if refused (a Sentinel or the master refused our credentials or the
 // command, and no other Sentinel led to a master). err gets the reason unless RL_OK.
 // Takes at most 2 * sentinel_count * connect_timeout_ms.
-int rl_redis_sentinel_resolve(const rl_store_conf *conf, char *host, size_t hostlen,
-                              uint16_t *port, char *err, size_t errlen);
+int rl_redis_sentinel_resolve(const rl_store_conf *conf, char *host, size_t hostlen, uint16_t *port,
+                              char *err, size_t errlen);
 
 // Starts following the master of conf (copied: conf may go) on base: subscribes to
 // +switch-master on one Sentinel at a time (the next one after a failure, with backoff)

@@ -34,12 +34,12 @@
 
 /* The servers of one test case. */
 typedef struct setup_t {
-    rlt_redis master, replica;     /* the data servers */
-    pid_t sentinel_pid[3];         /* the Sentinels */
-    int sentinel_port[3];          /* their ports */
-    char dir[64];                  /* the Sentinels' directory */
-    rl_redis_addr addrs[3];        /* the Sentinels as a conf lists them */
-    char host[16];                 /* "127.0.0.1" */
+    rlt_redis master, replica; /* the data servers */
+    pid_t sentinel_pid[3];     /* the Sentinels */
+    int sentinel_port[3];      /* their ports */
+    char dir[64];              /* the Sentinels' directory */
+    rl_redis_addr addrs[3];    /* the Sentinels as a conf lists them */
+    char host[16];             /* "127.0.0.1" */
 } setup_t;
 
 static setup_t g;
@@ -125,9 +125,8 @@ static void start_servers(void) {
     memset(&g, 0, sizeof(g));
     signal(SIGPIPE, SIG_IGN);
     snprintf(g.host, sizeof(g.host), "127.0.0.1");
-    ck_assert_int_eq(rlt_redis_start(&g.master, "--requirepass " MASTER_PW
-                                                " --masterauth " MASTER_PW),
-                     0);
+    ck_assert_int_eq(
+        rlt_redis_start(&g.master, "--requirepass " MASTER_PW " --masterauth " MASTER_PW), 0);
     snprintf(args, sizeof(args), "--requirepass %s --masterauth %s --replicaof 127.0.0.1 %d",
              MASTER_PW, MASTER_PW, g.master.port);
     ck_assert_int_eq(rlt_redis_start(&g.replica, args), 0);
@@ -181,8 +180,8 @@ START_TEST(resolve_gives_the_master) {
     rl_store_conf conf = sentinel_conf(g.addrs, 3);
     char host[256], err[512] = "";
     uint16_t port = 0;
-    ck_assert_msg(rl_redis_sentinel_resolve(&conf, host, sizeof(host), &port, err,
-                                            sizeof(err)) == RL_OK,
+    ck_assert_msg(rl_redis_sentinel_resolve(&conf, host, sizeof(host), &port, err, sizeof(err)) ==
+                      RL_OK,
                   "%s", err);
     ck_assert_str_eq(host, "127.0.0.1");
     ck_assert_int_eq(port, g.master.port);
@@ -197,14 +196,14 @@ START_TEST(resolve_skips_a_refusing_and_a_silent_sentinel) {
     ck_assert_int_eq(bind(hole, (struct sockaddr *)&addr, sizeof(addr)), 0);
     ck_assert_int_eq(listen(hole, 8), 0); /* accepts in the kernel, never answers */
     ck_assert_int_eq(getsockname(hole, (struct sockaddr *)&addr, &len), 0);
-    rl_redis_addr addrs[3] = {{g.host, (uint16_t)free_port()}, {g.host, ntohs(addr.sin_port)},
-                              g.addrs[1]};
+    rl_redis_addr addrs[3] = {
+        {g.host, (uint16_t)free_port()}, {g.host, ntohs(addr.sin_port)}, g.addrs[1]};
     rl_store_conf conf = sentinel_conf(addrs, 3);
     char host[256], err[512] = "";
     uint16_t port = 0;
     int64_t t0 = now_ms();
-    ck_assert_msg(rl_redis_sentinel_resolve(&conf, host, sizeof(host), &port, err,
-                                            sizeof(err)) == RL_OK,
+    ck_assert_msg(rl_redis_sentinel_resolve(&conf, host, sizeof(host), &port, err, sizeof(err)) ==
+                      RL_OK,
                   "%s", err);
     int64_t took = now_ms() - t0;
     ck_assert_int_eq(port, g.master.port);
@@ -289,15 +288,15 @@ static void fake_stop(fake *f) {
 START_TEST(hostile_sentinels_are_refused_without_harm) {
     static char big[100000];
     static const char *const answers[] = {
-        "*2000000000\r\n",                                     /* an array no one can hold */
-        "*2\r\n$3\r\nabc\r\n:1\r\n",                            /* a port of the wrong type */
-        "*2\r\n$9\r\n127.0.0.1\r\n$5\r\n99999\r\n",             /* a port out of range */
-        "*2\r\n$9\r\n127.0.0.1\r\n$2\r\n-1\r\n",                /* a negative port */
-        "*2\r\n$12\r\n1.2.3.4 ;rm \r\n$4\r\n6379\r\n",          /* not a host */
-        "*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n$1\r\nx\r\n",   /* three elements */
-        "hello\r\n",                                           /* not RESP */
-        "+OK\r\n+OK\r\n+OK\r\n",                               /* replies to no command */
-        big,                                                   /* a bulk that never ends */
+        "*2000000000\r\n",                                    /* an array no one can hold */
+        "*2\r\n$3\r\nabc\r\n:1\r\n",                          /* a port of the wrong type */
+        "*2\r\n$9\r\n127.0.0.1\r\n$5\r\n99999\r\n",           /* a port out of range */
+        "*2\r\n$9\r\n127.0.0.1\r\n$2\r\n-1\r\n",              /* a negative port */
+        "*2\r\n$12\r\n1.2.3.4 ;rm \r\n$4\r\n6379\r\n",        /* not a host */
+        "*3\r\n$9\r\n127.0.0.1\r\n$4\r\n6379\r\n$1\r\nx\r\n", /* three elements */
+        "hello\r\n",                                          /* not RESP */
+        "+OK\r\n+OK\r\n+OK\r\n",                              /* replies to no command */
+        big,                                                  /* a bulk that never ends */
     };
     snprintf(big, sizeof(big), "$90000000\r\n");
     memset(big + strlen(big), 'x', sizeof(big) - strlen(big) - 1);
@@ -359,8 +358,8 @@ static uint64_t follow_fake(const char *answer, followed *f, int ms) {
 
 START_TEST(the_follower_survives_hostile_sentinels) {
     static const char *const answers[] = {
-        "*1\r\n:1\r\n",                  /* a pub/sub reply hiredis 0.14 would assert on */
-        "*0\r\n*0\r\n*0\r\n",          /* empty arrays, and more than asked */
+        "*1\r\n:1\r\n",       /* a pub/sub reply hiredis 0.14 would assert on */
+        "*0\r\n*0\r\n*0\r\n", /* empty arrays, and more than asked */
         "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n"
         "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$21\r\nmymaster 1 2 ;x 99999\r\n",
         "*2000000000\r\n",
@@ -442,7 +441,8 @@ START_TEST(pool_refuses_a_replica_and_retargets_to_the_master) {
     memset(&seen, 0, sizeof(seen));
     loop_base = event_base_new();
     rl_redis_pool_events events = {on_ready, on_down, NULL, on_wrong_role};
-    rl_redis_pool *pool = rl_redis_pool_new(loop_base, &conf, script, strlen(script), 0, 5000, events);
+    rl_redis_pool *pool =
+        rl_redis_pool_new(loop_base, &conf, script, strlen(script), 0, 5000, events);
     ck_assert_ptr_nonnull(pool);
     run_for(3000);
     ck_assert_int_eq(seen.wrong_role, 1);
