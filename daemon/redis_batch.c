@@ -208,6 +208,18 @@ static int put_int(rl_redis_cmdbuf *buf, int64_t value) {
     return put_digits(buf, digits, format_i64(digits, value));
 }
 
+// Appends a REFUND's extra argument: "<at_us>", or "<at_us>:<tat after>" for a bucket
+// whose tat after the decision is known (redis_script.lua's refund_batch).
+static int put_refund(rl_redis_cmdbuf *buf, const rl_redis_item *it) {
+    char digits[48];
+    size_t len = format_i64(digits, it->at_us);
+    if (it->lease) {
+        digits[len++] = ':';
+        len += format_u64(digits + len, it->lease, 0);
+    }
+    return put_digits(buf, digits, len);
+}
+
 // Appends a lease id in unsigned decimal (the script keeps it as a string).
 static int put_lease(rl_redis_cmdbuf *buf, uint64_t lease) {
     char digits[24];
@@ -356,7 +368,7 @@ static int put_batches(rl_redis_cmdbuf *buf, const call_plan *plan, rl_redis_req
             if (is_lease_op(reqs[q]->op))
                 rc |= put_lease(buf, reqs[q]->items[k].lease);
             else if (reqs[q]->op == RL_STORE_REFUND)
-                rc |= put_int(buf, reqs[q]->items[k].at_us);
+                rc |= put_refund(buf, &reqs[q]->items[k]);
         }
     }
     return rc == RL_OK ? RL_OK : RL_ERR;

@@ -659,7 +659,8 @@ end
 -- t0's window, current or (in the next window) previous; a bucket's tat by cost x T less
 -- the time since t0 (the units drain no faster than that); a log's entry at t0. A refund
 -- that comes too late leaves units counted (safe), and never gives back what others
--- consumed. Its verdict is as ADJUST's.
+-- consumed. Its verdict is as ADJUST's. The extra argument is "<t0>", or for a one-rate
+-- bucket "<t0>:<its tat after the CHECK>", which makes its give-back exact.
 local function log_refund(lg, t0, cost)
     if lg.head and lg.head[1] == t0 then
         local taken = (lg.head[2] < cost) and lg.head[2] or cost
@@ -677,9 +678,15 @@ local function log_refund(lg, t0, cost)
     lg.total = usage(lg.total - taken)
     log_touch(lg)
 end
-local function cell_refund(rt, a, b, c, t0, cost)
+local function cell_refund(rt, a, b, c, t0, cost, tat1)
     if rt.kind == 'b' then
-        local back = cost * rt.T - (now - t0)
+        -- Its units were the last cost x T of the backlog at t0 (from x, the tat before
+        -- them, on), and drain after what was before: what is left of them now is
+        -- cost x T less (now - x) once now has passed x. x unknown (several rates):
+        -- x >= t0 bounds it.
+        local x = tat1 and tat1 - cost * rt.T or t0
+        if x < t0 then x = t0 end
+        local back = cost * rt.T - usage(now - x)
         if back > 0 then a = a - back end
         if a < now then a = now end
         return a, b, c
@@ -691,8 +698,9 @@ local function cell_refund(rt, a, b, c, t0, cost)
 end
 local function refund_batch(op, p, k, count)
     for _ = 1, count do
-        local rates, cost, t0 = sets[tonumber(ARGV[p])], tonumber(ARGV[p + 1]),
-            tonumber(ARGV[p + ITEM_ARGS])
+        local rates, cost = sets[tonumber(ARGV[p])], tonumber(ARGV[p + 1])
+        local t0, tat1 = match(ARGV[p + ITEM_ARGS], '^(%-?%d+):?(%d*)$')
+        t0, tat1 = tonumber(t0), tonumber(tat1)
         p = p + ITEM_ARGS + LEASE_ARGS
         for r = 1, #rates do
             local rt = rates[r]
@@ -703,7 +711,7 @@ local function refund_batch(op, p, k, count)
                 log_verdict(rt, lg, 1, false)
             else
                 local a, b, c = cell_load(rt, cell_of(kk, rt))
-                a, b, c = cell_refund(rt, a, b, c, t0, cost)
+                a, b, c = cell_refund(rt, a, b, c, t0, cost, #rates == 1 and tat1 or nil)
                 cell_verdict(rt, a, b, c, 1, false)
                 cell_save(KEYS[kk], rt, a, b, c)
             end

@@ -35,6 +35,7 @@ typedef struct split_item {
     int64_t cost;     /* units */
     char *ns, *key;   /* into the split's bytes */
     size_t ns_len, key_len;
+    uint64_t tat;  /* a one-rate bucket's tat after its decision (at + reset_after), or 0 */
     uint16_t slot; /* its slot */
     int part;      /* the part it went in */
 } split_item;
@@ -73,8 +74,15 @@ static void on_refund(void *arg, const rl_store_answer *answer) {
         s->cl.refund_failures++;
 }
 
-static rl_store_item item_of(const split_item *it, int64_t cost, int64_t at_us) {
-    return (rl_store_item){&it->limits, it->ns, it->ns_len, it->key, it->key_len, cost, 0, at_us};
+static rl_store_item item_of(const split_item *it, int64_t cost, uint64_t tat, int64_t at_us) {
+    return (rl_store_item){&it->limits, it->ns, it->ns_len, it->key, it->key_len, cost, tat, at_us};
+}
+
+// Returns 1 if the item is one token bucket or gcra rate: its verdict's reset_after is
+// that bucket's, so the give-back can be exact (redis_script.lua: refund_batch).
+static int one_bucket(const rl_limits *l) {
+    return l->rate_count == 1 &&
+           (l->rates[0].algorithm == RL_ALGO_TOKEN_BUCKET || l->rates[0].algorithm == RL_ALGO_GCRA);
 }
 
 // Gives back what the allowed parts of a refused CHECK consumed: a REFUND with the
@@ -85,7 +93,8 @@ static void refund(split *sp) {
         const split_part *part = &sp->part[sp->items[i].part];
         if (part->status != RL_ST_ALLOWED)
             continue;
-        rl_store_item item = item_of(&sp->items[i], sp->items[i].cost, part->at_us);
+        rl_store_item item =
+            item_of(&sp->items[i], sp->items[i].cost, sp->items[i].tat, part->at_us);
         s->cl.refunds++;
         if (s->base.ops->submit(&s->base, RL_STORE_REFUND, &item, 1, on_refund, s) != RL_OK)
             s->cl.refund_failures++;
@@ -119,8 +128,11 @@ static void on_part(void *arg, const rl_store_answer *answer) {
     for (size_t i = 0; i < sp->n; i++) {
         if (sp->items[i].part != part->index)
             continue;
-        if (!is_error(answer->status) && k < answer->count)
+        if (!is_error(answer->status) && k < answer->count) {
             sp->answer.verdicts[i] = answer->verdicts[k];
+            if (one_bucket(&sp->items[i].limits) && answer->verdicts[k].allowed)
+                sp->items[i].tat = (uint64_t)(answer->now_us + answer->verdicts[k].reset_after_us);
+        }
         k++;
     }
     sp->answer.now_us = answer->now_us > sp->answer.now_us ? answer->now_us : sp->answer.now_us;
@@ -177,7 +189,7 @@ static void submit_part(split *sp, size_t p) {
     size_t count = 0;
     for (size_t i = 0; i < sp->n; i++)
         if (sp->items[i].part == (int)p)
-            items[count++] = item_of(&sp->items[i], sp->items[i].cost, 0);
+            items[count++] = item_of(&sp->items[i], sp->items[i].cost, 0, 0);
     redis_store *s = sp->store;
     s->submitting_part = 1; /* a part's denial may come from units another split gives back */
     int rc = s->base.ops->submit(&s->base, sp->op, items, count, on_part, &sp->part[p]);

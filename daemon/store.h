@@ -54,7 +54,9 @@ typedef struct rl_store_item {
     int64_t cost;            /* units (signed for ADJUST; 1..capacity otherwise; the
                                 slots for ACQUIRE; 0 for RELEASE/RENEW) */
     uint64_t lease;          /* ACQUIRE: the new lease's id (chosen by the engine, never
-                                0); RELEASE/RENEW: the id named; 0 otherwise */
+                                0); RELEASE/RENEW: the id named; REFUND of a one-rate
+                                token bucket or gcra item: its tat after the decision
+                                (at_us + its reset_after), 0 if not known; 0 otherwise */
     int64_t at_us;           /* REFUND: when the CHECK given back was decided (the
                                 answer's now_us); 0 otherwise */
 } rl_store_item;
