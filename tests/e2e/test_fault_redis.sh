@@ -201,9 +201,18 @@ sleep 0.6
 mark "$WORK/sleep.marks" sleeping
 rcli debug sleep 1.8 >/dev/null &
 SLEEPER=$!
-sleep 0.3
+# "asleep" only once Redis is seen blocked (a PING unanswered for 0.2 s): on a loaded
+# machine redis-cli may take longer than a fixed pause to send the DEBUG SLEEP, and the
+# answers Redis still gave meanwhile are not fallbacks.
+T0=$(date +%s%N)
+for _ in $(seq 1 40); do
+    timeout 0.2 redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || break
+done
 mark "$WORK/sleep.marks" asleep
-sleep 1.1
+# waking 1.4 s after the DEBUG SLEEP was started (it lasts 1.8 s), at least 0.3 s asleep
+ASLEEP_MS=$(((1400000000 - ($(date +%s%N) - T0)) / 1000000))
+[ "$ASLEEP_MS" -lt 300 ] && ASLEEP_MS=300
+sleep "$(printf '%d.%03d' $((ASLEEP_MS / 1000)) $((ASLEEP_MS % 1000)))"
 mark "$WORK/sleep.marks" waking
 wait "$SLEEPER"
 wait_back sleep

@@ -98,7 +98,9 @@ else
     fail "the daemons did not follow the promoted master 127.0.0.1:$NEW"
     for d in a b; do tail -5 "$(daemon_log "$d")" >&2; done
 fi
-sleep 1.5 # load on the repaired cluster
+# load on the repaired cluster: the grace period, then 1.2 s counted (--min-after)
+AFTER_MS=$((GRACE_MS + 1200))
+sleep "$((AFTER_MS / 1000)).$(printf '%03d' $((AFTER_MS % 1000)))"
 end_load kill
 COUNTS=$(load_counts kill)
 echo "kill: $COUNTS"
