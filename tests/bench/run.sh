@@ -78,6 +78,8 @@
 #                          whose figure was in a section not run says "was not measured"
 #   BENCH_JSON=build/bench.json
 #   BENCH_PIN=1            pin processes to cores (0: let the scheduler place them)
+#   BENCH_NO_NPM=1         never run npm install for the node peers (tests: they are
+#                          skipped if tests/bench/node/node_modules lacks them)
 #   BENCH_KEYS=100000      distinct keys in every measurement
 #   BUILD=build  PYTHON=/usr/bin/python3
 #   BENCH_REPLAY_LINES=2000000 BENCH_REPLAY_JSONL_LINES=1000000 BENCH_REPLAY_RSS_LINES=10000000
@@ -689,7 +691,9 @@ if ! only peers && ! only leases && ! only cluster; then  # (sections 5 and 7 us
 elif ! command -v node >/dev/null; then
     NODE_WHY="node is not installed"
 elif ! node_ready; then
-    if ! command -v npm >/dev/null; then
+    if [ -n "${BENCH_NO_NPM:-}" ]; then  # tests: never install (another test may read node_modules)
+        NODE_WHY="the node peers are not installed (BENCH_NO_NPM)"
+    elif ! command -v npm >/dev/null; then
         NODE_WHY="npm is not installed"
     else
         say "installing rate-limiter-flexible and ioredis into tests/bench/node (npm)"

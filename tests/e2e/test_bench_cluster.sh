@@ -79,7 +79,7 @@ expect_match "results: a master that ran no script: not met" \
     '^cluster_vs_rate_limiter_flexible_cluster 3.0 \| not met: n1 ran no script' "$OUT"
 
 # ---- 3. run.sh end to end -----------------------------------------------------------
-BUILD=$BUILD_DIR BENCH_ONLY=cluster BENCH_SECONDS=1 BENCH_ROUNDS=1 BENCH_KEYS=1000 BENCH_PIN=0 \
+BUILD=$BUILD_DIR BENCH_NO_NPM=1 BENCH_ONLY=cluster BENCH_SECONDS=1 BENCH_ROUNDS=1 BENCH_KEYS=1000 BENCH_PIN=0 \
     BENCH_JSON=$DIR/bench.json PYTHON=$PYTHON timeout 200 bash "$BENCH/run.sh" >"$DIR/bench.log" 2>&1
 expect_eq "run.sh BENCH_ONLY=cluster: exit 0" 0 "$?"
 OUT=$("$PYTHON" - "$DIR/bench.json" <<'EOF'

@@ -299,6 +299,21 @@ async def peek_remaining(pools, policy: str, keys: list[str], timeout: float) ->
             for a in await run_spread(pools, work, timeout)]
 
 
+async def settled_remaining(pools, policy: str, keys: list[str], timeout: float,
+                            expected: list[int]) -> list[int]:
+    """peek_remaining once the give-backs of refused MULTI_CHECKs have landed: a refund is
+    sent after its MULTI_CHECK is answered (by whichever daemon split it), so it may reach
+    Redis a little after the answers the test waited for. Polls for up to 5 s (the units
+    never grow past what was given back: a key with more than expected stays unequal and
+    fails)."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        left = await peek_remaining(pools, policy, keys, timeout)
+        if left == expected or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.05)
+
+
 async def multi_policy(pools, owners, args, policy: str, limit: int) -> tuple[dict, list[str]]:
     failures, report = [], {}
     n = len(pools)
@@ -319,7 +334,8 @@ async def multi_policy(pools, owners, args, policy: str, limit: int) -> tuple[di
     answers = await run_spread(pools, work, args.timeout)
     statuses = Counter(x.status_name for x in answers)
     verdicts = Counter(tuple(multi_verdicts(x)) for x in answers)
-    left = await peek_remaining(pools, policy, [a, b, c], args.timeout)
+    left = await settled_remaining(pools, policy, [a, b, c], args.timeout,
+                                   [limit - 1, limit - 1, 0])
     if statuses != Counter({"DENIED": args.multi}) or left != [limit - 1, limit - 1, 0]:
         failures.append(f"{policy}: MULTI_CHECKs with {c} exhausted: {dict(statuses)}, "
                         f"remaining afterwards {left} (expected {[limit - 1, limit - 1, 0]})")
@@ -333,7 +349,8 @@ async def multi_policy(pools, owners, args, policy: str, limit: int) -> tuple[di
     answers = await run_spread(pools, work, args.timeout)
     allowed = sum(1 for r in answers if r.status == w.ALLOWED)
     statuses = Counter(r.status_name for r in answers)
-    left = await peek_remaining(pools, policy, [x, y, z], args.timeout)
+    left = await settled_remaining(pools, policy, [x, y, z], args.timeout,
+                                   [limit - allowed] * 3)
     if allowed > limit or set(statuses) - {"ALLOWED", "DENIED"} or left != [limit - allowed] * 3:
         failures.append(f"{policy}: {len(work)} concurrent MULTI_CHECKs: {dict(statuses)}, "
                         f"remaining afterwards {left} (expected {[limit - allowed] * 3})")
