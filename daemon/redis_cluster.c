@@ -38,6 +38,9 @@
 #define REFRESH_EVERY_MS 5000   /* the periodic refresh */
 #define REFRESH_DEGRADED_MS 500 /* the same while slots lack a working master */
 #define RETRY_MS 20             /* a TRYAGAIN's (or READONLY's) pause */
+#define REFRESH_DEADLINE_MS                                                                        \
+    1000 /* a topology question unanswered this long (or                                           \
+            command_timeout_ms if longer) is given up on */
 
 static void refresh_now(redis_store *s);
 
@@ -137,9 +140,21 @@ static void arm_refresh(redis_store *s, int64_t ms) {
     event_add(s->refresh_timer, &tv);
 }
 
+/* A topology question in flight. It is freed by its callback, which the pool always
+   calls (with NULL if the connection goes); one given up on at its deadline is ignored
+   then. */
+typedef struct rl_redis_refresh {
+    rl_redis_cmd cmd;    /* first: the pool hands it back */
+    redis_store *store;  /* its store */
+    rl_redis_node *node; /* the node asked */
+    int slots_form;      /* CLUSTER SLOTS (a Redis without SHARDS) */
+    int abandoned;       /* its deadline passed */
+} refresh_ask;
+
 // After a refresh (or a failed one): the next periodic one.
 static void refresh_done(redis_store *s, int ok) {
-    s->refresh_node = NULL;
+    s->refresh = NULL;
+    event_del(s->refresh_deadline);
     if (ok)
         s->cl.refreshes++;
     else
@@ -172,15 +187,19 @@ static int read_topology(redis_store *s, const rl_redis_node *node, const redisR
 static int send_refresh(redis_store *s, rl_redis_node *node, int slots_form);
 
 static void on_refresh_reply(rl_redis_cmd *cmd, redisReply *reply) {
-    redis_store *s = (redis_store *)((char *)cmd - offsetof(redis_store, refresh_cmd));
-    rl_redis_node *node = s->refresh_node;
-    if (s->closing || !node)
+    refresh_ask *ask = (refresh_ask *)cmd;
+    redis_store *s = ask->store;
+    rl_redis_node *node = ask->node;
+    int slots_form = ask->slots_form, abandoned = ask->abandoned;
+    rl_free(ask);
+    if (s->closing || abandoned)
         return;
+    s->refresh = NULL;
     if (reply && reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "nknown subcommand") &&
         send_refresh(s, node, 1) == RL_OK)
         return; /* a Redis before 7.0: CLUSTER SLOTS */
     int ok = reply && reply->type != REDIS_REPLY_ERROR &&
-             read_topology(s, node, reply, s->refresh_slots_form) == RL_OK;
+             read_topology(s, node, reply, slots_form) == RL_OK;
     if (reply && reply->type == REDIS_REPLY_ERROR)
         rl_redis_log_limited(s, "cluster topology from %s: %s", node->addr, reply->str);
     refresh_done(s, ok);
@@ -188,26 +207,51 @@ static void on_refresh_reply(rl_redis_cmd *cmd, redisReply *reply) {
         event_active(s->retry_timer, EV_TIMEOUT, 0);
 }
 
+// The node asked did not answer in time (black-holed, or stalled): the question is given
+// up on (its late answer ignored) and another node is asked soon.
+static void on_refresh_deadline(evutil_socket_t fd, short what, void *arg) {
+    redis_store *s = arg;
+    (void)fd;
+    (void)what;
+    if (!s->refresh)
+        return;
+    rl_redis_log_limited(s, "no cluster topology from %s in time; asking another node",
+                         s->refresh->node->addr);
+    s->refresh->abandoned = 1;
+    s->refresh_soon = 1; /* another node, after REFRESH_MIN_MS */
+    refresh_done(s, 0);
+}
+
 static int send_refresh(redis_store *s, rl_redis_node *node, int slots_form) {
     static const char shards[] = "*2\r\n$7\r\nCLUSTER\r\n$6\r\nSHARDS\r\n";
     static const char slots[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
-    s->refresh_cmd.fn = on_refresh_reply;
-    s->refresh_slots_form = slots_form;
-    s->refresh_node = node;
-    int rc =
-        slots_form
-            ? rl_redis_pool_send(node->pool, NULL, &s->refresh_cmd, slots, sizeof(slots) - 1)
-            : rl_redis_pool_send(node->pool, NULL, &s->refresh_cmd, shards, sizeof(shards) - 1);
-    if (rc != RL_OK)
-        s->refresh_node = NULL;
-    return rc;
+    refresh_ask *ask = rl_calloc(1, sizeof(*ask));
+    if (!ask)
+        return RL_ERR;
+    *ask = (refresh_ask){
+        .cmd.fn = on_refresh_reply, .store = s, .node = node, .slots_form = slots_form};
+    int rc = slots_form
+                 ? rl_redis_pool_send(node->pool, NULL, &ask->cmd, slots, sizeof(slots) - 1)
+                 : rl_redis_pool_send(node->pool, NULL, &ask->cmd, shards, sizeof(shards) - 1);
+    if (rc != RL_OK) {
+        rl_free(ask);
+        return RL_ERR;
+    }
+    int64_t ms =
+        s->timeout_us / 1000 > REFRESH_DEADLINE_MS ? s->timeout_us / 1000 : REFRESH_DEADLINE_MS;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    s->refresh = ask;
+    s->refresh_asks++;
+    event_add(s->refresh_deadline, &tv);
+    return RL_OK;
 }
 
-// Returns a node to ask: a master with a READY connection, else any node with one.
+// Returns a node to ask, in turn: a master with a READY connection, else any node with
+// one.
 static rl_redis_node *node_to_ask(const redis_store *s) {
     rl_redis_node *any = NULL;
     for (size_t i = 0; i < s->node_count; i++) {
-        rl_redis_node *node = s->nodes[(i + s->cl.refreshes) % s->node_count];
+        rl_redis_node *node = s->nodes[(i + s->refresh_asks) % s->node_count];
         if (rl_redis_pool_ready(node->pool) == 0)
             continue;
         if (node->master)
@@ -218,7 +262,7 @@ static rl_redis_node *node_to_ask(const redis_store *s) {
 }
 
 static void refresh_now(redis_store *s) {
-    if (s->closing || s->refresh_node)
+    if (s->closing || s->refresh)
         return;
     rl_redis_node *node = node_to_ask(s);
     s->refresh_last_us = rl_clock_mono_us();
@@ -235,7 +279,7 @@ static void on_refresh_timer(evutil_socket_t fd, short what, void *arg) {
 void rl_redis_cluster_refresh(redis_store *s) {
     if (!s->cluster || s->closing)
         return;
-    if (s->refresh_node) {
+    if (s->refresh) {
         s->refresh_soon = 1;
         return;
     }
@@ -440,7 +484,8 @@ static int make_timers(redis_store *s) {
     s->owner = rl_malloc(RL_REDIS_SLOTS * sizeof(*s->owner));
     s->retry_timer = event_new(s->ev, -1, 0, on_retry_timer, s);
     s->refresh_timer = event_new(s->ev, -1, 0, on_refresh_timer, s);
-    if (!s->owner || !s->retry_timer || !s->refresh_timer)
+    s->refresh_deadline = event_new(s->ev, -1, 0, on_refresh_deadline, s);
+    if (!s->owner || !s->retry_timer || !s->refresh_timer || !s->refresh_deadline)
         return RL_ERR;
     for (size_t slot = 0; slot < RL_REDIS_SLOTS; slot++)
         s->owner[slot] = -1;
@@ -543,5 +588,9 @@ void rl_redis_cluster_stop(redis_store *s) {
         event_free(s->retry_timer);
     if (s->refresh_timer)
         event_free(s->refresh_timer);
-    s->retry_timer = s->refresh_timer = NULL;
+    if (s->refresh_deadline)
+        event_free(s->refresh_deadline);
+    s->retry_timer = s->refresh_timer = s->refresh_deadline = NULL;
+    if (s->refresh)
+        s->refresh->abandoned = 1; /* freed by its callback when the pools go */
 }

@@ -123,11 +123,11 @@ struct redis_store {
     struct event *expiry;               /* answers the oldest request at its deadline */
     struct event *retry_timer;          /* cluster: resends the retry list */
     struct event *refresh_timer;        /* cluster: the next topology refresh */
-    rl_redis_cmd refresh_cmd;           /* cluster: the CLUSTER SHARDS in flight */
-    rl_redis_node *refresh_node;        /* the node asked, or NULL if none is being asked */
+    struct rl_redis_refresh *refresh;   /* cluster: the CLUSTER SHARDS in flight, or NULL */
+    struct event *refresh_deadline;     /* cluster: gives up on it (another node is asked) */
+    uint64_t refresh_asks;              /* cluster: topology questions sent */
     int64_t refresh_last_us;            /* when the last refresh was sent */
     int refresh_soon;                   /* a refresh was asked for while one ran */
-    int refresh_slots_form;             /* the one in flight is CLUSTER SLOTS */
     int submitting_part;                /* cluster: redis_split.c is submitting a part */
     int flush_scheduled;                /* flush is active */
     int closing;                        /* free has begun: submit refuses */
