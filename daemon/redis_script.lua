@@ -128,6 +128,22 @@ for s = 1, tonumber(ARGV[2]) do
     sets[s] = rates
     pos = pos + 1 + count * RATE_ARGS
 end
+-- A call whose every batch is a lease op (ACQUIRE, RELEASE, RENEW: one item of a
+-- one-rate concurrency set, so one key) takes the lease fast path below: its keys are
+-- sorted sets, so the read of string values is skipped (outside Redis Cluster, where
+-- that read finds the slots this node does not serve).
+local nb, leases_only = tonumber(ARGV[pos]), false
+if nb > 0 then
+    leases_only = true
+    for p = pos + 1, pos + nb * (BATCH_ARGS + ITEM_ARGS + LEASE_ARGS), BATCH_ARGS + ITEM_ARGS + LEASE_ARGS do
+        local op, rates = tonumber(ARGV[p]), sets[tonumber(ARGV[p + BATCH_ARGS])]
+        if not (op >= OP_ACQUIRE and op <= OP_RENEW and ARGV[p + 1] == '1' and rates
+                and rates.nk == 1 and rates[1].kind == 'q') then
+            leases_only = false
+            break
+        end
+    end
+end
 -- Every key's string value, read at once (nil for missing keys and sorted sets).
 local raw, nkeys, moved = {}, #KEYS, {}
 local function read(from, to)
@@ -151,7 +167,7 @@ if runs then
         end
         from = runs[r] + 1
     end
-else
+elseif not leases_only then
     read(1, nkeys)
 end
 local out, n = {now}, 1
@@ -207,7 +223,6 @@ end
 -- of each alternated on a shared 2-core machine: medians 162k written out, 168k shared,
 -- run-to-run spread +-15%); in Lua alone, without Redis's commands, the two calls cost
 -- ~0.15 us of ~2 us per item.
-local nb = tonumber(ARGV[pos])
 if nb < 0 then
     if not simple then return redis.error_reply('not compact') end
     local p, seen = pos + 1, {}
@@ -245,6 +260,136 @@ if nb < 0 then
         end
         n = n + COMPACT_FIELDS
         p = p + ITEM_ARGS
+    end
+    return out
+end
+-- Concurrency leases (ACQUIRE, RELEASE, RENEW: one item of one rate, then LEASE_ARGS:
+-- the lease id, kept as the decimal string it came as: a Lua number holds 53 bits): a
+-- sorted set per key, one member "<id>:<slots>" per lease scored by when it expires
+-- (us, this clock). A call reads the set in score order, at most MAX_LEASES members
+-- (the highest limit, so all that rlimitd writes): the expired ones first (counted in
+-- the reply, then removed), then the others: held is the sum of their slots, and the
+-- lease named is the one with its "<id>:" prefix, so the read that counts held finds
+-- it and no index is kept beside the set. The set's TTL is never shorter than its
+-- latest lease: ACQUIRE and RENEW extend it to their lease's end when it is the
+-- latest; RELEASE leaves it (a member removed needs no later TTL, and the set goes
+-- with its last member), so a set whose leases all expired is gone by the end of the
+-- latest lease written to it, at most lease after its last ACQUIRE or RENEW. Reply per
+-- item, LEASE_FIELDS integers: outcome (1 allowed, 0 denied, LEASE_UNKNOWN: not held),
+-- remaining, reset_after, retry_after, leases expired, the slots they held.
+local function slots_of(m) return tonumber(match(m, '^%d+:(%d+)$')) or 0 end
+-- Numbers go to Redis as strings made once (Redis formats a Lua number argument at
+-- ~0.3 us each): the read's bounds, now, and per lease duration the expiry and TTL.
+local LEASE_TOP, now_s = tostring(MAX_LEASES - 1), fmt('%.0f', now)
+local function lease_times(rt)
+    if not rt.ends_s then
+        rt.ends_s, rt.ttl_s = fmt('%.0f', now + rt.period), tostring(ceil_ms(rt.period))
+    end
+    return rt.ends_s, rt.ttl_s
+end
+-- Decides one lease op on key (id: "<lease id>:"; cost: its slots as sent) and writes
+-- its LEASE_FIELDS reply integers. absent: the set is known not to exist (no read).
+local function lease_decide(op, rt, key, id, cost, absent)
+    local all, held, gone, xs, code, reset, retry = absent or pcall_('ZRANGE', key, '0', LEASE_TOP,
+        'WITHSCORES'), 0, 0, 0, 1, rt.period, 0
+    local ends, mine, last = now + rt.period
+    if all == true then all = {} elseif all.err then call('DEL', key); all = {} end
+    for i = 1, #all, 2 do
+        local m, at = all[i], tonumber(all[i + 1])
+        if at <= now then gone, xs = gone + 1, xs + slots_of(m)
+        elseif m:sub(1, #id) == id then mine = m
+        else last, held = at, held + slots_of(m) end
+    end
+    if gone > 0 then call('ZREMRANGEBYSCORE', key, '-inf', now_s) end
+    local tail = last and last - now or 0
+    if op == OP_ACQUIRE and held + cost <= rt.limit then
+        call('ZADD', key, (lease_times(rt)), id .. cost)
+        held = held + cost
+    elseif op == OP_ACQUIRE then
+        -- retry: until enough of the held leases have expired for cost to fit, the
+        -- soonest first (a lease never fits: the lease).
+        local need = held + cost - rt.limit
+        code, reset, ends = 0, tail, nil
+        for i = 1, #all, 2 do
+            local at = tonumber(all[i + 1])
+            if at > now and need > 0 then need, retry = need - slots_of(all[i]), at - now end
+        end
+        if need > 0 then retry = rt.period end
+    elseif not mine then
+        code, reset, ends = LEASE_UNKNOWN, tail, nil
+    elseif op == OP_RENEW then
+        call('ZADD', key, 'XX', (lease_times(rt)), mine)
+        held = held + slots_of(mine)
+    else
+        call('ZREM', key, mine)
+        reset, ends = tail, nil
+    end
+    if ends and last and last > ends then
+        call('PEXPIRE', key, ceil_ms(last - now))
+    elseif ends then
+        local _, ttl = lease_times(rt)
+        call('PEXPIRE', key, ttl)
+    end
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = code, held < rt.limit and rt.limit - held or 0,
+        reset, retry
+    out[n + 5], out[n + 6], n = gone, xs, n + LEASE_FIELDS
+end
+-- Which ACQUIREs' sets do not exist (absent[b] for batch b), from EXISTS over their keys
+-- (list[lo..hi], c of them exist), halved while fewer than half exist: an ACQUIRE on a
+-- missing set (a key with no lease held: the common case) skips its read. Outside Redis
+-- Cluster only (there one command stays within a slot).
+local absent = {}
+local function probe(list, lo, hi, c)
+    if c == 0 then
+        for i = lo, hi do absent[list[i]] = true end
+    elseif 2 * c < hi - lo + 1 then
+        local mid, keys = floor((lo + hi) / 2), {}
+        for i = lo, mid do keys[i - lo + 1] = KEYS[list[i]] end
+        local c1 = call('EXISTS', unpack(keys))
+        probe(list, lo, mid, c1)
+        probe(list, mid + 1, hi, c - c1)
+    end
+end
+local function find_absent(first)
+    local list, p, step = {}, first, BATCH_ARGS + ITEM_ARGS + LEASE_ARGS
+    for b = 1, nb do
+        if tonumber(ARGV[p]) == OP_ACQUIRE then list[#list + 1] = b end
+        p = p + step
+    end
+    for lo = 1, #list, 1000 do
+        local hi, keys = (lo + 999 < #list) and lo + 999 or #list, {}
+        if hi > lo then
+            for i = lo, hi do keys[i - lo + 1] = KEYS[list[i]] end
+            probe(list, lo, hi, call('EXISTS', unpack(keys)))
+        end
+    end
+end
+-- The lease fast path: a call of lease ops only (leases_only), decided one after the
+-- other with lease_decide, each in its pcall (a failed batch's status is the error's
+-- text, its fields zeros, as on the general path), before any of the general path's
+-- functions is created. Its key is the batch's one key.
+-- An ACQUIRE's set known absent at the start is read all the same once this call
+-- may have written it (written).
+if leases_only then
+    local p, written = pos + 1, {}
+    if not runs then pcall(find_absent, p) end
+    for b = 1, nb do
+        local n0, op, key = n, tonumber(ARGV[p]), KEYS[b]
+        n = n + 1
+        out[n] = 0
+        local ok, err = true, moved[b]
+        if not err then
+            ok, err = pcall(lease_decide, op, sets[tonumber(ARGV[p + BATCH_ARGS])][1], key,
+                ARGV[p + BATCH_ARGS + ITEM_ARGS] .. ':', ARGV[p + BATCH_ARGS + 1],
+                absent[b] and not written[key])
+            if op == OP_ACQUIRE then written[key] = true end
+        end
+        if not ok or moved[b] then
+            n = n0 + 1
+            out[n] = tostring(type(err) == 'table' and err.err or err)
+            for _ = 1, LEASE_FIELDS do n = n + 1; out[n] = 0 end
+        end
+        p = p + BATCH_ARGS + ITEM_ARGS + LEASE_ARGS
     end
     return out
 end
@@ -746,57 +891,9 @@ local function reset_batch(op, p, k, count)
         k = k + rates.nk
     end
 end
--- Concurrency leases (ACQUIRE, RELEASE, RENEW: one item of one rate, then LEASE_ARGS:
--- the lease id, kept as the decimal string it came as: a Lua number holds 53 bits): a
--- sorted set per key, one member "<id>:<slots>" per lease scored by when it expires
--- (us, this clock), with the TTL of the last one. A call reads the set in score order,
--- at most MAX_LEASES members (the highest limit, so all that rlimitd writes): the
--- expired ones first (counted in the reply, then removed), then the others: held is
--- the sum of their slots, and the lease named is the one with its "<id>:" prefix, so
--- the read that counts held finds it and no index is kept beside the set. Reply per
--- item, LEASE_FIELDS integers: outcome (1 allowed, 0 denied, LEASE_UNKNOWN: not held),
--- remaining, reset_after, retry_after, leases expired, the slots they held.
-local function slots_of(m) return tonumber(match(m, '^%d+:(%d+)$')) or 0 end
+-- A lease op in a call with other ops: lease_decide, as on the lease fast path.
 local function lease_batch(op, p, k)
-    local rt, key, id, cost = sets[tonumber(ARGV[p])][1], KEYS[k], ARGV[p + ITEM_ARGS] .. ':',
-        ARGV[p + 1]
-    local all, held, gone, xs, code, reset, retry = pcall_('ZRANGE', key, 0, MAX_LEASES - 1,
-        'WITHSCORES'), 0, 0, 0, 1, rt.period, 0
-    local ends, mine, last = now + rt.period
-    if all.err then call('DEL', key); all = {} end
-    for i = 1, #all, 2 do
-        local m, at = all[i], tonumber(all[i + 1])
-        if at <= now then gone, xs = gone + 1, xs + slots_of(m)
-        elseif m:sub(1, #id) == id then mine = m
-        else last, held = at, held + slots_of(m) end
-    end
-    if gone > 0 then call('ZREMRANGEBYSCORE', key, '-inf', now) end
-    local tail = last and last - now or 0
-    if op == OP_ACQUIRE and held + cost <= rt.limit then
-        call('ZADD', key, ends, id .. cost)
-        held = held + cost
-    elseif op == OP_ACQUIRE then
-        -- retry: until enough of the held leases have expired for cost to fit, the
-        -- soonest first (a lease never fits: the lease).
-        local need = held + cost - rt.limit
-        code, reset = 0, tail
-        for i = 1, #all, 2 do
-            local at = tonumber(all[i + 1])
-            if at > now and need > 0 then need, retry = need - slots_of(all[i]), at - now end
-        end
-        if need > 0 then retry = rt.period end
-    elseif not mine then
-        code, reset = LEASE_UNKNOWN, tail
-    elseif op == OP_RENEW then
-        call('ZADD', key, 'XX', ends, mine)
-        held = held + slots_of(mine)
-    else
-        call('ZREM', key, mine)
-        reset, ends = tail, last
-    end
-    if code == 1 and ends then call('PEXPIRE', key, ceil_ms(math.max(last or 0, ends) - now)) end
-    emit(code, room(rt.limit, held), reset, retry)
-    out[n + 1], out[n + 2], n = gone, xs, n + LEASE_FIELDS - VERDICT_FIELDS
+    lease_decide(op, sets[tonumber(ARGV[p])][1], KEYS[k], ARGV[p + ITEM_ARGS] .. ':', ARGV[p + 1])
 end
 local RUN = {[OP_CHECK] = decide_batch, [OP_PEEK] = decide_batch, [OP_ADJUST] = adjust_batch,
     [OP_RESET] = reset_batch, [OP_REFUND] = refund_batch}
