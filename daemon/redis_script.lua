@@ -74,7 +74,8 @@ local VERDICT_FIELDS, COMPACT_FIELDS, CAPPED, REMAINING_SCALE = 4, 3, 2, 2
 local LEASE_ARGS, LEASE_FIELDS, LEASE_UNKNOWN, MAX_LEASES = 1, 6, 2, 10000
 local CLUSTER_MARK, REDIRECT = 'K', 'REDIRECT '
 
-local floor, tonumber, fmt, match = math.floor, tonumber, string.format, string.match
+local floor, tonumber, fmt, match, find = math.floor, tonumber, string.format, string.match,
+    string.find
 local call, pcall_ = redis.call, redis.pcall
 local TWO53 = 2 ^ 53
 local function ceil_ms(us) return floor((us + 999) / 1000) end
@@ -132,16 +133,28 @@ end
 -- one-rate concurrency set, so one key) takes the lease fast path below: its keys are
 -- sorted sets, so the read of string values is skipped (outside Redis Cluster, where
 -- that read finds the slots this node does not serve).
-local nb, leases_only = tonumber(ARGV[pos]), false
+-- num[s]: the number in decimal string s, converted once per call (Lua's tonumber is
+-- strtod, ~0.2 us; a call's ops, set indexes and costs take few distinct values).
+local num = setmetatable({}, {__index = function(t, s)
+    local v = tonumber(s)
+    if s ~= nil then t[s] = v end
+    return v
+end})
+-- acquires: the batches that are ACQUIREs (on the lease fast path).
+local LEASE_STEP = BATCH_ARGS + ITEM_ARGS + LEASE_ARGS
+local nb, leases_only, acquires = tonumber(ARGV[pos]), false, {}
 if nb > 0 then
     leases_only = true
-    for p = pos + 1, pos + nb * (BATCH_ARGS + ITEM_ARGS + LEASE_ARGS), BATCH_ARGS + ITEM_ARGS + LEASE_ARGS do
-        local op, rates = tonumber(ARGV[p]), sets[tonumber(ARGV[p + BATCH_ARGS])]
+    local p = pos + 1
+    for b = 1, nb do
+        local op, rates = num[ARGV[p]], sets[num[ARGV[p + BATCH_ARGS]]]
         if not (op >= OP_ACQUIRE and op <= OP_RENEW and ARGV[p + 1] == '1' and rates
                 and rates.nk == 1 and rates[1].kind == 'q') then
             leases_only = false
             break
         end
+        if op == OP_ACQUIRE then acquires[#acquires + 1] = b end
+        p = p + LEASE_STEP
     end
 end
 -- Every key's string value, read at once (nil for missing keys and sorted sets).
@@ -297,18 +310,18 @@ local function lease_decide(op, rt, key, id, cost, absent)
     for i = 1, #all, 2 do
         local m, at = all[i], tonumber(all[i + 1])
         if at <= now then gone, xs = gone + 1, xs + slots_of(m)
-        elseif m:sub(1, #id) == id then mine = m
+        elseif find(m, id, 1, true) == 1 then mine = m
         else last, held = at, held + slots_of(m) end
     end
     if gone > 0 then call('ZREMRANGEBYSCORE', key, '-inf', now_s) end
     local tail = last and last - now or 0
-    if op == OP_ACQUIRE and held + cost <= rt.limit then
+    if op == OP_ACQUIRE and held + num[cost] <= rt.limit then
         call('ZADD', key, (lease_times(rt)), id .. cost)
-        held = held + cost
+        held = held + num[cost]
     elseif op == OP_ACQUIRE then
         -- retry: until enough of the held leases have expired for cost to fit, the
         -- soonest first (a lease never fits: the lease).
-        local need = held + cost - rt.limit
+        local need = held + num[cost] - rt.limit
         code, reset, ends = 0, tail, nil
         for i = 1, #all, 2 do
             local at = tonumber(all[i + 1])
@@ -350,12 +363,7 @@ local function probe(list, lo, hi, c)
         probe(list, mid + 1, hi, c - c1)
     end
 end
-local function find_absent(first)
-    local list, p, step = {}, first, BATCH_ARGS + ITEM_ARGS + LEASE_ARGS
-    for b = 1, nb do
-        if tonumber(ARGV[p]) == OP_ACQUIRE then list[#list + 1] = b end
-        p = p + step
-    end
+local function find_absent(list)
     for lo = 1, #list, 1000 do
         local hi, keys = (lo + 999 < #list) and lo + 999 or #list, {}
         if hi > lo then
@@ -372,14 +380,14 @@ end
 -- may have written it (written).
 if leases_only then
     local p, written = pos + 1, {}
-    if not runs then pcall(find_absent, p) end
+    if not runs then pcall(find_absent, acquires) end
     for b = 1, nb do
-        local n0, op, key = n, tonumber(ARGV[p]), KEYS[b]
+        local n0, op, key = n, num[ARGV[p]], KEYS[b]
         n = n + 1
         out[n] = 0
         local ok, err = true, moved[b]
         if not err then
-            ok, err = pcall(lease_decide, op, sets[tonumber(ARGV[p + BATCH_ARGS])][1], key,
+            ok, err = pcall(lease_decide, op, sets[num[ARGV[p + BATCH_ARGS]]][1], key,
                 ARGV[p + BATCH_ARGS + ITEM_ARGS] .. ':', ARGV[p + BATCH_ARGS + 1],
                 absent[b] and not written[key])
             if op == OP_ACQUIRE then written[key] = true end
@@ -389,7 +397,7 @@ if leases_only then
             out[n] = tostring(type(err) == 'table' and err.err or err)
             for _ = 1, LEASE_FIELDS do n = n + 1; out[n] = 0 end
         end
-        p = p + BATCH_ARGS + ITEM_ARGS + LEASE_ARGS
+        p = p + LEASE_STEP
     end
     return out
 end
