@@ -292,56 +292,58 @@ end
 -- remaining, reset_after, retry_after, leases expired, the slots they held.
 local function slots_of(m) return tonumber(match(m, '^%d+:(%d+)$')) or 0 end
 -- Numbers go to Redis as strings made once (Redis formats a Lua number argument at
--- ~0.3 us each): the read's bounds, now, and per lease duration the expiry and TTL.
-local LEASE_TOP, now_s = tostring(MAX_LEASES - 1), fmt('%.0f', now)
-local function lease_times(rt)
+-- ~0.3 us each): the read's bounds, now, and per lease duration (rt) the expiry of a
+-- lease taken or renewed now (ends_s) and its TTL (ttl_s).
+local LEASE_TOP, now_s, NONE = tostring(MAX_LEASES - 1), fmt('%.0f', now), {}
+-- Decides one lease op on key (lid: the lease id; cost: its slots, as sent) and writes
+-- its LEASE_FIELDS reply integers. absent: the set is known not to exist (no read).
+local function lease_decide(op, rt, key, lid, cost, absent)
     if not rt.ends_s then
         rt.ends_s, rt.ttl_s = fmt('%.0f', now + rt.period), tostring(ceil_ms(rt.period))
     end
-    return rt.ends_s, rt.ttl_s
-end
--- Decides one lease op on key (id: "<lease id>:"; cost: its slots as sent) and writes
--- its LEASE_FIELDS reply integers. absent: the set is known not to exist (no read).
-local function lease_decide(op, rt, key, id, cost, absent)
-    local all, held, gone, xs, code, reset, retry = absent or pcall_('ZRANGE', key, '0', LEASE_TOP,
-        'WITHSCORES'), 0, 0, 0, 1, rt.period, 0
-    local ends, mine, last = now + rt.period
-    if all == true then all = {} elseif all.err then call('DEL', key); all = {} end
-    for i = 1, #all, 2 do
-        local m, at = all[i], tonumber(all[i + 1])
-        if at <= now then gone, xs = gone + 1, xs + slots_of(m)
-        elseif find(m, id, 1, true) == 1 then mine = m
-        else last, held = at, held + slots_of(m) end
+    local all, held, gone, xs, code, reset, retry = NONE, 0, 0, 0, 1, rt.period, 0
+    local extend, mine, last = true, nil, nil
+    if not absent then
+        all = pcall_('ZRANGE', key, '0', LEASE_TOP, 'WITHSCORES')
+        if all.err then call('DEL', key); all = NONE end
     end
-    if gone > 0 then call('ZREMRANGEBYSCORE', key, '-inf', now_s) end
+    if #all > 0 then
+        local id = lid .. ':'
+        for i = 1, #all, 2 do
+            local m, at = all[i], tonumber(all[i + 1])
+            if at <= now then gone, xs = gone + 1, xs + slots_of(m)
+            elseif find(m, id, 1, true) == 1 then mine = m
+            else last, held = at, held + slots_of(m) end
+        end
+        if gone > 0 then call('ZREMRANGEBYSCORE', key, '-inf', now_s) end
+    end
     local tail = last and last - now or 0
     if op == OP_ACQUIRE and held + num[cost] <= rt.limit then
-        call('ZADD', key, (lease_times(rt)), id .. cost)
+        call('ZADD', key, rt.ends_s, lid .. ':' .. cost)
         held = held + num[cost]
     elseif op == OP_ACQUIRE then
         -- retry: until enough of the held leases have expired for cost to fit, the
         -- soonest first (a lease never fits: the lease).
         local need = held + num[cost] - rt.limit
-        code, reset, ends = 0, tail, nil
+        code, reset, extend = 0, tail, false
         for i = 1, #all, 2 do
             local at = tonumber(all[i + 1])
             if at > now and need > 0 then need, retry = need - slots_of(all[i]), at - now end
         end
         if need > 0 then retry = rt.period end
     elseif not mine then
-        code, reset, ends = LEASE_UNKNOWN, tail, nil
+        code, reset, extend = LEASE_UNKNOWN, tail, false
     elseif op == OP_RENEW then
-        call('ZADD', key, 'XX', (lease_times(rt)), mine)
+        call('ZADD', key, 'XX', rt.ends_s, mine)
         held = held + slots_of(mine)
     else
         call('ZREM', key, mine)
-        reset, ends = tail, nil
+        reset, extend = tail, false
     end
-    if ends and last and last > ends then
+    if extend and last and last > now + rt.period then
         call('PEXPIRE', key, ceil_ms(last - now))
-    elseif ends then
-        local _, ttl = lease_times(rt)
-        call('PEXPIRE', key, ttl)
+    elseif extend then
+        call('PEXPIRE', key, rt.ttl_s)
     end
     out[n + 1], out[n + 2], out[n + 3], out[n + 4] = code, held < rt.limit and rt.limit - held or 0,
         reset, retry
@@ -388,7 +390,7 @@ if leases_only then
         local ok, err = true, moved[b]
         if not err then
             ok, err = pcall(lease_decide, op, sets[num[ARGV[p + BATCH_ARGS]]][1], key,
-                ARGV[p + BATCH_ARGS + ITEM_ARGS] .. ':', ARGV[p + BATCH_ARGS + 1],
+                ARGV[p + BATCH_ARGS + ITEM_ARGS], ARGV[p + BATCH_ARGS + 1],
                 absent[b] and not written[key])
             if op == OP_ACQUIRE then written[key] = true end
         end
@@ -901,7 +903,7 @@ local function reset_batch(op, p, k, count)
 end
 -- A lease op in a call with other ops: lease_decide, as on the lease fast path.
 local function lease_batch(op, p, k)
-    lease_decide(op, sets[tonumber(ARGV[p])][1], KEYS[k], ARGV[p + ITEM_ARGS] .. ':', ARGV[p + 1])
+    lease_decide(op, sets[tonumber(ARGV[p])][1], KEYS[k], ARGV[p + ITEM_ARGS], ARGV[p + 1])
 end
 local RUN = {[OP_CHECK] = decide_batch, [OP_PEEK] = decide_batch, [OP_ADJUST] = adjust_batch,
     [OP_RESET] = reset_batch, [OP_REFUND] = refund_batch}
