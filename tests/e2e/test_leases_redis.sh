@@ -11,6 +11,9 @@
 #             the other until `lease` has passed on Redis's clock (its score is Redis TIME
 #             at the ACQUIRE + lease), then the slot is free and the old lease is
 #             LEASE_UNKNOWN;
+#   ttl       two leases on a key 0.3 s apart, the later released: the set's TTL still
+#             reaches the later one's end (RELEASE leaves the TTL) and at most `lease`;
+#             releasing the other removes the set;
 #   listing   rlimitctl leases (LEASES, read with plain commands, not the script): one
 #             key's leases, every key of a policy whose name Redis keys escape, expired
 #             members left out, 1000 at most with truncated; with Redis down exit 2,
@@ -256,6 +259,27 @@ def expiry():
     check(u["status"] == LEASE_UNKNOWN, f"RELEASE of the expired lease: {u}")
     check(b.call(RELEASE, b"short", b"k", 0, d["lease"])["status"] == ALLOWED, "RELEASE")
 
+def ttl():
+    redis, a, b = Redis(), Conn("a"), Conn("b")
+    first = a.call(ACQUIRE, b"conc", b"ttl")
+    time.sleep(0.3)
+    latest = b.call(ACQUIRE, b"conc", b"ttl")
+    check(first["status"] == ALLOWED and latest["status"] == ALLOWED, f"ACQUIREs: {first}, {latest}")
+    scores = dict(zip(*[iter(redis.cmd("ZRANGE", "rl:{conc:ttl}:0", 0, -1, "WITHSCORES"))] * 2))
+    ends = {lease: int(scores[f"{lease}:1"]) for lease in (first["lease"], latest["lease"])}
+    check(a.call(RELEASE, b"conc", b"ttl", 0, latest["lease"])["status"] == ALLOWED, "RELEASE")
+    now, ttl_ms = redis.time_us(), redis.cmd("PTTL", "rl:{conc:ttl}:0")
+    # The set outlives the lease still held and is gone by the end of the latest lease
+    # written to it (RELEASE leaves the TTL), at most lease (30 s) from its ACQUIRE.
+    check((ends[first["lease"]] - now) / 1000 <= ttl_ms <= 30000,
+          f"TTL {ttl_ms} ms with the first lease ending in {(ends[first['lease']] - now) / 1000} ms")
+    check(ttl_ms >= (ends[latest["lease"]] - now) / 1000 - 50,
+          f"TTL {ttl_ms} ms: shortened below the latest lease's end "
+          f"({(ends[latest['lease']] - now) / 1000} ms)")
+    check(b.call(RELEASE, b"conc", b"ttl", 0, first["lease"])["status"] == ALLOWED, "RELEASE")
+    check(redis.cmd("EXISTS", "rl:{conc:ttl}:0") == 0, "the set outlived its last lease's RELEASE")
+    print(f"ttl: after releasing the latest lease the set's TTL is {ttl_ms} ms; gone with its last")
+
 def down():
     a = Conn("a")
     r = a.call(ACQUIRE, b"c_allow", b"k")
@@ -283,7 +307,7 @@ def back():
         time.sleep(0.1)
     check(redis.cmd("ZCARD", "rl:{c_deny:back}:0") == 1, "no lease in the restarted Redis")
 
-{"exact": exact, "expiry": expiry, "down": down, "back": back}[mode]()
+{"exact": exact, "expiry": expiry, "ttl": ttl, "down": down, "back": back}[mode]()
 EOF
 }
 
@@ -401,6 +425,8 @@ echo "== exact: 32 clients, 2 daemons, limit 5"
 leases exact "$WORK" "$REDIS_PORT" || fail "exact"
 echo "== expiry: a lease never released ends after lease, on Redis's clock"
 leases expiry "$WORK" "$REDIS_PORT" || fail "expiry"
+echo "== ttl: the set's TTL covers its leases; RELEASE leaves it; the last RELEASE removes the set"
+leases ttl "$WORK" "$REDIS_PORT" || fail "ttl"
 echo "== listing: rlimitctl leases on the Redis store"
 listing
 echo "== down: redis killed, each on_store_error"
