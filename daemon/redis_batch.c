@@ -252,17 +252,27 @@ static int limits_equal(const rl_limits *a, const rl_limits *b) {
     return 1;
 }
 
-// Returns 1 if the call for reqs[0..count) takes the compact form (see redis_script.lua):
-// every request a CHECK of one item with one token bucket or gcra rate.
-static int call_is_compact(rl_redis_request *const *reqs, size_t count) {
-    for (size_t q = 0; q < count; q++) {
+/* The forms of a call (redis_script.lua): general, compact, lease. */
+enum { FORM_GENERAL, FORM_COMPACT, FORM_LEASES };
+
+// Returns 1 if request r is one item of one rate whose algorithm is a or b.
+static int one_rate_of(const rl_redis_request *r, rl_algorithm a, rl_algorithm b) {
+    return r->count == 1 && r->items[0].limits.rate_count == 1 &&
+           (r->items[0].limits.rates[0].algorithm == a ||
+            r->items[0].limits.rates[0].algorithm == b);
+}
+
+// Returns the form of the call for reqs[0..count): compact if every request is a CHECK
+// of one item with one token bucket or gcra rate, lease if every one is a lease op of
+// one item with one concurrency rate, general otherwise.
+static int call_form_of(rl_redis_request *const *reqs, size_t count) {
+    int compact = 1, leases = 1;
+    for (size_t q = 0; q < count && (compact || leases); q++) {
         const rl_redis_request *r = reqs[q];
-        if (r->op != RL_STORE_CHECK || r->count != 1 || r->items[0].limits.rate_count != 1 ||
-            (r->items[0].limits.rates[0].algorithm != RL_ALGO_TOKEN_BUCKET &&
-             r->items[0].limits.rates[0].algorithm != RL_ALGO_GCRA))
-            return 0;
+        compact &= r->op == RL_STORE_CHECK && one_rate_of(r, RL_ALGO_TOKEN_BUCKET, RL_ALGO_GCRA);
+        leases &= is_lease_op(r->op) && one_rate_of(r, RL_ALGO_CONCURRENCY, RL_ALGO_CONCURRENCY);
     }
-    return 1;
+    return count == 0 ? FORM_GENERAL : compact ? FORM_COMPACT : leases ? FORM_LEASES : FORM_GENERAL;
 }
 
 /* The call's items in order, with their limit set. */
@@ -272,7 +282,7 @@ typedef struct call_plan {
     uint32_t *set_of;       /* per item (all requests' items in order): its set, 0-based */
     size_t key_count;       /* KEYS: one per rate per item */
     size_t arg_count;       /* ARGV entries */
-    int compact;            /* call_is_compact */
+    int form;               /* call_form_of */
 } call_plan;
 
 static uint32_t find_set(call_plan *plan, const rl_limits *limits) {
@@ -303,12 +313,14 @@ static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t coun
     if (!plan->sets || !plan->set_of)
         return RL_ERR;
     plan->arg_count = 3; /* now, set count, batch count */
-    plan->compact = call_is_compact(reqs, count);
+    plan->form = call_form_of(reqs, count);
     size_t i = 0;
     for (size_t q = 0; q < count; q++) {
         size_t per_item = RL_REDIS_ITEM_ARGS + extra_args(reqs[q]->op);
-        plan->arg_count +=
-            (plan->compact ? 0 : RL_REDIS_BATCH_ARGS) + per_item * (size_t)reqs[q]->count;
+        if (plan->form == FORM_LEASES)
+            per_item = RL_REDIS_LEASE_FORM_ARGS;
+        plan->arg_count += (plan->form == FORM_GENERAL ? RL_REDIS_BATCH_ARGS : 0) +
+                           per_item * (size_t)reqs[q]->count;
         for (size_t k = 0; k < reqs[q]->count; k++) {
             plan->set_of[i++] = find_set(plan, &reqs[q]->items[k].limits);
             plan->key_count += item_keys(&reqs[q]->items[k].limits);
@@ -355,12 +367,29 @@ static int put_sets(rl_redis_cmdbuf *buf, const call_plan *plan) {
     return rc == RL_OK ? RL_OK : RL_ERR;
 }
 
+// Writes a lease form call's batches: the mark and the count, then per batch its op
+// and limit set in one integer, its cost and its lease id.
+static int put_lease_batches(rl_redis_cmdbuf *buf, const call_plan *plan,
+                             rl_redis_request *const *reqs, size_t count) {
+    char head[32];
+    int len = snprintf(head, sizeof(head), "%s%zu", RL_REDIS_LEASE_MARK, count);
+    int rc = put_bulk(buf, head, (size_t)len);
+    for (size_t q = 0; q < count && rc == RL_OK; q++) {
+        rc = put_int(buf, (int64_t)reqs[q]->op + RL_REDIS_LEASE_OPS * (int64_t)plan->set_of[q]);
+        rc |= put_int(buf, reqs[q]->items[0].cost) | put_lease(buf, reqs[q]->items[0].lease);
+    }
+    return rc == RL_OK ? RL_OK : RL_ERR;
+}
+
 static int put_batches(rl_redis_cmdbuf *buf, const call_plan *plan, rl_redis_request *const *reqs,
                        size_t count) {
-    int rc = put_int(buf, plan->compact ? -(int64_t)count : (int64_t)count);
+    if (plan->form == FORM_LEASES)
+        return put_lease_batches(buf, plan, reqs, count);
+    int compact = plan->form == FORM_COMPACT;
+    int rc = put_int(buf, compact ? -(int64_t)count : (int64_t)count);
     size_t i = 0;
     for (size_t q = 0; q < count && rc == RL_OK; q++) {
-        if (!plan->compact)
+        if (!compact)
             rc = put_int(buf, (int64_t)reqs[q]->op) | put_int(buf, reqs[q]->count);
         for (size_t k = 0; k < reqs[q]->count && rc == RL_OK; k++) {
             rc |= put_int(buf, (int64_t)plan->set_of[i++] + 1);
@@ -462,9 +491,11 @@ static size_t item_fields(const rl_redis_request *req, size_t k) {
     return RL_REDIS_VERDICT_FIELDS * (size_t)req->items[k].limits.rate_count;
 }
 
-static size_t expected_elements(rl_redis_request *const *reqs, size_t count, int compact) {
-    if (compact)
+static size_t expected_elements(rl_redis_request *const *reqs, size_t count, int form) {
+    if (form == FORM_COMPACT)
         return 1 + RL_REDIS_COMPACT_FIELDS * count;
+    if (form == FORM_LEASES)
+        return 1 + RL_REDIS_LEASE_FIELDS * count;
     size_t n = 1;
     for (size_t q = 0; q < count; q++) {
         n += 1;
@@ -488,15 +519,18 @@ static int element_ok(const redisReply *e, int may_fail) {
 }
 
 // Returns 1 if every element of the reply is an integer, but for the error text a failed
-// batch has in place of its status (general form) or its first field (compact form).
+// batch has in place of its status (general form) or its first field (compact and
+// lease forms).
 static int elements_ok(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
-                       int compact) {
+                       int form) {
     if (!element_ok(reply->element[0], 0))
         return 0;
     size_t at = 1;
     for (size_t q = 0; q < count; q++) {
-        size_t fields = compact ? RL_REDIS_COMPACT_FIELDS : 1;
-        for (size_t k = 0; k < reqs[q]->count && !compact; k++)
+        size_t fields = form == FORM_COMPACT  ? RL_REDIS_COMPACT_FIELDS
+                        : form == FORM_LEASES ? RL_REDIS_LEASE_FIELDS
+                                              : 1;
+        for (size_t k = 0; k < reqs[q]->count && form == FORM_GENERAL; k++)
             fields += item_fields(reqs[q], k);
         for (size_t i = 0; i < fields; i++)
             if (!element_ok(reply->element[at + i], i == 0))
@@ -535,20 +569,29 @@ static int request_sane(const redisReply *reply, size_t at, const rl_redis_reque
 }
 
 static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
-                       int compact, const char **errstr) {
+                       int form, const char **errstr) {
     if (reply->type != REDIS_REPLY_ARRAY) {
         *errstr = "unexpected reply type from the script";
         return RL_ERR;
     }
-    if (reply->elements != expected_elements(reqs, count, compact)) {
+    if (reply->elements != expected_elements(reqs, count, form)) {
         *errstr = "the script's reply has the wrong number of elements";
         return RL_ERR;
     }
-    if (!elements_ok(reply, reqs, count, compact)) {
+    if (!elements_ok(reply, reqs, count, form)) {
         *errstr = "the script's reply holds a non-integer";
         return RL_ERR;
     }
-    if (compact) {
+    if (form == FORM_LEASES) {
+        for (size_t at = 1; at < reply->elements; at += RL_REDIS_LEASE_FIELDS) {
+            if (!failed(reply->element[at]) && !lease_sane(&reply->element[at])) {
+                *errstr = "the script's reply holds an impossible verdict";
+                return RL_ERR;
+            }
+        }
+        return RL_OK;
+    }
+    if (form == FORM_COMPACT) {
         for (size_t at = 1; at < reply->elements; at += RL_REDIS_COMPACT_FIELDS) {
             redisReply *const *e = &reply->element[at];
             if (failed(e[0]))
@@ -678,17 +721,32 @@ static void read_compact(redisReply *const *e, const rl_redis_request *req,
     answer->status = v->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
 }
 
+// Reads a lease form reply's fields of req at e.
+static void read_lease_form(redisReply *const *e, const rl_redis_request *req,
+                            rl_store_answer *answer) {
+    answer->count = 1;
+    if (failed(e[0])) {
+        answer->status = RL_ST_INTERNAL;
+        answer->errstr = e[0]->str; /* a command failed inside the script, or REDIRECT */
+        return;
+    }
+    read_lease(e, req, answer);
+}
+
 int rl_redis_call_decode(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
                          rl_redis_answer_fn *fn, void *arg, const char **errstr) {
-    int compact = call_is_compact(reqs, count); /* as rl_redis_call_encode chose */
-    if (reply_check(reply, reqs, count, compact, errstr) != RL_OK)
+    int form = call_form_of(reqs, count); /* as rl_redis_call_encode chose */
+    if (reply_check(reply, reqs, count, form, errstr) != RL_OK)
         return RL_ERR;
     size_t at = 1;
     for (size_t q = 0; q < count; q++) {
         rl_store_answer answer;
         memset(&answer, 0, sizeof(answer)); /* every field a reader does not set is 0 */
         answer.now_us = reply->element[0]->integer;
-        if (compact) {
+        if (form == FORM_LEASES) {
+            read_lease_form(&reply->element[at], reqs[q], &answer);
+            at += RL_REDIS_LEASE_FIELDS;
+        } else if (form == FORM_COMPACT) {
             read_compact(&reply->element[at], reqs[q], &answer);
             at += RL_REDIS_COMPACT_FIELDS;
         } else {

@@ -43,6 +43,13 @@
 -- text in place of the first. Two fewer arguments and two fewer reply integers per
 -- decision: ~7% less script time per item.
 --
+-- Lease form, when every batch is a lease op (ACQUIRE, RELEASE, RENEW) of one item
+-- whose limit set is one concurrency rate (the script's lease fast path): B is sent as
+-- LEASE_MARK followed by B, and each batch is LEASE_FORM_ARGS arguments: its op +
+-- LEASE_OPS x (its limit set - 1), its cost, its lease id; the reply is now_us, then
+-- per batch LEASE_FIELDS integers (as in the general form, without the status); a
+-- batch that failed has the error's text in place of the first, the others zeros.
+--
 -- State in Redis: a cell is the string "f:<start>:<count>" (fixed window),
 -- "c:<start>:<count>:<previous count>" (sliding counter) or "<tat>" (token bucket and
 -- gcra), the fields of rl_cell; a sliding log is a sorted set of "<at>:<cost>" members
@@ -73,6 +80,7 @@ local RATE_ARGS, BATCH_ARGS, ITEM_ARGS = 4, 2, 2
 local VERDICT_FIELDS, COMPACT_FIELDS, CAPPED, REMAINING_SCALE = 4, 3, 2, 2
 local LEASE_ARGS, LEASE_FIELDS, LEASE_UNKNOWN, MAX_LEASES = 1, 6, 2, 10000
 local CLUSTER_MARK, REDIRECT = 'K', 'REDIRECT '
+local LEASE_MARK, LEASE_OPS, LEASE_FORM_ARGS = 'L', 8, 3
 
 local floor, tonumber, fmt, match, find = math.floor, tonumber, string.format, string.match,
     string.find
@@ -140,21 +148,24 @@ local num = setmetatable({}, {__index = function(t, s)
     if s ~= nil then t[s] = v end
     return v
 end})
--- acquires: the batches that are ACQUIREs (on the lease fast path).
-local LEASE_STEP = BATCH_ARGS + ITEM_ARGS + LEASE_ARGS
+-- A call in the lease form (every batch a lease op: one key each) takes the lease fast
+-- path below: its keys are sorted sets, so the read of string values is skipped (outside
+-- Redis Cluster, where that read finds the slots this node does not serve). acquires:
+-- its batches that are ACQUIREs.
 local nb, leases_only, acquires = tonumber(ARGV[pos]), false, {}
-if nb > 0 then
-    leases_only = true
+if not nb and ARGV[pos]:sub(1, #LEASE_MARK) == LEASE_MARK then
+    nb, leases_only = tonumber(ARGV[pos]:sub(#LEASE_MARK + 1)), true
     local p = pos + 1
     for b = 1, nb do
-        local op, rates = num[ARGV[p]], sets[num[ARGV[p + BATCH_ARGS]]]
-        if not (op >= OP_ACQUIRE and op <= OP_RENEW and ARGV[p + 1] == '1' and rates
-                and rates.nk == 1 and rates[1].kind == 'q') then
-            leases_only = false
-            break
+        local v = num[ARGV[p]]
+        local op = v % LEASE_OPS
+        local rates = sets[(v - op) / LEASE_OPS + 1]
+        if not (op >= OP_ACQUIRE and op <= OP_RENEW and rates and rates.nk == 1
+                and rates[1].kind == 'q') then
+            return redis.error_reply('not a lease call')
         end
         if op == OP_ACQUIRE then acquires[#acquires + 1] = b end
-        p = p + LEASE_STEP
+        p = p + LEASE_FORM_ARGS
     end
 end
 -- Every key's string value, read at once (nil for missing keys and sorted sets).
@@ -374,32 +385,30 @@ local function find_absent(list)
         end
     end
 end
--- The lease fast path: a call of lease ops only (leases_only), decided one after the
--- other with lease_decide, each in its pcall (a failed batch's status is the error's
--- text, its fields zeros, as on the general path), before any of the general path's
--- functions is created. Its key is the batch's one key.
--- An ACQUIRE's set known absent at the start is read all the same once this call
--- may have written it (written).
+-- The lease fast path: a call in the lease form, decided one batch after the other
+-- with lease_decide, each in its pcall (a failed batch has the error's text in place of
+-- its first field, the others zeros), before any of the general path's functions is
+-- created. Its key is the batch's one key. An ACQUIRE's set known absent at the start
+-- is read all the same once this call may have written it (written).
 if leases_only then
     local p, written = pos + 1, {}
     if not runs then pcall(find_absent, acquires) end
     for b = 1, nb do
-        local n0, op, key = n, num[ARGV[p]], KEYS[b]
-        n = n + 1
-        out[n] = 0
-        local ok, err = true, moved[b]
+        local v, key, n0 = num[ARGV[p]], KEYS[b], n
+        local op, err = v % LEASE_OPS, moved[b]
         if not err then
-            ok, err = pcall(lease_decide, op, sets[num[ARGV[p + BATCH_ARGS]]][1], key,
-                ARGV[p + BATCH_ARGS + ITEM_ARGS], ARGV[p + BATCH_ARGS + 1],
-                absent[b] and not written[key])
+            local ok
+            ok, err = pcall(lease_decide, op, sets[(v - v % LEASE_OPS) / LEASE_OPS + 1][1], key,
+                ARGV[p + 2], ARGV[p + 1], absent[b] and not written[key])
+            if ok then err = nil end
             if op == OP_ACQUIRE then written[key] = true end
         end
-        if not ok or moved[b] then
-            n = n0 + 1
-            out[n] = tostring(type(err) == 'table' and err.err or err)
-            for _ = 1, LEASE_FIELDS do n = n + 1; out[n] = 0 end
+        if err then
+            out[n0 + 1] = tostring(type(err) == 'table' and err.err or err)
+            for i = 2, LEASE_FIELDS do out[n0 + i] = 0 end
+            n = n0 + LEASE_FIELDS
         end
-        p = p + LEASE_STEP
+        p = p + LEASE_FORM_ARGS
     end
     return out
 end

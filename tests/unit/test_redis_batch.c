@@ -458,6 +458,79 @@ START_TEST(lease_items_carry_their_id_and_read_lease_fields) {
 }
 END_TEST
 
+// A call of lease ops only takes the lease form: the batch count after RL_REDIS_LEASE_MARK,
+// per batch its op + RL_REDIS_LEASE_OPS x its limit set (0-based), cost and id; its reply
+// is LEASE_FIELDS integers per batch, a failed batch's text in place of the first.
+START_TEST(lease_only_calls_take_the_lease_form) {
+    rl_limits c = limits1(RL_ALGO_CONCURRENCY, 5, 30000000, 0),
+              d = limits1(RL_ALGO_CONCURRENCY, 2, 1000000, 0);
+    rl_store_item a = item(&c, "up", "k", 2), r = item(&c, "up", "k", 0),
+                  n = item(&d, "dl", "j", 0);
+    a.lease = UINT64_MAX;
+    r.lease = 12;
+    n.lease = 7;
+    rl_status st;
+    rl_redis_request *reqs[3] = {rl_redis_request_new(RL_STORE_ACQUIRE, &a, 1, "rl:", 3, &st),
+                                 rl_redis_request_new(RL_STORE_RENEW, &n, 1, "rl:", 3, &st),
+                                 rl_redis_request_new(RL_STORE_RELEASE, &r, 1, "rl:", 3, &st)};
+    rl_redis_cmdbuf buf = {0};
+    ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 3, NULL, 0), RL_OK);
+    redisReply *cmd = parse(buf.data, buf.len);
+    const char *const args[] = {
+        "3", /* keys */
+        "rl:{up:k}:0", "rl:{dl:j}:0", "rl:{up:k}:0",
+        "0", /* now */
+        "2", /* limit sets */
+        "1",           "5",           "5",
+        "30000000",    "0",           "1",
+        "5",           "2",           "1000000",
+        "0",           "L3",                                  /* the lease form, 3 batches */
+        "4",           "2",           "18446744073709551615", /* ACQUIRE, set 1 */
+        "14",          "0",           "7",                    /* RENEW, set 2 */
+        "5",           "0",           "12"};                  /* RELEASE, set 1 */
+    assert_args(cmd, 2, args, sizeof(args) / sizeof(args[0]));
+    ck_assert_uint_eq(cmd->elements, 2 + sizeof(args) / sizeof(args[0]));
+    freeReplyObject(cmd);
+    rl_free(buf.data);
+    answers got;
+    const char *why;
+    ck_assert_int_eq(decode("*19\r\n:777\r\n"
+                            ":1\r\n:3\r\n:30000000\r\n:0\r\n:2\r\n:3\r\n"
+                            "$12\r\nREDIRECT x y\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
+                            ":2\r\n:3\r\n:29000000\r\n:0\r\n:0\r\n:0\r\n",
+                            reqs, 3, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.count, 3);
+    ck_assert_int_eq(got.got[0].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[0].verdicts[0].limit, 5);
+    ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 3);
+    ck_assert_int_eq(got.got[0].verdicts[0].reset_after_us, 30000000);
+    ck_assert_uint_eq(got.got[0].leases_expired, 2);
+    ck_assert_uint_eq(got.got[0].slots_expired, 3);
+    ck_assert_int_eq(got.got[1].status, RL_ST_INTERNAL);
+    ck_assert_ptr_nonnull(got.got[1].errstr);
+    ck_assert_int_eq(got.got[2].status, RL_ST_LEASE_UNKNOWN);
+    ck_assert_int_eq(got.got[2].verdicts[0].reset_after_us, 29000000);
+    static const char *const bad[] = {
+        /* the general form's layout (a status per batch) */
+        "*22\r\n:7\r\n:0\r\n:1\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
+        ":0\r\n:1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:2\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
+        /* allowed with a retry */
+        "*19\r\n:7\r\n:1\r\n:3\r\n:0\r\n:5\r\n:0\r\n:0\r\n"
+        ":1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:0\r\n:2\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
+        /* a string past the first field */
+        "*19\r\n:7\r\n:1\r\n$3\r\nOOM\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
+        ":1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:0\r\n:2\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(decode(bad[i], reqs, 3, &got, &why) == RL_ERR, "reply %zu accepted", i);
+        ck_assert_int_eq(got.count, 0);
+    }
+    for (size_t i = 0; i < 3; i++)
+        rl_free(reqs[i]);
+}
+END_TEST
+
 static Suite *batch_suite(void) {
     Suite *s = suite_create("redis_batch");
     TCase *tc = tcase_create("batch");
@@ -468,6 +541,7 @@ static Suite *batch_suite(void) {
     tcase_add_test(tc, unexpected_replies_are_refused_whole);
     tcase_add_test(tc, single_bucket_checks_take_the_compact_form);
     tcase_add_test(tc, compact_replies_become_answers);
+    tcase_add_test(tc, lease_only_calls_take_the_lease_form);
     tcase_add_test(tc, a_failed_batch_is_answered_alone);
     tcase_add_test(tc, lease_items_carry_their_id_and_read_lease_fields);
     suite_add_tcase(s, tc);
