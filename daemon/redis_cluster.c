@@ -123,8 +123,11 @@ static int apply(redis_store *s, const rl_redis_topo *topo) {
     for (size_t slot = 0; slot < RL_REDIS_SLOTS; slot++)
         if (s->owner[slot] >= 0)
             s->nodes[s->owner[slot]]->slots++;
-    for (size_t i = 0; i < s->node_count; i++)
+    s->masters = 0;
+    for (size_t i = 0; i < s->node_count; i++) {
         s->nodes[i]->master = s->nodes[i]->slots > 0;
+        s->masters += (size_t)s->nodes[i]->master;
+    }
     if (changed) {
         s->cl.topology_changes++;
         log_map(s);
@@ -357,6 +360,7 @@ static int follow(redis_store *s, rl_redis_call *c, rl_redis_request *req, const
     if (kind == 1) {
         s->cl.moved++;
         s->owner[slot] = node_index(s, node);
+        s->masters += (size_t)!node->master; /* the next refresh counts them again */
         node->master = 1;
         rl_redis_cluster_refresh(s);
     } else {
@@ -424,10 +428,17 @@ static redisReply *sync_run(redisContext *c, const char *what, char *err, size_t
     return reply;
 }
 
-// Reads the topology over c (authenticated): CLUSTER SHARDS, or CLUSTER SLOTS on a Redis
-// without it. Returns RL_OK or RL_AGAIN with the reason in err.
-static int sync_topology(redisContext *c, const char *host, rl_redis_topo *topo, char *err,
-                         size_t errlen) {
+/* What a seed is asked at startup, and where the answer goes. */
+typedef struct seed_ask {
+    const char *host;    /* the seed's host (for nodes that name no address) */
+    rl_redis_topo *topo; /* filled */
+} seed_ask;
+
+// Reads the topology over c (checked by the pool: authenticated, script loaded): CLUSTER
+// SHARDS, or CLUSTER SLOTS on a Redis without it. Returns RL_OK or RL_AGAIN with the
+// reason in err.
+static int sync_topology(redisContext *c, void *arg, char *err, size_t errlen) {
+    seed_ask *ask = arg;
     redisReply *reply = sync_run(c, "CLUSTER SHARDS", err, errlen, "CLUSTER SHARDS");
     int slots_form = reply && reply->type == REDIS_REPLY_ERROR;
     if (slots_form) {
@@ -438,46 +449,26 @@ static int sync_topology(redisContext *c, const char *host, rl_redis_topo *topo,
         freeReplyObject(reply);
         return RL_AGAIN;
     }
-    int rc = slots_form ? rl_redis_topo_from_slots(reply, host, topo, err, errlen)
-                        : rl_redis_topo_from_shards(reply, host, topo, err, errlen);
+    int rc = slots_form ? rl_redis_topo_from_slots(reply, ask->host, ask->topo, err, errlen)
+                        : rl_redis_topo_from_shards(reply, ask->host, ask->topo, err, errlen);
     freeReplyObject(reply);
     return rc == RL_OK ? RL_OK : RL_AGAIN;
 }
 
-// Asks one seed for the topology, synchronously: the pool's startup check first (which
-// tells a refusal, wrong password or scripting off, from an unreachable seed), then the
-// topology on a connection of its own. Returns RL_OK (topo filled), RL_AGAIN (no usable
-// answer) or RL_ERR (refused us), with the reason in err.
+// Asks one seed for the topology, synchronously, on the connection of the pool's startup
+// check (which tells a refusal, wrong password or scripting off, from an unreachable
+// seed). Returns RL_OK (topo filled), RL_AGAIN (no usable answer) or RL_ERR (refused us),
+// with the reason in err.
 static int ask_seed(const rl_store_conf *conf, const rl_redis_addr *seed, rl_redis_topo *topo,
                     char *err, size_t errlen) {
-    char sha[41], why[256];
+    char sha[41];
     rl_store_conf one = *conf;
+    seed_ask ask = {seed->host, topo};
     one.host = seed->host;
     one.port = seed->port;
     one.unix_path = NULL;
-    int rc = rl_redis_pool_check(&one, rl_redis_cluster_script, rl_redis_cluster_script_len, sha,
-                                 err, errlen);
-    if (rc != RL_OK)
-        return rc;
-    struct timeval tv = {conf->connect_timeout_ms / 1000, (conf->connect_timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(seed->host, seed->port, tv);
-    rc = RL_AGAIN;
-    snprintf(why, sizeof(why), "%s", c && c->err ? c->errstr : "out of memory");
-    if (c && !c->err) {
-        redisSetTimeout(c, tv);
-        redisReply *auth = NULL;
-        if (conf->username || conf->password)
-            auth = conf->username ? redisCommand(c, "AUTH %s %s", conf->username,
-                                                 conf->password ? conf->password : "")
-                                  : redisCommand(c, "AUTH %s", conf->password);
-        freeReplyObject(auth);
-        rc = sync_topology(c, seed->host, topo, why, sizeof(why));
-    }
-    if (rc != RL_OK)
-        snprintf(err, errlen, "redis cluster seed %s:%u: %s", seed->host, (unsigned)seed->port,
-                 why);
-    redisFree(c);
-    return rc;
+    return rl_redis_pool_check_then(&one, rl_redis_cluster_script, rl_redis_cluster_script_len, sha,
+                                    sync_topology, &ask, err, errlen);
 }
 
 static int make_timers(redis_store *s) {
@@ -563,9 +554,7 @@ void rl_redis_cluster_figures(const redis_store *s, rl_store_figures *out) {
                   {"split_requests", c->split},
                   {"refunds", c->refunds},
                   {"refund_failures", c->refund_failures}};
-    size_t masters = 0, unowned = 0;
-    for (size_t i = 0; i < s->node_count; i++)
-        masters += (size_t)s->nodes[i]->master;
+    size_t masters = s->masters, unowned = 0;
     for (size_t slot = 0; slot < RL_REDIS_SLOTS; slot++)
         unowned += s->owner[slot] < 0;
     rl_figures_add(out, "cluster", "masters", RL_FIGURE_GAUGE, masters);

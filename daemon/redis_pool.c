@@ -192,6 +192,11 @@ static int sync_setup(redisContext *c, const rl_store_conf *conf, const char *sc
 
 int rl_redis_pool_check(const rl_store_conf *conf, const char *script, size_t len, char *sha,
                         char *err, size_t errlen) {
+    return rl_redis_pool_check_then(conf, script, len, sha, NULL, NULL, err, errlen);
+}
+
+int rl_redis_pool_check_then(const rl_store_conf *conf, const char *script, size_t len, char *sha,
+                             rl_redis_sync_fn *then, void *arg, char *err, size_t errlen) {
     char where[300], why[512];
     struct timeval tv = ms_to_tv(conf->connect_timeout_ms);
     redisContext *c = conf->unix_path ? redisConnectUnixWithTimeout(conf->unix_path, tv)
@@ -207,6 +212,8 @@ int rl_redis_pool_check(const rl_store_conf *conf, const char *script, size_t le
     } else {
         redisSetTimeout(c, tv);
         rc = sync_setup(c, conf, script, len, sha, why, sizeof(why));
+        if (rc == RL_OK && then)
+            rc = then(c, arg, why, sizeof(why));
     }
     if (rc != RL_OK)
         snprintf(err, errlen, "redis at %s: %s", where, why);

@@ -74,6 +74,16 @@ typedef struct rl_redis_pool_events {
 int rl_redis_pool_check(const rl_store_conf *conf, const char *script, size_t len, char *sha,
                         char *err, size_t errlen);
 
+struct redisContext;
+// Called by rl_redis_pool_check_then on the connection it checked (authenticated, script
+// loaded): returns RL_OK, RL_AGAIN or RL_ERR with the reason in err (errlen bytes).
+typedef int rl_redis_sync_fn(struct redisContext *c, void *arg, char *err, size_t errlen);
+
+// rl_redis_pool_check, then then(c, arg, ...) on the same connection if the check passed
+// (its result is returned; err gets "redis at HOST:PORT: " before then's reason).
+int rl_redis_pool_check_then(const rl_store_conf *conf, const char *script, size_t len, char *sha,
+                             rl_redis_sync_fn *then, void *arg, char *err, size_t errlen);
+
 // Creates the pool of conf->pool connections on base and starts connecting them. up
 // says whether the startup check succeeded (the pool starts up, else down). Returns
 // NULL if memory or events could not be had.

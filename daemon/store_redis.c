@@ -440,9 +440,7 @@ static void send_call(redis_store *s, call *c) {
 // the load of three, and would otherwise send calls a third as large).
 static size_t node_call_cap(const redis_store *s) {
     size_t pool = s->conf.pool > 0 ? (size_t)s->conf.pool : RL_REDIS_DEFAULT_POOL;
-    size_t masters = 0;
-    for (size_t i = 0; s->cluster && i < s->node_count; i++)
-        masters += (size_t)s->nodes[i]->master;
+    size_t masters = s->cluster ? s->masters : 0;
     size_t share = masters ? pool * CALLS_PER_CONNECTION / masters : pool * CALLS_PER_CONNECTION;
     return share > CALLS_PER_CONNECTION ? share : CALLS_PER_CONNECTION;
 }
@@ -450,6 +448,8 @@ static size_t node_call_cap(const redis_store *s) {
 // Sends what the node's queue holds, as long as a connection has room (and, on a
 // cluster, the node is within its share of calls in flight).
 static void flush_node(redis_store *s, rl_redis_node *node) {
+    if (!node->queue_head)
+        return;
     size_t cap = node_call_cap(s);
     while (node->queue_head && node->calls_out < cap &&
            rl_redis_pool_least_in_flight(node->pool) < CALLS_PER_CONNECTION) {

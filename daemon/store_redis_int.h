@@ -106,6 +106,7 @@ struct redis_store {
     rl_redis_node **nodes;              /* node 0: the single Redis; cluster: every node met */
     size_t node_count;                  /* entries in nodes */
     int cluster;                        /* the store is on a Redis Cluster */
+    size_t masters;                     /* cluster: nodes serving slots now (node->master) */
     struct rl_redis_sentinel *sentinel; /* Sentinel mode: follows the master, or NULL */
     int16_t *owner;                     /* cluster: node index per slot, -1 unknown */
     rl_redis_cache *cache;              /* over-limit cache, or NULL */
