@@ -26,7 +26,8 @@ DEB_PACKAGES := build-essential pkg-config libevent-dev libhiredis-dev libjansso
 	redis-server nginx python3 python3-fastapi python3-httpx python3-uvicorn python3-uvloop \
 	python3-httptools \
 	python3-pytest python3-limits python3-redis clang libclang-rt-14-dev valgrind wrk \
-	systemd procps iproute2 psmisc curl lua5.1 clang-format zlib1g-dev goaccess time chromium
+	systemd procps iproute2 psmisc curl lua5.1 clang-format zlib1g-dev goaccess time chromium \
+	bc
 
 WARN := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wno-format-truncation
