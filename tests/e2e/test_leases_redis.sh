@@ -26,69 +26,9 @@
 # Environment: BUILD (default build), RLIMITD_WRAPPER (prefixed to the daemon), PYTHON.
 set -u
 cd "$(dirname "$0")/../.."
-BUILD=${BUILD:-build}
-RLIMITD=$BUILD/rlimitd
-RLIMITCTL=$BUILD/rlimitctl
-WRAPPER=${RLIMITD_WRAPPER:-}
-PYTHON=${PYTHON:-/usr/bin/python3}
-WORK=$(mktemp -d /tmp/rlt-leases-redis-XXXXXX)
-PIDS=()
-FAILED=0
-
-# shellcheck source=../support/redis.sh
-. tests/support/redis.sh
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    redis_cleanup
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    FAILED=1
-}
-
-# daemon_start NAME CONFIG: starts a daemon on $WORK/NAME.sock with CONFIG (@SOCK@ is its
-# socket) and waits until it is ready. Returns 1 if it exited or never became ready.
-daemon_start() {
-    local name=$1 sock=$WORK/$1.sock log=$WORK/$1.log
-    printf '%s\n' "${2//@SOCK@/$sock}" >"$WORK/$name.json"
-    $WRAPPER "$RLIMITD" -f -c "$WORK/$name.json" 2>"$log" &
-    local pid=$!
-    PIDS+=("$pid")
-    eval "PID_$name=$pid"
-    local i
-    for i in $(seq 1 600); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            cat "$log" >&2
-            return 1
-        fi
-        if [ -S "$sock" ] && grep -q "ready" "$log"; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    cat "$log" >&2
-    return 1
-}
-
-daemon_stop() {
-    local pid
-    pid=$(eval echo "\$PID_$1")
-    kill "$pid" 2>/dev/null
-    wait "$pid"
-    local rc=$?
-    [ "$rc" = 0 ] || fail "daemon $1 exited with $rc"
-    grep -q "ERROR SUMMARY: [1-9]" "$WORK/$1.log" && fail "daemon $1: valgrind errors"
-    grep -q "ERROR: AddressSanitizer\|runtime error:" "$WORK/$1.log" &&
-        fail "daemon $1: sanitizer errors"
-}
+WORK_NAME=leases-redis
+# shellcheck source=tests/e2e/redis_daemons.sh
+. tests/e2e/redis_daemons.sh
 
 # leases MODE: runs the Python side of a part (tests/tools/rlwire.py frames).
 leases() {
