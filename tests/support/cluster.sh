@@ -32,6 +32,9 @@
 # A node's cluster bus listens on its port + 10000: both are picked free and below the kernel's
 # ephemeral range, so no connection of a test running beside this one takes them.
 
+# shellcheck source=tests/support/servers.sh
+. "$(dirname "${BASH_SOURCE[0]}")/servers.sh"
+
 declare -ga CLUSTER_PORTS=()
 declare -ga CLUSTER_MASTER_PORTS=()
 declare -gA CLUSTER_PIDS=()
@@ -40,28 +43,7 @@ CLUSTER_DIR=
 
 # Prints COUNT distinct ports P, each with P and P + 10000 free, P in [10000, 22768).
 _cluster_free_ports() {
-    "${PYTHON:-python3}" - "$1" <<'EOF'
-import random, socket, sys
-count, found = int(sys.argv[1]), []
-def free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(2000):
-    if len(found) == count:
-        break
-    port = random.randrange(10000, 22768)
-    if port in found or port + 10000 in found or port - 10000 in found:
-        continue
-    if free(port) and free(port + 10000):
-        found.append(port)
-print(" ".join(map(str, found)) if len(found) == count else "")
-EOF
+    _support_free_ports "$1" 10000
 }
 
 cluster_cli() {
@@ -70,29 +52,9 @@ cluster_cli() {
     redis-cli -p "$port" "$@"
 }
 
-# Microseconds since the epoch.
-_cluster_now_us() {
-    echo "${EPOCHREALTIME/./}"
-}
-
-# Polls a command every 20 ms until it succeeds (status 0) or TIMEOUT_S (whole seconds) passes;
-# a status of 2 or more ends the wait at once (the command knows it can no longer succeed).
-# Usage: _cluster_poll TIMEOUT_S WHAT CMD ARGS...
+# _cluster_poll TIMEOUT_S WHAT CMD ARGS...: _support_poll (servers.sh).
 _cluster_poll() {
-    local timeout=$1 what=$2
-    shift 2
-    local deadline=$(($(_cluster_now_us) + timeout * 1000000)) rc
-    while :; do
-        "$@"
-        rc=$?
-        [ "$rc" -eq 0 ] && return 0
-        [ "$rc" -ge 2 ] && return "$rc"
-        if [ "$(_cluster_now_us)" -ge "$deadline" ]; then
-            echo "cluster.sh: timed out after ${timeout}s waiting for $what" >&2
-            return 1
-        fi
-        sleep 0.02
-    done
+    _support_poll cluster.sh "$@"
 }
 
 _cluster_spawn() {

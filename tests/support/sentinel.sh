@@ -25,6 +25,9 @@
 #
 # Every wait is bounded; a function that times out prints why on stderr and returns 1.
 
+# shellcheck source=tests/support/servers.sh
+. "$(dirname "${BASH_SOURCE[0]}")/servers.sh"
+
 SENTINEL_MASTER_PORT=
 SENTINEL_REPLICA_PORT=
 declare -ga SENTINEL_PORTS=()
@@ -34,43 +37,12 @@ declare -gA _SENTINEL_PIDS=()
 
 # Prints COUNT distinct free ports in [10000, 32768), below the kernel's ephemeral range.
 _sentinel_free_ports() {
-    "${PYTHON:-python3}" - "$1" <<'EOF'
-import random, socket, sys
-count, found = int(sys.argv[1]), []
-for _ in range(2000):
-    if len(found) == count:
-        break
-    port = random.randrange(10000, 32768)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        if port not in found:
-            found.append(port)
-    except OSError:
-        pass
-    finally:
-        s.close()
-print(" ".join(map(str, found)) if len(found) == count else "")
-EOF
+    _support_free_ports "$1"
 }
 
-# Polls a command every 20 ms until it succeeds (status 0) or TIMEOUT_S (whole seconds) passes;
-# a status of 2 or more ends the wait at once.
+# _sentinel_poll TIMEOUT_S WHAT CMD ARGS...: _support_poll (servers.sh).
 _sentinel_poll() {
-    local timeout=$1 what=$2
-    shift 2
-    local deadline=$((${EPOCHREALTIME/./} + timeout * 1000000)) rc
-    while :; do
-        "$@"
-        rc=$?
-        [ "$rc" -eq 0 ] && return 0
-        [ "$rc" -ge 2 ] && return "$rc"
-        if [ "${EPOCHREALTIME/./}" -ge "$deadline" ]; then
-            echo "sentinel.sh: timed out after ${timeout}s waiting for $what" >&2
-            return 1
-        fi
-        sleep 0.02
-    done
+    _support_poll sentinel.sh "$@"
 }
 
 # redis-cli with PASSWORD (through the environment, not argv) when it is not empty.
