@@ -367,16 +367,19 @@ static int put_sets(rl_redis_cmdbuf *buf, const call_plan *plan) {
     return rc == RL_OK ? RL_OK : RL_ERR;
 }
 
-// Writes a lease form call's batches: the mark and the count, then per batch its op
-// and limit set in one integer, its cost and its lease id.
+// Writes a lease form call's batches: the mark and the count, then per batch its code
+// (op, limit set and cost in one integer: cost is 0 for RELEASE and RENEW, at most
+// MAX_CONCURRENCY_LIMIT for ACQUIRE) and its lease id.
 static int put_lease_batches(rl_redis_cmdbuf *buf, const call_plan *plan,
                              rl_redis_request *const *reqs, size_t count) {
     char head[32];
     int len = snprintf(head, sizeof(head), "%s%zu", RL_REDIS_LEASE_MARK, count);
     int rc = put_bulk(buf, head, (size_t)len);
     for (size_t q = 0; q < count && rc == RL_OK; q++) {
-        rc = put_int(buf, (int64_t)reqs[q]->op + RL_REDIS_LEASE_OPS * (int64_t)plan->set_of[q]);
-        rc |= put_int(buf, reqs[q]->items[0].cost) | put_lease(buf, reqs[q]->items[0].lease);
+        int64_t cost = reqs[q]->op == RL_STORE_ACQUIRE ? reqs[q]->items[0].cost : 0;
+        int64_t set = (int64_t)plan->set_of[q] + (int64_t)plan->set_count * cost;
+        rc = put_int(buf, (int64_t)reqs[q]->op + RL_REDIS_LEASE_OPS * set);
+        rc |= put_lease(buf, reqs[q]->items[0].lease);
     }
     return rc == RL_OK ? RL_OK : RL_ERR;
 }
@@ -494,8 +497,6 @@ static size_t item_fields(const rl_redis_request *req, size_t k) {
 static size_t expected_elements(rl_redis_request *const *reqs, size_t count, int form) {
     if (form == FORM_COMPACT)
         return 1 + RL_REDIS_COMPACT_FIELDS * count;
-    if (form == FORM_LEASES)
-        return 1 + RL_REDIS_LEASE_FIELDS * count;
     size_t n = 1;
     for (size_t q = 0; q < count; q++) {
         n += 1;
@@ -527,9 +528,7 @@ static int elements_ok(const redisReply *reply, rl_redis_request *const *reqs, s
         return 0;
     size_t at = 1;
     for (size_t q = 0; q < count; q++) {
-        size_t fields = form == FORM_COMPACT  ? RL_REDIS_COMPACT_FIELDS
-                        : form == FORM_LEASES ? RL_REDIS_LEASE_FIELDS
-                                              : 1;
+        size_t fields = form == FORM_COMPACT ? RL_REDIS_COMPACT_FIELDS : 1;
         for (size_t k = 0; k < reqs[q]->count && form == FORM_GENERAL; k++)
             fields += item_fields(reqs[q], k);
         for (size_t i = 0; i < fields; i++)
@@ -568,11 +567,47 @@ static int request_sane(const redisReply *reply, size_t at, const rl_redis_reque
     return 1;
 }
 
+// Returns the elements of a lease form batch at reply->element[at] (a failed batch's
+// text: 1; else 2, plus the retry time if denied, plus the leases expired and their
+// slots if any), or 0 if they are not all there and sane (integers, none negative,
+// an outcome the script gives).
+static size_t lease_form_fields(const redisReply *reply, size_t at) {
+    if (at >= reply->elements)
+        return 0;
+    const redisReply *first = reply->element[at];
+    if (failed(first))
+        return 1;
+    if (first->type != REDIS_REPLY_INTEGER || first->integer < 0)
+        return 0;
+    long long outcome = first->integer % RL_REDIS_LEASE_SCALE / 2;
+    if (outcome != 0 && outcome != 1 && outcome != RL_REDIS_LEASE_UNKNOWN)
+        return 0;
+    size_t fields = 2 + (outcome == 0) + 2 * (size_t)(first->integer & 1);
+    if (at + fields > reply->elements)
+        return 0;
+    for (size_t i = 1; i < fields; i++)
+        if (reply->element[at + i]->type != REDIS_REPLY_INTEGER ||
+            reply->element[at + i]->integer < 0)
+            return 0;
+    return fields;
+}
+
 static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
                        int form, const char **errstr) {
     if (reply->type != REDIS_REPLY_ARRAY) {
         *errstr = "unexpected reply type from the script";
         return RL_ERR;
+    }
+    if (form == FORM_LEASES) {
+        size_t at = 1, fields = 1;
+        for (size_t q = 0; q < count && fields; q++, at += fields)
+            fields = lease_form_fields(reply, at);
+        if (reply->elements == 0 || !element_ok(reply->element[0], 0) || !fields ||
+            at != reply->elements) {
+            *errstr = "the script's reply is not a lease form reply";
+            return RL_ERR;
+        }
+        return RL_OK;
     }
     if (reply->elements != expected_elements(reqs, count, form)) {
         *errstr = "the script's reply has the wrong number of elements";
@@ -581,15 +616,6 @@ static int reply_check(const redisReply *reply, rl_redis_request *const *reqs, s
     if (!elements_ok(reply, reqs, count, form)) {
         *errstr = "the script's reply holds a non-integer";
         return RL_ERR;
-    }
-    if (form == FORM_LEASES) {
-        for (size_t at = 1; at < reply->elements; at += RL_REDIS_LEASE_FIELDS) {
-            if (!failed(reply->element[at]) && !lease_sane(&reply->element[at])) {
-                *errstr = "the script's reply holds an impossible verdict";
-                return RL_ERR;
-            }
-        }
-        return RL_OK;
     }
     if (form == FORM_COMPACT) {
         for (size_t at = 1; at < reply->elements; at += RL_REDIS_COMPACT_FIELDS) {
@@ -721,7 +747,7 @@ static void read_compact(redisReply *const *e, const rl_redis_request *req,
     answer->status = v->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
 }
 
-// Reads a lease form reply's fields of req at e.
+// Reads a lease form reply's fields of req at e (lease_form_fields checked them).
 static void read_lease_form(redisReply *const *e, const rl_redis_request *req,
                             rl_store_answer *answer) {
     answer->count = 1;
@@ -730,7 +756,22 @@ static void read_lease_form(redisReply *const *e, const rl_redis_request *req,
         answer->errstr = e[0]->str; /* a command failed inside the script, or REDIRECT */
         return;
     }
-    read_lease(e, req, answer);
+    long long first = e[0]->integer, outcome = first % RL_REDIS_LEASE_SCALE / 2;
+    const rl_rate *rate = &req->items[0].limits.rates[0];
+    size_t at = outcome == 0 ? 3 : 2;
+    answer->verdicts[0] = (rl_verdict){.allowed = outcome == 1,
+                                       .limit = rl_rate_capacity(rate),
+                                       .remaining = (uint64_t)(first / RL_REDIS_LEASE_SCALE),
+                                       .reset_after_us = e[1]->integer,
+                                       .retry_after_us = outcome == 0 ? e[2]->integer : 0,
+                                       .window_us = rl_rate_window_us(rate)};
+    if (first & 1) {
+        answer->leases_expired = (uint32_t)e[at]->integer;
+        answer->slots_expired = (uint64_t)e[at + 1]->integer;
+    }
+    answer->status = outcome == 1   ? RL_ST_ALLOWED
+                     : outcome == 0 ? RL_ST_DENIED
+                                    : RL_ST_LEASE_UNKNOWN;
 }
 
 int rl_redis_call_decode(const redisReply *reply, rl_redis_request *const *reqs, size_t count,
@@ -745,7 +786,7 @@ int rl_redis_call_decode(const redisReply *reply, rl_redis_request *const *reqs,
         answer.now_us = reply->element[0]->integer;
         if (form == FORM_LEASES) {
             read_lease_form(&reply->element[at], reqs[q], &answer);
-            at += RL_REDIS_LEASE_FIELDS;
+            at += lease_form_fields(reply, at);
         } else if (form == FORM_COMPACT) {
             read_compact(&reply->element[at], reqs[q], &answer);
             at += RL_REDIS_COMPACT_FIELDS;

@@ -32,8 +32,9 @@
 
 #define RL_REDIS_CLUSTER_MARK "K"  /* ARGV[1] of a cluster node call: keys in ARGV */
 #define RL_REDIS_LEASE_MARK "L"    /* before the batch count of a call in the lease form */
-#define RL_REDIS_LEASE_OPS 8       /* lease form: a batch's op + this x (its limit set - 1) */
-#define RL_REDIS_LEASE_FORM_ARGS 3 /* arguments per batch in the lease form */
+#define RL_REDIS_LEASE_OPS 8       /* lease form code: op + this x (set - 1 + sets x cost) */
+#define RL_REDIS_LEASE_FORM_ARGS 2 /* arguments per batch in the lease form: code, lease id */
+#define RL_REDIS_LEASE_SCALE 8     /* lease form reply: remaining x this + outcome x 2 + expired */
 #define RL_REDIS_REDIRECT                                                                          \
     "REDIRECT " /* starts a batch's status the script did not run:                                 \
                    its slot is not (or no longer all) here */

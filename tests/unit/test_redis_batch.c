@@ -459,8 +459,10 @@ START_TEST(lease_items_carry_their_id_and_read_lease_fields) {
 END_TEST
 
 // A call of lease ops only takes the lease form: the batch count after RL_REDIS_LEASE_MARK,
-// per batch its op + RL_REDIS_LEASE_OPS x its limit set (0-based), cost and id; its reply
-// is LEASE_FIELDS integers per batch, a failed batch's text in place of the first.
+// per batch its code (op + RL_REDIS_LEASE_OPS x (its limit set, 0-based, + sets x cost;
+// cost 0 but for ACQUIRE)) and id; its reply per batch: remaining x RL_REDIS_LEASE_SCALE
+// + outcome x 2 + (1 if leases expired), reset_after, then retry_after if denied, then
+// the leases expired and their slots if any; a failed batch is its text alone.
 START_TEST(lease_only_calls_take_the_lease_form) {
     rl_limits c = limits1(RL_ALGO_CONCURRENCY, 5, 30000000, 0),
               d = limits1(RL_ALGO_CONCURRENCY, 2, 1000000, 0);
@@ -478,26 +480,29 @@ START_TEST(lease_only_calls_take_the_lease_form) {
     redisReply *cmd = parse(buf.data, buf.len);
     const char *const args[] = {
         "3", /* keys */
-        "rl:{up:k}:0", "rl:{dl:j}:0", "rl:{up:k}:0",
-        "0", /* now */
-        "2", /* limit sets */
-        "1",           "5",           "5",
-        "30000000",    "0",           "1",
-        "5",           "2",           "1000000",
-        "0",           "L3",                                  /* the lease form, 3 batches */
-        "4",           "2",           "18446744073709551615", /* ACQUIRE, set 1 */
-        "14",          "0",           "7",                    /* RENEW, set 2 */
-        "5",           "0",           "12"};                  /* RELEASE, set 1 */
+        "rl:{up:k}:0", "rl:{dl:j}:0",
+        "rl:{up:k}:0", "0", /* now */
+        "2",                /* limit sets */
+        "1",           "5",
+        "5",           "30000000",
+        "0",           "1",
+        "5",           "2",
+        "1000000",     "0",
+        "L3",                                  /* the lease form, 3 batches */
+        "36",          "18446744073709551615", /* ACQUIRE: 4 + 8 x (set 0 + 2 sets x 2) */
+        "14",          "7",                    /* RENEW: 6 + 8 x set 1 */
+        "5",           "12"};                  /* RELEASE: 5 + 8 x set 0 */
     assert_args(cmd, 2, args, sizeof(args) / sizeof(args[0]));
     ck_assert_uint_eq(cmd->elements, 2 + sizeof(args) / sizeof(args[0]));
     freeReplyObject(cmd);
     rl_free(buf.data);
     answers got;
     const char *why;
-    ck_assert_int_eq(decode("*19\r\n:777\r\n"
-                            ":1\r\n:3\r\n:30000000\r\n:0\r\n:2\r\n:3\r\n"
-                            "$12\r\nREDIRECT x y\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
-                            ":2\r\n:3\r\n:29000000\r\n:0\r\n:0\r\n:0\r\n",
+    /* allowed, 3 left, 2 leases (3 slots) expired; redirected; not held, 3 left */
+    ck_assert_int_eq(decode("*8\r\n:777\r\n"
+                            ":27\r\n:30000000\r\n:2\r\n:3\r\n"
+                            "$12\r\nREDIRECT x y\r\n"
+                            ":28\r\n:29000000\r\n",
                             reqs, 3, &got, &why),
                      RL_OK);
     ck_assert_int_eq(got.count, 3);
@@ -505,22 +510,46 @@ START_TEST(lease_only_calls_take_the_lease_form) {
     ck_assert_uint_eq(got.got[0].verdicts[0].limit, 5);
     ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 3);
     ck_assert_int_eq(got.got[0].verdicts[0].reset_after_us, 30000000);
+    ck_assert_int_eq(got.got[0].verdicts[0].retry_after_us, 0);
     ck_assert_uint_eq(got.got[0].leases_expired, 2);
     ck_assert_uint_eq(got.got[0].slots_expired, 3);
     ck_assert_int_eq(got.got[1].status, RL_ST_INTERNAL);
-    ck_assert_ptr_nonnull(got.got[1].errstr);
+    ck_assert_ptr_nonnull(got.got[1].errstr); /* (points into the freed reply) */
     ck_assert_int_eq(got.got[2].status, RL_ST_LEASE_UNKNOWN);
+    ck_assert_uint_eq(got.got[2].verdicts[0].remaining, 3);
     ck_assert_int_eq(got.got[2].verdicts[0].reset_after_us, 29000000);
+    ck_assert_uint_eq(got.got[2].leases_expired, 0);
+    /* denied (retry 7 ms), none expired; renewed, 1 left; released, 5 left */
+    ck_assert_int_eq(decode("*8\r\n:777\r\n:0\r\n:5000\r\n:7000\r\n"
+                            ":10\r\n:1000000\r\n:42\r\n:0\r\n",
+                            reqs, 3, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.got[0].status, RL_ST_DENIED);
+    ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 0);
+    ck_assert_int_eq(got.got[0].verdicts[0].reset_after_us, 5000);
+    ck_assert_int_eq(got.got[0].verdicts[0].retry_after_us, 7000);
+    ck_assert_int_eq(got.got[1].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[1].verdicts[0].remaining, 1);
+    ck_assert_uint_eq(got.got[1].verdicts[0].limit, 2);
+    ck_assert_int_eq(got.got[2].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[2].verdicts[0].remaining, 5);
     static const char *const bad[] = {
         /* the general form's layout (a status per batch) */
         "*22\r\n:7\r\n:0\r\n:1\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
         ":0\r\n:1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:2\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
-        /* allowed with a retry */
-        "*19\r\n:7\r\n:1\r\n:3\r\n:0\r\n:5\r\n:0\r\n:0\r\n"
-        ":1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:0\r\n:2\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
+        /* an outcome the script never gives (3) */
+        "*7\r\n:7\r\n:30\r\n:0\r\n:10\r\n:0\r\n:10\r\n:0\r\n",
+        /* a negative figure */
+        "*7\r\n:7\r\n:10\r\n:-1\r\n:10\r\n:0\r\n:10\r\n:0\r\n",
         /* a string past the first field */
-        "*19\r\n:7\r\n:1\r\n$3\r\nOOM\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
-        ":1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:0\r\n:2\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
+        "*7\r\n:7\r\n:10\r\n$3\r\nOOM\r\n:10\r\n:0\r\n:10\r\n:0\r\n",
+        /* the expired leases announced, not there */
+        "*7\r\n:7\r\n:10\r\n:0\r\n:10\r\n:0\r\n:11\r\n:0\r\n",
+        /* one element too many */
+        "*8\r\n:7\r\n:10\r\n:0\r\n:10\r\n:0\r\n:10\r\n:0\r\n:0\r\n",
+        /* not an array; an empty one */
+        ":7\r\n",
+        "*0\r\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ck_assert_msg(decode(bad[i], reqs, 3, &got, &why) == RL_ERR, "reply %zu accepted", i);
