@@ -226,6 +226,17 @@ static int put_lease(rl_redis_cmdbuf *buf, uint64_t lease) {
     return put_digits(buf, digits, format_u64(digits, lease, 0));
 }
 
+// Appends a lease form batch's lease: its set member "<id>:<cost>" for an ACQUIRE, the
+// members' prefix "<id>:" for RELEASE and RENEW (redis_script.lua).
+static int put_lease_member(rl_redis_cmdbuf *buf, const rl_redis_request *req) {
+    char digits[48];
+    size_t len = format_u64(digits, req->items[0].lease, 0);
+    digits[len++] = ':';
+    if (req->op == RL_STORE_ACQUIRE)
+        len += format_i64(digits + len, req->items[0].cost);
+    return put_digits(buf, digits, len);
+}
+
 // Returns 1 for the concurrency operations: single-item batches whose item carries a
 // lease id (RL_REDIS_LEASE_ARGS) and is answered with RL_REDIS_LEASE_FIELDS integers.
 static int is_lease_op(rl_store_op op) {
@@ -369,7 +380,7 @@ static int put_sets(rl_redis_cmdbuf *buf, const call_plan *plan) {
 
 // Writes a lease form call's batches: the mark and the count, then per batch its code
 // (op, limit set and cost in one integer: cost is 0 for RELEASE and RENEW, at most
-// MAX_CONCURRENCY_LIMIT for ACQUIRE) and its lease id.
+// MAX_CONCURRENCY_LIMIT for ACQUIRE) and its lease (put_lease_member).
 static int put_lease_batches(rl_redis_cmdbuf *buf, const call_plan *plan,
                              rl_redis_request *const *reqs, size_t count) {
     char head[32];
@@ -379,7 +390,7 @@ static int put_lease_batches(rl_redis_cmdbuf *buf, const call_plan *plan,
         int64_t cost = reqs[q]->op == RL_STORE_ACQUIRE ? reqs[q]->items[0].cost : 0;
         int64_t set = (int64_t)plan->set_of[q] + (int64_t)plan->set_count * cost;
         rc = put_int(buf, (int64_t)reqs[q]->op + RL_REDIS_LEASE_OPS * set);
-        rc |= put_lease(buf, reqs[q]->items[0].lease);
+        rc |= put_lease_member(buf, reqs[q]);
     }
     return rc == RL_OK ? RL_OK : RL_ERR;
 }

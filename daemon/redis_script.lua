@@ -47,7 +47,9 @@
 -- whose limit set is one concurrency rate (the script's lease fast path): B is sent as
 -- LEASE_MARK followed by B, and each batch is LEASE_FORM_ARGS arguments: its code, op +
 -- LEASE_OPS x (its limit set - 1 + S x its cost), S the number of limit sets (cost 0
--- for RELEASE and RENEW, whose slots are the lease's own), and its lease id. The reply
+-- for RELEASE and RENEW, whose slots are the lease's own), and its lease as the set
+-- member an ACQUIRE adds, "<id>:<cost>", or for RELEASE and RENEW the prefix "<id>:"
+-- of the member they look for. The reply
 -- is now_us, then per batch: remaining x LEASE_SCALE + outcome x 2 + (1 if leases
 -- expired), reset_after_us, then retry_after_us if denied (outcome 0), then the leases
 -- expired and the slots they held if any; a batch that failed is the error's text
@@ -152,10 +154,16 @@ local num = setmetatable({}, {__index = function(t, s)
     if s ~= nil then t[s] = v end
     return v
 end})
+-- The expiry of a lease of rate rt taken or renewed now, and its TTL, as strings.
+local function lease_ends(rt)
+    if not rt.ends_s then
+        rt.ends_s, rt.ttl_s = fmt('%.0f', now + rt.period), tostring(ceil_ms(rt.period))
+    end
+end
 -- A call in the lease form (every batch a lease op: one key each) takes the lease fast
 -- path below: its keys are sorted sets, so the read of string values is skipped (outside
 -- Redis Cluster, where that read finds the slots this node does not serve). ops[b]:
--- batch b's code decoded ({op, rate, cost, cost as sent}; false: not a lease op of a
+-- batch b's code decoded ({op, rate, cost}; false: not a lease op of a
 -- concurrency set), once per distinct code (dec); acquires: the ACQUIREs' batches.
 local nb, leases_only, acquires, ops = tonumber(ARGV[pos]), false, {}, {}
 if not nb and ARGV[pos]:sub(1, #LEASE_MARK) == LEASE_MARK then
@@ -169,7 +177,8 @@ if not nb and ARGV[pos]:sub(1, #LEASE_MARK) == LEASE_MARK then
         local d = false
         if v >= 0 and op >= OP_ACQUIRE and op <= OP_RENEW and rates and rates.nk == 1
                 and rates[1].kind == 'q' and (op ~= OP_ACQUIRE or cost >= 1) then
-            d = {op, rates[1], cost, fmt('%.0f', cost)}
+            d = {op, rates[1], cost}
+            lease_ends(rates[1])
         end
         t[s] = d
         return d
@@ -320,17 +329,11 @@ local function slots_of(m) return tonumber(match(m, '^%d+:(%d+)$')) or 0 end
 -- ~0.3 us each): the read's bounds, now, and per lease duration (rt) the expiry of a
 -- lease taken or renewed now (ends_s) and its TTL (ttl_s).
 local LEASE_TOP, now_s, NONE = tostring(MAX_LEASES - 1), fmt('%.0f', now), {}
--- The expiry of a lease of rate rt taken or renewed now, and its TTL, as strings.
-local function lease_ends(rt)
-    if not rt.ends_s then
-        rt.ends_s, rt.ttl_s = fmt('%.0f', now + rt.period), tostring(ceil_ms(rt.period))
-    end
-end
--- Decides one lease op on key (lid: the lease id; cost: its slots, cs: as a decimal
--- string) and returns its LEASE_FIELDS figures. all: the set as the caller read it
--- (ZRANGE ... WITHSCORES), if it did. A RELEASE of a set's only member deletes the set
--- (as ZREM would, cheaper).
-local function lease_decide(op, rt, key, lid, cost, cs, all)
+-- Decides one lease op on key and returns its LEASE_FIELDS figures. id: the lease's
+-- members' prefix "<lease id>:"; member: an ACQUIRE's new member (id followed by cost,
+-- its slots). all: the set as the caller read it (ZRANGE ... WITHSCORES), if it did. A
+-- RELEASE of a set's only member deletes the set (as ZREM would, cheaper).
+local function lease_decide(op, rt, key, id, member, cost, all)
     lease_ends(rt)
     local held, gone, xs, code, reset, retry = 0, 0, 0, 1, rt.period, 0
     local extend, mine, last = true, nil, nil
@@ -338,7 +341,6 @@ local function lease_decide(op, rt, key, lid, cost, cs, all)
     if all.err then call('DEL', key); all = NONE end
     local na = #all
     if na > 0 then
-        local id = lid .. ':'
         for i = 1, na, 2 do
             local m, at = all[i], tonumber(all[i + 1])
             if at <= now then gone, xs = gone + 1, xs + slots_of(m)
@@ -351,7 +353,7 @@ local function lease_decide(op, rt, key, lid, cost, cs, all)
     end
     local tail = last and last - now or 0
     if op == OP_ACQUIRE and held + cost <= rt.limit then
-        call('ZADD', key, rt.ends_s, lid .. ':' .. cs)
+        call('ZADD', key, rt.ends_s, member)
         held = held + cost
     elseif op == OP_ACQUIRE then
         -- retry: until enough of the held leases have expired for cost to fit, the
@@ -380,14 +382,14 @@ local function lease_decide(op, rt, key, lid, cost, cs, all)
     end
     return code, held < rt.limit and rt.limit - held or 0, reset, retry, gone, xs
 end
--- Which ACQUIREs' sets do not exist (absent[b] for batch b), from EXISTS over their keys
--- (list[lo..hi], c of them exist), halved while fewer than half exist: an ACQUIRE on a
--- missing set (a key with no lease held: the common case) skips its read. Outside Redis
--- Cluster only (there one command stays within a slot).
+-- Which ACQUIREs' sets do not exist (absent[key]), from EXISTS over their keys (those of
+-- batches list[lo..hi], c of them exist), halved while fewer than half exist: an ACQUIRE
+-- on a missing set (a key with no lease held: the common case) skips its read. Outside
+-- Redis Cluster only (there one command stays within a slot).
 local absent = {}
 local function probe(list, lo, hi, c)
     if c == 0 then
-        for i = lo, hi do absent[list[i]] = true end
+        for i = lo, hi do absent[KEYS[list[i]]] = true end
     elseif 2 * c < hi - lo + 1 then
         local mid, keys = floor((lo + hi) / 2), {}
         for i = lo, mid do keys[i - lo + 1] = KEYS[list[i]] end
@@ -409,32 +411,31 @@ end
 -- with lease_decide, before any of the general path's functions is created. Its key is
 -- the batch's one key. The batches run in one pcall (lease_run, from batch b on); a batch
 -- that fails (a command's error, or not a lease op) has the error's text alone in its
--- place, and the next ones run in a new pcall. An ACQUIRE's set known absent at the
--- start is read all the same once this call may have written it (written).
+-- place, and the next ones run in a new pcall. A set known absent at the start is no
+-- longer once an ACQUIRE of this call may have written it.
 if leases_only then
-    local written, at = {}, 1
+    local at = 1
     if not runs then pcall(find_absent, acquires) end
     local function lease_run(b)
         for x = b, nb do
             at = x
             local d, key = ops[x], KEYS[x]
-            if moved[x] then error(moved[x], 0) end
+            if runs and moved[x] then error(moved[x], 0) end
             if not d then error('not a lease call', 0) end
-            local op, rt, lid = d[1], d[2], ARGV[pos + x * LEASE_FORM_ARGS]
+            local op, rt, lease = d[1], d[2], ARGV[pos + x * LEASE_FORM_ARGS]
             local first, reset, all
             -- the common cases written out: an ACQUIRE on a set known absent, a RELEASE
             -- of a set's only member (live); the others through lease_decide
             if op == OP_ACQUIRE then
-                if absent[x] and not written[key] then
-                    lease_ends(rt)
-                    call('ZADD', key, rt.ends_s, lid .. ':' .. d[4])
+                if absent[key] and d[3] <= rt.limit then
+                    absent[key] = nil
+                    call('ZADD', key, rt.ends_s, lease)
                     call('PEXPIRE', key, rt.ttl_s)
                     first, reset = (rt.limit - d[3]) * LEASE_SCALE + 2, rt.period
                 end
-                written[key] = true
             elseif op == OP_RELEASE then
                 all = pcall_('ZRANGE', key, '0', LEASE_TOP, 'WITHSCORES')
-                if #all == 2 and tonumber(all[2]) > now and find(all[1], lid .. ':', 1, true) == 1 then
+                if #all == 2 and tonumber(all[2]) > now and find(all[1], lease, 1, true) == 1 then
                     call('DEL', key)
                     first, reset = rt.limit * LEASE_SCALE + 2, 0
                 end
@@ -443,7 +444,7 @@ if leases_only then
                 out[n + 1], out[n + 2], n = first, reset, n + 2
             else
                 local code, left, retry, gone, xs
-                code, left, reset, retry, gone, xs = lease_decide(op, rt, key, lid, d[3], d[4], all)
+                code, left, reset, retry, gone, xs = lease_decide(op, rt, key, lease, lease, d[3], all)
                 out[n + 1], out[n + 2] = left * LEASE_SCALE + code * 2 + (gone > 0 and 1 or 0), reset
                 n = n + 2
                 if code == 0 then out[n + 1], n = retry, n + 1 end
@@ -455,7 +456,7 @@ if leases_only then
     while at <= nb do
         local ok, err = pcall(lease_run, at)
         if not ok then
-            if ops[at] and ops[at][1] == OP_ACQUIRE then written[KEYS[at]] = true end
+            absent[KEYS[at]] = nil
             out[n + 1], n, at = tostring(type(err) == 'table' and err.err or err), n + 1, at + 1
         end
     end
@@ -961,9 +962,9 @@ local function reset_batch(op, p, k, count)
 end
 -- A lease op in a call with other ops: lease_decide, as on the lease fast path.
 local function lease_batch(op, p, k)
-    local c = ARGV[p + 1]
+    local c, id = ARGV[p + 1], ARGV[p + ITEM_ARGS] .. ':'
     out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] =
-        lease_decide(op, sets[tonumber(ARGV[p])][1], KEYS[k], ARGV[p + ITEM_ARGS], num[c], c)
+        lease_decide(op, sets[tonumber(ARGV[p])][1], KEYS[k], id, id .. c, num[c])
     n = n + LEASE_FIELDS
 end
 local RUN = {[OP_CHECK] = decide_batch, [OP_PEEK] = decide_batch, [OP_ADJUST] = adjust_batch,

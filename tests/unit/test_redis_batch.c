@@ -460,9 +460,10 @@ END_TEST
 
 // A call of lease ops only takes the lease form: the batch count after RL_REDIS_LEASE_MARK,
 // per batch its code (op + RL_REDIS_LEASE_OPS x (its limit set, 0-based, + sets x cost;
-// cost 0 but for ACQUIRE)) and id; its reply per batch: remaining x RL_REDIS_LEASE_SCALE
-// + outcome x 2 + (1 if leases expired), reset_after, then retry_after if denied, then
-// the leases expired and their slots if any; a failed batch is its text alone.
+// cost 0 but for ACQUIRE)) and lease (ACQUIRE: its member "<id>:<cost>", else "<id>:");
+// its reply per batch: remaining x RL_REDIS_LEASE_SCALE + outcome x 2 + (1 if leases
+// expired), reset_after, then retry_after if denied, then the leases expired and their
+// slots if any; a failed batch is its text alone.
 START_TEST(lease_only_calls_take_the_lease_form) {
     rl_limits c = limits1(RL_ALGO_CONCURRENCY, 5, 30000000, 0),
               d = limits1(RL_ALGO_CONCURRENCY, 2, 1000000, 0);
@@ -478,20 +479,31 @@ START_TEST(lease_only_calls_take_the_lease_form) {
     rl_redis_cmdbuf buf = {0};
     ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 3, NULL, 0), RL_OK);
     redisReply *cmd = parse(buf.data, buf.len);
-    const char *const args[] = {
-        "3", /* keys */
-        "rl:{up:k}:0", "rl:{dl:j}:0",
-        "rl:{up:k}:0", "0", /* now */
-        "2",                /* limit sets */
-        "1",           "5",
-        "5",           "30000000",
-        "0",           "1",
-        "5",           "2",
-        "1000000",     "0",
-        "L3",                                  /* the lease form, 3 batches */
-        "36",          "18446744073709551615", /* ACQUIRE: 4 + 8 x (set 0 + 2 sets x 2) */
-        "14",          "7",                    /* RENEW: 6 + 8 x set 1 */
-        "5",           "12"};                  /* RELEASE: 5 + 8 x set 0 */
+    /* keys; now; 2 limit sets; the lease form, 3 batches: ACQUIRE 4 + 8 x (set 0 + 2 sets
+       x 2 slots), RENEW 6 + 8 x set 1, RELEASE 5 + 8 x set 0 */
+    const char *const args[] = {"3",
+                                "rl:{up:k}:0",
+                                "rl:{dl:j}:0",
+                                "rl:{up:k}:0",
+                                "0",
+                                "2",
+                                "1",
+                                "5",
+                                "5",
+                                "30000000",
+                                "0",
+                                "1",
+                                "5",
+                                "2",
+                                "1000000",
+                                "0",
+                                "L3",
+                                "36",
+                                "18446744073709551615:2",
+                                "14",
+                                "7:",
+                                "5",
+                                "12:"};
     assert_args(cmd, 2, args, sizeof(args) / sizeof(args[0]));
     ck_assert_uint_eq(cmd->elements, 2 + sizeof(args) / sizeof(args[0]));
     freeReplyObject(cmd);
