@@ -98,11 +98,18 @@ local function ceil_ms(us) return floor((us + 999) / 1000) end
 -- slots of its node); ARGV is CLUSTER_MARK, G, the key counts of G runs (each run: the
 -- keys of one slot, in call order), the keys, then the arguments described above. The
 -- keys become KEYS and the rest ARGV; runs holds the last key index of each run.
+-- num[s]: the number in decimal string s, converted once per call (Lua's tonumber is
+-- strtod, ~0.2 us; a call's ops, set indexes and costs take few distinct values).
+local num = setmetatable({}, {__index = function(t, s)
+    local v = tonumber(s)
+    if s ~= nil then t[s] = v end
+    return v
+end})
 local KEYS, ARGV, runs = KEYS, ARGV, nil
 if ARGV[1] == CLUSTER_MARK then
     local g, keys, args, total = tonumber(ARGV[2]), {}, {}, 0
     runs = {}
-    for r = 1, g do total = total + tonumber(ARGV[2 + r]); runs[r] = total end
+    for r = 1, g do total = total + num[ARGV[2 + r]]; runs[r] = total end
     for i = 1, total do keys[i] = ARGV[2 + g + i] end
     for i = 1, #ARGV - 2 - g - total do args[i] = ARGV[2 + g + total + i] end
     KEYS, ARGV = keys, args
@@ -147,13 +154,6 @@ end
 -- one-rate concurrency set, so one key) takes the lease fast path below: its keys are
 -- sorted sets, so the read of string values is skipped (outside Redis Cluster, where
 -- that read finds the slots this node does not serve).
--- num[s]: the number in decimal string s, converted once per call (Lua's tonumber is
--- strtod, ~0.2 us; a call's ops, set indexes and costs take few distinct values).
-local num = setmetatable({}, {__index = function(t, s)
-    local v = tonumber(s)
-    if s ~= nil then t[s] = v end
-    return v
-end})
 -- The expiry of a lease of rate rt taken or renewed now, and its TTL, as strings.
 local function lease_ends(rt)
     if not rt.ends_s then
@@ -203,16 +203,24 @@ end
 -- A cluster call reads run by run (MGET stays within a slot), before anything is
 -- written: a run whose slot this node does not serve, or is migrating away with a key
 -- missing, fails its read; its batches are answered REDIRECT and the error (moved),
--- and nothing of them is written: the daemon sends them again where Redis says.
+-- and nothing of them is written: the daemon sends them again where Redis says. A run
+-- of one key (most of them: a call's items spread over 16384 slots) is one redis.pcall.
 if runs then
     local from = 1
     for r = 1, #runs do
-        local ok, err = pcall(read, from, runs[r])
-        if not ok then
-            err = REDIRECT .. tostring(type(err) == 'table' and err.err or err)
-            for x = from, runs[r] do moved[x] = err end
+        local to, err = runs[r], nil
+        if to == from then
+            local vals = pcall_('MGET', KEYS[from])
+            if vals.err then err = vals.err else raw[from] = vals[1] end
+        else
+            local ok, e = pcall(read, from, to)
+            if not ok then err = type(e) == 'table' and e.err or e end
         end
-        from = runs[r] + 1
+        if err then
+            err = REDIRECT .. tostring(err)
+            for x = from, to do moved[x] = err end
+        end
+        from = to + 1
     end
 elseif not leases_only then
     read(1, nkeys)
@@ -289,11 +297,11 @@ if nb < 0 then
                 -- keeps the TTL and reuses the value; the script sees time stand still, so a
                 -- key read is there).
                 ph = ph or phase(key)
-                local e2, nv, r = grid_end(tat, ph), fmt('%.0f. ', tat), nil
+                local e2, nv, r = grid_end(tat, ph), fmt('%d. ', tat), nil
                 if e == e2 and tat + 2000 <= e2 and #nv == #v then
                     r = pcall_('SETRANGE', key, '0', nv)
                 else
-                    r = pcall_('SET', key, nv, 'PX', ceil_ms(e2 - now))
+                    r = pcall_('SET', key, nv, 'PX', fmt('%d', ceil_ms(e2 - now)))
                 end
                 if type(r) == 'table' and r.err then
                     out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
