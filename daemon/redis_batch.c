@@ -387,7 +387,11 @@ static int put_lease_batches(rl_redis_cmdbuf *buf, const call_plan *plan,
     int len = snprintf(head, sizeof(head), "%s%zu", RL_REDIS_LEASE_MARK, count);
     int rc = put_bulk(buf, head, (size_t)len);
     for (size_t q = 0; q < count && rc == RL_OK; q++) {
+        /* a cost above the limit is denied alike whatever it is: sent as limit + 1, it
+           keeps the code exact (below 2^53) */
         int64_t cost = reqs[q]->op == RL_STORE_ACQUIRE ? reqs[q]->items[0].cost : 0;
+        int64_t over = (int64_t)reqs[q]->items[0].limits.rates[0].limit + 1;
+        cost = cost > over ? over : cost;
         int64_t set = (int64_t)plan->set_of[q] + (int64_t)plan->set_count * cost;
         rc = put_int(buf, (int64_t)reqs[q]->op + RL_REDIS_LEASE_OPS * set);
         rc |= put_lease_member(buf, reqs[q]);

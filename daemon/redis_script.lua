@@ -90,6 +90,11 @@ local LEASE_MARK, LEASE_OPS, LEASE_FORM_ARGS, LEASE_SCALE = 'L', 8, 2, 8
 
 local floor, tonumber, fmt, match, find = math.floor, tonumber, string.format, string.match,
     string.find
+-- Integers for Redis are formatted with '%d' (a C long: ~10x cheaper than '%.0f', which
+-- glibc runs through its multi-precision float path), where a long holds 53 bits (64-bit
+-- Redis builds); on a 32-bit build, '%.0f'.
+local INT = fmt('%d', 2 ^ 52) == '4503599627370496' and '%d' or '%.0f'
+local TAT = INT .. '. '
 local call, pcall_ = redis.call, redis.pcall
 local TWO53 = 2 ^ 53
 local function ceil_ms(us) return floor((us + 999) / 1000) end
@@ -176,7 +181,7 @@ if not nb and ARGV[pos]:sub(1, #LEASE_MARK) == LEASE_MARK then
         local rates, cost = sets[set + 1], ((v - op) / LEASE_OPS - set) / nsets
         local d = false
         if v >= 0 and op >= OP_ACQUIRE and op <= OP_RENEW and rates and rates.nk == 1
-                and rates[1].kind == 'q' and (op ~= OP_ACQUIRE or cost >= 1) then
+                and rates[1].kind == 'q' then
             d = {op, rates[1], cost}
             lease_ends(rates[1])
         end
@@ -205,7 +210,7 @@ end
 -- missing, fails its read; its batches are answered REDIRECT and the error (moved),
 -- and nothing of them is written: the daemon sends them again where Redis says. A run
 -- of one key (most of them: a call's items spread over 16384 slots) is one redis.pcall.
-if runs then
+if runs and nb > 0 then
     local from = 1
     for r = 1, #runs do
         local to, err = runs[r], nil
@@ -222,7 +227,7 @@ if runs then
         end
         from = to + 1
     end
-elseif not leases_only then
+elseif not runs and not leases_only then
     read(1, nkeys)
 end
 local out, n = {now}, 1
@@ -282,10 +287,22 @@ if nb < 0 then
     if not simple then return redis.error_reply('not compact') end
     local p, seen = pos + 1, {}
     for i = 1, -nb do
-        local rt, cost, key = sets[tonumber(ARGV[p])][1], tonumber(ARGV[p + 1]), KEYS[i]
-        local v = seen[key] or raw[i]
-        if moved[i] then
-            out[n + 1], out[n + 2], out[n + 3] = moved[i], 0, 0
+        local rt, cost, key = sets[num[ARGV[p]]][1], num[ARGV[p + 1]], KEYS[i]
+        local v, err = seen[key], nil
+        if v == nil and runs then
+            -- (a cluster call reads each key here, just before its one write: a key this
+            -- node does not serve (or no longer, its slot migrating) fails the GET and
+            -- its item is answered REDIRECT, unwritten; a key of another type is empty)
+            v = pcall_('GET', key)
+            if type(v) == 'table' then
+                if find(v.err, 'WRONGTYPE', 1, true) ~= 1 then err = REDIRECT .. v.err end
+                v = false
+            end
+        elseif v == nil then
+            v = raw[i]
+        end
+        if err then
+            out[n + 1], out[n + 2], out[n + 3] = err, 0, 0
         else
             local a, e, ph = v and tonumber(v) or 0, nil, nil
             if a ~= 0 and byte(v, -1) == 32 then ph = phase(key); e = grid_end(a, ph) end
@@ -297,11 +314,11 @@ if nb < 0 then
                 -- keeps the TTL and reuses the value; the script sees time stand still, so a
                 -- key read is there).
                 ph = ph or phase(key)
-                local e2, nv, r = grid_end(tat, ph), fmt('%d. ', tat), nil
+                local e2, nv, r = grid_end(tat, ph), fmt(TAT, tat), nil
                 if e == e2 and tat + 2000 <= e2 and #nv == #v then
                     r = pcall_('SETRANGE', key, '0', nv)
                 else
-                    r = pcall_('SET', key, nv, 'PX', fmt('%d', ceil_ms(e2 - now)))
+                    r = pcall_('SET', key, nv, 'PX', fmt(INT, ceil_ms(e2 - now)))
                 end
                 if type(r) == 'table' and r.err then
                     out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
@@ -344,7 +361,7 @@ local LEASE_TOP, now_s, NONE = tostring(MAX_LEASES - 1), fmt('%.0f', now), {}
 local function lease_decide(op, rt, key, id, member, cost, all)
     lease_ends(rt)
     local held, gone, xs, code, reset, retry = 0, 0, 0, 1, rt.period, 0
-    local extend, mine, last = true, nil, nil
+    local extend, mine, last, whole = true, nil, nil, true
     if not all then all = pcall_('ZRANGE', key, '0', LEASE_TOP, 'WITHSCORES') end
     if all.err then call('DEL', key); all = NONE end
     local na = #all
@@ -355,7 +372,9 @@ local function lease_decide(op, rt, key, id, member, cost, all)
             elseif find(m, id, 1, true) == 1 then mine = m
             else last, held = at, held + slots_of(m) end
         end
-        if gone > 0 and (op ~= OP_RELEASE or not mine or gone * 2 + 2 < na) then
+        -- (a set read whole: at most MAX_LEASES members, as rlimitd writes)
+        whole = na < 2 * MAX_LEASES
+        if gone > 0 and (op ~= OP_RELEASE or not mine or gone * 2 + 2 < na or not whole) then
             call('ZREMRANGEBYSCORE', key, '-inf', now_s)
         end
     end
@@ -380,7 +399,7 @@ local function lease_decide(op, rt, key, id, member, cost, all)
         held = held + slots_of(mine)
     else
         -- the set's members are mine and the expired ones: nothing stays
-        if gone * 2 + 2 == na then call('DEL', key) else call('ZREM', key, mine) end
+        if gone * 2 + 2 == na and whole then call('DEL', key) else call('ZREM', key, mine) end
         reset, extend = tail, false
     end
     if extend and last and last > now + rt.period then
