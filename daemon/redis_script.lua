@@ -210,6 +210,8 @@ end
 -- missing, fails its read; its batches are answered REDIRECT and the error (moved),
 -- and nothing of them is written: the daemon sends them again where Redis says. A run
 -- of one key (most of them: a call's items spread over 16384 slots) is one redis.pcall.
+-- A compact call (nb < 0) reads nothing here: the fast path reads each key as it writes
+-- it (see there).
 if runs and nb > 0 then
     local from = 1
     for r = 1, #runs do
@@ -288,11 +290,41 @@ if nb < 0 then
     local p, seen = pos + 1, {}
     for i = 1, -nb do
         local rt, cost, key = sets[num[ARGV[p]]][1], num[ARGV[p + 1]], KEYS[i]
-        local v, err = seen[key], nil
-        if v == nil and runs then
-            -- (a cluster call reads each key here, just before its one write: a key this
-            -- node does not serve (or no longer, its slot migrating) fails the GET and
-            -- its item is answered REDIRECT, unwritten; a key of another type is empty)
+        -- v: the key's value; e and len: the grid point its TTL ends at and the length of
+        -- the value it holds (for SETRANGE), when they are known to match v.
+        local v, err, ph, e, len, prov = seen[key], nil, nil, nil, nil, false
+        if v == nil and runs and cost <= rt.cap and cost * rt.T <= rt.tol then
+            -- A cluster call has no read before: most keys are idle (tat <= now), so the
+            -- key is written at once as an idle bucket after cost, with GET to learn what
+            -- it held: one command where a read and a write take two. A key this node
+            -- does not serve (or no longer: its slot migrating) fails that command,
+            -- unwritten, and its item is answered REDIRECT; a key of another type counts
+            -- as empty and is overwritten. If the bucket was not idle, it is decided on
+            -- what it held (below), and the key written again: its new tat, or if denied
+            -- its tat as it was (prov: the key holds this first write, its TTL ending at
+            -- grid point e).
+            local tp = now + cost * rt.T
+            ph = phase(key)
+            local nvp = fmt(TAT, tp)
+            e = grid_end(tp, ph)
+            local ttl = fmt(INT, ceil_ms(e - now))
+            local g = pcall_('SET', key, nvp, 'PX', ttl, 'GET')
+            if type(g) == 'table' and find(g.err, 'WRONGTYPE', 1, true) == 1 then
+                g = pcall_('SET', key, nvp, 'PX', ttl)
+                if type(g) == 'table' then err = g.err else g = false end
+            elseif type(g) == 'table' then
+                err = REDIRECT .. g.err
+            end
+            local a = g and tonumber(g) or 0
+            if not err and (a <= now or a ~= a) then
+                local _, _, remaining, reset = bucket_verdict(rt, now, cost, true)
+                out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE + 1, reset, 0
+                seen[key], err = nvp, false
+            elseif not err then
+                v, len, prov = g, #nvp, true
+            end
+        elseif v == nil and runs then
+            -- (a cost an idle bucket cannot take: read, then decided below)
             v = pcall_('GET', key)
             if type(v) == 'table' then
                 if find(v.err, 'WRONGTYPE', 1, true) ~= 1 then err = REDIRECT .. v.err end
@@ -303,31 +335,44 @@ if nb < 0 then
         end
         if err then
             out[n + 1], out[n + 2], out[n + 3] = err, 0, 0
-        else
-            local a, e, ph = v and tonumber(v) or 0, nil, nil
-            if a ~= 0 and byte(v, -1) == 32 then ph = phase(key); e = grid_end(a, ph) end
+        elseif err == nil then
+            local a = v and tonumber(v) or 0
+            if not prov and a ~= 0 and byte(v, -1) == 32 then
+                ph = phase(key)
+                e, len = grid_end(a, ph), #v
+            end
             local ok, tat, remaining, reset, retry =
                 bucket_verdict(rt, bucket_load(rt, a, 0), cost, true)
+            local r, put
             if ok then
                 -- (tat > now: CHECK costs are at least 1.) Within the grid point the key
                 -- already expires at, the new tat overwrites the old one in place (SETRANGE
                 -- keeps the TTL and reuses the value; the script sees time stand still, so a
                 -- key read is there).
                 ph = ph or phase(key)
-                local e2, nv, r = grid_end(tat, ph), fmt(TAT, tat), nil
-                if e == e2 and tat + 2000 <= e2 and #nv == #v then
-                    r = pcall_('SETRANGE', key, '0', nv)
+                local e2 = grid_end(tat, ph)
+                put = fmt(TAT, tat)
+                if e == e2 and tat + 2000 <= e2 and #put == len then
+                    r = pcall_('SETRANGE', key, '0', put)
                 else
-                    r = pcall_('SET', key, nv, 'PX', fmt(INT, ceil_ms(e2 - now)))
+                    r = pcall_('SET', key, put, 'PX', fmt(INT, ceil_ms(e2 - now)))
                 end
-                if type(r) == 'table' and r.err then
-                    out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
-                else
-                    out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE + 1, reset, 0
-                    seen[key] = nv
-                end
+            elseif prov then
+                -- denied after the write above: the key gets back what it held, as it held
+                -- it (a marked value's TTL ends at its grid point, another's at its tat;
+                -- a > now here)
+                local till = now + rt.top
+                if byte(v, -1) == 32 then till = grid_end(a, ph)
+                elseif a - a == 0 then till = a end
+                put = v
+                r = pcall_('SET', key, v, 'PX', fmt(INT, ceil_ms(till - now)))
+            end
+            if type(r) == 'table' and r.err then
+                out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
             else
-                out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE, reset, retry
+                out[n + 1], out[n + 2], out[n + 3] =
+                    remaining * REMAINING_SCALE + (ok and 1 or 0), reset, retry
+                if put then seen[key] = put end
             end
         end
         n = n + COMPACT_FIELDS

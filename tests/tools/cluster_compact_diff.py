@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""cluster_compact_diff.py CLUSTER_PORT PLAIN_PORT SCRIPT SEED STEPS
+
+Sends the same random sequence of compact calls (single-rate token bucket and gcra
+CHECKs, redis_script.lua's fast path) to daemon/redis_script.lua in its two forms, on an
+injected clock: the cluster variant (allow-cross-slot-keys, keys in ARGV grouped by
+slot, as redis_batch.c sends a node call) on a one-node Redis Cluster, and the plain
+form (declared KEYS) on a plain redis-server. A node call decides each key with one
+command in the common case (SET ... GET of the key as an idle bucket, then decided again
+on what it held if it was not idle); the plain form reads every key first (MGET). Both
+must give the same figures for every item and leave the same value in every key; every
+key either form wrote has a TTL. (TTLs are not compared: they follow real time, and the
+injected clock runs far ahead of it.) Prints the mismatches and exits 1 if there are any.
+"""
+import random
+import sys
+
+import redis
+
+CRC = []
+
+
+def crc16(data):
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def main():
+    cport, pport, script, seed, steps = sys.argv[1:6]
+    rc, rp = redis.Redis(port=int(cport)), redis.Redis(port=int(pport))
+    src = open(script).read()
+    shac = rc.script_load('#!lua flags=allow-cross-slot-keys\n' + src)
+    shap = rp.script_load(src)
+    rnd = random.Random(int(seed))
+    now = 1800000000000000
+    # limit sets: token bucket 5/s burst 5 (T 200 ms), gcra 10/s burst 3 (T 100 ms)
+    sets = [['1', '3', '5', '1000000', '5'], ['1', '4', '10', '1000000', '3']]
+    names = ['p:k%d' % k for k in range(6)]
+    slot = {n: crc16(n.encode()) % 16384 for n in names}
+    bad, compared = [], 0
+    for step in range(int(steps)):
+        now += rnd.choice([0, 1000, 50000, 199999, 200000, 400000, 3000000])
+        n = rnd.randint(1, 6)
+        items = [(rnd.randrange(6), rnd.randint(1, 2), rnd.choice([1, 1, 1, 2, 3, 5, 7]))
+                 for _ in range(n)]
+        head = [str(now), str(len(sets))] + [x for s in sets for x in s] + [str(-n)]
+        keys = ['rl:{%s}:0' % names[k] for k, _, _ in items]
+        tail = head[:]
+        for _, s, c in items:
+            tail += [str(s), str(c)]
+        plain = rp.evalsha(shap, n, *keys, *tail)
+        # the node call: items sorted by slot (stable: a key's items keep their order)
+        order = sorted(range(n), key=lambda i: slot[names[items[i][0]]])
+        runs = []
+        for i in order:
+            s = slot[names[items[i][0]]]
+            if runs and runs[-1][0] == s:
+                runs[-1][1] += 1
+            else:
+                runs.append([s, 1])
+        ctail = head[:]
+        for i in order:
+            ctail += [str(items[i][1]), str(items[i][2])]
+        args = ['K', str(len(runs))] + [str(c) for _, c in runs] + [keys[i] for i in order] + ctail
+        node = rc.evalsha(shac, 0, *args)
+        for j, i in enumerate(order):
+            compared += 1
+            want, got = plain[1 + 3 * i:4 + 3 * i], node[1 + 3 * j:4 + 3 * j]
+            if want != got:
+                bad.append('step %d item %r (key, set, cost): plain %r, node call %r'
+                           % (step, items[i], want, got))
+        for name in names:
+            key = 'rl:{%s}:0' % name
+            vp, vc = rp.get(key), rc.get(key)
+            if vp != vc:
+                bad.append('step %d key %s: plain holds %r, cluster node %r' % (step, key, vp, vc))
+            if vc is not None and rc.pttl(key) <= 0:
+                bad.append('step %d key %s: no TTL on the cluster node' % (step, key))
+        if len(bad) > 20:
+            break
+    for line in bad[:20]:
+        print(line)
+    print('%d items compared over %d steps, %d mismatches' % (compared, int(steps), len(bad)))
+    sys.exit(1 if bad or compared == 0 else 0)
+
+
+if __name__ == '__main__':
+    main()
