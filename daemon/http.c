@@ -97,8 +97,9 @@ static const char *reason_phrase(int code) {
     return NULL;
 }
 
-// During shutdown: the connection closes once this reply is out, and is counted until
-// then (rl_http_owed). A client that already left has no connection.
+// The connection closes once this reply is out (during shutdown, and after a failed
+// authentication: one guess per connection), and is counted until then (rl_http_owed).
+// A client that already left has no connection.
 static void close_after_reply(rl_http *h, struct evhttp_request *req) {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     if (!evcon)
@@ -371,6 +372,7 @@ static int allowed(rl_http *h, struct evhttp_request *req, const char *path, uin
     if (l && !bearer_ok(l->rules, req)) {
         rl_engine_note_auth_failure(h->engine);
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+        close_after_reply(h, req);
         reply_text(h, req, 401, "%s needs the listener's token: Authorization: Bearer TOKEN", path);
         return 0;
     }
