@@ -309,9 +309,9 @@ if nb < 0 then
             e = grid_end(tp, ph)
             local ttl = fmt(INT, ceil_ms(e - now))
             local g = pcall_('SET', key, nvp, 'PX', ttl, 'GET')
-            if type(g) == 'table' and find(g.err, 'WRONGTYPE', 1, true) == 1 then
+            if type(g) == 'table' and g.err and find(g.err, 'WRONGTYPE', 1, true) == 1 then
                 g = pcall_('SET', key, nvp, 'PX', ttl)
-                if type(g) == 'table' then err = g.err else g = false end
+                if type(g) == 'table' and g.err then err = g.err else g = false end
             elseif type(g) == 'table' then
                 err = REDIRECT .. g.err
             end
@@ -360,10 +360,11 @@ if nb < 0 then
             elseif prov then
                 -- denied after the write above: the key gets back what it held, as it held
                 -- it (a marked value's TTL ends at its grid point, another's at its tat;
-                -- a > now here)
+                -- a > now here). A value beyond what a charge may leave (not a number
+                -- rlimitd writes) counts as top, and lives at most that long.
                 local till = now + rt.top
-                if byte(v, -1) == 32 then till = grid_end(a, ph)
-                elseif a - a == 0 then till = a end
+                if a <= till and byte(v, -1) == 32 then till = grid_end(a, ph)
+                elseif a <= till then till = a end
                 put = v
                 r = pcall_('SET', key, v, 'PX', fmt(INT, ceil_ms(till - now)))
             end

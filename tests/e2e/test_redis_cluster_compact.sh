@@ -4,7 +4,8 @@
 # what the key held) decides exactly as the plain form (one MGET of every key first), item
 # by item and key by key, on random sequences that mix idle and busy buckets, costs above
 # the burst, denials and a key met twice in one call (tests/tools/cluster_compact_diff.py:
-# a one-node cluster owning every slot, and a plain redis-server). No daemon runs here, so
+# a one-node cluster owning every slot, and a plain redis-server), and on values no rlimitd
+# writes (huge or infinite numbers, a key of another type). No daemon runs here, so
 # the wrapped runs (valgrind, ASan) skip it.
 set -u
 cd "$(dirname "$0")/../.." || exit 1

@@ -10,7 +10,12 @@ command in the common case (SET ... GET of the key as an idle bucket, then decid
 on what it held if it was not idle); the plain form reads every key first (MGET). Both
 must give the same figures for every item and leave the same value in every key; every
 key either form wrote has a TTL. (TTLs are not compared: they follow real time, and the
-injected clock runs far ahead of it.) Prints the mismatches and exits 1 if there are any.
+injected clock runs far ahead of it; one about to end is pushed back in both, so that no
+key vanishes between the two forms' calls.) Now and then a key gets a bucket as the general path
+writes it (unmarked "<tat>"), in both. At the end, on the node: a key holding a number no
+rlimitd writes (beyond what a charge may leave, or infinite; marked or not) is denied,
+answered, and keeps its value; a key of another type is overwritten as an empty bucket.
+Prints the mismatches and exits 1 if there are any.
 """
 import random
 import sys
@@ -45,6 +50,11 @@ def main():
     bad, compared = [], 0
     for step in range(int(steps)):
         now += rnd.choice([0, 1000, 50000, 199999, 200000, 400000, 3000000])
+        if rnd.random() < 0.03:
+            # a bucket as the general path writes it (unmarked "<tat>", TTL ending at its tat)
+            k, ahead = rnd.randrange(6), rnd.randint(1, 1000000)
+            for r in (rp, rc):
+                r.set('rl:{%s}:0' % names[k], '%d' % (now + ahead), px=60000)
         n = rnd.randint(1, 6)
         items = [(rnd.randrange(6), rnd.randint(1, 2), rnd.choice([1, 1, 1, 2, 3, 5, 7]))
                  for _ in range(n)]
@@ -79,10 +89,29 @@ def main():
             vp, vc = rp.get(key), rc.get(key)
             if vp != vc:
                 bad.append('step %d key %s: plain holds %r, cluster node %r' % (step, key, vp, vc))
-            if vc is not None and rc.pttl(key) <= 0:
+            if vc is not None and rc.pttl(key) == -1:
                 bad.append('step %d key %s: no TTL on the cluster node' % (step, key))
+            # (a TTL of a few ms on Redis's real clock would let a key vanish between the
+            # two forms' calls: TTLs about to end are pushed back, alike in both)
+            for r in (rp, rc):
+                if 0 <= r.pttl(key) < 2000:
+                    r.pexpire(key, 60000)
         if len(bad) > 20:
             break
+    # numbers rlimitd does not write (beyond a charge's bound; "<n> " reads as marked): a
+    # CHECK is denied, answered (no error), and the value put back as it was
+    # A key of another type counts as empty and is overwritten.
+    key, one = 'rl:{p:odd}:0', ['K', '1', '1', 'rl:{p:odd}:0', str(now), '1'] + sets[0] + ['-1', '1', '1']
+    for odd in ('1e22', 'inf', '1e22 ', 'inf '):
+        rc.set(key, odd, px=600000)
+        got = rc.evalsha(shac, 0, *one)
+        if not isinstance(got[1], int) or got[1] % 2 != 0 or rc.get(key) != odd.encode():
+            bad.append('a key holding %r: answered %r, holds %r after' % (odd, got[1:], rc.get(key)))
+    rc.delete(key)
+    rc.rpush(key, 'x')
+    got = rc.evalsha(shac, 0, *one)
+    if got[1] != 9 or rc.type(key) != b'string':
+        bad.append('a key holding a list: answered %r, its type after %r' % (got[1:], rc.type(key)))
     for line in bad[:20]:
         print(line)
     print('%d items compared over %d steps, %d mismatches' % (compared, int(steps), len(bad)))
