@@ -4,7 +4,7 @@ Endpoints hold their slot until the test opens their gate (GET /open/<gate>, not
 limited), so no test sleeps: /slow/<gate> answers once its gate is open; /stream/<gate>
 (and /both/<gate>, /dep/<gate>) sends "first;" at once and "last" once its gate is open; /boom raises. The key is the
 x-tenant header (each test uses tenants of its own). RLIMITD_ADDRESS names the daemon,
-whose policies are "two" (concurrency, limit 2) and "rate" (fixed window, limit 3).
+whose policies are "two" (concurrency, limit 2) and "rate" (3 a minute).
 """
 
 from __future__ import annotations
