@@ -295,31 +295,42 @@ if nb < 0 then
         local v, err, ph, e, len, prov = seen[key], nil, nil, nil, nil, false
         if v == nil and runs and cost <= rt.cap and cost * rt.T <= rt.tol then
             -- A cluster call has no read before: most keys are idle (tat <= now), so the
-            -- key is written at once as an idle bucket after cost, with GET to learn what
-            -- it held: one command where a read and a write take two. A key this node
-            -- does not serve (or no longer: its slot migrating) fails that command,
-            -- unwritten, and its item is answered REDIRECT; a key of another type counts
-            -- as empty and is overwritten. If the bucket was not idle, it is decided on
-            -- what it held (below), and the key written again: its new tat, or if denied
-            -- its tat as it was (prov: the key holds this first write, its TTL ending at
-            -- grid point e).
+            -- key is written at once as an idle bucket after cost, keeping its TTL, with
+            -- GET to learn what it held: on an idle key whose TTL already ends at the new
+            -- tat's grid point (a marked value's ends at its own: most keys hit again
+            -- within the grid's 5 s) that one command is the decision, where a read and a
+            -- write took two; otherwise PEXPIRE sets the TTL. A key this node does not
+            -- serve (or no longer: its slot migrating) fails that command, unwritten, and
+            -- its item is answered REDIRECT; a key of another type counts as empty and is
+            -- overwritten. If the bucket was not idle, it is decided on what it held
+            -- (below), and the key written again: its new tat, or if denied what it held,
+            -- its TTL kept all along (prov: the key holds this first write, its TTL still
+            -- the old one, ending at grid point e if the old value was marked).
             local tp = now + cost * rt.T
             ph = phase(key)
             local nvp = fmt(TAT, tp)
-            e = grid_end(tp, ph)
-            local ttl = fmt(INT, ceil_ms(e - now))
-            local g = pcall_('SET', key, nvp, 'PX', ttl, 'GET')
+            local g = pcall_('SET', key, nvp, 'KEEPTTL', 'GET')
             if type(g) == 'table' and g.err and find(g.err, 'WRONGTYPE', 1, true) == 1 then
-                g = pcall_('SET', key, nvp, 'PX', ttl)
+                g = pcall_('SET', key, nvp)
                 if type(g) == 'table' and g.err then err = g.err else g = false end
             elseif type(g) == 'table' then
                 err = REDIRECT .. g.err
             end
             local a = g and tonumber(g) or 0
+            if g and a - a == 0 and byte(g, -1) == 32 then e = grid_end(a, ph) end
             if not err and (a <= now or a ~= a) then
-                local _, _, remaining, reset = bucket_verdict(rt, now, cost, true)
-                out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE + 1, reset, 0
-                seen[key], err = nvp, false
+                local ep, r = grid_end(tp, ph), nil
+                if e ~= ep or tp + 2000 > ep then
+                    r = pcall_('PEXPIRE', key, fmt(INT, ceil_ms(ep - now)))
+                end
+                if type(r) == 'table' and r.err then
+                    out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
+                else
+                    local _, _, remaining, reset = bucket_verdict(rt, now, cost, true)
+                    out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE + 1, reset, 0
+                    seen[key] = nvp
+                end
+                err = false
             elseif not err then
                 v, len, prov = g, #nvp, true
             end
@@ -358,15 +369,10 @@ if nb < 0 then
                     r = pcall_('SET', key, put, 'PX', fmt(INT, ceil_ms(e2 - now)))
                 end
             elseif prov then
-                -- denied after the write above: the key gets back what it held, as it held
-                -- it (a marked value's TTL ends at its grid point, another's at its tat;
-                -- a > now here). A value beyond what a charge may leave (not a number
-                -- rlimitd writes) counts as top, and lives at most that long.
-                local till = now + rt.top
-                if a <= till and byte(v, -1) == 32 then till = grid_end(a, ph)
-                elseif a <= till then till = a end
+                -- denied after the write above: the key gets back what it held (its TTL
+                -- was kept)
                 put = v
-                r = pcall_('SET', key, v, 'PX', fmt(INT, ceil_ms(till - now)))
+                r = pcall_('SET', key, v, 'KEEPTTL')
             end
             if type(r) == 'table' and r.err then
                 out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
