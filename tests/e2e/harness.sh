@@ -345,18 +345,22 @@ http_port() {
 }
 
 # http PORT TARGET [HEADER: VALUE]...: one raw HTTP/1.1 request (target sent as is);
-# prints "status CODE", the headers (names lowercased), a blank line and the body.
+# prints "status CODE", the headers (names lowercased), a blank line and the body. With
+# HTTP_PIPELINE=N: the request N times on one kept-alive connection, read until the
+# server closes it (or 10 s pass), and first a line "responses K" (the answers that came).
 http() {
     "$PYTHON" - "$@" <<'PY'
-import socket, sys
+import os, socket, sys
 port, target, headers = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
 method = "GET"
 if " " in target:
     method, target = target.split(" ", 1)
-req = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" % (method, target)
+pipeline = int(os.environ.get("HTTP_PIPELINE", "0"))
+req = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s" % (
+    method, target, "" if pipeline else "Connection: close\r\n")
 req += "".join(h + "\r\n" for h in headers) + "\r\n"
-s = socket.create_connection(("127.0.0.1", port), timeout=60)
-s.sendall(req.encode("latin-1"))
+s = socket.create_connection(("127.0.0.1", port), timeout=60 if not pipeline else 10)
+s.sendall(req.encode("latin-1") * max(pipeline, 1))
 data = b""
 while True:
     try:
@@ -366,6 +370,8 @@ while True:
     if not chunk:
         break
     data += chunk
+if pipeline:
+    print("responses %d" % data.count(b"HTTP/1.1 "))
 head, _, body = data.partition(b"\r\n\r\n")
 lines = head.decode("latin-1").split("\r\n")
 if not lines[0]:

@@ -13,33 +13,15 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 # shellcheck source=tests/e2e/harness.sh
 . tests/e2e/harness.sh
+# shellcheck source=tests/e2e/accuracy_daemons.sh
+. tests/e2e/accuracy_daemons.sh
 start_redis
 
 DAEMONS=4 CLIENTS=32
-if [ -n "$RLIMITD_WRAPPER" ]; then
-    echo "under RLIMITD_WRAPPER: the same 4 daemons and 32 clients per key (slower decisions)"
-fi
-
-CONFIG='{"listen": ["unix:@DIR@/rlimitd.sock"],
- "store": {"type": "redis", "url": "'$REDIS_URL'", "command_timeout_ms": 2000},
- "policies": {
-  "fw": {"algorithm": "fixed_window", "limit": 50, "period": "1s", "on_store_error": "deny"},
-  "swl": {"algorithm": "sliding_window_log", "limit": 50, "period": "1s",
-          "on_store_error": "deny"},
-  "tb": {"algorithm": "token_bucket", "limit": 50, "period": "1s", "burst": 10,
-         "on_store_error": "deny"},
-  "gcra": {"algorithm": "gcra", "limit": 50, "period": "1s", "burst": 5,
-           "on_store_error": "deny"}}}'
-ADDRESSES=
-for i in $(seq 1 $DAEMONS); do
-    daemon_start "a$i" "$CONFIG"
-    ADDRESSES=$ADDRESSES${ADDRESSES:+,}${SOCK[a$i]}
-done
+accuracy_start "$DAEMONS" '{"type": "redis", "url": "'"$REDIS_URL"'"}'
 
 "$PYTHON" tests/tools/rlaccuracy.py --self-test --addresses "$ADDRESSES" --redis-port "$REDIS_PORT" \
-    --clients "$CLIENTS" --duration 11.5 \
-    --policy fw:fixed_window:50:1000 --policy swl:sliding_window_log:50:1000 \
-    --policy tb:token_bucket:50:1000:10 --policy gcra:gcra:50:1000:5 \
+    --clients "$CLIENTS" --duration 11.5 "${ACCURACY_POLICIES[@]}" \
     >"$WORK/accuracy.json" 2>"$WORK/accuracy.err"
 RC=$?
 grep -v '^[ {}]' "$WORK/accuracy.json"
@@ -49,8 +31,5 @@ if [ "$RC" != 0 ]; then
     check_failed "over-admission (or lost answers) with $DAEMONS daemons on one Redis"
 fi
 
-for i in $(seq 1 $DAEMONS); do
-    rlload ping "${SOCK[a$i]}" >/dev/null || check_failed "daemon a$i does not answer"
-    daemon_stop "a$i"
-done
+accuracy_stop "$DAEMONS" check_failed
 fault_finish test_accuracy_redis

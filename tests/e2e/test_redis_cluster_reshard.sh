@@ -15,6 +15,8 @@ cd "$(dirname "$0")/../.." || exit 1
 . tests/e2e/harness.sh
 # shellcheck source=tests/support/cluster.sh
 . tests/support/cluster.sh
+# shellcheck source=tests/e2e/accuracy_daemons.sh
+. tests/e2e/accuracy_daemons.sh
 trap 'cleanup; cluster_cleanup' EXIT
 watchdog 100
 cluster_start || {
@@ -22,25 +24,7 @@ cluster_start || {
     finish
 }
 DAEMONS=4 CLIENTS=32 FILLER=100
-if [ -n "$RLIMITD_WRAPPER" ]; then
-    echo "under RLIMITD_WRAPPER: the same 4 daemons and 32 clients per key (slower decisions)"
-fi
-
-CONFIG='{"listen": ["unix:@DIR@/rlimitd.sock"],
- "store": {"type": "redis", "cluster": '$CLUSTER_URLS_JSON', "command_timeout_ms": 2000},
- "policies": {
-  "fw": {"algorithm": "fixed_window", "limit": 50, "period": "1s", "on_store_error": "deny"},
-  "swl": {"algorithm": "sliding_window_log", "limit": 50, "period": "1s",
-          "on_store_error": "deny"},
-  "tb": {"algorithm": "token_bucket", "limit": 50, "period": "1s", "burst": 10,
-         "on_store_error": "deny"},
-  "gcra": {"algorithm": "gcra", "limit": 50, "period": "1s", "burst": 5,
-           "on_store_error": "deny"}}}'
-ADDRESSES=
-for i in $(seq 1 $DAEMONS); do
-    daemon_start "a$i" "$CONFIG"
-    ADDRESSES=$ADDRESSES${ADDRESSES:+,}${SOCK[a$i]}
-done
+accuracy_start "$DAEMONS" '{"type": "redis", "cluster": '"$CLUSTER_URLS_JSON"'}'
 
 # The hot keys' slots, each filled with FILLER keys of its hash tag (so that a move takes
 # a while), and the master each starts on.
@@ -83,8 +67,7 @@ MOVER=$!
 
 "$PYTHON" tests/tools/rlaccuracy.py --addresses "$ADDRESSES" --redis-port "${CLUSTER_PORTS[0]}" \
     --clients "$CLIENTS" --duration 11.5 \
-    --policy fw:fixed_window:50:1000 --policy swl:sliding_window_log:50:1000 \
-    --policy tb:token_bucket:50:1000:10 --policy gcra:gcra:50:1000:5 \
+    "${ACCURACY_POLICIES[@]}" \
     >"$DIR/accuracy.json" 2>"$DIR/accuracy.err"
 RC=$?
 grep -v '^[ {}]' "$DIR/accuracy.json"
@@ -123,8 +106,5 @@ case $SUMS in
 esac
 expect_match "redirected requests counted" 'redirected=[1-9]' "$SUMS"
 
-for i in $(seq 1 $DAEMONS); do
-    rlload ping "${SOCK[a$i]}" >/dev/null || fail "daemon a$i does not answer"
-    daemon_stop "a$i"
-done
+accuracy_stop "$DAEMONS" fail
 finish
