@@ -582,10 +582,17 @@ static int request_sane(const redisReply *reply, size_t at, const rl_redis_reque
     return 1;
 }
 
+// Whether a lease form batch's first field is a short answer (RL_REDIS_LEASE_SHORT):
+// allowed, in that field alone.
+static bool lease_short(long long first) {
+    long long low = first % RL_REDIS_LEASE_SCALE;
+    return low == RL_REDIS_LEASE_SHORT || low == RL_REDIS_LEASE_SHORT + 1;
+}
+
 // Returns the elements of a lease form batch at reply->element[at] (a failed batch's
-// text: 1; else 2, plus the retry time if denied, plus the leases expired and their
-// slots if any), or 0 if they are not all there and sane (integers, none negative,
-// an outcome the script gives).
+// text, or a short answer: 1; else 2, plus the retry time if denied, plus the leases
+// expired and their slots if any), or 0 if they are not all there and sane (integers,
+// none negative, an outcome the script gives).
 static size_t lease_form_fields(const redisReply *reply, size_t at) {
     if (at >= reply->elements)
         return 0;
@@ -594,6 +601,8 @@ static size_t lease_form_fields(const redisReply *reply, size_t at) {
         return 1;
     if (first->type != REDIS_REPLY_INTEGER || first->integer < 0)
         return 0;
+    if (lease_short(first->integer))
+        return 1;
     long long outcome = first->integer % RL_REDIS_LEASE_SCALE / 2;
     if (outcome != 0 && outcome != 1 && outcome != RL_REDIS_LEASE_UNKNOWN)
         return 0;
@@ -773,6 +782,16 @@ static void read_lease_form(redisReply *const *e, const rl_redis_request *req,
     }
     long long first = e[0]->integer, outcome = first % RL_REDIS_LEASE_SCALE / 2;
     const rl_rate *rate = &req->items[0].limits.rates[0];
+    if (lease_short(first)) {
+        bool lease = first % RL_REDIS_LEASE_SCALE == RL_REDIS_LEASE_SHORT;
+        answer->verdicts[0] = (rl_verdict){.allowed = true,
+                                           .limit = rl_rate_capacity(rate),
+                                           .remaining = (uint64_t)(first / RL_REDIS_LEASE_SCALE),
+                                           .reset_after_us = lease ? rl_rate_window_us(rate) : 0,
+                                           .window_us = rl_rate_window_us(rate)};
+        answer->status = RL_ST_ALLOWED;
+        return;
+    }
     size_t at = outcome == 0 ? 3 : 2;
     answer->verdicts[0] = (rl_verdict){.allowed = outcome == 1,
                                        .limit = rl_rate_capacity(rate),

@@ -34,7 +34,10 @@
 #define RL_REDIS_LEASE_MARK "L"    /* before the batch count of a call in the lease form */
 #define RL_REDIS_LEASE_OPS 8       /* lease form code: op + this x (set - 1 + sets x cost) */
 #define RL_REDIS_LEASE_FORM_ARGS 2 /* arguments per batch in the lease form: code, lease id */
-#define RL_REDIS_LEASE_SCALE 8     /* lease form reply: remaining x this + outcome x 2 + expired */
+#define RL_REDIS_LEASE_SCALE 16    /* lease form reply: remaining x this + outcome x 2 + expired */
+#define RL_REDIS_LEASE_SHORT                                                                       \
+    6 /* lease form reply: remaining x RL_REDIS_LEASE_SCALE + this: allowed, reset_after the       \
+         lease, nothing follows; + this + 1: the same with reset_after 0 */
 #define RL_REDIS_REDIRECT                                                                          \
     "REDIRECT " /* starts a batch's status the script did not run:                                 \
                    its slot is not (or no longer all) here */

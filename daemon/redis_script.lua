@@ -52,10 +52,13 @@
 -- of the member they look for. The reply
 -- is now_us, then per batch: remaining x LEASE_SCALE + outcome x 2 + (1 if leases
 -- expired), reset_after_us, then retry_after_us if denied (outcome 0), then the leases
--- expired and the slots they held if any; a batch that failed is the error's text
--- alone. Two arguments and two reply integers per op where the general form has five
--- and seven: each costs Redis ~0.2 us (measured with callgrind: ~700 instructions per
--- reply integer).
+-- expired and the slots they held if any; or, for the common cases the fast path writes
+-- out, a short answer alone: remaining x LEASE_SCALE + LEASE_SHORT (allowed, reset_after
+-- the lease: an ACQUIRE on an absent set) or + LEASE_SHORT + 1 (allowed, reset_after 0:
+-- the RELEASE of a set's only lease); a batch that failed is the error's text alone.
+-- Two arguments and one reply integer per op where the general form has five and
+-- seven: each costs Redis ~0.2 us (measured with callgrind: ~700 instructions per reply
+-- integer).
 -- State in Redis: a cell is the string "f:<start>:<count>" (fixed window),
 -- "c:<start>:<count>:<previous count>" (sliding counter) or "<tat>" (token bucket and
 -- gcra), the fields of rl_cell; a sliding log is a sorted set of "<at>:<cost>" members
@@ -86,7 +89,8 @@ local RATE_ARGS, BATCH_ARGS, ITEM_ARGS = 4, 2, 2
 local VERDICT_FIELDS, COMPACT_FIELDS, CAPPED, REMAINING_SCALE = 4, 3, 2, 2
 local LEASE_ARGS, LEASE_FIELDS, LEASE_UNKNOWN, MAX_LEASES = 1, 6, 2, 10000
 local CLUSTER_MARK, REDIRECT = 'K', 'REDIRECT '
-local LEASE_MARK, LEASE_OPS, LEASE_FORM_ARGS, LEASE_SCALE = 'L', 8, 2, 8
+local LEASE_MARK, LEASE_OPS, LEASE_FORM_ARGS, LEASE_SCALE = 'L', 8, 2, 16
+local LEASE_SHORT = 6
 
 local floor, tonumber, fmt, match, find = math.floor, tonumber, string.format, string.match,
     string.find
@@ -121,10 +125,17 @@ if ARGV[1] == CLUSTER_MARK then
 end
 -- now: the override in ARGV[1] (tests), else Redis's clock.
 local now = tonumber(ARGV[1])
-if now == 0 then
+local real = now == 0
+if real then
     local t = call('TIME')
     now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
+-- A TTL ending at time t (us, this clock), as PEXPIRE, PX and expire_arg(t) name it: on
+-- Redis's clock the absolute PEXPIREAT and PXAT, which Redis propagates as sent (PEXPIRE
+-- and PX it first rewrites into them for replicas and the AOF: ~0.5 us a command); on a
+-- test's clock, relative to its now (which is not Redis's).
+local PEXPIRE, PX = real and 'PEXPIREAT' or 'PEXPIRE', real and 'PXAT' or 'PX'
+local function expire_arg(t) return fmt(INT, ceil_ms(real and t or t - now)) end
 -- Limit sets. Kinds: 'f' fixed_window, 'l' sliding_window_log, 'c' sliding_window_counter,
 -- 'b' token_bucket and gcra (one meter). start: the window holding now; top: the most
 -- usage a charge may leave (2 x capacity; buckets: tat - now); off: the rate's first
@@ -162,7 +173,7 @@ end
 -- The expiry of a lease of rate rt taken or renewed now, and its TTL, as strings.
 local function lease_ends(rt)
     if not rt.ends_s then
-        rt.ends_s, rt.ttl_s = fmt('%.0f', now + rt.period), tostring(ceil_ms(rt.period))
+        rt.ends_s, rt.exp_s = fmt('%.0f', now + rt.period), expire_arg(now + rt.period)
     end
 end
 -- A call in the lease form (every batch a lease op: one key each) takes the lease fast
@@ -321,7 +332,7 @@ if nb < 0 then
             if not err and (a <= now or a ~= a) then
                 local ep, r = grid_end(tp, ph), nil
                 if e ~= ep or tp + 2000 > ep then
-                    r = pcall_('PEXPIRE', key, fmt(INT, ceil_ms(ep - now)))
+                    r = pcall_(PEXPIRE, key, expire_arg(ep))
                 end
                 if type(r) == 'table' and r.err then
                     out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
@@ -366,7 +377,7 @@ if nb < 0 then
                 if e == e2 and tat + 2000 <= e2 and #put == len then
                     r = pcall_('SETRANGE', key, '0', put)
                 else
-                    r = pcall_('SET', key, put, 'PX', fmt(INT, ceil_ms(e2 - now)))
+                    r = pcall_('SET', key, put, PX, expire_arg(e2))
                 end
             elseif prov then
                 -- denied after the write above: the key gets back what it held (its TTL
@@ -406,7 +417,7 @@ local function slots_of(m) return tonumber(match(m, '^%d+:(%d+)$')) or 0 end
 -- where tonumber converts twice, lua_isnumber then lua_tonumber: ~2k instructions each.)
 -- Numbers go to Redis as strings made once (Redis formats a Lua number argument at
 -- ~0.3 us each): the read's bounds, now, and per lease duration (rt) the expiry of a
--- lease taken or renewed now (ends_s) and its TTL (ttl_s).
+-- lease taken or renewed now (ends_s) and its TTL's end as expire_arg gives it (exp_s).
 local LEASE_TOP, now_s, NONE = tostring(MAX_LEASES - 1), fmt('%.0f', now), {}
 -- Decides one lease op on key and returns its LEASE_FIELDS figures. id: the lease's
 -- members' prefix "<lease id>:"; member: an ACQUIRE's new member (id followed by cost,
@@ -457,9 +468,9 @@ local function lease_decide(op, rt, key, id, member, cost, all)
         reset, extend = tail, false
     end
     if extend and last and last > now + rt.period then
-        call('PEXPIRE', key, ceil_ms(last - now))
+        call(PEXPIRE, key, expire_arg(last))
     elseif extend then
-        call('PEXPIRE', key, rt.ttl_s)
+        call(PEXPIRE, key, rt.exp_s)
     end
     return code, held < rt.limit and rt.limit - held or 0, reset, retry, gone, xs
 end
@@ -511,18 +522,18 @@ if leases_only then
                 if absent[key] and d[3] <= rt.limit then
                     absent[key] = nil
                     call('ZADD', key, rt.ends_s, lease)
-                    call('PEXPIRE', key, rt.ttl_s)
-                    first, reset = (rt.limit - d[3]) * LEASE_SCALE + 2, rt.period
+                    call(PEXPIRE, key, rt.exp_s)
+                    first = (rt.limit - d[3]) * LEASE_SCALE + LEASE_SHORT
                 end
             elseif op == OP_RELEASE then
                 all = pcall_('ZRANGE', key, '0', LEASE_TOP, 'WITHSCORES')
                 if #all == 2 and all[2] + 0 > now and find(all[1], lease, 1, true) == 1 then
                     call('DEL', key)
-                    first, reset = rt.limit * LEASE_SCALE + 2, 0
+                    first = rt.limit * LEASE_SCALE + LEASE_SHORT + 1
                 end
             end
             if first then
-                out[n + 1], out[n + 2], n = first, reset, n + 2
+                out[n + 1], n = first, n + 1
             else
                 local code, left, retry, gone, xs
                 code, left, reset, retry, gone, xs = lease_decide(op, rt, key, lease, lease, d[3], all)
@@ -704,7 +715,7 @@ local function cell_save(key, rt, a, b, c)
     local v = fmt('%.0f', a)
     if rt.kind == 'f' then v = fmt('f:%.0f:%.0f', a, b)
     elseif rt.kind == 'c' then v = fmt('c:%.0f:%.0f:%.0f', a, b, c) end
-    call('SET', key, v, 'PX', ceil_ms(ttl))
+    call('SET', key, v, PX, expire_arg(now + ttl))
 end
 -- Sliding logs: a sorted set of "<at>:<cost>" members scored by at (one per instant,
 -- at most limit: see log_add) and a companion string "<total>:<count>:<newest
@@ -848,9 +859,9 @@ local function log_save(lg)
     if not lg.head then call('DEL', lg.key, lg.ck); return end
     local ttl = lg.head[1] + lg.rt.period - now
     if ttl > 2 * lg.rt.period then ttl = 2 * lg.rt.period end
-    ttl = ceil_ms(ttl)
-    call('PEXPIRE', lg.key, ttl)
-    pcall_('SET', lg.ck, fmt('%.0f:%.0f:', lg.total, lg.count) .. lg.head[3], 'PX', ttl)
+    ttl = expire_arg(now + ttl)
+    call(PEXPIRE, lg.key, ttl)
+    pcall_('SET', lg.ck, fmt('%.0f:%.0f:', lg.total, lg.count) .. lg.head[3], PX, ttl)
 end
 -- The wait until the oldest entries have left the period far enough for cost to fit.
 local function log_retry(rt, lg, cost)

@@ -476,7 +476,9 @@ END_TEST
 // cost 0 but for ACQUIRE)) and lease (ACQUIRE: its member "<id>:<cost>", else "<id>:");
 // its reply per batch: remaining x RL_REDIS_LEASE_SCALE + outcome x 2 + (1 if leases
 // expired), reset_after, then retry_after if denied, then the leases expired and their
-// slots if any; a failed batch is its text alone.
+// slots if any; or a short answer alone (remaining x RL_REDIS_LEASE_SCALE +
+// RL_REDIS_LEASE_SHORT: allowed, reset_after the lease; + 1: reset_after 0); a failed
+// batch is its text alone.
 START_TEST(lease_only_calls_take_the_lease_form) {
     rl_limits c = limits1(RL_ALGO_CONCURRENCY, 5, 30000000, 0),
               d = limits1(RL_ALGO_CONCURRENCY, 2, 1000000, 0);
@@ -525,9 +527,9 @@ START_TEST(lease_only_calls_take_the_lease_form) {
     const char *why;
     /* allowed, 3 left, 2 leases (3 slots) expired; redirected; not held, 3 left */
     ck_assert_int_eq(decode("*8\r\n:777\r\n"
-                            ":27\r\n:30000000\r\n:2\r\n:3\r\n"
+                            ":51\r\n:30000000\r\n:2\r\n:3\r\n"
                             "$12\r\nREDIRECT x y\r\n"
-                            ":28\r\n:29000000\r\n",
+                            ":52\r\n:29000000\r\n",
                             reqs, 3, &got, &why),
                      RL_OK);
     ck_assert_int_eq(got.count, 3);
@@ -546,7 +548,7 @@ START_TEST(lease_only_calls_take_the_lease_form) {
     ck_assert_uint_eq(got.got[2].leases_expired, 0);
     /* denied (retry 7 ms), none expired; renewed, 1 left; released, 5 left */
     ck_assert_int_eq(decode("*8\r\n:777\r\n:0\r\n:5000\r\n:7000\r\n"
-                            ":10\r\n:1000000\r\n:42\r\n:0\r\n",
+                            ":18\r\n:1000000\r\n:82\r\n:0\r\n",
                             reqs, 3, &got, &why),
                      RL_OK);
     ck_assert_int_eq(got.got[0].status, RL_ST_DENIED);
@@ -558,20 +560,40 @@ START_TEST(lease_only_calls_take_the_lease_form) {
     ck_assert_uint_eq(got.got[1].verdicts[0].limit, 2);
     ck_assert_int_eq(got.got[2].status, RL_ST_ALLOWED);
     ck_assert_uint_eq(got.got[2].verdicts[0].remaining, 5);
+    /* short answers: allowed, 3 left, reset_after the lease (its limit set's); allowed,
+       1 left, reset_after 0; released, 5 left, reset_after 0 */
+    ck_assert_int_eq(decode("*4\r\n:777\r\n:54\r\n:23\r\n:87\r\n", reqs, 3, &got, &why), RL_OK);
+    ck_assert_int_eq(got.count, 3);
+    ck_assert_int_eq(got.got[0].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 3);
+    ck_assert_uint_eq(got.got[0].verdicts[0].limit, 5);
+    ck_assert_int_eq(got.got[0].verdicts[0].reset_after_us, 30000000);
+    ck_assert_int_eq(got.got[0].verdicts[0].window_us, 30000000);
+    ck_assert_uint_eq(got.got[0].leases_expired, 0);
+    ck_assert_int_eq(got.got[1].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[1].verdicts[0].remaining, 1);
+    ck_assert_uint_eq(got.got[1].verdicts[0].limit, 2);
+    ck_assert_int_eq(got.got[1].verdicts[0].reset_after_us, 0);
+    ck_assert_int_eq(got.got[2].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[2].verdicts[0].remaining, 5);
+    ck_assert_int_eq(got.got[2].verdicts[0].reset_after_us, 0);
+    ck_assert_int_eq(got.got[2].verdicts[0].retry_after_us, 0);
     static const char *const bad[] = {
         /* the general form's layout (a status per batch) */
         "*22\r\n:7\r\n:0\r\n:1\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n"
         ":0\r\n:1\r\n:1\r\n:0\r\n:0\r\n:0\r\n:0\r\n:0\r\n:2\r\n:3\r\n:0\r\n:0\r\n:0\r\n:0\r\n",
-        /* an outcome the script never gives (3) */
-        "*7\r\n:7\r\n:30\r\n:0\r\n:10\r\n:0\r\n:10\r\n:0\r\n",
+        /* a low part the script never gives (9: outcome 4) */
+        "*7\r\n:7\r\n:25\r\n:0\r\n:18\r\n:0\r\n:18\r\n:0\r\n",
         /* a negative figure */
-        "*7\r\n:7\r\n:10\r\n:-1\r\n:10\r\n:0\r\n:10\r\n:0\r\n",
+        "*7\r\n:7\r\n:18\r\n:-1\r\n:18\r\n:0\r\n:18\r\n:0\r\n",
         /* a string past the first field */
-        "*7\r\n:7\r\n:10\r\n$3\r\nOOM\r\n:10\r\n:0\r\n:10\r\n:0\r\n",
+        "*7\r\n:7\r\n:18\r\n$3\r\nOOM\r\n:18\r\n:0\r\n:18\r\n:0\r\n",
         /* the expired leases announced, not there */
-        "*7\r\n:7\r\n:10\r\n:0\r\n:10\r\n:0\r\n:11\r\n:0\r\n",
+        "*7\r\n:7\r\n:18\r\n:0\r\n:18\r\n:0\r\n:19\r\n:0\r\n",
         /* one element too many */
-        "*8\r\n:7\r\n:10\r\n:0\r\n:10\r\n:0\r\n:10\r\n:0\r\n:0\r\n",
+        "*8\r\n:7\r\n:18\r\n:0\r\n:18\r\n:0\r\n:18\r\n:0\r\n:0\r\n",
+        /* a short answer followed by a figure (one element too many) */
+        "*5\r\n:7\r\n:54\r\n:0\r\n:23\r\n:87\r\n",
         /* not an array; an empty one */
         ":7\r\n",
         "*0\r\n",

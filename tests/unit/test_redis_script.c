@@ -72,6 +72,11 @@ START_TEST(argument_and_reply_layout_match_redis_script_h) {
         line, sizeof(line), "local LEASE_MARK,LEASE_OPS,LEASE_FORM_ARGS,LEASE_SCALE='%s',%d,%d,%d",
         RL_REDIS_LEASE_MARK, RL_REDIS_LEASE_OPS, RL_REDIS_LEASE_FORM_ARGS, RL_REDIS_LEASE_SCALE);
     assert_line(line);
+    snprintf(line, sizeof(line), "local LEASE_SHORT=%d", RL_REDIS_LEASE_SHORT);
+    assert_line(line);
+    /* a short answer's low part is no outcome x 2 + flag, and fits below the scale */
+    ck_assert_int_gt(RL_REDIS_LEASE_SHORT, RL_REDIS_LEASE_UNKNOWN * 2 + 1);
+    ck_assert_int_lt(RL_REDIS_LEASE_SHORT + 1, RL_REDIS_LEASE_SCALE);
     /* a lease form batch's op and limit set share one integer */
     ck_assert_int_gt(RL_REDIS_LEASE_OPS, RL_STORE_RENEW);
     /* a lease's outcome is neither allowed (1) nor denied (0) */
