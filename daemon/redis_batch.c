@@ -314,6 +314,27 @@ static size_t item_keys(const rl_limits *limits) {
     return keys;
 }
 
+// A lease form batch's code: op, limit set and cost in one integer (cost 0 for RELEASE
+// and RENEW; a cost above the limit is denied alike whatever it is: sent as limit + 1,
+// it keeps the code exact, below 2^53).
+static int64_t lease_code(const call_plan *plan, rl_redis_request *const *reqs, size_t q) {
+    int64_t cost = reqs[q]->op == RL_STORE_ACQUIRE ? reqs[q]->items[0].cost : 0;
+    int64_t over = (int64_t)reqs[q]->items[0].limits.rates[0].limit + 1;
+    cost = cost > over ? over : cost;
+    int64_t set = (int64_t)plan->set_of[q] + (int64_t)plan->set_count * cost;
+    return (int64_t)reqs[q]->op + RL_REDIS_LEASE_OPS * set;
+}
+
+// The length of the run of lease form batches with the same code from batch q on.
+static size_t lease_run(const call_plan *plan, rl_redis_request *const *reqs, size_t count,
+                        size_t q) {
+    int64_t code = lease_code(plan, reqs, q);
+    size_t n = 1;
+    while (q + n < count && lease_code(plan, reqs, q + n) == code)
+        n++;
+    return n;
+}
+
 static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t count) {
     size_t items = 0;
     for (size_t q = 0; q < count; q++)
@@ -329,7 +350,7 @@ static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t coun
     for (size_t q = 0; q < count; q++) {
         size_t per_item = RL_REDIS_ITEM_ARGS + extra_args(reqs[q]->op);
         if (plan->form == FORM_LEASES)
-            per_item = RL_REDIS_LEASE_FORM_ARGS;
+            per_item = 1; /* its lease; its run's code is counted below */
         plan->arg_count += (plan->form == FORM_GENERAL ? RL_REDIS_BATCH_ARGS : 0) +
                            per_item * (size_t)reqs[q]->count;
         for (size_t k = 0; k < reqs[q]->count; k++) {
@@ -337,6 +358,9 @@ static int plan_call(call_plan *plan, rl_redis_request *const *reqs, size_t coun
             plan->key_count += item_keys(&reqs[q]->items[k].limits);
         }
     }
+    if (plan->form == FORM_LEASES)
+        for (size_t q = 0; q < count; q += lease_run(plan, reqs, count, q))
+            plan->arg_count++;
     return RL_OK;
 }
 
@@ -378,23 +402,22 @@ static int put_sets(rl_redis_cmdbuf *buf, const call_plan *plan) {
     return rc == RL_OK ? RL_OK : RL_ERR;
 }
 
-// Writes a lease form call's batches: the mark and the count, then per batch its code
-// (op, limit set and cost in one integer: cost is 0 for RELEASE and RENEW, at most
-// MAX_CONCURRENCY_LIMIT for ACQUIRE) and its lease (put_lease_member).
+// Writes a lease form call's batches: the mark and the count, then runs of batches with
+// the same code: the code, with RL_REDIS_LEASE_RUN and the run's length if more than
+// one, then each batch's lease (put_lease_member).
 static int put_lease_batches(rl_redis_cmdbuf *buf, const call_plan *plan,
                              rl_redis_request *const *reqs, size_t count) {
-    char head[32];
+    char head[48];
     int len = snprintf(head, sizeof(head), "%s%zu", RL_REDIS_LEASE_MARK, count);
     int rc = put_bulk(buf, head, (size_t)len);
-    for (size_t q = 0; q < count && rc == RL_OK; q++) {
-        /* a cost above the limit is denied alike whatever it is: sent as limit + 1, it
-           keeps the code exact (below 2^53) */
-        int64_t cost = reqs[q]->op == RL_STORE_ACQUIRE ? reqs[q]->items[0].cost : 0;
-        int64_t over = (int64_t)reqs[q]->items[0].limits.rates[0].limit + 1;
-        cost = cost > over ? over : cost;
-        int64_t set = (int64_t)plan->set_of[q] + (int64_t)plan->set_count * cost;
-        rc = put_int(buf, (int64_t)reqs[q]->op + RL_REDIS_LEASE_OPS * set);
-        rc |= put_lease_member(buf, reqs[q]);
+    for (size_t q = 0, n; q < count && rc == RL_OK; q += n) {
+        n = lease_run(plan, reqs, count, q);
+        len = snprintf(head, sizeof(head), "%lld", (long long)lease_code(plan, reqs, q));
+        if (n > 1)
+            len += snprintf(head + len, sizeof(head) - (size_t)len, "%s%zu", RL_REDIS_LEASE_RUN, n);
+        rc = put_bulk(buf, head, (size_t)len);
+        for (size_t j = q; j < q + n && rc == RL_OK; j++)
+            rc = put_lease_member(buf, reqs[j]);
     }
     return rc == RL_OK ? RL_OK : RL_ERR;
 }

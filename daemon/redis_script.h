@@ -30,11 +30,11 @@
     10000 /* members of a lease set read at most: the highest                                      \
              concurrency limit (each lease holds a slot) */
 
-#define RL_REDIS_CLUSTER_MARK "K"  /* ARGV[1] of a cluster node call: keys in ARGV */
-#define RL_REDIS_LEASE_MARK "L"    /* before the batch count of a call in the lease form */
-#define RL_REDIS_LEASE_OPS 8       /* lease form code: op + this x (set - 1 + sets x cost) */
-#define RL_REDIS_LEASE_FORM_ARGS 2 /* arguments per batch in the lease form: code, lease id */
-#define RL_REDIS_LEASE_SCALE 16    /* lease form reply: remaining x this + outcome x 2 + expired */
+#define RL_REDIS_CLUSTER_MARK "K" /* ARGV[1] of a cluster node call: keys in ARGV */
+#define RL_REDIS_LEASE_MARK "L"   /* before the batch count of a call in the lease form */
+#define RL_REDIS_LEASE_OPS 8      /* lease form code: op + this x (set - 1 + sets x cost) */
+#define RL_REDIS_LEASE_RUN "*"    /* lease form: "<code>*<n>" heads a run of n batches */
+#define RL_REDIS_LEASE_SCALE 16   /* lease form reply: remaining x this + outcome x 2 + expired */
 #define RL_REDIS_LEASE_SHORT                                                                       \
     6 /* lease form reply: remaining x RL_REDIS_LEASE_SCALE + this: allowed, reset_after the       \
          lease, nothing follows; + this + 1: the same with reset_after 0 */

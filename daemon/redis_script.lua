@@ -45,20 +45,21 @@
 --
 -- Lease form, when every batch is a lease op (ACQUIRE, RELEASE, RENEW) of one item
 -- whose limit set is one concurrency rate (the script's lease fast path): B is sent as
--- LEASE_MARK followed by B, and each batch is LEASE_FORM_ARGS arguments: its code, op +
--- LEASE_OPS x (its limit set - 1 + S x its cost), S the number of limit sets (cost 0
--- for RELEASE and RENEW, whose slots are the lease's own), and its lease as the set
--- member an ACQUIRE adds, "<id>:<cost>", or for RELEASE and RENEW the prefix "<id>:"
--- of the member they look for. The reply
+-- LEASE_MARK followed by B, and the batches as runs of consecutive batches with the
+-- same code: the code, op + LEASE_OPS x (its limit set - 1 + S x its cost), S the
+-- number of limit sets (cost 0 for RELEASE and RENEW, whose slots are the lease's own),
+-- followed by LEASE_RUN and the run's length if more than 1, then each batch's lease:
+-- the set member an ACQUIRE adds, "<id>:<cost>", or for RELEASE and RENEW the prefix
+-- "<id>:" of the member they look for. The reply
 -- is now_us, then per batch: remaining x LEASE_SCALE + outcome x 2 + (1 if leases
 -- expired), reset_after_us, then retry_after_us if denied (outcome 0), then the leases
 -- expired and the slots they held if any; or, for the common cases the fast path writes
 -- out, a short answer alone: remaining x LEASE_SCALE + LEASE_SHORT (allowed, reset_after
 -- the lease: an ACQUIRE on an absent set) or + LEASE_SHORT + 1 (allowed, reset_after 0:
 -- the RELEASE of a set's only lease); a batch that failed is the error's text alone.
--- Two arguments and one reply integer per op where the general form has five and
--- seven: each costs Redis ~0.2 us (measured with callgrind: ~700 instructions per reply
--- integer).
+-- One argument (and its run's code) and one reply integer per op where the general form
+-- has five and seven: each costs Redis ~0.2-0.3 us (measured with callgrind: ~900
+-- instructions per argument, ~700 per reply integer).
 -- State in Redis: a cell is the string "f:<start>:<count>" (fixed window),
 -- "c:<start>:<count>:<previous count>" (sliding counter) or "<tat>" (token bucket and
 -- gcra), the fields of rl_cell; a sliding log is a sorted set of "<at>:<cost>" members
@@ -89,7 +90,7 @@ local RATE_ARGS, BATCH_ARGS, ITEM_ARGS = 4, 2, 2
 local VERDICT_FIELDS, COMPACT_FIELDS, CAPPED, REMAINING_SCALE = 4, 3, 2, 2
 local LEASE_ARGS, LEASE_FIELDS, LEASE_UNKNOWN, MAX_LEASES = 1, 6, 2, 10000
 local CLUSTER_MARK, REDIRECT = 'K', 'REDIRECT '
-local LEASE_MARK, LEASE_OPS, LEASE_FORM_ARGS, LEASE_SCALE = 'L', 8, 2, 16
+local LEASE_MARK, LEASE_OPS, LEASE_RUN, LEASE_SCALE = 'L', 8, '*', 16
 local LEASE_SHORT = 6
 
 local floor, tonumber, fmt, match, find = math.floor, tonumber, string.format, string.match,
@@ -180,13 +181,18 @@ end
 -- path below: its keys are sorted sets, so the read of string values is skipped (outside
 -- Redis Cluster, where that read finds the slots this node does not serve). ops[b]:
 -- batch b's code decoded ({op, rate, cost}; false: not a lease op of a
--- concurrency set), once per distinct code (dec); acquires: the ACQUIREs' batches.
-local nb, leases_only, acquires, ops = tonumber(ARGV[pos]), false, {}, {}
+-- concurrency set), once per distinct run head (dec: {d = that, n = the run's
+-- batches}); lease_at[b]: the index of its lease in ARGV; acquires: the ACQUIREs'
+-- batches.
+local nb, leases_only, acquires, ops, lease_at = tonumber(ARGV[pos]), false, {}, {}, {}
 if not nb and ARGV[pos]:sub(1, #LEASE_MARK) == LEASE_MARK then
     nb, leases_only = tonumber(ARGV[pos]:sub(#LEASE_MARK + 1)), true
     local nsets, na = #sets, 0
     local dec = setmetatable({}, {__index = function(t, s)
-        local v = tonumber(s) or -1
+        local c, k = match(s, '^(%d+)%' .. LEASE_RUN .. '(%d+)$')
+        k = tonumber(k or 1)
+        if k < 1 then error('a lease run of no batch', 0) end
+        local v = tonumber(c or s) or -1
         local op = v % LEASE_OPS
         local set = (v - op) / LEASE_OPS % nsets
         local rates, cost = sets[set + 1], ((v - op) / LEASE_OPS - set) / nsets
@@ -196,15 +202,18 @@ if not nb and ARGV[pos]:sub(1, #LEASE_MARK) == LEASE_MARK then
             d = {op, rates[1], cost}
             lease_ends(rates[1])
         end
-        t[s] = d
-        return d
+        t[s] = {d = d, n = k}
+        return t[s]
     end})
-    local p = pos + 1
-    for b = 1, nb do
-        local d = dec[ARGV[p]]
-        ops[b] = d
-        if d and d[1] == OP_ACQUIRE then na = na + 1; acquires[na] = b end
-        p = p + LEASE_FORM_ARGS
+    local p, b = pos + 1, 0
+    while b < nb do
+        local r = dec[ARGV[p]]
+        local d = r.d
+        for j = 1, r.n do
+            ops[b + j], lease_at[b + j] = d, p + j
+            if d and d[1] == OP_ACQUIRE then na = na + 1; acquires[na] = b + j end
+        end
+        b, p = b + r.n, p + 1 + r.n
     end
 end
 -- Every key's string value, read at once (nil for missing keys and sorted sets).
@@ -514,7 +523,7 @@ if leases_only then
             local d, key = ops[x], KEYS[x]
             if runs and moved[x] then error(moved[x], 0) end
             if not d then error('not a lease call', 0) end
-            local op, rt, lease = d[1], d[2], ARGV[pos + x * LEASE_FORM_ARGS]
+            local op, rt, lease = d[1], d[2], ARGV[lease_at[x]]
             local first, reset, all
             -- the common cases written out: an ACQUIRE on a set known absent, a RELEASE
             -- of a set's only member (live); the others through lease_decide

@@ -166,7 +166,7 @@ END_TEST
 /* ---- replies ---- */
 
 typedef struct answers {
-    rl_store_answer got[4]; /* in order */
+    rl_store_answer got[8]; /* in order */
     int count;              /* how many came */
 } answers;
 
@@ -620,6 +620,65 @@ START_TEST(lease_only_calls_take_the_lease_form) {
 }
 END_TEST
 
+// Consecutive lease form batches with the same code go as one run: the code, "*" and
+// the run's length (RL_REDIS_LEASE_RUN), then each batch's lease; the answers stay one
+// per request, in order.
+START_TEST(lease_batches_with_one_code_go_as_runs) {
+    rl_limits c = limits1(RL_ALGO_CONCURRENCY, 5, 30000000, 0);
+    rl_store_item it[5] = {item(&c, "up", "a", 0), item(&c, "up", "b", 0), item(&c, "up", "c", 0),
+                           item(&c, "up", "d", 1), item(&c, "up", "e", 0)};
+    rl_store_op ops[5] = {RL_STORE_RELEASE, RL_STORE_RELEASE, RL_STORE_RELEASE, RL_STORE_ACQUIRE,
+                          RL_STORE_RELEASE};
+    rl_status st;
+    rl_redis_request *reqs[5];
+    for (size_t i = 0; i < 5; i++) {
+        it[i].lease = 10 + i;
+        reqs[i] = rl_redis_request_new(ops[i], &it[i], 1, "rl:", 3, &st);
+    }
+    rl_redis_cmdbuf buf = {0};
+    ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 5, NULL, 0), RL_OK);
+    redisReply *cmd = parse(buf.data, buf.len);
+    /* keys; now; 1 limit set; the lease form: RELEASE (5 + 8 x set 0) x 3, ACQUIRE
+       (4 + 8 x (0 + 1 x 1 slot)), RELEASE */
+    const char *const args[] = {
+        "5",  "rl:{up:a}:0", "rl:{up:b}:0", "rl:{up:c}:0", "rl:{up:d}:0", "rl:{up:e}:0",
+        "0",  "1",           "1",           "5",           "5",           "30000000",
+        "0",  "L5",          "5*3",         "10:",         "11:",         "12:",
+        "12", "13:1",        "5",           "14:"};
+    assert_args(cmd, 2, args, sizeof(args) / sizeof(args[0]));
+    ck_assert_uint_eq(cmd->elements, 2 + sizeof(args) / sizeof(args[0]));
+    freeReplyObject(cmd);
+    rl_free(buf.data);
+    answers got;
+    const char *why;
+    /* released (5 left); not held; released (4 left, 1 expired lease of 2 slots);
+       acquired (short: 3 left); released (short) */
+    ck_assert_int_eq(decode("*9\r\n:777\r\n:87\r\n:84\r\n:0\r\n:67\r\n:0\r\n:1\r\n:2\r\n"
+                            ":54\r\n",
+                            reqs, 5, &got, &why),
+                     RL_ERR); /* one answer short */
+    ck_assert_int_eq(decode("*10\r\n:777\r\n:87\r\n:84\r\n:0\r\n:67\r\n:0\r\n:1\r\n:2\r\n"
+                            ":54\r\n:87\r\n",
+                            reqs, 5, &got, &why),
+                     RL_OK);
+    ck_assert_int_eq(got.count, 5);
+    ck_assert_int_eq(got.got[0].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 5);
+    ck_assert_int_eq(got.got[1].status, RL_ST_LEASE_UNKNOWN);
+    ck_assert_int_eq(got.got[2].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[2].verdicts[0].remaining, 4);
+    ck_assert_uint_eq(got.got[2].leases_expired, 1);
+    ck_assert_uint_eq(got.got[2].slots_expired, 2);
+    ck_assert_int_eq(got.got[3].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[3].verdicts[0].remaining, 3);
+    ck_assert_int_eq(got.got[3].verdicts[0].reset_after_us, 30000000);
+    ck_assert_int_eq(got.got[4].status, RL_ST_ALLOWED);
+    ck_assert_int_eq(got.got[4].verdicts[0].reset_after_us, 0);
+    for (size_t i = 0; i < 5; i++)
+        rl_free(reqs[i]);
+}
+END_TEST
+
 static Suite *batch_suite(void) {
     Suite *s = suite_create("redis_batch");
     TCase *tc = tcase_create("batch");
@@ -631,6 +690,7 @@ static Suite *batch_suite(void) {
     tcase_add_test(tc, single_bucket_checks_take_the_compact_form);
     tcase_add_test(tc, compact_replies_become_answers);
     tcase_add_test(tc, lease_only_calls_take_the_lease_form);
+    tcase_add_test(tc, lease_batches_with_one_code_go_as_runs);
     tcase_add_test(tc, a_failed_batch_is_answered_alone);
     tcase_add_test(tc, lease_items_carry_their_id_and_read_lease_fields);
     suite_add_tcase(s, tc);

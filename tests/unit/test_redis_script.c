@@ -68,9 +68,8 @@ START_TEST(argument_and_reply_layout_match_redis_script_h) {
     snprintf(line, sizeof(line), "local CLUSTER_MARK,REDIRECT='%s','%s'", RL_REDIS_CLUSTER_MARK,
              RL_REDIS_REDIRECT);
     assert_line(line);
-    snprintf(
-        line, sizeof(line), "local LEASE_MARK,LEASE_OPS,LEASE_FORM_ARGS,LEASE_SCALE='%s',%d,%d,%d",
-        RL_REDIS_LEASE_MARK, RL_REDIS_LEASE_OPS, RL_REDIS_LEASE_FORM_ARGS, RL_REDIS_LEASE_SCALE);
+    snprintf(line, sizeof(line), "local LEASE_MARK,LEASE_OPS,LEASE_RUN,LEASE_SCALE='%s',%d,'%s',%d",
+             RL_REDIS_LEASE_MARK, RL_REDIS_LEASE_OPS, RL_REDIS_LEASE_RUN, RL_REDIS_LEASE_SCALE);
     assert_line(line);
     snprintf(line, sizeof(line), "local LEASE_SHORT=%d", RL_REDIS_LEASE_SHORT);
     assert_line(line);
