@@ -294,6 +294,17 @@ local function bucket_verdict(rt, tat, cost, consume)
     if ok then return true, tat, remaining, held, 0 end
     return false, tat, remaining, held, (cost > rt.cap) and rt.window or after - now - tol
 end
+-- rt.idle[cost]: the verdict of cost on an idle bucket (tat <= now) of rate rt, the same
+-- for every such key of a call: {its compact reply's first field, reset_after, the tat
+-- after it - now}, or false if cost does not fit an idle bucket. Made once per rate and
+-- cost (a bucket_verdict per decision was ~1k instructions of Redis).
+local IDLE = {__index = function(t, cost)
+    local rt = t.rt
+    local ok, _, remaining, reset = bucket_verdict(rt, now, cost, true)
+    local iv = ok and {remaining * REMAINING_SCALE + 1, reset, cost * rt.T}
+    t[cost] = iv
+    return iv
+end}
 -- The fast path: a compact call (-B batches, each a single-item CHECK of one token
 -- bucket or gcra rate: set and cost). It decides with bucket_load and bucket_verdict,
 -- as the general path does; none of the general path's functions below is even created
@@ -308,12 +319,14 @@ end
 if nb < 0 then
     if not simple then return redis.error_reply('not compact') end
     local p, seen = pos + 1, {}
+    for s = 1, #sets do sets[s][1].idle = setmetatable({rt = sets[s][1]}, IDLE) end
     for i = 1, -nb do
         local rt, cost, key = sets[num[ARGV[p]]][1], num[ARGV[p + 1]], KEYS[i]
         -- v: the key's value; e and len: the grid point its TTL ends at and the length of
         -- the value it holds (for SETRANGE), when they are known to match v.
         local v, err, ph, e, len, prov = seen[key], nil, nil, nil, nil, false
-        if v == nil and runs and cost <= rt.cap and cost * rt.T <= rt.tol then
+        local iv = v == nil and runs and rt.idle[cost]
+        if iv then
             -- A cluster call has no read before: most keys are idle (tat <= now), so the
             -- key is written at once as an idle bucket after cost, keeping its TTL, with
             -- GET to learn what it held: on an idle key whose TTL already ends at the new
@@ -326,14 +339,16 @@ if nb < 0 then
             -- (below), and the key written again: its new tat, or if denied what it held,
             -- its TTL kept all along (prov: the key holds this first write, its TTL still
             -- the old one, ending at grid point e if the old value was marked).
-            local tp = now + cost * rt.T
+            local tp = now + iv[3]
             ph = phase(key)
             local nvp = fmt(TAT, tp)
+            -- (g: the value it held, false if none, or an error; a string's .err is the
+            -- string library's, nil)
             local g = pcall_('SET', key, nvp, 'KEEPTTL', 'GET')
-            if type(g) == 'table' and g.err and find(g.err, 'WRONGTYPE', 1, true) == 1 then
+            if g and g.err and find(g.err, 'WRONGTYPE', 1, true) == 1 then
                 g = pcall_('SET', key, nvp)
-                if type(g) == 'table' and g.err then err = g.err else g = false end
-            elseif type(g) == 'table' then
+                if g.err then err = g.err else g = false end
+            elseif g and g.err then
                 err = REDIRECT .. g.err
             end
             local a = g and tonumber(g) or 0
@@ -346,8 +361,7 @@ if nb < 0 then
                 if type(r) == 'table' and r.err then
                     out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
                 else
-                    local _, _, remaining, reset = bucket_verdict(rt, now, cost, true)
-                    out[n + 1], out[n + 2], out[n + 3] = remaining * REMAINING_SCALE + 1, reset, 0
+                    out[n + 1], out[n + 2], out[n + 3] = iv[1], iv[2], 0
                     seen[key] = nvp
                 end
                 err = false
@@ -372,8 +386,16 @@ if nb < 0 then
                 ph = phase(key)
                 e, len = grid_end(a, ph), #v
             end
-            local ok, tat, remaining, reset, retry =
-                bucket_verdict(rt, bucket_load(rt, a, 0), cost, true)
+            -- an idle bucket's verdict is known (rt.idle), else bucket_verdict
+            local known, ok, tat, first, reset, retry = a <= now and rt.idle[cost], nil, nil, nil, nil, 0
+            if known then
+                ok, tat, first, reset = true, now + known[3], known[1], known[2]
+            else
+                local remaining
+                ok, tat, remaining, reset, retry =
+                    bucket_verdict(rt, bucket_load(rt, a, 0), cost, true)
+                first = remaining * REMAINING_SCALE + (ok and 1 or 0)
+            end
             local r, put
             if ok then
                 -- (tat > now: CHECK costs are at least 1.) Within the grid point the key
@@ -397,8 +419,7 @@ if nb < 0 then
             if type(r) == 'table' and r.err then
                 out[n + 1], out[n + 2], out[n + 3] = r.err, 0, 0
             else
-                out[n + 1], out[n + 2], out[n + 3] =
-                    remaining * REMAINING_SCALE + (ok and 1 or 0), reset, retry
+                out[n + 1], out[n + 2], out[n + 3] = first, reset, retry
                 if put then seen[key] = put end
             end
         end
