@@ -101,12 +101,18 @@ static void log_map(const redis_store *s) {
 
 // Makes s->owner what topo says. Returns RL_OK, or RL_ERR if a master's node could not
 // be made (its slots stay unowned: answered STORE_UNAVAILABLE until the next refresh).
+// A master that owns no slot gets no node (a node joining the cluster is one until it
+// becomes a replica or gets slots; a MOVED to it makes its node then).
 static int apply(redis_store *s, const rl_redis_topo *topo) {
     int16_t map[RL_REDIS_TOPO_MAX_NODES];
+    bool owns[RL_REDIS_TOPO_MAX_NODES] = {false};
     int rc = RL_OK;
+    for (size_t slot = 0; slot < RL_REDIS_SLOTS; slot++)
+        if (topo->owner[slot] >= 0)
+            owns[topo->owner[slot]] = true;
     for (size_t i = 0; i < topo->count; i++) {
         map[i] = -1;
-        if (!topo->nodes[i].master || !topo->nodes[i].online)
+        if (!topo->nodes[i].master || !topo->nodes[i].online || !owns[i])
             continue;
         rl_redis_node *node = node_for(s, topo->nodes[i].host, topo->nodes[i].port);
         map[i] = node ? node_index(s, node) : -1;
