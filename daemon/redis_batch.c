@@ -322,7 +322,9 @@ static int64_t lease_code(const call_plan *plan, rl_redis_request *const *reqs, 
     int64_t over = (int64_t)reqs[q]->items[0].limits.rates[0].limit + 1;
     cost = cost > over ? over : cost;
     int64_t set = (int64_t)plan->set_of[q] + (int64_t)plan->set_count * cost;
-    return (int64_t)reqs[q]->op + RL_REDIS_LEASE_OPS * set;
+    int64_t op = reqs[q]->op == RL_STORE_RELEASE && reqs[q]->alone ? RL_REDIS_OP_RELEASE_ALONE
+                                                                   : (int64_t)reqs[q]->op;
+    return op + RL_REDIS_LEASE_OPS * set;
 }
 
 // The length of the run of lease form batches with the same code from batch q on.
@@ -794,9 +796,9 @@ static void read_compact(redisReply *const *e, const rl_redis_request *req,
     answer->status = v->allowed ? RL_ST_ALLOWED : RL_ST_DENIED;
 }
 
-// Reads a lease form reply's fields of req at e (lease_form_fields checked them).
-static void read_lease_form(redisReply *const *e, const rl_redis_request *req,
-                            rl_store_answer *answer) {
+// Reads a lease form reply's fields of req at e (lease_form_fields checked them); an
+// ACQUIRE answered on an absent set gets req->alone.
+static void read_lease_form(redisReply *const *e, rl_redis_request *req, rl_store_answer *answer) {
     answer->count = 1;
     if (failed(e[0])) {
         answer->status = RL_ST_INTERNAL;
@@ -807,6 +809,7 @@ static void read_lease_form(redisReply *const *e, const rl_redis_request *req,
     const rl_rate *rate = &req->items[0].limits.rates[0];
     if (lease_short(first)) {
         bool lease = first % RL_REDIS_LEASE_SCALE == RL_REDIS_LEASE_SHORT;
+        req->alone = lease && req->op == RL_STORE_ACQUIRE;
         answer->verdicts[0] = (rl_verdict){.allowed = true,
                                            .limit = rl_rate_capacity(rate),
                                            .remaining = (uint64_t)(first / RL_REDIS_LEASE_SCALE),

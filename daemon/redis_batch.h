@@ -59,6 +59,10 @@ typedef struct rl_redis_request {
     uint8_t answered;                     /* done was called */
     uint8_t uncached;                     /* a part of a split request: a denial of it is
                                              not remembered in the over-limit cache */
+    uint8_t alone;                        /* ACQUIRE: its answer came on an absent set
+                                             (set by the decode); RELEASE: of a lease
+                                             acquired so by this store (set by the store;
+                                             a hint: sent as RL_REDIS_OP_RELEASE_ALONE) */
     uint8_t count;                        /* items */
     rl_redis_item items[];                /* then the names' bytes */
 } rl_redis_request;

@@ -33,8 +33,11 @@
 #define RL_REDIS_CLUSTER_MARK "K" /* ARGV[1] of a cluster node call: keys in ARGV */
 #define RL_REDIS_LEASE_MARK "L"   /* before the batch count of a call in the lease form */
 #define RL_REDIS_LEASE_OPS 8      /* lease form code: op + this x (set - 1 + sets x cost) */
-#define RL_REDIS_LEASE_RUN "*"    /* lease form: "<code>*<n>" heads a run of n batches */
-#define RL_REDIS_LEASE_SCALE 16   /* lease form reply: remaining x this + outcome x 2 + expired */
+#define RL_REDIS_OP_RELEASE_ALONE                                                                  \
+    7 /* lease form op: a RELEASE whose lease this store acquired on an absent set (so the set     \
+         is likely that lease alone: ZPOPMIN first) */
+#define RL_REDIS_LEASE_RUN "*"  /* lease form: "<code>*<n>" heads a run of n batches */
+#define RL_REDIS_LEASE_SCALE 16 /* lease form reply: remaining x this + outcome x 2 + expired */
 #define RL_REDIS_LEASE_SHORT                                                                       \
     6 /* lease form reply: remaining x RL_REDIS_LEASE_SCALE + this: allowed, reset_after the       \
          lease, nothing follows; + this + 1: the same with reset_after 0 */

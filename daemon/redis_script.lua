@@ -47,7 +47,8 @@
 -- whose limit set is one concurrency rate (the script's lease fast path): B is sent as
 -- LEASE_MARK followed by B, and the batches as runs of consecutive batches with the
 -- same code: the code, op + LEASE_OPS x (its limit set - 1 + S x its cost), S the
--- number of limit sets (cost 0 for RELEASE and RENEW, whose slots are the lease's own),
+-- number of limit sets (cost 0 for RELEASE and RENEW, whose slots are the lease's own;
+-- op OP_RELEASE_ALONE: a RELEASE the daemon hints is likely its set's only lease),
 -- followed by LEASE_RUN and the run's length if more than 1, then each batch's lease:
 -- the set member an ACQUIRE adds, "<id>:<cost>", or for RELEASE and RENEW the prefix
 -- "<id>:" of the member they look for. The reply
@@ -85,6 +86,7 @@ local ALGO_FIXED_WINDOW, ALGO_SLIDING_LOG, ALGO_SLIDING_COUNTER = 0, 1, 2
 local ALGO_TOKEN_BUCKET, ALGO_GCRA, ALGO_CONCURRENCY = 3, 4, 5
 local OP_CHECK, OP_PEEK, OP_ADJUST, OP_RESET = 0, 1, 2, 3
 local OP_ACQUIRE, OP_RELEASE, OP_RENEW = 4, 5, 6
+local OP_RELEASE_ALONE = 7
 local OP_REFUND = 7
 local RATE_ARGS, BATCH_ARGS, ITEM_ARGS = 4, 2, 2
 local VERDICT_FIELDS, COMPACT_FIELDS, CAPPED, REMAINING_SCALE = 4, 3, 2, 2
@@ -196,10 +198,11 @@ if not nb and ARGV[pos]:sub(1, #LEASE_MARK) == LEASE_MARK then
         local op = v % LEASE_OPS
         local set = (v - op) / LEASE_OPS % nsets
         local rates, cost = sets[set + 1], ((v - op) / LEASE_OPS - set) / nsets
-        local d = false
+        local d, alone = false, op == OP_RELEASE_ALONE
+        if alone then op = OP_RELEASE end
         if v >= 0 and op >= OP_ACQUIRE and op <= OP_RENEW and rates and rates.nk == 1
                 and rates[1].kind == 'q' then
-            d = {op, rates[1], cost}
+            d = {op, rates[1], cost, alone}
             lease_ends(rates[1])
         end
         t[s] = {d = d, n = k}
@@ -554,6 +557,24 @@ if leases_only then
                     call('ZADD', key, rt.ends_s, lease)
                     call(PEXPIRE, key, rt.exp_s)
                     first = (rt.limit - d[3]) * LEASE_SCALE + LEASE_SHORT
+                end
+            elseif op == OP_RELEASE and d[4] then
+                -- a lease the daemon acquired on an absent set (a hint: its set is likely
+                -- that lease alone): ZPOPMIN of 2 takes such a set whole in one command;
+                -- a set that held others gets back what was popped (and, if the pop
+                -- emptied it, a TTL: the latest end of what it holds, or if all of that
+                -- has expired, a moment from now, so that the read below still finds,
+                -- trims and counts it) and is decided as read anew
+                all = pcall_('ZPOPMIN', key, '2')
+                local na = #all
+                if na == 2 and find(all[1], lease, 1, true) == 1 then
+                    if all[2] + 0 > now then first = rt.limit * LEASE_SCALE + LEASE_SHORT + 1 end
+                elseif na > 0 then
+                    local back, last = {}, all[na] + 0
+                    for i = 1, na, 2 do back[i], back[i + 1] = all[i + 1], all[i] end
+                    call('ZADD', key, unpack(back))
+                    call(PEXPIRE, key, expire_arg(last > now and last or now + 1000), 'NX')
+                    all = nil
                 end
             elseif op == OP_RELEASE then
                 all = pcall_('ZRANGE', key, '0', LEASE_TOP, 'WITHSCORES')

@@ -23,6 +23,7 @@
 #define RL_REDIS_LATENCY_BUCKETS 104 /* 4 per power of two up to 2^26 us */
 #define RL_REDIS_MAX_HOPS 5          /* redirects one request may follow */
 #define RL_REDIS_HOST_MAX 256        /* bytes of a node's host name, NUL included */
+#define RL_REDIS_ALONE_SLOTS 65536   /* lease ids remembered for a RELEASE hint (512 KB) */
 
 /* How a request is sent (cluster): with others in a node call, or alone in a call
    with its keys declared (after a redirect), after ASKING (an ASK redirect). */
@@ -147,6 +148,9 @@ struct redis_store {
     int64_t latency_max;                        /* the longest, us */
     int64_t log_second;                         /* the second of the last rate-limited log line */
     uint64_t log_suppressed;                    /* rate-limited lines not written */
+    uint64_t *alone; /* ids of leases this store acquired on an absent set, at id &
+                        (RL_REDIS_ALONE_SLOTS - 1) (a hint for their RELEASE; a newer id
+                        takes the place of an older one), or NULL until the first */
 };
 
 /* ---- store_redis.c ---- */

@@ -937,6 +937,73 @@ START_TEST(lease_sets_in_redis) {
 }
 END_TEST
 
+// The RELEASE hint: a lease this store acquired on an absent set (two ACQUIREs of one
+// call take that path) is released with ZPOPMIN first; a set that holds another lease by
+// then gets it back as it was (member, score, a TTL reaching its end) and the RELEASE is
+// decided as usual; a hinted lease that expired is not released; a hint is used once.
+START_TEST(hinted_releases_leave_other_leases_as_they_were) {
+    int64_t t0 = h_wall_us() + 2000000, clock = t0;
+    rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
+    rl_store *store = h_store(&h, &opt);
+    rl_limits l = one_rate(RL_ALGO_CONCURRENCY, 5, 1000000, 0);
+    rl_store_item a = h_item(&l, "up", "k", 1), x = h_item(&l, "up", "j", 1);
+    a.lease = 101;
+    x.lease = 102;
+    outcome outs[2];
+    h_submit(store, RL_STORE_ACQUIRE, &a, 1, &outs[0]);
+    h_submit(store, RL_STORE_ACQUIRE, &x, 1, &outs[1]);
+    h_wait(&h, outs, 2);
+    ck_assert_int_eq(outs[0].ans.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(outs[1].ans.status, RL_ST_ALLOWED);
+    clock = t0 + 100000;
+    rl_store_item b = h_item(&l, "up", "k", 2); /* a second holder on a's set */
+    b.lease = 103;
+    rl_store_answer ans = h_do(&h, store, RL_STORE_ACQUIRE, &b, 1);
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(ans.verdicts[0].remaining, 2);
+    clock = t0 + 200000;
+    ans = h_do(&h, store, RL_STORE_RELEASE, &a, 1); /* hinted; the set holds b too */
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(ans.verdicts[0].remaining, 3);
+    redisContext *c = rlt_redis_connect(&h.redis, NULL);
+    redisReply *r = redisCommand(c, "ZRANGE rl:{up:k}:0 0 -1 WITHSCORES");
+    ck_assert_uint_eq(r->elements, 2);
+    ck_assert_str_eq(r->element[0]->str, "103:2");
+    ck_assert_int_eq(strtoll(r->element[1]->str, NULL, 10), t0 + 1100000);
+    freeReplyObject(r);
+    r = redisCommand(c, "PTTL rl:{up:k}:0"); /* b ends 0.9 s after this clock */
+    ck_assert_msg(r->integer > 800 && r->integer <= 901, "set ttl %lld", r->integer);
+    freeReplyObject(r);
+    ans = h_do(&h, store, RL_STORE_RELEASE, &x, 1); /* hinted, alone: the set goes */
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(ans.verdicts[0].remaining, 5);
+    ck_assert_int_eq(ans.verdicts[0].reset_after_us, 0);
+    r = redisCommand(c, "EXISTS rl:{up:j}:0");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &a, 1).status, RL_ST_LEASE_UNKNOWN);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &b, 1).status, RL_ST_ALLOWED);
+    /* a hinted lease that expired: not released, counted as expired, its set gone */
+    rl_store_item y = h_item(&l, "up", "m", 1), z = h_item(&l, "up", "n", 1);
+    y.lease = 104;
+    z.lease = 105;
+    h_submit(store, RL_STORE_ACQUIRE, &y, 1, &outs[0]);
+    h_submit(store, RL_STORE_ACQUIRE, &z, 1, &outs[1]);
+    h_wait(&h, outs, 2);
+    ck_assert_int_eq(outs[0].ans.status, RL_ST_ALLOWED);
+    clock += 1000000;
+    ans = h_do(&h, store, RL_STORE_RELEASE, &y, 1);
+    ck_assert_int_eq(ans.status, RL_ST_LEASE_UNKNOWN);
+    ck_assert_uint_eq(ans.leases_expired, 1);
+    ck_assert_uint_eq(ans.slots_expired, 1);
+    r = redisCommand(c, "EXISTS rl:{up:m}:0");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    redisFree(c);
+    store->ops->free(store);
+}
+END_TEST
+
 START_TEST(foreign_values_count_as_empty) {
     rl_limits cell = one_rate(RL_ALGO_GCRA, 10, 1000000, 2);
     rl_limits log = one_rate(RL_ALGO_SLIDING_LOG, 2, 1000000, 0);
@@ -1202,6 +1269,7 @@ static Suite *store_suite(void) {
     tcase_add_test(store, calls_larger_than_the_socket_buffer);
     tcase_add_test(store, foreign_values_count_as_empty);
     tcase_add_test(store, lease_sets_in_redis);
+    tcase_add_test(store, hinted_releases_leave_other_leases_as_they_were);
     tcase_add_test(store, big_logs_are_written_in_chunks);
     tcase_add_test(store, forget_ns_deletes_the_policys_keys);
     tcase_add_test(store, unix_socket_and_stats);

@@ -679,6 +679,54 @@ START_TEST(lease_batches_with_one_code_go_as_runs) {
 }
 END_TEST
 
+// A RELEASE the store hints (req->alone: its lease was acquired on an absent set) goes as
+// op RL_REDIS_OP_RELEASE_ALONE; an ACQUIRE answered short with reset_after its lease (on
+// an absent set) gets req->alone from the decode, one answered otherwise does not.
+START_TEST(release_hints_go_as_their_own_op) {
+    rl_limits c = limits1(RL_ALGO_CONCURRENCY, 5, 30000000, 0);
+    rl_store_item it[4] = {item(&c, "up", "a", 1), item(&c, "up", "b", 1), item(&c, "up", "c", 0),
+                           item(&c, "up", "d", 0)};
+    rl_store_op ops[4] = {RL_STORE_ACQUIRE, RL_STORE_ACQUIRE, RL_STORE_RELEASE, RL_STORE_RELEASE};
+    rl_status st;
+    rl_redis_request *reqs[4];
+    for (size_t i = 0; i < 4; i++) {
+        it[i].lease = 1 + i;
+        reqs[i] = rl_redis_request_new(ops[i], &it[i], 1, "rl:", 3, &st);
+    }
+    reqs[2]->alone = 1;
+    rl_redis_cmdbuf buf = {0};
+    ck_assert_int_eq(rl_redis_call_encode(&buf, reqs, 4, NULL, 0), RL_OK);
+    redisReply *cmd = parse(buf.data, buf.len);
+    /* ACQUIRE x 2 (4 + 8 x (0 + 1 x 1)); the hinted RELEASE 7 + 8 x 0; a RELEASE 5 */
+    const char *const tail[] = {"L4", "12*2", "1:1", "2:1", "7", "3:", "5", "4:"};
+    size_t nt = sizeof(tail) / sizeof(tail[0]);
+    ck_assert_uint_ge(cmd->elements, nt);
+    for (size_t i = 0; i < nt; i++)
+        ck_assert_str_eq(cmd->element[cmd->elements - nt + i]->str, tail[i]);
+    freeReplyObject(cmd);
+    rl_free(buf.data);
+    answers got;
+    const char *why;
+    /* acquired short (4 left, reset the lease); acquired in the long form (3 left);
+       released short; not held */
+    ck_assert_int_eq(
+        decode("*7\r\n:777\r\n:70\r\n:50\r\n:1000\r\n:87\r\n:84\r\n:0\r\n", reqs, 4, &got, &why),
+        RL_OK);
+    ck_assert_int_eq(got.count, 4);
+    ck_assert_int_eq(got.got[0].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[0].verdicts[0].remaining, 4);
+    ck_assert_uint_eq(reqs[0]->alone, 1);
+    ck_assert_int_eq(got.got[1].status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(got.got[1].verdicts[0].remaining, 3);
+    ck_assert_int_eq(got.got[1].verdicts[0].reset_after_us, 1000);
+    ck_assert_uint_eq(reqs[1]->alone, 0);
+    ck_assert_int_eq(got.got[2].status, RL_ST_ALLOWED);
+    ck_assert_int_eq(got.got[3].status, RL_ST_LEASE_UNKNOWN);
+    for (size_t i = 0; i < 4; i++)
+        rl_free(reqs[i]);
+}
+END_TEST
+
 static Suite *batch_suite(void) {
     Suite *s = suite_create("redis_batch");
     TCase *tc = tcase_create("batch");
@@ -691,6 +739,7 @@ static Suite *batch_suite(void) {
     tcase_add_test(tc, compact_replies_become_answers);
     tcase_add_test(tc, lease_only_calls_take_the_lease_form);
     tcase_add_test(tc, lease_batches_with_one_code_go_as_runs);
+    tcase_add_test(tc, release_hints_go_as_their_own_op);
     tcase_add_test(tc, a_failed_batch_is_answered_alone);
     tcase_add_test(tc, lease_items_carry_their_id_and_read_lease_fields);
     suite_add_tcase(s, tc);

@@ -44,6 +44,11 @@ START_TEST(operation_numbers_match_rl_store_op) {
     assert_line(line);
     snprintf(line, sizeof(line), "local OP_REFUND=%d", RL_STORE_REFUND);
     assert_line(line);
+    snprintf(line, sizeof(line), "local OP_RELEASE_ALONE=%d", RL_REDIS_OP_RELEASE_ALONE);
+    assert_line(line);
+    /* the hinted RELEASE is an op of its own in a lease form code */
+    ck_assert_int_gt(RL_REDIS_OP_RELEASE_ALONE, RL_STORE_RENEW);
+    ck_assert_int_lt(RL_REDIS_OP_RELEASE_ALONE, RL_REDIS_LEASE_OPS);
     /* the script tells a lease batch by op >= OP_ACQUIRE */
     ck_assert_int_gt(RL_STORE_ACQUIRE, RL_STORE_RESET);
     ck_assert_int_gt(RL_STORE_RELEASE, RL_STORE_ACQUIRE);
