@@ -492,7 +492,9 @@ static int encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t co
     call_plan plan;
     buf->len = 0;
     int rc = plan_call(&plan, reqs, count);
-    size_t runs = form->keys_in_argv ? count_runs(reqs, count) : 0;
+    /* a compact node call reads no slot apart: G = -(its keys), no run lengths */
+    int runless = form->keys_in_argv && plan.form == FORM_COMPACT;
+    size_t runs = form->keys_in_argv && !runless ? count_runs(reqs, count) : 0;
     size_t head = form->keys_in_argv ? 2 + runs : 0; /* mark, G, the run lengths */
     if (rc == RL_OK)
         rc = reserve(buf, 64);
@@ -503,7 +505,9 @@ static int encode(rl_redis_cmdbuf *buf, rl_redis_request *const *reqs, size_t co
         else
             rc = put_bulk(buf, "EVAL", 4) | put_bulk(buf, form->script, form->script_len);
         rc |= put_int(buf, form->keys_in_argv ? 0 : (int64_t)plan.key_count);
-        if (form->keys_in_argv)
+        if (runless)
+            rc |= put_bulk(buf, RL_REDIS_CLUSTER_MARK, 1) | put_int(buf, -(int64_t)plan.key_count);
+        else if (form->keys_in_argv)
             rc |= put_runs(buf, reqs, count, runs);
     }
     if (rc == RL_OK)

@@ -109,7 +109,9 @@ local function ceil_ms(us) return floor((us + 999) / 1000) end
 -- variant starts with "#!lua flags=allow-cross-slot-keys", so one call may touch many
 -- slots of its node); ARGV is CLUSTER_MARK, G, the key counts of G runs (each run: the
 -- keys of one slot, in call order), the keys, then the arguments described above. The
--- keys become KEYS and the rest ARGV; runs holds the last key index of each run.
+-- keys become KEYS and the rest ARGV; runs holds the last key index of each run. A
+-- compact call (below: it reads no slot's keys apart) has G = -(its key count) and no
+-- run counts (an argument costs Redis ~0.9k instructions; most runs are one key).
 -- num[s]: the number in decimal string s, converted once per call (Lua's tonumber is
 -- strtod, ~0.2 us; a call's ops, set indexes and costs take few distinct values).
 local num = setmetatable({}, {__index = function(t, s)
@@ -117,10 +119,11 @@ local num = setmetatable({}, {__index = function(t, s)
     if s ~= nil then t[s] = v end
     return v
 end})
-local KEYS, ARGV, runs = KEYS, ARGV, nil
+local KEYS, ARGV, runs, runless = KEYS, ARGV, nil, false
 if ARGV[1] == CLUSTER_MARK then
     local g, keys, args, total = tonumber(ARGV[2]), {}, {}, 0
     runs = {}
+    if g < 0 then total, g, runless = -g, 0, true end
     for r = 1, g do total = total + num[ARGV[2 + r]]; runs[r] = total end
     for i = 1, total do keys[i] = ARGV[2 + g + i] end
     for i = 1, #ARGV - 2 - g - total do args[i] = ARGV[2 + g + total + i] end
@@ -187,6 +190,7 @@ end
 -- batches}); lease_at[b]: the index of its lease in ARGV; acquires: the ACQUIREs'
 -- batches.
 local nb, leases_only, acquires, ops, lease_at = tonumber(ARGV[pos]), false, {}, {}, {}
+if runless and not (nb and nb < 0) then return redis.error_reply('runs missing') end
 if not nb and ARGV[pos]:sub(1, #LEASE_MARK) == LEASE_MARK then
     nb, leases_only = tonumber(ARGV[pos]:sub(#LEASE_MARK + 1)), true
     local nsets, na = #sets, 0

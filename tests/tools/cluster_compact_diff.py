@@ -64,19 +64,13 @@ def main():
         for _, s, c in items:
             tail += [str(s), str(c)]
         plain = rp.evalsha(shap, n, *keys, *tail)
-        # the node call: items sorted by slot (stable: a key's items keep their order)
+        # the node call as rlimitd sends a compact one: items sorted by slot (stable: a
+        # key's items keep their order), no run counts (G = -(the key count))
         order = sorted(range(n), key=lambda i: slot[names[items[i][0]]])
-        runs = []
-        for i in order:
-            s = slot[names[items[i][0]]]
-            if runs and runs[-1][0] == s:
-                runs[-1][1] += 1
-            else:
-                runs.append([s, 1])
         ctail = head[:]
         for i in order:
             ctail += [str(items[i][1]), str(items[i][2])]
-        args = ['K', str(len(runs))] + [str(c) for _, c in runs] + [keys[i] for i in order] + ctail
+        args = ['K', str(-n)] + [keys[i] for i in order] + ctail
         node = rc.evalsha(shac, 0, *args)
         for j, i in enumerate(order):
             compared += 1
@@ -101,13 +95,21 @@ def main():
     # numbers rlimitd does not write (beyond a charge's bound; "<n> " reads as marked): a
     # CHECK is denied, answered (no error), and the value put back as it was
     # A key of another type counts as empty and is overwritten.
-    key, one = 'rl:{p:odd}:0', ['K', '1', '1', 'rl:{p:odd}:0', str(now), '1'] + sets[0] + ['-1', '1', '1']
+    key, one = 'rl:{p:odd}:0', ['K', '-1', 'rl:{p:odd}:0', str(now), '1'] + sets[0] + ['-1', '1', '1']
     for odd in ('1e22', 'inf', '1e22 ', 'inf '):
         rc.set(key, odd, px=600000)
         got = rc.evalsha(shac, 0, *one)
         if not isinstance(got[1], int) or got[1] % 2 != 0 or rc.get(key) != odd.encode():
             bad.append('a key holding %r: answered %r, holds %r after' % (odd, got[1:], rc.get(key)))
     rc.delete(key)
+    # a node call without run counts is refused unless it is compact (the other forms read
+    # slot by slot)
+    try:
+        got = rc.evalsha(shac, 0, 'K', '-1', key, str(now), '1', *sets[0], '0')
+        bad.append('a runless general call was answered %r' % (got,))
+    except redis.exceptions.ResponseError as e:
+        if 'runs missing' not in str(e):
+            bad.append('a runless general call failed with %r' % (str(e),))
     rc.rpush(key, 'x')
     got = rc.evalsha(shac, 0, *one)
     if got[1] != 9 or rc.type(key) != b'string':
