@@ -86,6 +86,7 @@ local ALGO_FIXED_WINDOW, ALGO_SLIDING_LOG, ALGO_SLIDING_COUNTER = 0, 1, 2
 local ALGO_TOKEN_BUCKET, ALGO_GCRA, ALGO_CONCURRENCY = 3, 4, 5
 local OP_CHECK, OP_PEEK, OP_ADJUST, OP_RESET = 0, 1, 2, 3
 local OP_ACQUIRE, OP_RELEASE, OP_RENEW = 4, 5, 6
+-- (in a lease form code only: 7 is OP_REFUND elsewhere)
 local OP_RELEASE_ALONE = 7
 local OP_REFUND = 7
 local RATE_ARGS, BATCH_ARGS, ITEM_ARGS = 4, 2, 2
@@ -138,10 +139,12 @@ if real then
 end
 -- A TTL ending at time t (us, this clock), as PEXPIRE, PX and expire_arg(t) name it: on
 -- Redis's clock the absolute PEXPIREAT and PXAT, which Redis propagates as sent (PEXPIRE
--- and PX it first rewrites into them for replicas and the AOF: ~0.5 us a command); on a
--- test's clock, relative to its now (which is not Redis's).
-local PEXPIRE, PX = real and 'PEXPIREAT' or 'PEXPIRE', real and 'PXAT' or 'PX'
-local function expire_arg(t) return fmt(INT, ceil_ms(real and t or t - now)) end
+-- and PX it first rewrites into them for replicas and the AOF: ~0.5 us a command), from
+-- Redis 7.0 on (redis.REDIS_VERSION_NUM came with it; SET ... PXAT needs 6.2); on an
+-- older Redis, and on a test's clock (its now is not Redis's), relative to now.
+local abs = real and redis.REDIS_VERSION_NUM ~= nil
+local PEXPIRE, PX = abs and 'PEXPIREAT' or 'PEXPIRE', abs and 'PXAT' or 'PX'
+local function expire_arg(t) return fmt(INT, ceil_ms(abs and t or t - now)) end
 -- Limit sets. Kinds: 'f' fixed_window, 'l' sliding_window_log, 'c' sliding_window_counter,
 -- 'b' token_bucket and gcra (one meter). start: the window holding now; top: the most
 -- usage a charge may leave (2 x capacity; buckets: tat - now); off: the rate's first
@@ -176,7 +179,8 @@ end
 -- one-rate concurrency set, so one key) takes the lease fast path below: its keys are
 -- sorted sets, so the read of string values is skipped (outside Redis Cluster, where
 -- that read finds the slots this node does not serve).
--- The expiry of a lease of rate rt taken or renewed now, and its TTL, as strings.
+-- The expiry of a lease of rate rt taken or renewed now, and its TTL's end as expire_arg
+-- gives it, as strings.
 local function lease_ends(rt)
     if not rt.ends_s then
         rt.ends_s, rt.exp_s = fmt('%.0f', now + rt.period), expire_arg(now + rt.period)
@@ -185,7 +189,7 @@ end
 -- A call in the lease form (every batch a lease op: one key each) takes the lease fast
 -- path below: its keys are sorted sets, so the read of string values is skipped (outside
 -- Redis Cluster, where that read finds the slots this node does not serve). ops[b]:
--- batch b's code decoded ({op, rate, cost}; false: not a lease op of a
+-- batch b's code decoded ({op, rate, cost, hinted}; false: not a lease op of a
 -- concurrency set), once per distinct run head (dec: {d = that, n = the run's
 -- batches}); lease_at[b]: the index of its lease in ARGV; acquires: the ACQUIREs'
 -- batches.
@@ -445,8 +449,10 @@ end
 -- it and no index is kept beside the set. The set's TTL is never shorter than its
 -- latest lease: ACQUIRE and RENEW extend it to their lease's end when it is the
 -- latest; RELEASE leaves it (a member removed needs no later TTL, and the set goes
--- with its last member), so a set whose leases all expired is gone by the end of the
--- latest lease written to it, at most lease after its last ACQUIRE or RENEW. Reply per
+-- with its last member; a hinted RELEASE that puts back a set its pop emptied gives it
+-- an ACQUIRE's TTL), so a set whose leases all expired is gone by the end of the
+-- latest lease written to it, at most lease after its last ACQUIRE or RENEW (or that
+-- put-back). Reply per
 -- item, LEASE_FIELDS integers: outcome (1 allowed, 0 denied, LEASE_UNKNOWN: not held),
 -- remaining, reset_after, retry_after, leases expired, the slots they held.
 local function slots_of(m) return tonumber(match(m, '^%d+:(%d+)$')) or 0 end
@@ -565,10 +571,11 @@ if leases_only then
             elseif op == OP_RELEASE and d[4] then
                 -- a lease the daemon acquired on an absent set (a hint: its set is likely
                 -- that lease alone): ZPOPMIN of 2 takes such a set whole in one command;
-                -- a set that held others gets back what was popped (and, if the pop
-                -- emptied it, a TTL: the latest end of what it holds, or if all of that
-                -- has expired, a moment from now, so that the read below still finds,
-                -- trims and counts it) and is decided as read anew
+                -- a set that held others gets back what was popped, and if the pop
+                -- emptied it (no TTL after), an ACQUIRE's TTL (a lease from now, or the
+                -- latest end it holds if later: never one Redis's running clock may have
+                -- passed, so the read below finds, trims and counts what it holds), and
+                -- is decided as read anew
                 all = pcall_('ZPOPMIN', key, '2')
                 local na = #all
                 if na == 2 and find(all[1], lease, 1, true) == 1 then
@@ -577,7 +584,9 @@ if leases_only then
                     local back, last = {}, all[na] + 0
                     for i = 1, na, 2 do back[i], back[i + 1] = all[i + 1], all[i] end
                     call('ZADD', key, unpack(back))
-                    call(PEXPIRE, key, expire_arg(last > now and last or now + 1000), 'NX')
+                    if call('PTTL', key) == -1 then
+                        call(PEXPIRE, key, last > now + rt.period and expire_arg(last) or rt.exp_s)
+                    end
                     all = nil
                 end
             elseif op == OP_RELEASE then

@@ -204,7 +204,9 @@ static int gives_back(const rl_redis_request *req) {
 // The RELEASE hint: the ids of leases this store acquired on an absent set (their set is
 // likely still that lease alone when they are released, which the script then tries with
 // one ZPOPMIN instead of a read and a DEL; see redis_script.lua). Only the cost depends on
-// it: a wrong hint costs the script two more commands, a lost one nothing. Ids are
+// it: a wrong hint costs the script three or four more commands (the pop, the members
+// put back, a TTL check and perhaps a TTL) before the usual read, a lost one nothing; a
+// client can only make its own RELEASEs dearer so. Ids are
 // SipHash outputs, so their low bits spread them.
 static void alone_put(redis_store *s, uint64_t id) {
     if (!s->alone && !(s->alone = rl_calloc(RL_REDIS_ALONE_SLOTS, sizeof(*s->alone))))

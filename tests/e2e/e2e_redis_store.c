@@ -971,8 +971,10 @@ START_TEST(hinted_releases_leave_other_leases_as_they_were) {
     ck_assert_str_eq(r->element[0]->str, "103:2");
     ck_assert_int_eq(strtoll(r->element[1]->str, NULL, 10), t0 + 1100000);
     freeReplyObject(r);
-    r = redisCommand(c, "PTTL rl:{up:k}:0"); /* b ends 0.9 s after this clock */
-    ck_assert_msg(r->integer > 800 && r->integer <= 901, "set ttl %lld", r->integer);
+    /* the pop emptied the set: put back with an ACQUIRE's TTL, a lease (1 s) from now,
+       later than b's end (0.9 s from now) */
+    r = redisCommand(c, "PTTL rl:{up:k}:0");
+    ck_assert_msg(r->integer > 900 && r->integer <= 1001, "set ttl %lld", r->integer);
     freeReplyObject(r);
     ans = h_do(&h, store, RL_STORE_RELEASE, &x, 1); /* hinted, alone: the set goes */
     ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
@@ -997,6 +999,33 @@ START_TEST(hinted_releases_leave_other_leases_as_they_were) {
     ck_assert_uint_eq(ans.leases_expired, 1);
     ck_assert_uint_eq(ans.slots_expired, 1);
     r = redisCommand(c, "EXISTS rl:{up:m}:0");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    store->ops->free(store);
+    /* on Redis's clock (absolute TTLs): the put-back set keeps b, its TTL past b's end */
+    store = h_store(&h, NULL);
+    a.key = "rk", x.key = "rj", b.key = "rk";
+    a.key_len = x.key_len = b.key_len = 2;
+    a.lease = 201, x.lease = 202, b.lease = 203;
+    h_submit(store, RL_STORE_ACQUIRE, &a, 1, &outs[0]);
+    h_submit(store, RL_STORE_ACQUIRE, &x, 1, &outs[1]);
+    h_wait(&h, outs, 2);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_ACQUIRE, &b, 1).status, RL_ST_ALLOWED);
+    ans = h_do(&h, store, RL_STORE_RELEASE, &a, 1);
+    ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
+    ck_assert_uint_eq(ans.verdicts[0].remaining, 3);
+    r = redisCommand(c, "ZRANGE rl:{up:rk}:0 0 -1 WITHSCORES");
+    ck_assert_uint_eq(r->elements, 2);
+    ck_assert_str_eq(r->element[0]->str, "203:2");
+    long long b_end = strtoll(r->element[1]->str, NULL, 10);
+    freeReplyObject(r);
+    r = redisCommand(c, "PEXPIRETIME rl:{up:rk}:0");
+    ck_assert_msg(r->integer * 1000 >= b_end, "set expires at %lld ms, b at %lld us", r->integer,
+                  b_end);
+    freeReplyObject(r);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &b, 1).status, RL_ST_ALLOWED);
+    ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &x, 1).status, RL_ST_ALLOWED);
+    r = redisCommand(c, "EXISTS rl:{up:rk}:0 rl:{up:rj}:0");
     ck_assert_int_eq(r->integer, 0);
     freeReplyObject(r);
     redisFree(c);
