@@ -5,7 +5,9 @@
 # config file is replaced (atomically) by one of two versions: B changes policy `flip`
 # (its state is forgotten), adds a policy and a second listener; A takes them away
 # again. Policy `steady` is the same in both, so its counter must survive every reload:
-# the load sends more than its limit on one key, and exactly `limit` must be admitted.
+# the load sends more than its limit on one key, and exactly `limit` must be admitted (a
+# sliding log: a fixed window of 1 h rolls over at the top of the hour, and a run across
+# it admitted twice the limit once).
 # Then a final config with a new policy `final` is loaded and must be in force.
 #
 # Asserts: every request got exactly one answer (by id), STATS counters moved by what
@@ -30,7 +32,7 @@ config() { # extra-listener extra-policies flip-limit
     cat <<EOF
 {"listen": ["unix:@DIR@/rlimitd.sock"$1],
  "policies": {
-  "steady": {"algorithm": "fixed_window", "limit": $STEADY_LIMIT, "period": "1h"},
+  "steady": {"algorithm": "sliding_window_log", "limit": $STEADY_LIMIT, "period": "1h"},
   "flip": {"algorithm": "token_bucket", "limit": $3, "period": "1s"}$2}}
 EOF
 }
