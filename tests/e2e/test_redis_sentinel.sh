@@ -39,7 +39,7 @@ CONFIG='{"listen": ["unix:@DIR@/rlimitd.sock"],
            "connect_timeout_ms": 300,
            "sentinel": {"master": "mymaster", "nodes": '$NODES', "password": "'$SENTINEL_PASSWORD'"}},
  "policies": {
-  "fw": {"algorithm": "fixed_window", "limit": 7, "period": "60s", "on_store_error": "deny"},
+  "fw": {"algorithm": "fixed_window", "limit": 7, "period": "1h", "on_store_error": "deny"},
   "tb": {"algorithm": "token_bucket", "limit": 5, "period": "600s", "burst": 5,
          "on_store_error": "allow"}}}'
 daemon_start s "$CONFIG"

@@ -12,6 +12,10 @@
 # JOBS at a time (default $TEST_JOBS, else 3): put the long ones first.
 # A test still running after SECONDS (default 900) is stopped and fails. SUMMARY, when
 # given, gets a line per test: "LABEL passed|failed SECONDS".
+# Most tests' policies are fixed windows of 1 h, which roll over at the top of the hour
+# (every unit given back), so a test that counts exactly must not run across it: no test
+# starts in the last HOUR_GUARD seconds (default 90) of an hour; those running finish,
+# and the others start once the hour has turned.
 #
 # Cases counted from the logs: Check's "Checks: N", pytest's "N passed", the "ok " lines
 # of the shell tests.
@@ -70,6 +74,8 @@ reap() {
 }
 
 declare -A done_of=() # label -> 0 (passed) or 1 (failed), once ended
+hour_guard=${HOUR_GUARD:-90}
+near_hour() { ((3600 - EPOCHSECONDS % 3600 <= hour_guard)); }
 trap 'kill -TERM "${!label_of[@]}" 2>/dev/null; exit 130' INT TERM
 
 # Starts the test at index I of pending (its dependency has passed).
@@ -100,13 +106,19 @@ while [ ${#pending[@]} -gt 0 ] || [ ${#label_of[@]} -gt 0 ]; do
             failed_list+=("${label%@*} (not run: $dep failed)")
             done_of[${label%@*}]=1
             [ -n "$summary" ] && echo "${label%@*} FAILED 0" >>"$summary"
-        elif [ ${#label_of[@]} -lt "$jobs_max" ] && { [ -z "$dep" ] || [ "${done_of[$dep]:-}" = 0 ]; }; then
+        elif [ ${#label_of[@]} -lt "$jobs_max" ] && { [ -z "$dep" ] || [ "${done_of[$dep]:-}" = 0 ]; } &&
+            ! near_hour; then
             start_test "$test"
         else
             rest+=("$test")
         fi
     done
     pending=("${rest[@]}")
+    if [ ${#label_of[@]} -eq 0 ] && [ ${#pending[@]} -gt 0 ] && near_hour; then
+        echo "$name: waiting for the top of the hour ($((3600 - EPOCHSECONDS % 3600)) s)"
+        sleep $((3600 - EPOCHSECONDS % 3600 + 1))
+        continue
+    fi
     if [ ${#label_of[@]} -eq 0 ] && [ ${#pending[@]} -gt 0 ]; then
         for test in "${pending[@]}"; do # their dependency is no test of this run
             dep_of "$test"
