@@ -809,27 +809,23 @@ static void read_lease_form(redisReply *const *e, rl_redis_request *req, rl_stor
         answer->errstr = e[0]->str; /* a command failed inside the script, or REDIRECT */
         return;
     }
-    long long first = e[0]->integer, outcome = first % RL_REDIS_LEASE_SCALE / 2;
+    long long first = e[0]->integer, low = first % RL_REDIS_LEASE_SCALE;
     const rl_rate *rate = &req->items[0].limits.rates[0];
-    if (lease_short(first)) {
-        bool lease = first % RL_REDIS_LEASE_SCALE == RL_REDIS_LEASE_SHORT;
-        req->alone = lease && req->op == RL_STORE_ACQUIRE;
-        answer->verdicts[0] = (rl_verdict){.allowed = true,
-                                           .limit = rl_rate_capacity(rate),
-                                           .remaining = (uint64_t)(first / RL_REDIS_LEASE_SCALE),
-                                           .reset_after_us = lease ? rl_rate_window_us(rate) : 0,
-                                           .window_us = rl_rate_window_us(rate)};
-        answer->status = RL_ST_ALLOWED;
-        return;
-    }
-    size_t at = outcome == 0 ? 3 : 2;
+    bool brief = lease_short(first); /* allowed; reset_after the lease or 0, nothing follows */
+    long long outcome = brief ? 1 : low / 2;
+    if (brief)
+        req->alone = low == RL_REDIS_LEASE_SHORT && req->op == RL_STORE_ACQUIRE;
+    int64_t reset = !brief                        ? e[1]->integer
+                    : low == RL_REDIS_LEASE_SHORT ? rl_rate_window_us(rate)
+                                                  : 0;
     answer->verdicts[0] = (rl_verdict){.allowed = outcome == 1,
                                        .limit = rl_rate_capacity(rate),
                                        .remaining = (uint64_t)(first / RL_REDIS_LEASE_SCALE),
-                                       .reset_after_us = e[1]->integer,
+                                       .reset_after_us = reset,
                                        .retry_after_us = outcome == 0 ? e[2]->integer : 0,
                                        .window_us = rl_rate_window_us(rate)};
-    if (first & 1) {
+    if (!brief && (first & 1)) {
+        size_t at = outcome == 0 ? 3 : 2;
         answer->leases_expired = (uint32_t)e[at]->integer;
         answer->slots_expired = (uint64_t)e[at + 1]->integer;
     }

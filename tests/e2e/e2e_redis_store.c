@@ -882,6 +882,37 @@ END_TEST
 // A lease set in Redis: rl:{<policy>:<key>}:0, a sorted set of "<id>:<slots>" scored by
 // expiry on the store's clock, with the TTL of the last lease; a lease counts up to
 // (not at) its expiry; RESET ends every lease; a key holding a string counts as empty.
+static long long redis_int(redisContext *c, const char *fmt, const char *key) {
+    redisReply *r = redisCommand(c, fmt, key);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+// Asserts that the lease set key holds one member, member, and returns its score.
+static long long only_lease(redisContext *c, const char *key, const char *member) {
+    redisReply *r = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", key);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_uint_eq(r->elements, 2);
+    ck_assert_str_eq(r->element[0]->str, member);
+    long long score = strtoll(r->element[1]->str, NULL, 10);
+    freeReplyObject(r);
+    return score;
+}
+
+// ACQUIREs x and y in one script call (two ACQUIREs: the lease fast path's probe finds
+// their sets absent), both allowed.
+static void acquire_together(rl_store *store, const rl_store_item *x, const rl_store_item *y) {
+    outcome o[2];
+    h_submit(store, RL_STORE_ACQUIRE, x, 1, &o[0]);
+    h_submit(store, RL_STORE_ACQUIRE, y, 1, &o[1]);
+    h_wait(&h, o, 2);
+    ck_assert_int_eq(o[0].ans.status, RL_ST_ALLOWED);
+    ck_assert_int_eq(o[1].ans.status, RL_ST_ALLOWED);
+}
+
 START_TEST(lease_sets_in_redis) {
     int64_t t0 = h_wall_us() + 2000000, clock = t0;
     rl_store_redis_options opt = {.clock = &clock, .no_cache = 1};
@@ -891,12 +922,8 @@ START_TEST(lease_sets_in_redis) {
     a.lease = 18446744073709551557ULL; /* past 2^53: kept exactly */
     ck_assert_int_eq(h_do(&h, store, RL_STORE_ACQUIRE, &a, 1).status, RL_ST_ALLOWED);
     redisContext *c = rlt_redis_connect(&h.redis, NULL);
-    redisReply *r = redisCommand(c, "ZRANGE rl:{up:k}:0 0 -1 WITHSCORES");
-    ck_assert_uint_eq(r->elements, 2);
-    ck_assert_str_eq(r->element[0]->str, "18446744073709551557:2");
-    ck_assert_int_eq(strtoll(r->element[1]->str, NULL, 10), t0 + 1000000);
-    freeReplyObject(r);
-    r = redisCommand(c, "PTTL rl:{up:k}:0");
+    ck_assert_int_eq(only_lease(c, "rl:{up:k}:0", "18446744073709551557:2"), t0 + 1000000);
+    redisReply *r = redisCommand(c, "PTTL rl:{up:k}:0");
     ck_assert_msg(r->integer > 900 && r->integer <= 1000, "lease set ttl %lld", r->integer);
     freeReplyObject(r);
     clock = t0 + 999999; /* held one microsecond before its expiry */
@@ -949,12 +976,7 @@ START_TEST(hinted_releases_leave_other_leases_as_they_were) {
     rl_store_item a = h_item(&l, "up", "k", 1), x = h_item(&l, "up", "j", 1);
     a.lease = 101;
     x.lease = 102;
-    outcome outs[2];
-    h_submit(store, RL_STORE_ACQUIRE, &a, 1, &outs[0]);
-    h_submit(store, RL_STORE_ACQUIRE, &x, 1, &outs[1]);
-    h_wait(&h, outs, 2);
-    ck_assert_int_eq(outs[0].ans.status, RL_ST_ALLOWED);
-    ck_assert_int_eq(outs[1].ans.status, RL_ST_ALLOWED);
+    acquire_together(store, &a, &x);
     clock = t0 + 100000;
     rl_store_item b = h_item(&l, "up", "k", 2); /* a second holder on a's set */
     b.lease = 103;
@@ -966,68 +988,47 @@ START_TEST(hinted_releases_leave_other_leases_as_they_were) {
     ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
     ck_assert_uint_eq(ans.verdicts[0].remaining, 3);
     redisContext *c = rlt_redis_connect(&h.redis, NULL);
-    redisReply *r = redisCommand(c, "ZRANGE rl:{up:k}:0 0 -1 WITHSCORES");
-    ck_assert_uint_eq(r->elements, 2);
-    ck_assert_str_eq(r->element[0]->str, "103:2");
-    ck_assert_int_eq(strtoll(r->element[1]->str, NULL, 10), t0 + 1100000);
-    freeReplyObject(r);
+    ck_assert_int_eq(only_lease(c, "rl:{up:k}:0", "103:2"), t0 + 1100000);
     /* the pop emptied the set: put back with an ACQUIRE's TTL, a lease (1 s) from now,
        later than b's end (0.9 s from now) */
-    r = redisCommand(c, "PTTL rl:{up:k}:0");
-    ck_assert_msg(r->integer > 900 && r->integer <= 1001, "set ttl %lld", r->integer);
-    freeReplyObject(r);
+    long long ttl = redis_int(c, "PTTL %s", "rl:{up:k}:0");
+    ck_assert_msg(ttl > 900 && ttl <= 1001, "set ttl %lld", ttl);
     ans = h_do(&h, store, RL_STORE_RELEASE, &x, 1); /* hinted, alone: the set goes */
     ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
     ck_assert_uint_eq(ans.verdicts[0].remaining, 5);
     ck_assert_int_eq(ans.verdicts[0].reset_after_us, 0);
-    r = redisCommand(c, "EXISTS rl:{up:j}:0");
-    ck_assert_int_eq(r->integer, 0);
-    freeReplyObject(r);
+    ck_assert_int_eq(redis_int(c, "EXISTS %s", "rl:{up:j}:0"), 0);
     ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &a, 1).status, RL_ST_LEASE_UNKNOWN);
     ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &b, 1).status, RL_ST_ALLOWED);
     /* a hinted lease that expired: not released, counted as expired, its set gone */
     rl_store_item y = h_item(&l, "up", "m", 1), z = h_item(&l, "up", "n", 1);
     y.lease = 104;
     z.lease = 105;
-    h_submit(store, RL_STORE_ACQUIRE, &y, 1, &outs[0]);
-    h_submit(store, RL_STORE_ACQUIRE, &z, 1, &outs[1]);
-    h_wait(&h, outs, 2);
-    ck_assert_int_eq(outs[0].ans.status, RL_ST_ALLOWED);
+    acquire_together(store, &y, &z);
     clock += 1000000;
     ans = h_do(&h, store, RL_STORE_RELEASE, &y, 1);
     ck_assert_int_eq(ans.status, RL_ST_LEASE_UNKNOWN);
     ck_assert_uint_eq(ans.leases_expired, 1);
     ck_assert_uint_eq(ans.slots_expired, 1);
-    r = redisCommand(c, "EXISTS rl:{up:m}:0");
-    ck_assert_int_eq(r->integer, 0);
-    freeReplyObject(r);
+    ck_assert_int_eq(redis_int(c, "EXISTS %s", "rl:{up:m}:0"), 0);
     store->ops->free(store);
     /* on Redis's clock (absolute TTLs): the put-back set keeps b, its TTL past b's end */
     store = h_store(&h, NULL);
     a.key = "rk", x.key = "rj", b.key = "rk";
     a.key_len = x.key_len = b.key_len = 2;
     a.lease = 201, x.lease = 202, b.lease = 203;
-    h_submit(store, RL_STORE_ACQUIRE, &a, 1, &outs[0]);
-    h_submit(store, RL_STORE_ACQUIRE, &x, 1, &outs[1]);
-    h_wait(&h, outs, 2);
+    acquire_together(store, &a, &x);
     ck_assert_int_eq(h_do(&h, store, RL_STORE_ACQUIRE, &b, 1).status, RL_ST_ALLOWED);
     ans = h_do(&h, store, RL_STORE_RELEASE, &a, 1);
     ck_assert_int_eq(ans.status, RL_ST_ALLOWED);
     ck_assert_uint_eq(ans.verdicts[0].remaining, 3);
-    r = redisCommand(c, "ZRANGE rl:{up:rk}:0 0 -1 WITHSCORES");
-    ck_assert_uint_eq(r->elements, 2);
-    ck_assert_str_eq(r->element[0]->str, "203:2");
-    long long b_end = strtoll(r->element[1]->str, NULL, 10);
-    freeReplyObject(r);
-    r = redisCommand(c, "PEXPIRETIME rl:{up:rk}:0");
-    ck_assert_msg(r->integer * 1000 >= b_end, "set expires at %lld ms, b at %lld us", r->integer,
-                  b_end);
-    freeReplyObject(r);
+    long long b_end = only_lease(c, "rl:{up:rk}:0", "203:2");
+    long long at_ms = redis_int(c, "PEXPIRETIME %s", "rl:{up:rk}:0");
+    ck_assert_msg(at_ms * 1000 >= b_end, "set expires at %lld ms, b at %lld us", at_ms, b_end);
     ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &b, 1).status, RL_ST_ALLOWED);
     ck_assert_int_eq(h_do(&h, store, RL_STORE_RELEASE, &x, 1).status, RL_ST_ALLOWED);
-    r = redisCommand(c, "EXISTS rl:{up:rk}:0 rl:{up:rj}:0");
-    ck_assert_int_eq(r->integer, 0);
-    freeReplyObject(r);
+    ck_assert_int_eq(
+        redis_int(c, "EXISTS %s", "rl:{up:rk}:0") + redis_int(c, "EXISTS %s", "rl:{up:rj}:0"), 0);
     redisFree(c);
     store->ops->free(store);
 }
@@ -1134,15 +1135,6 @@ START_TEST(unix_socket_and_stats) {
 END_TEST
 
 /* ---- abuse: charges, log sizes, logs of older versions ---- */
-
-static long long redis_int(redisContext *c, const char *fmt, const char *key) {
-    redisReply *r = redisCommand(c, fmt, key);
-    ck_assert_ptr_nonnull(r);
-    ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
-    long long v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
 
 // Issue 11: 100,000 ADJUST +1 on a login key (5 per 15 min) made its sorted set 10,000
 // members and every call on it 9-11 ms of Redis time. Now the set holds at most limit

@@ -17,22 +17,14 @@ rlimitd writes (beyond what a charge may leave, or infinite; marked or not) is d
 answered, and keeps its value; a key of another type is overwritten as an empty bucket.
 Prints the mismatches and exits 1 if there are any.
 """
+import os
 import random
 import sys
 
 import redis
 
-CRC = []
-
-
-def crc16(data):
-    crc = 0
-    for b in data:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rlcluster import key_slot  # noqa: E402
 
 
 def main():
@@ -46,7 +38,7 @@ def main():
     # limit sets: token bucket 5/s burst 5 (T 200 ms), gcra 10/s burst 3 (T 100 ms)
     sets = [['1', '3', '5', '1000000', '5'], ['1', '4', '10', '1000000', '3']]
     names = ['p:k%d' % k for k in range(6)]
-    slot = {n: crc16(n.encode()) % 16384 for n in names}
+    slot = {n: key_slot(('rl:{%s}:0' % n).encode()) for n in names}
     bad, compared = [], 0
     for step in range(int(steps)):
         now += rnd.choice([0, 1000, 50000, 199999, 200000, 400000, 3000000])
